@@ -1,0 +1,85 @@
+"""`seattle vessel ...`: run a program locally in a vessel, and report what the host's sandbox offers."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from seattle.errors import SeattleError
+from seattle.vessel.launcher import ALL_LAYERS
+from seattle.vessel.local import load_allotment, run_program_locally
+from seattle.vessel.oslayer import detect
+from seattle.vessel.status import EXIT_NORMAL
+
+
+@click.group()
+def vessel() -> None:
+    """Run programs in vessels on this machine."""
+
+
+def _write_output(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+@vessel.command(context_settings={"ignore_unknown_options": True})
+@click.option("--resources", "resource_file", type=click.Path(path_type=Path),
+              help="Resource file (`resource NAME VALUE` lines); default: a modest local allotment.")
+@click.option("--dir", "directory", type=click.Path(path_type=Path, file_okay=False),
+              help="Run in this directory (kept afterwards) instead of a temporary one.")
+@click.option("--ip", "local_ips", multiple=True, help="Local IP the program may use (repeatable); first = getmyip().")
+@click.option("--without", "without", multiple=True, type=click.Choice(ALL_LAYERS),
+              help="Switch a sandbox layer off (for testing the others).")
+@click.option("--allow-unconfined", is_flag=True,
+              help="Run even if the host offers neither seccomp nor Landlock.")
+@click.option("--timeout", type=float, default=None, help="Stop the program after this many seconds.")
+@click.argument("program", type=click.Path(path_type=Path))
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(resource_file: Path | None, directory: Path | None, local_ips: tuple[str, ...], without: tuple[str, ...],
+        allow_unconfined: bool, timeout: float | None, program: Path, args: tuple[str, ...]) -> None:
+    """Run PROGRAM in a local vessel, printing its log as it runs.
+
+    Exits 0 when the program ends normally; otherwise prints why and exits with the vessel's exit code.
+    """
+    layers = _host_layers() - frozenset(without) if without else frozenset()
+    try:
+        handle = run_program_locally(
+            program, args, resources=load_allotment(resource_file), on_output=_write_output,
+            directory=directory, layers=layers, local_ips=local_ips,
+            allow_unconfined=allow_unconfined, timeout=timeout if timeout is not None else float("inf"),
+        )
+    except SeattleError as exc:
+        raise click.ClickException(str(exc)) from None
+    if handle.exit_code != EXIT_NORMAL:
+        click.echo(f"seattle: vessel {handle.status}: {handle.reason} (exit code {handle.exit_code})", err=True)
+        sys.exit(handle.exit_code or 1)
+
+
+def _host_layers() -> frozenset[str]:
+    return frozenset({ALL_LAYERS[0]}) | detect().available()
+
+
+@vessel.command()
+def doctor() -> None:
+    """Report which sandbox layers this host offers; exit 1 if untrusted code cannot be confined here."""
+    support = detect()
+    table = Table(title="Vessel sandbox layers on this host")
+    table.add_column("layer")
+    table.add_column("available")
+    table.add_column("details")
+    table.add_row("language", "yes", "static checker + scrubbed builtins (always on)")
+    for name in ("rlimits", "namespaces", "landlock", "seccomp"):
+        available = name in support.available()
+        table.add_row(name, "yes" if available else "no", support.details.get(name, ""))
+    console = Console()
+    console.print(table)
+    if support.can_confine_untrusted():
+        console.print("Untrusted programs can be confined on this host.")
+    else:
+        console.print("[bold red]Neither seccomp nor Landlock is available: vessels refuse to start "
+                      "unless run with --allow-unconfined.[/]")
+        sys.exit(1)

@@ -1,0 +1,119 @@
+"""The vessel's end of the broker: turns an API call into a request and waits for the reply.
+
+Many user threads call at once, so each request carries an id and waits on its own slot; one reader
+thread (internal, not a user "event") receives every reply and hands it to the slot with that id.
+Replies that name a Repy exception are raised here as that exception, with no host context attached.
+
+If the supervisor goes away the vessel cannot do any more network I/O, learn its resource use, or be
+stopped cleanly, so every pending and later call raises InternalRepyError, which ends the vessel.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import threading
+from typing import Any
+
+from seattle.vessel import errors
+from seattle.vessel.broker import protocol
+
+
+class _Slot:
+    """Where the reader thread leaves one reply for the thread that asked."""
+
+    __slots__ = ("done", "ok", "payload")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.ok = False
+        self.payload: Any = None
+
+
+class BrokerClient:
+    """A thread-safe RPC client over a connected SOCK_SEQPACKET socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        if sock.type != socket.SOCK_SEQPACKET:
+            raise ValueError(f"the broker socket must be SOCK_SEQPACKET, not {sock.type!r}")
+        sock.setblocking(True)
+        self._sock = sock
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._pending: dict[int, _Slot] = {}
+        #: Why the broker is unusable, once it is; every call then raises InternalRepyError with it.
+        self._broken: str | None = None
+        self._reader = threading.Thread(target=self._read_replies, name="seattle-broker-reader", daemon=True)
+        self._reader.start()
+
+    def call(self, op: str, *args: object) -> Any:
+        """Send `op(*args)` to the broker and return its result, or raise the Repy exception it names."""
+        request_id = next(self._ids)
+        try:
+            data = protocol.encode_request(request_id, op, args)
+        except protocol.ProtocolError as exc:
+            raise errors.RepyArgumentError(f"{op}: {exc}") from None
+        except (TypeError, ValueError) as exc:  # an argument msgpack cannot carry: a bug of the API
+            raise errors.InternalRepyError(f"{op}: arguments cannot be sent: {exc}") from None
+        slot = _Slot()
+        with self._lock:
+            if self._broken is not None:
+                raise errors.InternalRepyError(f"the network broker is gone: {self._broken}")
+            self._pending[request_id] = slot
+        try:
+            # A separate lock for sending: a sender blocked on a full socket must never stop the
+            # reader from taking `_lock`, or the two ends could wait on each other forever.
+            with self._send_lock:
+                self._sock.send(data)
+        except OSError as exc:
+            self._break(f"sending failed: {exc}")
+        slot.done.wait()
+        if slot.ok:
+            return slot.payload
+        name, text = slot.payload
+        if name == "InternalRepyError":
+            raise errors.InternalRepyError(text)
+        raise errors.by_name(name)(text)
+
+    def close(self) -> None:
+        """Close the socket; the reader thread then ends and any waiting call raises InternalRepyError."""
+        with self._lock:
+            if self._broken is None:
+                self._broken = "the client was closed"
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if threading.current_thread() is not self._reader:
+            self._reader.join()
+        self._sock.close()
+
+    def _read_replies(self) -> None:
+        try:
+            while True:
+                data = self._sock.recv(protocol.MAX_MESSAGE + 1)
+                if not data:
+                    self._break("the supervisor closed the broker socket")
+                    return
+                request_id, ok, payload = protocol.decode_reply(data)
+                with self._lock:
+                    slot = self._pending.pop(request_id, None)
+                if slot is None:
+                    raise protocol.ProtocolError(f"a reply to unknown request {request_id}")
+                slot.ok, slot.payload = ok, payload
+                slot.done.set()
+        except protocol.ProtocolError as exc:
+            self._break(f"bad reply: {exc}")
+        except OSError as exc:
+            self._break(f"receiving failed: {exc}")
+
+    def _break(self, reason: str) -> None:
+        """Mark the broker unusable and fail every waiting call with InternalRepyError."""
+        with self._lock:
+            if self._broken is None:
+                self._broken = reason
+            pending, self._pending = self._pending, {}
+        for slot in pending.values():
+            slot.ok, slot.payload = False, ("InternalRepyError", f"the network broker is gone: {reason}")
+            slot.done.set()

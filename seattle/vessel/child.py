@@ -1,0 +1,93 @@
+"""The sandboxed vessel process, from the moment its supervisor forked it until the program ends.
+
+Order matters: read the program, apply the OS layers while the process is still single-threaded (Landlock
+confines only the calling thread and its future children), and only then start the broker client's reader
+thread and run user code.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import NoReturn
+
+from seattle.vessel.accounting import Accountant
+from seattle.vessel.broker.client import BrokerClient
+from seattle.vessel.context import VesselContext
+from seattle.vessel.oslayer import LAYER_NAMES, HostSupport, LayerPlan, SandboxSetupError, apply_layers
+from seattle.vessel.runtime import run_program
+from seattle.vessel.spec import LANGUAGE_LAYER, VesselSpec
+from seattle.vessel.status import EXIT_SANDBOX_SETUP
+
+#: Descriptors the runtime itself holds (stdio, the broker socket, urandom) on top of the program's files.
+RUNTIME_FDS = 16
+#: A program larger than this is refused before it is parsed.
+MAX_PROGRAM_BYTES = 1024 * 1024
+
+_log_lock = threading.Lock()
+
+
+def write_log(data: bytes) -> None:
+    """Write all of `data` to fd 1, the pipe to the supervisor; one writer at a time so lines never mix."""
+    view = memoryview(data)
+    with _log_lock:
+        while view:
+            written = os.write(1, view)
+            view = view[written:]
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the whole vessel at once: no finally blocks, no atexit, other threads stop where they are."""
+    os._exit(code)
+
+
+def read_program(spec: VesselSpec) -> bytes:
+    fd = os.open(spec.vessel_dir / spec.program, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        source = f.read(MAX_PROGRAM_BYTES + 1)
+    if len(source) > MAX_PROGRAM_BYTES:
+        raise ValueError(f"the program is larger than {MAX_PROGRAM_BYTES} bytes")
+    return source
+
+
+def layer_plan(spec: VesselSpec) -> LayerPlan:
+    allotment = spec.resources
+    return LayerPlan(
+        vessel_dir=spec.vessel_dir,
+        memory_bytes=int(allotment["memory"]),
+        max_open_files=int(allotment["filesopened"]) + RUNTIME_FDS,
+        max_file_bytes=max(int(allotment["diskused"]), 1),
+        layers=frozenset(spec.layers) & frozenset(LAYER_NAMES),
+    )
+
+
+def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport, supervisor_pid: int) -> NoReturn:
+    """Entry point in the forked child; fd 1 and 2 already lead to the supervisor's log pipe.
+
+    The parent-death signal is armed inside apply_layers; a supervisor that died before that would never
+    send it, so the parent's pid is compared afterwards.
+    """
+    try:
+        source = read_program(spec)
+    except (OSError, ValueError) as exc:
+        write_log(f"cannot read the program {spec.program!r}: {getattr(exc, 'strerror', None) or exc}\n".encode())
+        exit_now(EXIT_SANDBOX_SETUP)
+    try:
+        apply_layers(layer_plan(spec), support)
+        if os.getppid() != supervisor_pid:
+            exit_now(EXIT_SANDBOX_SETUP)
+        os.chdir(spec.vessel_dir)
+    except (SandboxSetupError, OSError) as exc:
+        write_log(f"the sandbox could not be set up: {exc}\n".encode())
+        exit_now(EXIT_SANDBOX_SETUP)
+    ctx = VesselContext(
+        resources=spec.resources,
+        accountant=Accountant(spec.resources),
+        vessel_dir=spec.vessel_dir,
+        broker=BrokerClient(broker_sock),
+        write_log=write_log,
+        exit=exit_now,
+        args=list(spec.args),
+    )
+    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers)

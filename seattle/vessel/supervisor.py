@@ -1,0 +1,210 @@
+"""One supervisor process per vessel: forks the sandboxed child, then holds it to its allotment.
+
+The supervisor is forked from the zygote and stays unconfined; it is the "separate process" of the design.
+Its threads:
+  - nanny: CPU throttle (SIGSTOP/SIGCONT), memory and disk kills (seattle.vessel.nanny);
+  - broker: performs the child's network calls after checking them again (seattle.vessel.broker.server);
+  - log pump: the child's stdout/stderr pipe → control channel;
+  - control reader: "stop" from the host, or the host going away;
+  - usage reporter: Nanny.usage() to the host once a second.
+The main thread waits for the child and sends the final "exit" message.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+from seattle.vessel import control
+from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
+from seattle.vessel.child import run_child
+from seattle.vessel.nanny import Nanny, NannyVerdict
+from seattle.vessel.oslayer import HostSupport
+from seattle.vessel.spec import VesselSpec
+from seattle.vessel.status import (
+    EXIT_RESOURCE_KILL,
+    EXIT_SANDBOX_SETUP,
+    EXIT_SIGNALLED,
+    EXIT_STOPPED,
+    exit_reason,
+    status_for_exit,
+)
+
+LOG_CHUNK = 64 * 1024
+USAGE_INTERVAL = 1.0
+#: After the child is gone, how long the log pump may take to drain the pipe.
+LOG_DRAIN_TIMEOUT = 2.0
+
+
+class ControlSender:
+    """Sends control messages from several threads; a vanished host is not an error here."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._lock = threading.Lock()
+
+    def send(self, message: dict[str, Any]) -> None:
+        data = control.encode(message)
+        with self._lock:
+            try:
+                self._sock.send(data)
+            except OSError:
+                pass
+
+
+class Supervision:
+    """The state the supervisor's threads share about one child."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stop_requested = threading.Event()
+        self.finished = threading.Event()
+        self.verdict: NannyVerdict | None = None
+
+    def kill(self) -> None:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+
+
+def run_supervisor(spec: VesselSpec, control_sock: socket.socket, support: HostSupport) -> NoReturn:
+    """Entry point in the process the zygote forked; never returns."""
+    sender = ControlSender(control_sock)
+    try:
+        code, reason = _supervise(spec, control_sock, sender, support)
+    except Exception as exc:  # a fault of ours: report it rather than vanish silently
+        code, reason = EXIT_SANDBOX_SETUP, f"supervisor failure: {exc!r}"
+    sender.send({"t": "exit", "code": code, "status": str(status_for_exit(code)), "reason": reason})
+    os._exit(0)
+
+
+def _supervise(
+    spec: VesselSpec, control_sock: socket.socket, sender: ControlSender, support: HostSupport
+) -> tuple[int, str]:
+    broker_parent, broker_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    log_read, log_write = os.pipe()
+    supervisor_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        _become_child(spec, support, supervisor_pid, control_sock, broker_parent, broker_child, log_read,
+                      log_write)
+    started = time.monotonic()
+    broker_child.close()
+    os.close(log_write)
+    supervision = Supervision(pid)
+    try:
+        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=started)
+        policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
+        broker = BrokerServer(broker_parent, policy, nanny.usage)
+    except BaseException:
+        supervision.kill()
+        raise
+    sender.send({"t": "started", "pid": pid, "supervisor": os.getpid(), "layers": sorted(spec.layers)})
+    log_pump = _thread(_pump_log, log_read, sender)
+    _thread(_run_nanny, nanny, supervision)
+    _thread(broker.serve)
+    _thread(_read_control, control_sock, supervision)
+    _thread(_report_usage, nanny, sender, supervision)
+
+    status = os.waitpid(pid, 0)[1]
+    supervision.finished.set()
+    log_pump.join(LOG_DRAIN_TIMEOUT)
+    broker.close()
+    code, reason = _outcome(status, supervision)
+    if supervision.verdict is not None:
+        sender.send({"t": "log", "data": f"\nKilled: {supervision.verdict.message}\n".encode()})
+    return code, reason
+
+
+def _become_child(
+    spec: VesselSpec,
+    support: HostSupport,
+    supervisor_pid: int,
+    control_sock: socket.socket,
+    broker_parent: socket.socket,
+    broker_child: socket.socket,
+    log_read: int,
+    log_write: int,
+) -> NoReturn:
+    """In the forked child: keep only the broker socket and the log pipe, then run the vessel."""
+    control_sock.close()
+    broker_parent.close()
+    os.close(log_read)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(log_write, 1)
+    os.dup2(log_write, 2)
+    os.close(devnull)
+    os.close(log_write)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    run_child(spec, broker_child, support, supervisor_pid)
+
+
+def _thread(target: Callable[..., object], *args: object) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def _pump_log(fd: int, sender: ControlSender) -> None:
+    while True:
+        try:
+            data = os.read(fd, LOG_CHUNK)
+        except OSError:
+            data = b""
+        if not data:
+            os.close(fd)
+            return
+        sender.send({"t": "log", "data": data})
+
+
+def _run_nanny(nanny: Nanny, supervision: Supervision) -> None:
+    verdict = nanny.run(supervision.finished)
+    if verdict is not None and not supervision.stop_requested.is_set():
+        supervision.verdict = verdict
+        supervision.kill()
+
+
+def _read_control(sock: socket.socket, supervision: Supervision) -> None:
+    """A "stop" message or a closed channel (the host is gone) both end the vessel."""
+    while not supervision.finished.is_set():
+        try:
+            data = sock.recv(control.MAX_CONTROL_MESSAGE)
+        except OSError:
+            data = b""
+        if data:
+            try:
+                message = control.decode(data)
+            except control.ControlProtocolError:
+                continue
+            if message["t"] != "stop":
+                continue
+        supervision.stop_requested.set()
+        supervision.kill()
+        return
+
+
+def _report_usage(nanny: Nanny, sender: ControlSender, supervision: Supervision) -> None:
+    while not supervision.finished.wait(USAGE_INTERVAL):
+        sender.send({"t": "usage", "usage": nanny.usage()})
+
+
+def _outcome(status: int, supervision: Supervision) -> tuple[int, str]:
+    """The exit code and the reason a person reads, from the wait status and what the supervisor did."""
+    if supervision.stop_requested.is_set():
+        return EXIT_STOPPED, exit_reason(EXIT_STOPPED)
+    if supervision.verdict is not None:
+        return EXIT_RESOURCE_KILL, supervision.verdict.message
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return EXIT_SIGNALLED, f"killed by signal {signal.Signals(sig).name}"
+    code = os.waitstatus_to_exitcode(status)
+    return code, exit_reason(code)
+

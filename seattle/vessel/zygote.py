@@ -1,0 +1,69 @@
+"""The fork-server: a process that has already imported everything a vessel needs, and forks supervisors.
+
+Starting a vessel from a cold `python` costs tens of milliseconds of imports; forking this warm process costs
+about one. The zygote stays single-threaded (forking a threaded process is unsafe), ignores SIGCHLD so the
+kernel reaps its supervisors, and lives in its own process group so a Ctrl-C meant for the host does not reach
+the vessels. It exits when the host closes its end of the socket.
+
+Run as `python -m seattle.vessel.zygote FD`, FD being an AF_UNIX SOCK_SEQPACKET socket shared with the host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+
+from seattle.vessel import control
+from seattle.vessel.oslayer import detect
+from seattle.vessel.spec import VesselSpec
+from seattle.vessel.status import EXIT_SANDBOX_SETUP
+from seattle.vessel.supervisor import run_supervisor
+
+
+def serve(sock: socket.socket) -> None:
+    support = detect()
+    while True:
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(sock, control.MAX_CONTROL_MESSAGE, 1)
+        except InterruptedError:
+            continue
+        if not data:
+            return
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            continue
+        control_sock = socket.socket(fileno=fds[0])
+        try:
+            spec = VesselSpec.from_wire(control.decode(data)["spec"])
+        except (control.ControlProtocolError, KeyError, TypeError, ValueError) as exc:
+            _refuse(control_sock, f"malformed start request: {exc}")
+            continue
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            run_supervisor(spec, control_sock, support)
+        control_sock.close()
+
+
+def _refuse(control_sock: socket.socket, reason: str) -> None:
+    message = {"t": "exit", "code": EXIT_SANDBOX_SETUP, "status": "Terminated", "reason": reason}
+    try:
+        control_sock.send(control.encode(message))
+    finally:
+        control_sock.close()
+
+
+def main(argv: list[str]) -> None:
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sock = socket.socket(fileno=int(argv[1]))
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,30 @@
+# goal: pass huge sizes, offsets, ports, timeouts and names to the API, hoping an OverflowError or OSError escapes as a host exception
+# capability: object
+# stopped-by: api
+handle = openfile("huge-args.txt", True)
+trials = (
+    ("readat huge size", lambda: handle.readat(10**30, 0)),
+    ("readat huge offset", lambda: handle.readat(None, 10**30)),
+    ("writeat 2**63", lambda: handle.writeat(b"x", 2**63)),
+    ("openfile million-char name", lambda: openfile("a" * 10**6, True)),
+    ("sleep 10**400", lambda: sleep(10**400)),
+    ("sleep inf", lambda: sleep(float("inf"))),
+    ("sleep nan", lambda: sleep(float("nan"))),
+    ("listen port 2**64", lambda: listenformessage("127.0.0.1", 2**64)),
+    ("connect timeout 10**400", lambda: openconnection("127.0.0.1", 1, "127.0.0.1", 70000, 10**400)),
+    ("send megabyte datagram", lambda: sendmessage("127.0.0.1", 1, b"x" * 10**6, "127.0.0.1", 1)),
+    ("resolve long name", lambda: gethostbyname("a" * 100000)),
+)
+host_exceptions = []
+for label, attempt in trials:
+    try:
+        attempt()
+    except RepyException as error:
+        print(label, "->", type(error).__name__)
+    except Exception as error:
+        host_exceptions.append((label, type(error).__name__))
+    else:
+        print(label, "-> accepted")
+handle.close()
+if host_exceptions:
+    print("ESCAPED: host exceptions crossed the API boundary:", host_exceptions)

@@ -1,0 +1,55 @@
+# goal: pass int subclasses whose comparison methods lie (a negative number that is never "< 0") as offsets, sizes, ports and timeouts
+# capability: object
+# stopped-by: api
+ran_inside = []
+
+
+class Liar(int):
+    def __lt__(self, other):
+        ran_inside.append("__lt__")
+        return False
+
+    def __le__(self, other):
+        ran_inside.append("__le__")
+        return False
+
+    def __gt__(self, other):
+        ran_inside.append("__gt__")
+        return False
+
+    def __ge__(self, other):
+        ran_inside.append("__ge__")
+        return True
+
+    def __eq__(self, other):
+        ran_inside.append("__eq__")
+        return False
+
+    def __hash__(self):
+        ran_inside.append("__hash__")
+        return 0
+
+    def __bool__(self):
+        ran_inside.append("__bool__")
+        return True
+
+
+handle = openfile("int-subclass.txt", True)
+handle.writeat(b"0123456789", 0)
+for attempt in (
+    lambda: handle.readat(Liar(-5), 0),
+    lambda: handle.readat(4, Liar(-4096)),
+    lambda: handle.writeat(b"x", Liar(-1)),
+    lambda: sleep(Liar(-1)),
+    lambda: listenformessage("127.0.0.1", Liar(-1)),
+    lambda: openconnection("127.0.0.1", Liar(70000), "127.0.0.1", Liar(-1), Liar(-1)),
+):
+    try:
+        result = attempt()
+    except Exception as error:
+        print("refused:", type(error).__name__)
+    else:
+        print("accepted:", result)
+handle.close()
+if ran_inside:
+    print("ESCAPED: program code ran inside the API:", ran_inside)

@@ -1,0 +1,20 @@
+# goal: build a class with three-argument type() and climb from it to object's subclasses, the os module and fork
+# capability: process
+# stopped-by: language, seccomp
+Made = type("Made", (object,), {"label": "made at run time"})
+os_globals = None
+for cls in Made.__base__.__subclasses__():
+    if cls.__name__ == "_wrap_close":
+        os_globals = cls.__init__.__globals__
+if os_globals is None:
+    print("blocked: no os module reachable")
+else:
+    try:
+        pid = os_globals["fork"]()
+    except OSError as error:
+        print("blocked:", error)
+    else:
+        if pid == 0:
+            os_globals["_exit"](0)
+        os_globals["waitpid"](pid, 0)
+        print("ESCAPED: forked child", pid)
