@@ -4,7 +4,7 @@
 
 
 def got_reply(srcip, srcport, mess, ch):
-    print('received:', mess.decode(), 'from', srcip, srcport)
+    print('received:', str(mess, 'utf-8'), 'from', srcip, srcport)
 
 
 if callfunc == 'initialize':

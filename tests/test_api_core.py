@@ -557,6 +557,8 @@ def test_log_runs_str_outside_the_api_so_its_errors_are_the_programs(harness: Ha
 
     with pytest.raises(ValueError, match="my own bug"):
         log("a", Broken())
+    with pytest.raises(errors.RepyArgumentError, match="log: takes no keyword arguments"):
+        log("a", sep="-")
     log(ReturnsSubclass(), "\ud800")
     assert harness.log() == "fancy \\ud800"
     assert harness.exits == []

@@ -91,6 +91,14 @@ def wait_readable(broker: Broker, handle: int) -> None:
     assert broker.call(protocol.OP_WAIT, handle, "r", 5.0) is True
 
 
+def wait_until_parked(server: BrokerServer) -> None:
+    """Until some op waits inside the server (a wait or a connect); fails rather than hang."""
+    deadline = time.monotonic() + 10
+    while not server._pending:
+        assert time.monotonic() < deadline, "no operation became pending"
+        time.sleep(0.005)
+
+
 def connected_pair(broker: Broker) -> tuple[int, int, int]:
     """(listener, client side, server side) handles of a TCP connection made through the broker."""
     listener = broker.call(protocol.OP_TCP_LISTEN, LOCAL, broker.ports[0])
@@ -418,8 +426,7 @@ def test_closing_a_socket_ends_its_waits(broker: Broker) -> None:
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    while not broker.server._pending:  # the wait is parked
-        time.sleep(0.005)
+    wait_until_parked(broker.server)
     assert broker.call(protocol.OP_CLOSE, listener) is True
     waiter.join(10)
     assert len(outcome) == 1
@@ -448,22 +455,20 @@ def test_many_threads_share_one_client(broker: Broker) -> None:
 
 def test_server_close_closes_every_socket_and_fails_the_client() -> None:
     b = start_broker()
-    listener = b.call(protocol.OP_TCP_LISTEN, LOCAL, b.ports[0])
-    b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[1])
+    b.call(protocol.OP_TCP_LISTEN, LOCAL, b.ports[0])
+    udp = b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[1])
     b.call(protocol.OP_TCP_CONNECT, LOCAL, b.ports[0], LOCAL, b.ports[2], 5.0)
     failure: list[BaseException] = []
 
     def wait() -> None:
         try:
-            b.call(protocol.OP_WAIT, listener, "r", 20.0)
-            b.call(protocol.OP_WAIT, listener, "r", 20.0)
+            b.call(protocol.OP_WAIT, udp, "r", 20.0)
         except errors.InternalRepyError as exc:
             failure.append(exc)
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    while not b.server._pending:
-        time.sleep(0.005)
+    wait_until_parked(b.server)
     b.server.close()
     b.thread.join(10)
     assert not b.thread.is_alive()

@@ -42,7 +42,7 @@ def test_run_reports_unsafe_code(tmp_path: Path) -> None:
 def test_run_with_a_resource_file(tmp_path: Path) -> None:
     resources = tmp_path / "small.resources"
     resources.write_text("resource cpu 0.25\nresource memory 100000000\nresource diskused 1000000\n"
-                         "resource events 4\nresource filesopened 2\nresource random 2048\n")
+                         "resource events 4\nresource filesopened 2\nresource lograte 10000\n")
     program = tmp_path / "limits.py"
     program.write_text("limits, usage, stops = getresources()\nprint(limits['cpu'], limits['events'])\n")
     result = seattle("vessel", "run", "--resources", str(resources), str(program))

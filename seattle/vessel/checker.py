@@ -29,7 +29,10 @@ What the walk enforces, and why:
 * **Dunder methods** may be *defined* directly in a class body for a short list of protocols (`__init__`,
   comparisons, containers, iteration); never hooks that run at odd times or change attribute lookup
   (`__del__`, `__getattribute__`, `__getattr__`, `__init_subclass__`, `__set_name__`, `__class_getitem__`,
-  `__new__`, `__reduce__`, ...). They may still never be *referenced* (`Base.__init__(self)` is refused).
+  `__new__`, `__reduce__`, ...). They may never be *referenced*, with one exception: `super().__init__`,
+  so a subclass can initialise its base. Zero-argument `super()` is bound to the program's own class and
+  instance, so that only re-runs a base initialiser on the program's own object; `Base.__init__(obj)`
+  stays refused, since `obj` could be an API object.
 * **String constants** holding `__` are refused (docstrings excepted), as Repy did. No API takes an
   attribute name today, so this is defence in depth: if a later call or builtin ever did, a literal dunder
   name is the first thing an exploit would need. Ordinary programs rarely spell `__` in a string.
@@ -184,8 +187,8 @@ def _syntax_position(exc: SyntaxError) -> _Position:
 
 
 def _text_position(text: str, index: int) -> _Position:
-    line_start = text.rfind("\n", 0, index) + 1
-    return _Position(text.count("\n", 0, index) + 1, index - line_start + 1)
+    lines = _LINE_BREAK.split(text[:index])
+    return _Position(len(lines), len(lines[-1]) + 1)
 
 
 def _source_text(source: str | bytes, filename: str) -> str:

@@ -74,7 +74,10 @@ def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport
         write_log(f"cannot read the program {spec.program!r}: {getattr(exc, 'strerror', None) or exc}\n".encode())
         exit_now(EXIT_SANDBOX_SETUP)
     try:
-        apply_layers(layer_plan(spec), support)
+        plan = layer_plan(spec)
+        applied = apply_layers(plan, support)
+        if missing := plan.layers - set(applied):
+            raise SandboxSetupError(f"requested layers not available on this host: {', '.join(sorted(missing))}")
         if os.getppid() != supervisor_pid:
             exit_now(EXIT_SANDBOX_SETUP)
         os.chdir(spec.vessel_dir)

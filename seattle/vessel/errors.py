@@ -17,7 +17,7 @@ class RepyArgumentError(RepyException):
     """An API call got an argument of the wrong type or value."""
 
 
-class TimeoutError(RepyException):  # noqa: A001 - the Repy name, shadowing the builtin on purpose
+class TimeoutError(RepyException):
     """A call with a timeout ran out of time."""
 
 
@@ -49,7 +49,7 @@ class FileError(RepyException):
     """Base of the file errors."""
 
 
-class FileNotFoundError(FileError):  # noqa: A001
+class FileNotFoundError(FileError):
     """The named file does not exist."""
 
 
@@ -93,7 +93,7 @@ class AddressBindingError(NetworkError):
     """The local address cannot be bound."""
 
 
-class ConnectionRefusedError(NetworkError):  # noqa: A001
+class ConnectionRefusedError(NetworkError):
     """The remote side refused the connection."""
 
 

@@ -16,14 +16,13 @@ import socket
 import sys
 
 from seattle.vessel import control
-from seattle.vessel.oslayer import detect
+from seattle.vessel.oslayer import HostSupport, detect
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import EXIT_SANDBOX_SETUP
 from seattle.vessel.supervisor import run_supervisor
 
 
-def serve(sock: socket.socket) -> None:
-    support = detect()
+def serve(sock: socket.socket, support: HostSupport) -> None:
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, control.MAX_CONTROL_MESSAGE, 1)
@@ -59,10 +58,12 @@ def _refuse(control_sock: socket.socket, reason: str) -> None:
 
 def main(argv: list[str]) -> None:
     os.setpgid(0, 0)
+    # Probe the host first: the probe forks and waits, which ignoring SIGCHLD would break.
+    support = detect()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[1]))
-    serve(sock)
+    serve(sock, support)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ for label, attempt in (
     try:
         result = attempt()
     except Exception as error:
-        print(label, "refused:", type(error).__name__)
+        print(label, "refused:", repr(error))
     else:
         print("ESCAPED: a closed file object still works:", label, result)
 second.close()
@@ -24,6 +24,6 @@ lock.release()
 try:
     lock.release()
 except Exception as error:
-    print("double release refused:", type(error).__name__)
+    print("double release refused:", repr(error))
 else:
     print("ESCAPED: a lock released twice")

@@ -2,6 +2,7 @@
 # capability: object
 # stopped-by: api
 handle = openfile("huge-args.txt", True)
+local_port = sorted(getresources()[0]["connport"] or {1})[0]
 trials = (
     ("readat huge size", lambda: handle.readat(10**30, 0)),
     ("readat huge offset", lambda: handle.readat(None, 10**30)),
@@ -11,7 +12,8 @@ trials = (
     ("sleep inf", lambda: sleep(float("inf"))),
     ("sleep nan", lambda: sleep(float("nan"))),
     ("listen port 2**64", lambda: listenformessage("127.0.0.1", 2**64)),
-    ("connect timeout 10**400", lambda: openconnection("127.0.0.1", 1, "127.0.0.1", 70000, 10**400)),
+    ("connect timeout 10**400", lambda: openconnection("127.0.0.1", 1, "127.0.0.1", local_port, 10**400)),
+    ("connect port 70000", lambda: openconnection("127.0.0.1", 1, "127.0.0.1", 70000, 1.0)),
     ("send megabyte datagram", lambda: sendmessage("127.0.0.1", 1, b"x" * 10**6, "127.0.0.1", 1)),
     ("resolve long name", lambda: gethostbyname("a" * 100000)),
 )
@@ -20,9 +22,9 @@ for label, attempt in trials:
     try:
         attempt()
     except RepyException as error:
-        print(label, "->", type(error).__name__)
+        print(label, "->", repr(error))
     except Exception as error:
-        host_exceptions.append((label, type(error).__name__))
+        host_exceptions.append((label, repr(error)))
     else:
         print(label, "-> accepted")
 handle.close()

@@ -7,12 +7,12 @@ for arguments in ((), ("/etc/passwd",), ("/etc/passwd", False), (0,)):
     try:
         made = file_class(*arguments)
     except Exception as error:
-        print("constructor refused", arguments, type(error).__name__)
+        print("constructor refused", arguments, repr(error))
         continue
     try:
         data = made.readat(64, 0)
     except Exception as error:
-        print("made an object without usable methods:", type(error).__name__)
+        print("made an object without usable methods:", repr(error))
         continue
     if data.startswith(b"root:"):
         print("ESCAPED: read /etc/passwd through a hand-made file object")
@@ -20,7 +20,7 @@ try:
     class Subclass(file_class):
         pass
 except Exception as error:
-    print("subclassing refused:", type(error).__name__)
+    print("subclassing refused:", repr(error))
 else:
     print("subclassing allowed, but it gives no new constructor")
 handle.close()

@@ -6,31 +6,31 @@ ran_inside = []
 
 class Liar(int):
     def __lt__(self, other):
-        ran_inside.append("__lt__")
+        ran_inside.append("lt")
         return False
 
     def __le__(self, other):
-        ran_inside.append("__le__")
+        ran_inside.append("le")
         return False
 
     def __gt__(self, other):
-        ran_inside.append("__gt__")
+        ran_inside.append("gt")
         return False
 
     def __ge__(self, other):
-        ran_inside.append("__ge__")
+        ran_inside.append("ge")
         return True
 
     def __eq__(self, other):
-        ran_inside.append("__eq__")
+        ran_inside.append("eq")
         return False
 
     def __hash__(self):
-        ran_inside.append("__hash__")
+        ran_inside.append("hash")
         return 0
 
     def __bool__(self):
-        ran_inside.append("__bool__")
+        ran_inside.append("bool")
         return True
 
 
@@ -47,7 +47,7 @@ for attempt in (
     try:
         result = attempt()
     except Exception as error:
-        print("refused:", type(error).__name__)
+        print("refused:", repr(error))
     else:
         print("accepted:", result)
 handle.close()

@@ -7,11 +7,11 @@ lock = createlock()
 
 class Truthy:
     def __bool__(self):
-        ran_inside.append("__bool__")
+        ran_inside.append("bool")
         try:
             lock.release()
         except Exception as error:
-            ran_inside.append(type(error).__name__)
+            ran_inside.append(repr(error))
         return False
 
 
@@ -19,7 +19,7 @@ for attempt in (lambda: lock.acquire(Truthy()), lambda: lock.acquire(1), lambda:
     try:
         result = attempt()
     except Exception as error:
-        print("refused:", type(error).__name__)
+        print("refused:", repr(error))
     else:
         print("accepted:", result)
 if ran_inside:

@@ -10,22 +10,22 @@ try:
     first.readat = second.readat
     changed.append("readat")
 except Exception as error:
-    print("refused replacing readat:", type(error).__name__)
+    print("refused replacing readat:", repr(error))
 try:
     lock.release = first.close
     changed.append("release")
 except Exception as error:
-    print("refused replacing release:", type(error).__name__)
+    print("refused replacing release:", repr(error))
 try:
     first.extra = 1
     changed.append("extra")
 except Exception as error:
-    print("refused a new attribute:", type(error).__name__)
+    print("refused a new attribute:", repr(error))
 try:
     del first.close
     changed.append("del close")
 except Exception as error:
-    print("refused deleting close:", type(error).__name__)
+    print("refused deleting close:", repr(error))
 first.close()
 second.close()
 if changed:

@@ -18,9 +18,9 @@ for label, attempt in trials:
     try:
         attempt()
     except RepyException as error:
-        print(label, "->", type(error).__name__)
+        print(label, "->", repr(error))
     except Exception as error:
-        accepted.append((label, type(error).__name__))
+        accepted.append((label, repr(error)))
     else:
         accepted.append((label, "no error"))
 handle.close()

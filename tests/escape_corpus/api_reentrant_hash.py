@@ -8,17 +8,17 @@ inside_api = []
 class Reentrant(str):
     def __hash__(self):
         if inside_api:
-            reentered.append("__hash__")
+            reentered.append("hash")
             try:
                 openfile("reentered.txt", True).close()
                 removefile("reentered.txt")
             except Exception as error:
-                reentered.append(type(error).__name__)
+                reentered.append(repr(error))
         return 7
 
     def __eq__(self, other):
         if inside_api:
-            reentered.append("__eq__")
+            reentered.append("eq")
         return True
 
 
@@ -35,7 +35,7 @@ for attempt in (
     try:
         attempt()
     except Exception as error:
-        print("refused:", type(error).__name__)
+        print("refused:", repr(error))
     else:
         print("accepted")
     inside_api.clear()

@@ -10,33 +10,33 @@ class Shifty(str):
         return "../../../../etc/passwd" if len(ran_inside) > 1 else "innocent.txt"
 
     def __str__(self):
-        return self.flip("__str__")
+        return self.flip("str")
 
     def __eq__(self, other):
-        self.flip("__eq__")
+        self.flip("eq")
         return True
 
     def __ne__(self, other):
-        self.flip("__ne__")
+        self.flip("ne")
         return False
 
     def __hash__(self):
-        self.flip("__hash__")
+        self.flip("hash")
         return 0
 
     def __len__(self):
-        self.flip("__len__")
+        self.flip("len")
         return 12
 
     def __iter__(self):
-        return iter(self.flip("__iter__"))
+        return iter(self.flip("iter"))
 
     def __contains__(self, item):
-        self.flip("__contains__")
+        self.flip("contains")
         return False
 
     def __getitem__(self, index):
-        return self.flip("__getitem__")[index]
+        return self.flip("getitem")[index]
 
     def lower(self):
         return self.flip("lower")
@@ -67,10 +67,10 @@ for attempt in (
     try:
         result = attempt()
     except Exception as error:
-        print("refused:", type(error).__name__)
+        print("refused:", repr(error))
     else:
         print("accepted:", result)
 # log() is documented to call str() on its arguments; that one call is not an escape.
-inside = [label for label in ran_inside if label != "__str__"]
+inside = [label for label in ran_inside if label != "str"]
 if inside:
     print("ESCAPED: program code ran inside the API:", inside)

@@ -22,4 +22,4 @@ else:
     try:
         namespace.evaluate({})
     except Exception as error:
-        print("blocked:", type(error).__name__, error)
+        print("blocked:", repr(error), error)

@@ -8,4 +8,5 @@ status = pickle.loads(payload)
 if status != -1 and status >> 8 == 7:
     print("ESCAPED: a host shell ran from unpickling")
 else:
-    print("blocked: os.system returned", status)
+    # 127 << 8 is system()'s "no shell could be started": the clone or exec behind it was refused.
+    print("blocked: os.system returned", status, "(no shell could be started)" if status == 127 << 8 else "")

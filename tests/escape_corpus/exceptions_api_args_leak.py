@@ -25,7 +25,7 @@ for label, attempt in trials:
         for item in error.args:
             if type(item) not in (str, int, float):
                 leaks.append((label, type(item)))
-        print(label, "->", type(error).__name__)
+        print(label, "->", repr(error))
     else:
         print(label, "-> no error")
 if leaks:

@@ -5,7 +5,7 @@ for name in ("/etc/passwd", "/etc/hostname", "/proc/self/environ", "//etc/passwd
     try:
         handle = openfile(name, False)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
         continue
     try:
         data = handle.readat(64, 0)

@@ -5,7 +5,7 @@ for name in ("/tmp/seattle-vessel-escape-probe.txt", "/seattle-vessel-escape-pro
     try:
         handle = openfile(name, True)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
         continue
     handle.writeat(b"written by a vessel", 0)
     handle.close()

@@ -5,7 +5,7 @@ for name in ("..", "../escape.txt", "../../../../etc/passwd", "./../../../../etc
     try:
         handle = openfile(name, False)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
         continue
     data = handle.readat(64, 0)
     handle.close()
@@ -14,7 +14,7 @@ for name in ("..", "../escape.txt", "../../../../etc/passwd", "./../../../../etc
 try:
     planted = openfile("../planted-by-vessel.txt", True)
 except Exception as error:
-    print("refused creating ../planted-by-vessel.txt:", type(error).__name__)
+    print("refused creating ../planted-by-vessel.txt:", repr(error))
 else:
     planted.writeat(b"written outside the vessel", 0)
     planted.close()

@@ -6,7 +6,7 @@ for name in ("", ".", ".hidden", "...", "-", "_"):
     try:
         handle = openfile(name, True)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
         continue
     opened.append(name)
     handle.close()

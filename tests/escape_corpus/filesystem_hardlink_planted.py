@@ -5,7 +5,7 @@
 try:
     handle = openfile("planted-hardlink", False)
 except Exception as error:
-    print("refused planted-hardlink:", type(error).__name__)
+    print("refused planted-hardlink:", repr(error))
 else:
     data = handle.readat(64, 0)
     handle.close()

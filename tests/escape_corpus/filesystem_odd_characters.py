@@ -19,7 +19,7 @@ for name in names:
     try:
         handle = openfile(name, True)
     except Exception as error:
-        print("refused", repr(name[:30]), type(error).__name__)
+        print("refused", repr(name[:30]), repr(error))
         continue
     handle.close()
     print("accepted", repr(name[:30]))

@@ -5,7 +5,7 @@ for name in ("/proc/self/root/etc/passwd", "/proc/self/cwd/../../../../etc/passw
     try:
         handle = openfile(name, False)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
         continue
     data = handle.readat(64, 0)
     handle.close()

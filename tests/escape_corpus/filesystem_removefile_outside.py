@@ -6,6 +6,6 @@ for name in ("../victim.txt", "./../victim.txt", ".."):
     try:
         removefile(name)
     except Exception as error:
-        print("refused", repr(name), type(error).__name__)
+        print("refused", repr(name), repr(error))
     else:
         print("ESCAPED: removed", repr(name))

@@ -6,7 +6,7 @@ for name in ("planted-link", "planted-dir"):
     try:
         handle = openfile(name, False)
     except Exception as error:
-        print("refused", name, type(error).__name__)
+        print("refused", name, repr(error))
         continue
     data = handle.readat(64, 0)
     handle.close()

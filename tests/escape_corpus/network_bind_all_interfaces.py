@@ -9,7 +9,7 @@ for address in ("0.0.0.0", "::", "127.0.0.2", "10.255.255.254"):
         try:
             listener = listen(address, port)
         except Exception as error:
-            print("refused", label, address, type(error).__name__)
+            print("refused", label, address, repr(error))
         else:
             print("ESCAPED: listening on", address, label, port)
             listener.close()

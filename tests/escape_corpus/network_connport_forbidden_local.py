@@ -17,7 +17,7 @@ try:
 except ResourceForbiddenError as error:
     print("blocked:", error)
 except Exception as error:
-    print("not refused by the port check:", type(error).__name__, error)
+    print("not refused by the port check:", repr(error), error)
 else:
     print("ESCAPED: connected from forbidden local port", forbidden)
     sock.close()

@@ -10,7 +10,7 @@ for port in candidates:
         except ResourceForbiddenError:
             print("blocked", label, port)
         except Exception as error:
-            print("not refused by the port check:", label, port, type(error).__name__)
+            print("not refused by the port check:", label, port, repr(error))
         else:
             print("ESCAPED: listening on forbidden", label, "port", port)
             listener.close()

@@ -17,7 +17,7 @@ try:
 except ResourceForbiddenError as error:
     print("blocked:", error)
 except Exception as error:
-    print("not refused by the port check:", type(error).__name__, error)
+    print("not refused by the port check:", repr(error), error)
 else:
     print("ESCAPED: sent", sent, "bytes from forbidden local port", forbidden)
 if receiver is not None:

@@ -22,7 +22,7 @@ for label, attempt in (
     except ResourceForbiddenError:
         print("blocked", label)
     except Exception as error:
-        print("not refused by the port check:", label, type(error).__name__)
+        print("not refused by the port check:", label, repr(error))
     else:
         print("ESCAPED:", label, "accepted forbidden port", forbidden)
         if label in ("waitforconn", "recvmess"):

@@ -1,4 +1,4 @@
-# goal: ask type() for the class of classes the program can name (a builtin type, its own class, an API function's type) to get a metaclass
+# goal: ask type() for the class of classes the program can name (a builtin type, its own class, the type of print) to get a metaclass
 # capability: object
 # stopped-by: language
 # language-stage: runtime (the checker accepts this program; the safe type() refuses at run time)
@@ -6,7 +6,7 @@ class Plain:
     pass
 
 
-candidates = [int, Plain, Exception, type(Plain()), type(openfile), type(print)]
+candidates = [int, Plain, Exception, type(Plain()), type(print)]
 obtained = []
 for candidate in candidates:
     try:

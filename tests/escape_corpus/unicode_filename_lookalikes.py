@@ -12,7 +12,7 @@ for name in names:
     try:
         handle = openfile(name, False)
     except Exception as error:
-        print("refused:", type(error).__name__)
+        print("refused:", repr(error))
         continue
     data = handle.readat(64, 0)
     handle.close()

@@ -59,7 +59,9 @@ def exports(ctx: VesselContext) -> dict[str, object]:
 
     write_log = _log_writer(ctx, "log")
 
-    def log(*args: Any) -> None:
+    def log(*args: Any, **keywords: Any) -> None:
+        if keywords:
+            raise errors.RepyArgumentError("log: takes no keyword arguments, only values to write")
         # str() runs the program's own __str__ methods, so it happens here, outside the API wrapper: an
         # exception they raise is the program's, not a fault of the runtime.
         write_log([str(arg) for arg in args], " ", "")
@@ -124,6 +126,7 @@ def exports(ctx: VesselContext) -> dict[str, object]:
         "getresources": getresources,
     }
     exported: dict[str, object] = {name: api_call(ctx, name)(fn) for name, fn in functions.items()}
+    log.__qualname__ = "log"
     exported["log"] = log
     return exported
 

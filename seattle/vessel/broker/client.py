@@ -72,9 +72,11 @@ class BrokerClient:
         if slot.ok:
             return slot.payload
         name, text = slot.payload
-        if name == "InternalRepyError":
-            raise errors.InternalRepyError(text)
-        raise errors.by_name(name)(text)
+        error = errors.EXPORTED.get(name)
+        if error is None:  # "InternalRepyError", or a name no vessel may see: either way, fatal
+            prefix = "" if name == "InternalRepyError" else f"unknown vessel exception {name!r}: "
+            raise errors.InternalRepyError(prefix + text)
+        raise error(text)
 
     def close(self) -> None:
         """Close the socket; the reader thread then ends and any waiting call raises InternalRepyError."""
