@@ -3,7 +3,7 @@
 Run: `python bench/bench_vessel.py [--quick]`. Prints one table, each figure with its goal beside it. The
 baseline for speed is plain CPython running the same code in the same run. The rate figures send real UDP
 traffic; `netsend` needs a non-loopback destination, so the script re-runs itself inside a network namespace
-it creates (as root) with a dummy interface, and sends only to that interface's address.
+it creates (as root), gives that namespace's `lo` one extra address, and sends only to that address.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from seattle.resources import DEFAULT_ALLOTMENT, Resources  # noqa: E402
 from seattle.vessel.launcher import VesselHandle, VesselLauncher  # noqa: E402
 from seattle.vessel.spec import VesselSpec  # noqa: E402
 
-NETNS_ADDRESS = "10.250.0.1"  # only ever exists on a dummy interface inside the namespace this script creates
+NETNS_ADDRESS = "10.250.0.1"  # exists only inside the private network namespace this script creates
 
 WORK = """
 def work(n):
@@ -46,7 +46,7 @@ THROUGHPUT_PROGRAM = WORK + """
 best = None
 for attempt in range(5):
     start = getruntime()
-    work(N)
+    work(ITERATIONS)
     elapsed = getruntime() - start
     if best is None or elapsed < best:
         best = elapsed
@@ -63,10 +63,10 @@ def timed(fn, n):
         fn()
     return (getruntime() - start) / n
 
-n = N
-base = min(timed(plain, n) for i in range(3))
-inproc = min(timed(getthreadname, n) for i in range(3))
-brokered = min(timed(getmyip, n // 10) for i in range(3))
+n = ITERATIONS
+base = min([timed(plain, n) for i in range(3)])
+inproc = min([timed(getthreadname, n) for i in range(3)])
+brokered = min([timed(getmyip, n // 10) for i in range(3)])
 log(base, inproc, brokered)
 """
 
@@ -133,26 +133,35 @@ async def finished_log(handle: VesselHandle, timeout: float = 300) -> str:
     return text
 
 
-async def measure_start_latency(launcher: VesselLauncher, workdir: Path, count: int) -> list[float]:
-    """Seconds from launcher.start() to the host receiving the program's first byte of output."""
-    latencies = []
+async def measure_start_latency(launcher: VesselLauncher, workdir: Path, count: int) -> tuple[list[float], list[float]]:
+    """Per start: seconds from the host's start request to the program's first bytecode, and to the host
+    receiving its first output.
+
+    The program's first statement logs getruntime(), which counts from the host's start request on the
+    host-wide monotonic clock, so it is the start-to-first-bytecode time itself.
+    """
+    to_bytecode, to_output = [], []
     vessel_dir = workdir / "start"
     vessel_dir.mkdir()
-    (vessel_dir / "program.py").write_text("log('.')\n")
+    (vessel_dir / "program.py").write_text("log(getruntime())\n")
     spec = VesselSpec(vessel_dir=vessel_dir, program="program.py", resources=DEFAULT_ALLOTMENT)
-    for _ in range(count):
+    for attempt in range(count + 1):
         first_output = trio.Event()
         began = time.perf_counter()
         handle = await launcher.start(spec, on_output=lambda _data, e=first_output: e.set())
         await first_output.wait()
-        latencies.append(time.perf_counter() - began)
+        output_latency = time.perf_counter() - began
         await handle.wait()
-    return latencies
+        if attempt:  # the first start also waits for the zygote to boot
+            to_bytecode.append(float(handle.log.read()))
+            to_output.append(output_latency)
+    return to_bytecode, to_output
 
 
 def plain_cpython_seconds(n: int) -> float:
     """The same work in a plain `python` process, best of five."""
-    code = "import time\ngetruntime = time.perf_counter\nlog = print\n" + THROUGHPUT_PROGRAM.replace("N", str(n))
+    shims = "import time\ngetruntime = time.perf_counter\nlog = print\n"
+    code = shims + THROUGHPUT_PROGRAM.replace("ITERATIONS", str(n))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     return float(out)
 
@@ -168,23 +177,27 @@ async def run_benchmarks(quick: bool, with_netsend: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="seattle-bench-") as tmp:
         workdir = Path(tmp)
         async with VesselLauncher() as launcher:
-            latencies = await measure_start_latency(launcher, workdir, 30 if quick else 200)
-            p50, p99 = statistics.median(latencies) * 1000, percentile(latencies, 0.99) * 1000
-            rows.append(Row("start to first output, forked: p50", "< 10 ms", f"{p50:.2f} ms", p50 < 10))
-            rows.append(Row("start to first output, forked: p99", "< 25 ms", f"{p99:.2f} ms", p99 < 25))
+            to_bytecode, to_output = await measure_start_latency(launcher, workdir, 30 if quick else 200)
+            p50, p99 = statistics.median(to_bytecode) * 1000, percentile(to_bytecode, 0.99) * 1000
+            rows.append(Row("start to first user bytecode, forked: p50", "< 10 ms", f"{p50:.2f} ms", p50 < 10))
+            rows.append(Row("start to first user bytecode, forked: p99", "< 25 ms", f"{p99:.2f} ms", p99 < 25))
+            p50 = statistics.median(to_output) * 1000
+            rows.append(Row("start to the host reading the first output: p50", "-", f"{p50:.2f} ms", None))
 
             n = 300_000 if quick else 2_000_000
             handle = await start_program(launcher, workdir, "throughput",
-                                         THROUGHPUT_PROGRAM.replace("N", str(n)), full_cpu)
+                                         THROUGHPUT_PROGRAM.replace("ITERATIONS", str(n)), full_cpu)
             vessel_seconds = float(await finished_log(handle))
             plain_seconds = plain_cpython_seconds(n)
             ratio = plain_seconds / vessel_seconds
             rows.append(Row("pure-Python throughput, vessel / plain CPython", "≥ 0.95", f"{ratio:.3f}",
                             ratio >= 0.95))
 
+            # getmyip charges netsend/netrecv; a generous rate keeps the token bucket out of the measurement.
+            unmetered = full_cpu.replace(netsend=10**10, netrecv=10**10)
             handle = await start_program(launcher, workdir, "overhead",
-                                         OVERHEAD_PROGRAM.replace("N", str(20_000 if quick else 200_000)),
-                                         full_cpu)
+                                         OVERHEAD_PROGRAM.replace("ITERATIONS", str(20_000 if quick else 200_000)),
+                                         unmetered)
             base, inproc, brokered = (float(x) for x in (await finished_log(handle)).split())
             inproc_us, brokered_us = (inproc - base) * 1e6, (brokered - base) * 1e6
             rows.append(Row("API call overhead, in-process (getthreadname)", "< 2 µs", f"{inproc_us:.2f} µs",
@@ -220,8 +233,8 @@ def reexec_in_netns() -> int | None:
     """Re-run this script in a new network namespace with a dummy interface; None if that is not possible."""
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
         return None
-    setup = (f"ip link set lo up && ip link add dummy0 type dummy && ip addr add {NETNS_ADDRESS}/32 dev dummy0 "
-             f"&& ip link set dummy0 up && exec {sys.executable} {' '.join(map(repr, sys.argv))}")
+    setup = (f"ip link set lo up && ip addr add {NETNS_ADDRESS}/32 dev lo "
+             f"&& exec {sys.executable} {' '.join(map(repr, sys.argv))}")
     env = dict(os.environ, SEATTLE_BENCH_NETNS=NETNS_ADDRESS)
     return subprocess.run(["unshare", "--net", "sh", "-c", setup], env=env).returncode
 

@@ -359,6 +359,20 @@ def test_outsockets_run_out_at_the_allotment(tmp_path: Path) -> None:
         close_vessel(v)
 
 
+def test_insockets_run_out_at_the_allotment(tmp_path: Path) -> None:
+    v = make_vessel(tmp_path, insockets=1)
+    try:
+        listener = v.api["listenformessage"](LOCAL, v.ports[0])
+        with pytest.raises(errors.ResourceExhaustedError, match="insockets"):
+            v.api["listenforconnection"](LOCAL, v.ports[1])
+        with pytest.raises(errors.ResourceExhaustedError, match="insockets"):
+            v.api["recvmess"](LOCAL, v.ports[1], print)
+        listener.close()
+        v.api["listenforconnection"](LOCAL, v.ports[1]).close()
+    finally:
+        close_vessel(v)
+
+
 def test_api_objects_are_read_only(vessel: Vessel) -> None:
     server, client, _ = tcp_pair(vessel)
     with pytest.raises(errors.RepyArgumentError, match="read-only"):
@@ -537,3 +551,21 @@ def test_v1_uncaught_exception_in_a_callback_ends_the_vessel(vessel: Vessel) -> 
     api["sendmess"](LOCAL, a, b"x", LOCAL, b)
     wait_for(lambda: vessel.exits == [status.EXIT_UNCAUGHT])
     assert b"callback failed" in b"".join(vessel.log)
+
+
+def test_v1_callback_waits_for_a_free_event(tmp_path: Path) -> None:
+    """With every event in use, a message waits in the kernel; it is handled once an event is free."""
+    v = make_vessel(tmp_path, events=1)
+    try:
+        api, (a, b) = v.api, v.ports[:2]
+        token = object()
+        v.ctx.accountant.acquire("events", token)  # the program's one event is busy elsewhere
+        got = threading.Event()
+        handle = api["recvmess"](LOCAL, a, lambda srcip, srcport, mess, ch: got.set())
+        api["sendmess"](LOCAL, a, b"queued", LOCAL, b)
+        assert not got.wait(0.3)
+        v.ctx.accountant.release("events", token)
+        assert got.wait(DEADLINE)
+        assert api["stopcomm"](handle) is True
+    finally:
+        close_vessel(v)

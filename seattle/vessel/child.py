@@ -92,5 +92,6 @@ def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport
         write_log=write_log,
         exit=exit_now,
         args=list(spec.args),
+        start_time=spec.requested_at,
     )
     run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers)

@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -191,8 +192,7 @@ class VesselLauncher:
         """Start the vessel described by `spec`; `spec.layers` empty means every layer the host supports."""
         if self._nursery is None or self._zygote_sock is None:
             raise RuntimeError("VesselLauncher.start() needs `async with VesselLauncher()`")
-        if not spec.layers:
-            spec = replace(spec, layers=self.default_layers())
+        spec = replace(spec, requested_at=time.monotonic(), layers=spec.layers or self.default_layers())
         self.check_layers(spec.layers)
         if spec.resources["cpu"] <= 0:
             raise VesselStartFailed("the allotment gives the vessel no CPU (resource cpu is 0)")

@@ -23,6 +23,9 @@ class VesselSpec:
     layers: frozenset[str] = field(default_factory=frozenset)
     #: Local IPs the vessel may bind; the first is what getmyip() returns. Empty: the broker's default.
     local_ips: tuple[str, ...] = ()
+    #: When the host asked for the start (time.monotonic(), which every process on the host shares): the
+    #: vessel's clock, getruntime(), counts from here.
+    requested_at: float = 0.0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -32,6 +35,7 @@ class VesselSpec:
             "args": list(self.args),
             "layers": sorted(self.layers),
             "local_ips": list(self.local_ips),
+            "requested_at": self.requested_at,
         }
 
     @classmethod
@@ -43,4 +47,5 @@ class VesselSpec:
             args=tuple(wire["args"]),
             layers=frozenset(wire["layers"]),
             local_ips=tuple(wire["local_ips"]),
+            requested_at=float(wire["requested_at"]),
         )

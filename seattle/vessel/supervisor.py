@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -95,12 +94,11 @@ def _supervise(
     if pid == 0:
         _become_child(spec, support, supervisor_pid, control_sock, broker_parent, broker_child, log_read,
                       log_write)
-    started = time.monotonic()
     broker_child.close()
     os.close(log_write)
     supervision = Supervision(pid)
     try:
-        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=started)
+        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
         broker = BrokerServer(broker_parent, policy, nanny.usage)
     except BaseException:
@@ -108,7 +106,7 @@ def _supervise(
         raise
     sender.send({"t": "started", "pid": pid, "supervisor": os.getpid(), "layers": sorted(spec.layers)})
     log_pump = _thread(_pump_log, log_read, sender)
-    _thread(_run_nanny, nanny, supervision)
+    nanny_thread = _thread(_run_nanny, nanny, supervision)
     _thread(broker.serve)
     _thread(_read_control, control_sock, supervision)
     _thread(_report_usage, nanny, sender, supervision)
@@ -116,6 +114,9 @@ def _supervise(
     status = os.waitpid(pid, 0)[1]
     supervision.finished.set()
     log_pump.join(LOG_DRAIN_TIMEOUT)
+    # A nanny kill may end the child before _run_nanny records the verdict; wait for it (it returns at once
+    # now that `finished` is set) so the exit is reported as the resource kill it was.
+    nanny_thread.join()
     broker.close()
     code, reason = _outcome(status, supervision)
     if supervision.verdict is not None:

@@ -10,13 +10,15 @@ Run as `python -m seattle.vessel.zygote FD`, FD being an AF_UNIX SOCK_SEQPACKET 
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
 import sys
 
 from seattle.vessel import control
-from seattle.vessel.oslayer import HostSupport, detect
+from seattle.vessel.oslayer import HostSupport, default_readonly_paths, detect
+from seattle.vessel.oslayer.seccomp_filter import compiled_template
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import EXIT_SANDBOX_SETUP
 from seattle.vessel.supervisor import run_supervisor
@@ -60,9 +62,16 @@ def main(argv: list[str]) -> None:
     os.setpgid(0, 0)
     # Probe the host first: the probe forks and waits, which ignoring SIGCHLD would break.
     support = detect()
+    # Cached from now on, so that no vessel computes them on its start path.
+    default_readonly_paths()
+    if support.seccomp:
+        compiled_template()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     sock = socket.socket(fileno=int(argv[1]))
+    # Move every object imported so far out of the collector's reach: a collection in a forked child would
+    # otherwise touch the whole inherited heap and copy it page by page.
+    gc.freeze()
     serve(sock, support)
 
 

@@ -3,6 +3,7 @@
 # stopped-by: language, landlock
 import gc
 
+gc.unfreeze()  # the zygote froze its heap before forking; frozen objects are invisible to get_objects()
 opener = None
 for item in gc.get_objects():
     if isinstance(item, dict) and item.get("__name__") == "builtins" and "open" in item:

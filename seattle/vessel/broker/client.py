@@ -20,14 +20,23 @@ from seattle.vessel.broker import protocol
 
 
 class _Slot:
-    """Where the reader thread leaves one reply for the thread that asked."""
+    """Where the reader thread leaves one reply for the thread that asked.
+
+    `done` is a plain lock taken at creation: the asker blocks acquiring it and the reader releases it.
+    A one-shot lock costs a fraction of a threading.Event, and this is on every call's path.
+    """
 
     __slots__ = ("done", "ok", "payload")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.done = threading.Lock()
+        self.done.acquire()
         self.ok = False
         self.payload: Any = None
+
+    def fill(self, ok: bool, payload: Any) -> None:
+        self.ok, self.payload = ok, payload
+        self.done.release()
 
 
 class BrokerClient:
@@ -68,7 +77,7 @@ class BrokerClient:
                 self._sock.send(data)
         except OSError as exc:
             self._break(f"sending failed: {exc}")
-        slot.done.wait()
+        slot.done.acquire()
         if slot.ok:
             return slot.payload
         name, text = slot.payload
@@ -103,8 +112,7 @@ class BrokerClient:
                     slot = self._pending.pop(request_id, None)
                 if slot is None:
                     raise protocol.ProtocolError(f"a reply to unknown request {request_id}")
-                slot.ok, slot.payload = ok, payload
-                slot.done.set()
+                slot.fill(ok, payload)
         except protocol.ProtocolError as exc:
             self._break(f"bad reply: {exc}")
         except OSError as exc:
@@ -117,5 +125,4 @@ class BrokerClient:
                 self._broken = reason
             pending, self._pending = self._pending, {}
         for slot in pending.values():
-            slot.ok, slot.payload = False, ("InternalRepyError", f"the network broker is gone: {reason}")
-            slot.done.set()
+            slot.fill(False, ("InternalRepyError", f"the network broker is gone: {reason}"))

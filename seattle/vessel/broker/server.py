@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 LOOPBACK = "127.0.0.1"
 #: Name lookups in flight at once; each holds a pool thread while the C resolver blocks.
 MAX_LOOKUPS = 8
-#: Requests read per loop turn before the loop looks at its sockets again (fairness, not a limit).
-_READ_BURST = 64
 #: TCP states in which a local/remote pair is actively in use (Repy: DuplicateTupleError, not cleanup).
 _ACTIVE_TCP_STATES = frozenset({psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT, psutil.CONN_CLOSE_WAIT})
 
@@ -232,7 +230,7 @@ class BrokerServer:
             while not self._stopping.is_set():
                 for key, events in self._selector.select(self._next_timeout()):
                     if key.data is _BROKER:
-                        self._read_requests()
+                        self._read_request()
                     elif key.data is _WAKE:
                         self._drain_wake()
                     elif self._watches.get(key.fd) is key.data:
@@ -291,25 +289,26 @@ class BrokerServer:
         except BlockingIOError:
             pass
 
-    def _read_requests(self) -> None:
-        for _ in range(_READ_BURST):
-            try:
-                data = self._sock.recv(protocol.MAX_MESSAGE + 1)
-            except BlockingIOError:
-                return
-            except OSError:
-                self._stopping.set()
-                return
-            if not data:  # the child's end closed (SOCK_SEQPACKET: an empty read is end of stream)
-                self._stopping.set()
-                return
-            try:
-                request_id, op, args = protocol.decode_request(data)
-            except protocol.ProtocolError as exc:
-                self.violation = f"the vessel broke the broker protocol: {exc}"
-                self._stopping.set()
-                return
-            self._dispatch(request_id, op, args)
+    def _read_request(self) -> None:
+        """Read and answer one request. One per readiness: the selector is level-triggered, so more
+        waiting requests wake the loop again at once, and no read ever fails for want of data."""
+        try:
+            data = self._sock.recv(protocol.MAX_MESSAGE + 1)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._stopping.set()
+            return
+        if not data:  # the child's end closed (SOCK_SEQPACKET: an empty read is end of stream)
+            self._stopping.set()
+            return
+        try:
+            request_id, op, args = protocol.decode_request(data)
+        except protocol.ProtocolError as exc:
+            self.violation = f"the vessel broke the broker protocol: {exc}"
+            self._stopping.set()
+            return
+        self._dispatch(request_id, op, args)
 
     def _dispatch(self, request_id: int, op: str, args: list[Any]) -> None:
         handler = self._handlers.get(op)

@@ -14,6 +14,7 @@ tell a program about its host (CPython 3.11 and glibc read nothing there after s
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import sysconfig
@@ -24,8 +25,13 @@ import seattle
 SYSTEM_PATHS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/etc/ld.so.cache", "/dev/null", "/dev/urandom")
 
 
+@functools.cache
 def default_readonly_paths() -> tuple[Path, ...]:
-    """Existing, resolved, de-duplicated: the stdlib, sys.path, the seattle package, system libraries."""
+    """Existing, resolved, de-duplicated: the stdlib, sys.path, the seattle package, system libraries.
+
+    Cached: it takes milliseconds (sysconfig, path resolution), and the zygote computes it once so that no
+    forked vessel pays for it on its start path.
+    """
     candidates = [
         sysconfig.get_path("stdlib"),
         sysconfig.get_path("platstdlib"),
