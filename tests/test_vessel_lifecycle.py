@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 
 from seattle.resources import DEFAULT_ALLOTMENT
@@ -106,3 +107,20 @@ async def test_disk_over_the_allotment_kills_the_vessel(launcher: VesselLauncher
     handle = await run_vessel(launcher, tmp_path, source, resources=resources)
     assert handle.exit_code == EXIT_RESOURCE_KILL, log_text(handle)
     assert "disk" in handle.reason
+
+
+async def test_the_hosts_working_directory_is_not_readable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zygote must not put the host's working directory on its path, where Landlock would let vessels
+    read it; checked with the language layer off, so only the OS layers stand in the way."""
+    host_dir = tmp_path / "host-cwd"
+    host_dir.mkdir()
+    (host_dir / "secret.txt").write_text("HOST-SECRET")
+    monkeypatch.chdir(host_dir)
+    async with VesselLauncher() as launcher:
+        layers = launcher.default_layers() - {"language"}
+        source = ("try:\n    print(open(callargs[0]).read())\nexcept OSError as error:\n"
+                  "    print('refused', error.errno)\n")
+        handle = await run_vessel(launcher, tmp_path / "vessel", source, layers=layers,
+                                  args=(str(host_dir / "secret.txt"),))
+    assert "HOST-SECRET" not in log_text(handle)
+    assert log_text(handle).strip() == "refused 13", (handle.exit_code, handle.reason)

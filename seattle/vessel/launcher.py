@@ -157,7 +157,9 @@ class VesselLauncher:
     async def __aenter__(self) -> VesselLauncher:
         host_end, zygote_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._zygote = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "seattle.vessel.zygote", str(zygote_end.fileno())],
+            # -I: the zygote's sys.path must not hold the host's working directory, which would become a
+            # read-only path every vessel could read (and neither PYTHONPATH nor user site-packages).
+            [sys.executable, "-I", "-m", "seattle.vessel.zygote", str(zygote_end.fileno())],
             pass_fds=(zygote_end.fileno(),),
         )
         zygote_end.close()

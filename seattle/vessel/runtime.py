@@ -43,7 +43,7 @@ def build_globals(ctx: VesselContext, *, language_layer: bool = True) -> dict[st
     if language_layer:
         namespace["__builtins__"] = make_builtins(core.make_print(ctx))
     else:
-        namespace["__builtins__"] = builtins.__dict__
+        namespace["__builtins__"] = {**builtins.__dict__, "print": core.make_print(ctx)}
     return namespace
 
 

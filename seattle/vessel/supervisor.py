@@ -17,11 +17,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
+from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
 from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
-from seattle.vessel.child import run_child
+from seattle.vessel.child import run_child, warm_up
 from seattle.vessel.nanny import Nanny, NannyVerdict
 from seattle.vessel.oslayer import HostSupport
 from seattle.vessel.spec import VesselSpec
@@ -73,11 +76,89 @@ class Supervision:
                 return
 
 
-def run_supervisor(spec: VesselSpec, control_sock: socket.socket, support: HostSupport) -> NoReturn:
-    """Entry point in the process the zygote forked; never returns."""
+@dataclass
+class PreparedChild:
+    """A vessel process forked ahead of its request, waiting for the spec on `spec_write`'s pipe."""
+
+    pid: int
+    broker: socket.socket  # the supervisor's end of the broker socketpair
+    log_read: int          # the child's stdout and stderr
+    spec_write: int
+
+
+def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> PreparedChild:
+    """Fork the vessel's process now; it waits, doing nothing, until `start_prepared` hands it a spec.
+
+    Forking before the request takes the fork (and the copy-on-write faults after it) off the start path.
+    `inherited` are sockets of this process that the child must not keep.
+    """
+    broker_parent, broker_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    log_read, log_write = os.pipe()
+    spec_read, spec_write = os.pipe()
+    supervisor_pid = os.getpid()
+    pid = os.fork()
+    if pid == 0:
+        for sock in (*inherited, broker_parent):
+            sock.close()
+        for fd in (log_read, spec_write):
+            os.close(fd)
+        _become_child(support, supervisor_pid, broker_child, log_write, spec_read)
+    broker_child.close()
+    os.close(log_write)
+    os.close(spec_read)
+    return PreparedChild(pid, broker_parent, log_read, spec_write)
+
+
+def serve_as_spare(zygote_link: socket.socket, support: HostSupport) -> NoReturn:
+    """A supervisor forked before any request: prepare the child, then wait for the zygote to hand over one
+    start request (its spec and the control channel); never returns."""
+    prepared = prepare_child(support, [zygote_link])
+    _warm_up_supervisor(prepared.pid)
+    try:
+        data, fds, _flags, _addr = socket.recv_fds(zygote_link, control.MAX_CONTROL_MESSAGE, 1)
+    except OSError:
+        data, fds = b"", []
+    zygote_link.close()
+    if not data or len(fds) != 1:  # the zygote is gone (or confused): nothing to run
+        for fd in fds:
+            os.close(fd)
+        Supervision(prepared.pid).kill()
+        os._exit(0)
+    control_sock = socket.socket(fileno=fds[0])
+    try:
+        spec = VesselSpec.from_wire(control.decode(data)["spec"])
+    except (control.ControlProtocolError, KeyError, TypeError, ValueError) as exc:
+        Supervision(prepared.pid).kill()
+        refuse(control_sock, f"malformed start request: {exc}")
+        os._exit(0)
+    run_supervisor(spec, control_sock, prepared)
+
+
+def _warm_up_supervisor(pid: int) -> None:
+    """The supervisor's share of the start path, run once on a sample before the request (see child.warm_up)."""
+    sample = VesselSpec(vessel_dir=Path("/"), program="warm-up", resources=DEFAULT_ALLOTMENT)
+    VesselSpec.from_wire(control.decode(control.encode({"t": "start", "spec": sample.to_wire()}))["spec"])
+    Nanny(pid, sample.resources, sample.vessel_dir)
+    NetworkPolicy.for_allotment(sample.resources, ("127.0.0.1",))
+    control.encode({"t": "started", "pid": pid, "supervisor": pid, "layers": ["language"]})
+
+
+def refuse(control_sock: socket.socket, reason: str) -> None:
+    """Report a start request that could not even begin, as the vessel's exit."""
+    message = {"t": "exit", "code": EXIT_SANDBOX_SETUP, "status": str(status_for_exit(EXIT_SANDBOX_SETUP)),
+               "reason": reason}
+    try:
+        control_sock.send(control.encode(message))
+    except OSError:
+        pass
+    control_sock.close()
+
+
+def run_supervisor(spec: VesselSpec, control_sock: socket.socket, prepared: PreparedChild) -> NoReturn:
+    """Start the prepared child with `spec` and supervise it to its end; never returns."""
     sender = ControlSender(control_sock)
     try:
-        code, reason = _supervise(spec, control_sock, sender, support)
+        code, reason = _supervise(spec, control_sock, sender, prepared)
     except Exception as exc:  # a fault of ours: report it rather than vanish silently
         code, reason = EXIT_SANDBOX_SETUP, f"supervisor failure: {exc!r}"
     sender.send({"t": "exit", "code": code, "status": str(status_for_exit(code)), "reason": reason})
@@ -85,27 +166,22 @@ def run_supervisor(spec: VesselSpec, control_sock: socket.socket, support: HostS
 
 
 def _supervise(
-    spec: VesselSpec, control_sock: socket.socket, sender: ControlSender, support: HostSupport
+    spec: VesselSpec, control_sock: socket.socket, sender: ControlSender, prepared: PreparedChild
 ) -> tuple[int, str]:
-    broker_parent, broker_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    log_read, log_write = os.pipe()
-    supervisor_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        _become_child(spec, support, supervisor_pid, control_sock, broker_parent, broker_child, log_read,
-                      log_write)
-    broker_child.close()
-    os.close(log_write)
+    pid = prepared.pid
     supervision = Supervision(pid)
     try:
+        _write_all(prepared.spec_write, control.encode({"t": "spec", **spec.to_wire()}))
+        os.close(prepared.spec_write)
         nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
-        broker = BrokerServer(broker_parent, policy, nanny.usage)
+        broker = BrokerServer(prepared.broker, policy, nanny.usage)
     except BaseException:
         supervision.kill()
+        _forward_available_log(prepared.log_read, sender)  # e.g. why the prepared child is already gone
         raise
     sender.send({"t": "started", "pid": pid, "supervisor": os.getpid(), "layers": sorted(spec.layers)})
-    log_pump = _thread(_pump_log, log_read, sender)
+    log_pump = _thread(_pump_log, prepared.log_read, sender)
     nanny_thread = _thread(_run_nanny, nanny, supervision)
     _thread(broker.serve)
     _thread(_read_control, control_sock, supervision)
@@ -124,20 +200,19 @@ def _supervise(
     return code, reason
 
 
-def _become_child(
-    spec: VesselSpec,
-    support: HostSupport,
-    supervisor_pid: int,
-    control_sock: socket.socket,
-    broker_parent: socket.socket,
-    broker_child: socket.socket,
-    log_read: int,
-    log_write: int,
-) -> NoReturn:
-    """In the forked child: keep only the broker socket and the log pipe, then run the vessel."""
-    control_sock.close()
-    broker_parent.close()
-    os.close(log_read)
+def _forward_available_log(fd: int, sender: ControlSender) -> None:
+    os.set_blocking(fd, False)
+    try:
+        data = os.read(fd, LOG_CHUNK)
+    except OSError:
+        return
+    if data:
+        sender.send({"t": "log", "data": data})
+
+
+def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socket.socket, log_write: int,
+                  spec_read: int) -> NoReturn:
+    """In the forked child: stdio to the log pipe, wait for the spec, then run the vessel."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(log_write, 1)
@@ -145,7 +220,25 @@ def _become_child(
     os.close(devnull)
     os.close(log_write)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    run_child(spec, broker_child, support, supervisor_pid)
+    warm_up()
+    wire = _read_all(spec_read)
+    os.close(spec_read)
+    if not wire:  # the supervisor went away before a request came
+        os._exit(0)
+    run_child(VesselSpec.from_wire(control.decode(wire)), broker_child, support, supervisor_pid)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read_all(fd: int) -> bytes:
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _thread(target: Callable[..., object], *args: object) -> threading.Thread:

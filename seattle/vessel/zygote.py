@@ -1,9 +1,13 @@
 """The fork-server: a process that has already imported everything a vessel needs, and forks supervisors.
 
 Starting a vessel from a cold `python` costs tens of milliseconds of imports; forking this warm process costs
-about one. The zygote stays single-threaded (forking a threaded process is unsafe), ignores SIGCHLD so the
-kernel reaps its supervisors, and lives in its own process group so a Ctrl-C meant for the host does not reach
-the vessels. It exits when the host closes its end of the socket.
+about one. Better still, the zygote keeps one *spare*: a supervisor forked ahead of time whose vessel process
+is forked too and waits for its spec. A start request is handed to the spare over a socket, and only then is
+the next spare forked, so no fork lies on a vessel's start path.
+
+The zygote stays single-threaded (forking a threaded process is unsafe), ignores SIGCHLD so the kernel reaps
+its supervisors, and lives in its own process group so a Ctrl-C meant for the host does not reach the vessels.
+It exits when the host closes its end of the socket.
 
 Run as `python -m seattle.vessel.zygote FD`, FD being an AF_UNIX SOCK_SEQPACKET socket shared with the host.
 """
@@ -19,43 +23,46 @@ import sys
 from seattle.vessel import control
 from seattle.vessel.oslayer import HostSupport, default_readonly_paths, detect
 from seattle.vessel.oslayer.seccomp_filter import compiled_template
-from seattle.vessel.spec import VesselSpec
-from seattle.vessel.status import EXIT_SANDBOX_SETUP
-from seattle.vessel.supervisor import run_supervisor
+from seattle.vessel.supervisor import serve_as_spare
 
 
 def serve(sock: socket.socket, support: HostSupport) -> None:
+    """Hand each start request to the spare supervisor, then fork the next spare; until the host leaves."""
+    spare = _fork_spare(sock, support)
     while True:
         try:
             data, fds, _flags, _addr = socket.recv_fds(sock, control.MAX_CONTROL_MESSAGE, 1)
         except InterruptedError:
             continue
         if not data:
+            spare.close()
             return
         if len(fds) != 1:
             for fd in fds:
                 os.close(fd)
             continue
-        control_sock = socket.socket(fileno=fds[0])
         try:
-            spec = VesselSpec.from_wire(control.decode(data)["spec"])
-        except (control.ControlProtocolError, KeyError, TypeError, ValueError) as exc:
-            _refuse(control_sock, f"malformed start request: {exc}")
-            continue
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            run_supervisor(spec, control_sock, support)
-        control_sock.close()
+            socket.send_fds(spare, [data], fds)
+        except OSError:  # the spare died: start this vessel from a fresh one
+            spare.close()
+            spare = _fork_spare(sock, support)
+            socket.send_fds(spare, [data], fds)
+        os.close(fds[0])
+        spare.close()
+        spare = _fork_spare(sock, support)
 
 
-def _refuse(control_sock: socket.socket, reason: str) -> None:
-    message = {"t": "exit", "code": EXIT_SANDBOX_SETUP, "status": "Terminated", "reason": reason}
-    try:
-        control_sock.send(control.encode(message))
-    finally:
-        control_sock.close()
+def _fork_spare(host_sock: socket.socket, support: HostSupport) -> socket.socket:
+    """Fork a supervisor that prepares its vessel process at once and then waits for a request."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        host_sock.close()
+        ours.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        serve_as_spare(theirs, support)
+    theirs.close()
+    return ours
 
 
 def main(argv: list[str]) -> None:
