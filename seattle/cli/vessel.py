@@ -9,7 +9,6 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from seattle.errors import SeattleError
 from seattle.vessel.launcher import ALL_LAYERS
 from seattle.vessel.local import load_allotment, run_program_locally
 from seattle.vessel.oslayer import detect
@@ -46,14 +45,11 @@ def run(resource_file: Path | None, directory: Path | None, local_ips: tuple[str
     Exits 0 when the program ends normally; otherwise prints why and exits with the vessel's exit code.
     """
     layers = _host_layers() - frozenset(without) if without else frozenset()
-    try:
-        handle = run_program_locally(
-            program, args, resources=load_allotment(resource_file), on_output=_write_output,
-            directory=directory, layers=layers, local_ips=local_ips,
-            allow_unconfined=allow_unconfined, timeout=timeout if timeout is not None else float("inf"),
-        )
-    except SeattleError as exc:
-        raise click.ClickException(str(exc)) from None
+    handle = run_program_locally(
+        program, args, resources=load_allotment(resource_file), on_output=_write_output,
+        directory=directory, layers=layers, local_ips=local_ips,
+        allow_unconfined=allow_unconfined, timeout=timeout if timeout is not None else float("inf"),
+    )
     if handle.exit_code != EXIT_NORMAL:
         click.echo(f"seattle: vessel {handle.status}: {handle.reason} (exit code {handle.exit_code})", err=True)
         sys.exit(handle.exit_code or 1)
