@@ -1,0 +1,445 @@
+"""The node manager's calls: who may make each one, what its arguments must be, and what it does.
+
+`NodeAPI.handle` is the whole contract between the server and the node: the server has already checked
+the request's signature, destination, freshness and uniqueness (`signing.RequestVerifier`), and passes the
+caller's key (None for an unsigned request) with the call name and arguments. The answer is always a
+response map, never an exception: a refused call carries a stable code (`no_such_call`,
+`insufficient_permissions`, `bad_arguments`, the `NodeError` codes of `vessels.py`, `internal_error`) and a
+message a person can act on, and nothing of a traceback reaches the client.
+
+The checks run in this order, so the error a caller sees is the most basic thing wrong:
+
+    no_such_call             the call name is not in the table
+    insufficient_permissions an unsigned request for a call that is not public
+    bad_arguments            wrong argument names, count, types or sizes
+    no_such_vessel           a vessel named in the call does not exist
+    insufficient_permissions the signer is neither the vessel's owner nor (where allowed) one of its users
+    <the call's own codes>   e.g. vessel_running, disk_full, file_not_found
+
+Permission classes are the original's: public (anyone, signed or not), owner-or-user, owner-only. Blocking
+work (SQLite commits, file I/O) runs in worker threads so one slow call does not hold up other connections.
+Calls that change whether or how a vessel runs (start, stop, reset, split, join) are serialised by one lock,
+so two clients cannot start the same vessel twice or split it while it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import trio
+
+import seattle
+from seattle.errors import SeattleError
+from seattle.keys import PublicKey
+from seattle.nodemgr import vesselfiles
+from seattle.nodemgr.signing import error, ok, warning
+from seattle.nodemgr.store import NodeError, VesselRecord
+from seattle.nodemgr.vessels import RUNNING, NodeState
+from seattle.vessel.api.files import MAX_FILENAME
+from seattle.vessel.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
+from seattle.vessel.spec import VesselSpec
+from seattle.vessel.status import VesselStatus
+
+log = logging.getLogger(__name__)
+
+#: The largest file AddFileToVessel accepts: the frame limit leaves 64 KiB for the envelope around it.
+MAX_FILE_DATA = 4 * 1024 * 1024
+#: StartVessel's program arguments: enough for any command line, small enough to show in an error.
+MAX_PROGRAM_ARGS = 256
+MAX_PROGRAM_ARGS_BYTES = 64 * 1024
+#: Resource text of a split request; a full resource file with every port listed is far smaller.
+MAX_RESOURCE_TEXT = 64 * 1024
+MAX_USERS = 64
+MAX_VESSEL_NAME = 24
+
+NO_SUCH_CALL = "no_such_call"
+INSUFFICIENT_PERMISSIONS = "insufficient_permissions"
+BAD_ARGUMENTS = "bad_arguments"
+INTERNAL_ERROR = "internal_error"
+DID_NOT_STOP = "did_not_stop"
+
+
+class Permission(StrEnum):
+    PUBLIC = "public"
+    OWNER_OR_USER = "owner_or_user"
+    OWNER = "owner"
+
+
+class BadArguments(Exception):
+    """An argument of the wrong type, size or form; the text names the argument."""
+
+
+# --- argument checks: each returns the value to use, or raises BadArguments naming what is wrong --------
+
+
+def _text(limit: int) -> Callable[[str, object], str]:
+    def check(name: str, value: object) -> str:
+        if not isinstance(value, str):
+            raise BadArguments(f"'{name}' must be a string, got {type(value).__name__}")
+        if len(value) > limit:
+            raise BadArguments(f"'{name}' is {len(value)} characters long; the limit is {limit}")
+        return value
+    return check
+
+
+def _data(name: str, value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise BadArguments(f"'{name}' must be binary data (msgpack bin), got {type(value).__name__}")
+    if len(value) > MAX_FILE_DATA:
+        raise BadArguments(f"'{name}' is {len(value)} bytes; files of at most {MAX_FILE_DATA} bytes "
+                           "can be uploaded")
+    return value
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise BadArguments(f"'{name}' must be true or false, got {value!r:.40}")
+    return value
+
+
+def _key(name: str, value: object) -> bytes:
+    """A public key as its text form "ed25519:..." → its 32 raw bytes (what NodeState stores)."""
+    if not isinstance(value, str):
+        raise BadArguments(f"'{name}' must be a public key as text (ed25519:...), got {type(value).__name__}")
+    try:
+        return PublicKey.from_text(value).raw
+    except SeattleError as exc:
+        raise NodeError("bad_key", f"Invalid Key String in '{name}': {exc}") from None
+
+
+def _keys(name: str, value: object) -> list[bytes]:
+    if not isinstance(value, list):
+        raise BadArguments(
+            f"'{name}' must be a list of public keys (ed25519:...), got {type(value).__name__}")
+    if len(value) > MAX_USERS:
+        raise BadArguments(f"'{name}' lists {len(value)} keys; a vessel has at most {MAX_USERS} users")
+    return [_key(f"{name}[{index}]", item) for index, item in enumerate(value)]
+
+
+def _program_args(name: str, value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadArguments(f"'{name}' must be a list of strings")
+    if len(value) > MAX_PROGRAM_ARGS:
+        raise BadArguments(f"'{name}' has {len(value)} items; the limit is {MAX_PROGRAM_ARGS}")
+    size = sum(len(item.encode("utf-8", "surrogatepass")) for item in value)
+    if size > MAX_PROGRAM_ARGS_BYTES:
+        raise BadArguments(f"'{name}' totals {size} bytes; the limit is {MAX_PROGRAM_ARGS_BYTES}")
+    return value
+
+
+_vessel = _text(MAX_VESSEL_NAME)
+_filename = _text(MAX_FILENAME)
+
+Check = Callable[[str, object], Any]
+
+
+# --- the table -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    permission: Permission
+    params: tuple[tuple[str, Check], ...]
+    #: Arguments naming vessels whose owner (or user) the caller must be.
+    vessel_params: tuple[str, ...] = ()
+    #: Takes the start/stop/split/join lock: the call changes whether or how a vessel runs.
+    lifecycle: bool = False
+
+
+CALLS: dict[str, Call] = {call.name: call for call in (
+    Call("GetNodeInfo", Permission.PUBLIC, ()),
+    Call("GetVessels", Permission.PUBLIC, ()),
+    Call("GetVesselResources", Permission.PUBLIC, (("vessel", _vessel),)),
+    Call("GetOffcutResources", Permission.PUBLIC, ()),
+    Call("StartVessel", Permission.OWNER_OR_USER,
+         (("vessel", _vessel), ("program", _filename), ("args", _program_args)), ("vessel",), True),
+    Call("StopVessel", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",), True),
+    Call("ResetVessel", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",), True),
+    Call("AddFileToVessel", Permission.OWNER_OR_USER,
+         (("vessel", _vessel), ("filename", _filename), ("data", _data)), ("vessel",)),
+    Call("RetrieveFileFromVessel", Permission.OWNER_OR_USER,
+         (("vessel", _vessel), ("filename", _filename)), ("vessel",)),
+    Call("ListFilesInVessel", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",)),
+    Call("DeleteFileInVessel", Permission.OWNER_OR_USER,
+         (("vessel", _vessel), ("filename", _filename)), ("vessel",)),
+    Call("ReadVesselLog", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",)),
+    Call("ChangeUsers", Permission.OWNER, (("vessel", _vessel), ("users", _keys)), ("vessel",)),
+    Call("ChangeOwner", Permission.OWNER, (("vessel", _vessel), ("owner", _key)), ("vessel",)),
+    Call("ChangeOwnerInformation", Permission.OWNER,
+         (("vessel", _vessel), ("ownerinfo", _text(4096))), ("vessel",)),
+    Call("ChangeAdvertise", Permission.OWNER, (("vessel", _vessel), ("advertise", _flag)), ("vessel",)),
+    Call("SplitVessel", Permission.OWNER,
+         (("vessel", _vessel), ("resources", _text(MAX_RESOURCE_TEXT))), ("vessel",), True),
+    Call("JoinVessels", Permission.OWNER,
+         (("vessel", _vessel), ("other", _vessel)), ("vessel", "other"), True),
+)}
+
+PUBLIC_CALLS = frozenset(name for name, call in CALLS.items() if call.permission is Permission.PUBLIC)
+
+
+def bind_arguments(call: Call, args: list[Any] | dict[str, Any]) -> dict[str, Any]:
+    """Match `args` (positional list or map by name) to the call's parameters and check each one."""
+    names = [name for name, _ in call.params]
+    if isinstance(args, list):
+        if len(args) != len(names):
+            raise BadArguments(f"{call.name} takes {len(names)} argument{'s' if len(names) != 1 else ''} "
+                               f"({', '.join(names) or 'none'}), got {len(args)}")
+        given = dict(zip(names, args))
+    else:
+        unknown = sorted(set(args) - set(names))
+        missing = [name for name in names if name not in args]
+        if unknown or missing:
+            parts = ([f"unknown {', '.join(map(repr, unknown))}"] if unknown else []) + (
+                [f"missing {', '.join(map(repr, missing))}"] if missing else [])
+            raise BadArguments(f"{call.name} takes the arguments ({', '.join(names) or 'none'}): "
+                               f"{'; '.join(parts)}")
+        given = args
+    return {name: check(name, given[name]) for name, check in call.params}
+
+
+# --- the node's side -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    """A vessel the launcher is running: its handle and the event set once its end state is recorded."""
+
+    handle: VesselHandle
+    recorded: trio.Event
+
+
+Handler = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class NodeAPI:
+    """Serves calls on one node's state and launcher. Needs `run` in a nursery to follow running vessels."""
+
+    def __init__(self, state: NodeState, launcher: VesselLauncher, node_key: PublicKey, *,
+                 addresses: Callable[[], list[str]] = list, local_ips: Sequence[str] = ()) -> None:
+        self.state = state
+        self.launcher = launcher
+        self.node_key = node_key
+        self.addresses = addresses
+        self.local_ips = tuple(local_ips)
+        self._running: dict[str, _Running] = {}
+        self._lifecycle = trio.Lock()
+        self._nursery: trio.Nursery | None = None
+        self._handlers: dict[str, Handler] = {
+            "GetNodeInfo": self._get_node_info, "GetVessels": self._get_vessels,
+            "GetVesselResources": self._get_vessel_resources, "GetOffcutResources": self._get_offcut,
+            "StartVessel": self._start, "StopVessel": self._stop, "ResetVessel": self._reset,
+            "AddFileToVessel": self._add_file, "RetrieveFileFromVessel": self._retrieve_file,
+            "ListFilesInVessel": self._list_files, "DeleteFileInVessel": self._delete_file,
+            "ReadVesselLog": self._read_log, "ChangeUsers": self._change_users,
+            "ChangeOwner": self._change_owner, "ChangeOwnerInformation": self._change_ownerinfo,
+            "ChangeAdvertise": self._change_advertise, "SplitVessel": self._split, "JoinVessels": self._join,
+        }
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Hold the nursery in which running vessels are followed; returns when cancelled."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            task_status.started()
+            await trio.sleep_forever()
+
+    async def stop_all(self) -> None:
+        """Stop every running vessel and wait until its end state is recorded (clean shutdown)."""
+        async with self._lifecycle:
+            for name in list(self._running):
+                await self._stop_running(name)
+
+    async def handle(self, caller: PublicKey | None, name: str, args: list[Any] | dict[str, Any]
+                     ) -> dict[str, Any]:
+        """One call → its response map (see the module docstring for the order of the checks)."""
+        call = CALLS.get(name)
+        if call is None:
+            return error(NO_SUCH_CALL, f"Unknown Call {name!r}; the calls are: {', '.join(sorted(CALLS))}")
+        if caller is None and call.permission is not Permission.PUBLIC:
+            return error(INSUFFICIENT_PERMISSIONS,
+                         f"{name} must be signed by the vessel's {_who(call.permission)}; only "
+                         f"{', '.join(sorted(PUBLIC_CALLS))} may be sent unsigned")
+        try:
+            bound = bind_arguments(call, args)
+            for param in call.vessel_params:
+                record = await trio.to_thread.run_sync(self.state.get_vessel, bound[param])
+                _check_permission(call, caller, record)
+            if call.lifecycle:
+                async with self._lifecycle:
+                    return await self._handlers[name](**bound)
+            return await self._handlers[name](**bound)
+        except BadArguments as exc:
+            return error(BAD_ARGUMENTS, str(exc))
+        except NodeError as exc:
+            return error(exc.code, exc.message)
+        except PermissionRefused as exc:
+            return error(INSUFFICIENT_PERMISSIONS, str(exc))
+        except Exception:
+            log.exception("internal error in %s", name)
+            return error(INTERNAL_ERROR, f"Internal Error: the node failed while handling {name}; the "
+                                         "node's operator can find the details in its log")
+
+    # -- public calls -----------------------------------------------------------------------------------
+
+    async def _get_node_info(self) -> dict[str, Any]:
+        support = self.launcher.support
+        available = self.launcher.default_layers()
+        return ok({
+            "version": seattle.__version__,
+            "node_key": self.node_key.to_text(),
+            "fingerprint": self.node_key.fingerprint(),
+            "addresses": self.addresses(),
+            "layers": {layer: {"available": layer in available, "detail": support.details.get(layer, "")}
+                       for layer in ALL_LAYERS},
+        })
+
+    async def _get_vessels(self) -> dict[str, Any]:
+        records = await trio.to_thread.run_sync(self.state.get_vessels)
+        return ok({
+            "version": seattle.__version__,
+            "node_key": self.node_key.to_text(),
+            "vessels": [_describe(record) for record in records],
+        })
+
+    async def _get_vessel_resources(self, vessel: str) -> dict[str, Any]:
+        resources = await trio.to_thread.run_sync(self.state.vessel_resources, vessel)
+        return ok(resources.to_text())
+
+    async def _get_offcut(self) -> dict[str, Any]:
+        return ok((await trio.to_thread.run_sync(self.state.offcut)).to_text())
+
+    # -- owner-or-user calls ----------------------------------------------------------------------------
+
+    async def _start(self, vessel: str, program: str, args: list[str]) -> dict[str, Any]:
+        record = await trio.to_thread.run_sync(self.state.get_vessel, vessel)
+        if record.status in RUNNING or vessel in self._running:
+            raise NodeError("already_started", f"Vessel {vessel} has already been started; stop it first")
+        vesselfiles.check_user_filename(program)
+        if program not in await trio.to_thread.run_sync(self.state.list_files, vessel):
+            raise NodeError("file_not_found",
+                            f"No program file {program!r} in vessel {vessel}; upload it with AddFileToVessel")
+        spec = VesselSpec(vessel_dir=self.state.vessel_dir(vessel), program=program,
+                          resources=record.resources, args=tuple(args), local_ips=self.local_ips)
+        try:
+            handle = await self.launcher.start(spec, log_path=self.state.log_path(vessel))
+        except SeattleError as exc:
+            raise NodeError("start_failed", str(exc)) from None
+        running = _Running(handle, trio.Event())
+        self._running[vessel] = running
+        await trio.to_thread.run_sync(self.state.set_status, vessel, VesselStatus.STARTED)
+        assert self._nursery is not None, "NodeAPI.run must be running"
+        self._nursery.start_soon(self._follow, vessel, running)
+        return ok(VesselStatus.STARTED.value)
+
+    async def _follow(self, vessel: str, running: _Running) -> None:
+        """Record the vessel's end state once its process ends; the only writer of that state."""
+        try:
+            await running.handle.wait()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.state.set_status, vessel, running.handle.status)
+        finally:
+            self._running.pop(vessel, None)
+            running.recorded.set()
+
+    async def _stop_running(self, vessel: str) -> bool:
+        """Stop a running vessel and wait for its end state to be recorded; False if it would not stop."""
+        running = self._running[vessel]
+        await running.handle.stop()
+        if running.handle.running:
+            return False
+        await running.recorded.wait()
+        return True
+
+    async def _stop(self, vessel: str) -> dict[str, Any]:
+        if vessel not in self._running:
+            status = (await trio.to_thread.run_sync(self.state.get_vessel, vessel)).status
+            raise NodeError("not_running", f"Cannot stop vessel {vessel} with status '{status}'")
+        if not await self._stop_running(vessel):
+            return warning(DID_NOT_STOP, f"Vessel {vessel} may not have stopped in a timely manner; "
+                                         "check its status with GetVessels", VesselStatus.STARTED.value)
+        return ok((await trio.to_thread.run_sync(self.state.get_vessel, vessel)).status.value)
+
+    async def _reset(self, vessel: str) -> dict[str, Any]:
+        if vessel in self._running and not await self._stop_running(vessel):
+            raise NodeError(DID_NOT_STOP, f"Vessel {vessel} did not stop, so it was not reset; try again")
+        await trio.to_thread.run_sync(self.state.reset, vessel)
+        return ok(None)
+
+    async def _add_file(self, vessel: str, filename: str, data: bytes) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.add_file, vessel, filename, data)
+        return ok(None)
+
+    async def _retrieve_file(self, vessel: str, filename: str) -> dict[str, Any]:
+        return ok(await trio.to_thread.run_sync(self.state.retrieve_file, vessel, filename))
+
+    async def _list_files(self, vessel: str) -> dict[str, Any]:
+        return ok(await trio.to_thread.run_sync(self.state.list_files, vessel))
+
+    async def _delete_file(self, vessel: str, filename: str) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.delete_file, vessel, filename)
+        return ok(None)
+
+    async def _read_log(self, vessel: str) -> dict[str, Any]:
+        return ok(await trio.to_thread.run_sync(self.state.read_log, vessel))
+
+    # -- owner calls ------------------------------------------------------------------------------------
+
+    async def _change_users(self, vessel: str, users: list[bytes]) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.change_users, vessel, users)
+        return ok(None)
+
+    async def _change_owner(self, vessel: str, owner: bytes) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.change_owner, vessel, owner)
+        return ok(None)
+
+    async def _change_ownerinfo(self, vessel: str, ownerinfo: str) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.change_ownerinfo, vessel, ownerinfo)
+        return ok(None)
+
+    async def _change_advertise(self, vessel: str, advertise: bool) -> dict[str, Any]:
+        await trio.to_thread.run_sync(self.state.change_advertise, vessel, advertise)
+        return ok(None)
+
+    async def _split(self, vessel: str, resources: str) -> dict[str, Any]:
+        leftover, requested = await trio.to_thread.run_sync(self.state.split, vessel, resources)
+        return ok([leftover, requested])
+
+    async def _join(self, vessel: str, other: str) -> dict[str, Any]:
+        return ok(await trio.to_thread.run_sync(self.state.join, vessel, other))
+
+
+class PermissionRefused(Exception):
+    """The signer may not make this call on this vessel."""
+
+
+def _check_permission(call: Call, caller: PublicKey | None, record: VesselRecord) -> None:
+    if call.permission is Permission.PUBLIC:
+        return
+    assert caller is not None  # unsigned requests for such calls were refused before
+    if caller.raw == record.owner:
+        return
+    if call.permission is Permission.OWNER_OR_USER and caller.raw in record.users:
+        return
+    raise PermissionRefused(
+        f"Insufficient Permissions: {call.name} on vessel {record.name} needs the signature of its "
+        f"{_who(call.permission)}, and key {caller.fingerprint()} is not "
+        f"{'its owner or one of its users' if call.permission is Permission.OWNER_OR_USER else 'its owner'}")
+
+
+def _who(permission: Permission) -> str:
+    return "owner" if permission is Permission.OWNER else "owner or one of its users"
+
+
+def _describe(record: VesselRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "status": record.status.value,
+        "advertise": record.advertise,
+        "owner": PublicKey(record.owner).to_text(),
+        "ownerinfo": record.ownerinfo,
+        "users": [PublicKey(key).to_text() for key in record.users],
+    }

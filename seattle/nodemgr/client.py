@@ -1,0 +1,190 @@
+"""The client side of the node manager protocol, shared by the CLI, the advertiser and the tests.
+
+    async with await NodeClient.connect("127.0.0.1", port, identity=me) as node:
+        vessels = await node.call("GetVessels")
+        await node.call("AddFileToVessel", vessel="v1", filename="hello.r2py", data=b"log('hi')\\n")
+        responses = await node.call_many([("ListFilesInVessel", {"vessel": "v1"}), ...])   # pipelined
+
+On connect the client asks the node for its key (the public GetNodeInfo call) and signs every request for
+that key, so a request meant for this node cannot be replayed to another; pass `node_key` to insist on the
+key you expect (for example one whose fingerprint the donor published). With `identity=None` requests go
+unsigned, which only public calls accept. One connection carries every call; `call_many` pipelines a batch
+(sending and reading at the same time, so a long batch cannot deadlock on full socket buffers).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from seattle.keys import Identity, PublicKey
+from seattle.nodemgr.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
+from seattle.nodemgr.signing import (
+    DEFAULT_LIFETIME,
+    ERROR,
+    NONCE_SIZE,
+    MalformedResponse,
+    Response,
+    parse_response,
+    public_request,
+    sign_request,
+)
+
+DEFAULT_TIMEOUT = 30.0
+_RECEIVE_SIZE = 64 * 1024
+
+CallArgs = dict[str, Any]
+
+
+class NodeClientError(Exception):
+    """The conversation with the node failed (not a call the node refused: that is CallFailed)."""
+
+
+class CallFailed(NodeClientError):
+    """The node answered a call with status error: `code` for programs, `message` for people."""
+
+    def __init__(self, call: str, code: str, message: str) -> None:
+        super().__init__(f"{call} failed: {code}: {message}")
+        self.call = call
+        self.code = code
+        self.message = message
+
+
+class NodeClient:
+    """One connection to one node manager. Not for sharing between tasks without `call`'s own lock."""
+
+    def __init__(self, stream: trio.SocketStream, identity: Identity | None, *, timeout: float,
+                 lifetime: float, max_frame: int) -> None:
+        """Use `connect`."""
+        self._stream = stream
+        self.identity = identity
+        self.timeout = timeout
+        self.lifetime = lifetime
+        self.max_frame = max_frame
+        self.node_key: PublicKey | None = None
+        self.node_info: dict[str, Any] = {}
+        self._decoder = FrameDecoder(max_frame)
+        self._responses: list[object] = []
+        self._lock = trio.Lock()
+        self._broken: str | None = None
+
+    @classmethod
+    async def connect(cls, host: str, port: int, identity: Identity | None = None, *,
+                      node_key: PublicKey | None = None, timeout: float = DEFAULT_TIMEOUT,
+                      lifetime: float = DEFAULT_LIFETIME, max_frame: int = DEFAULT_MAX_FRAME) -> NodeClient:
+        """Connect and learn the node's key; NodeClientError if it is not `node_key` (when given)."""
+        try:
+            with trio.fail_after(timeout):
+                stream = await trio.open_tcp_stream(host, port)
+        except (OSError, trio.TooSlowError) as exc:
+            raise NodeClientError(f"cannot connect to the node manager at {host}:{port}: "
+                                  f"{exc or 'timed out'}") from None
+        client = cls(stream, identity, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+        try:
+            info = await client.call("GetNodeInfo")
+            try:
+                client.node_key = PublicKey.from_text(info["node_key"])
+            except (TypeError, KeyError, ValueError) as exc:
+                raise NodeClientError(f"the node at {host}:{port} sent no usable key: {exc}") from None
+            if node_key is not None and client.node_key != node_key:
+                raise NodeClientError(
+                    f"the node at {host}:{port} has key {client.node_key.fingerprint()}, not the expected "
+                    f"{node_key.fingerprint()}; refusing to talk to it")
+            client.node_info = info
+        except BaseException:
+            await client.aclose()
+            raise
+        return client
+
+    async def __aenter__(self) -> NodeClient:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    # -- calls --------------------------------------------------------------------------------------------
+
+    async def call(self, name: str, **args: Any) -> Any:
+        """Make one call; its result on success (or warning), CallFailed on error."""
+        (response,) = await self.call_many([(name, args)])
+        if response.status == ERROR:
+            raise CallFailed(name, response.code, response.message)
+        return response.result
+
+    async def request(self, name: str, **args: Any) -> Response:
+        """Make one call and return the whole response, errors included (for code that branches on codes)."""
+        (response,) = await self.call_many([(name, args)])
+        return response
+
+    async def call_many(self, calls: Sequence[tuple[str, CallArgs]]) -> list[Response]:
+        """Pipeline `calls`: send them all, read the responses (in the same order); errors are not raised."""
+        frames = [self.encode(name, args) for name, args in calls]
+        return await self.exchange(frames)
+
+    def encode(self, name: str, args: CallArgs | list[Any]) -> bytes:
+        """The frame of one request: signed if the client has an identity and knows the node's key."""
+        if self.identity is not None and self.node_key is not None:
+            message: object = sign_request(self.identity, self.node_key, name, args, now=time.time(),
+                                           nonce=os.urandom(NONCE_SIZE), lifetime=self.lifetime)
+        else:
+            message = public_request(name, args)
+        try:
+            return encode_frame(message, self.max_frame)
+        except FrameError as exc:
+            raise NodeClientError(f"{name} request too large to send: {exc.message}") from None
+
+    async def exchange(self, frames: Sequence[bytes]) -> list[Response]:
+        """Send already encoded request frames and read one response per frame (the raw pipeline)."""
+        async with self._lock:
+            if self._broken is not None:
+                raise NodeClientError(f"the connection is unusable: {self._broken}")
+            failure: Exception | None = None
+            try:
+                with trio.fail_after(self.timeout):
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._send_all, frames)
+                        try:
+                            messages = await self._receive(len(frames))
+                        except (trio.BrokenResourceError, trio.ClosedResourceError, FrameError) as exc:
+                            failure = exc
+                            nursery.cancel_scope.cancel()
+            except trio.TooSlowError:
+                self._broken = f"no response within {self.timeout} s"
+                raise NodeClientError(f"the node did not answer within {self.timeout} s") from None
+            if failure is not None:
+                self._broken = str(failure) or type(failure).__name__
+                raise NodeClientError(f"the connection to the node failed: {self._broken}")
+        try:
+            return [parse_response(message) for message in messages]
+        except MalformedResponse as exc:
+            raise NodeClientError(f"the node sent an invalid response: {exc}") from None
+
+    async def _send_all(self, frames: Sequence[bytes]) -> None:
+        # A node that hangs up mid-batch (a refusal, a frame error) has usually answered first: the reader
+        # gets that answer or the end of the stream, which says more than a broken pipe here would.
+        try:
+            for frame in frames:
+                await self._stream.send_all(frame)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _receive(self, count: int) -> list[object]:
+        while len(self._responses) < count:
+            data = await self._stream.receive_some(_RECEIVE_SIZE)
+            if not data:
+                self._decoder.end_of_stream()
+                got = len(self._responses)
+                raise trio.BrokenResourceError(
+                    f"the node closed the connection after {got} of {count} responses")
+            self._responses.extend(self._decoder.feed(data))
+        out, self._responses = self._responses[:count], self._responses[count:]
+        return out

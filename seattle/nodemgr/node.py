@@ -1,0 +1,145 @@
+"""A running node manager: node directory, identity, launcher and server, started and shut down together.
+
+    init_node(node_dir, owner)                       # once: node key + the first vessels
+    async with NodeManager(node_dir, "127.0.0.1", 0) as nm:
+        nm.port                                      # the bound port (0 asks the OS for a free one)
+
+The node's own key lives in the node directory as `node.privatekey` (mode 0600, written and checked by
+`seattle.keys`, which refuses a key file others can read); requests must name its public key as their
+destination. Opening runs `NodeState.recover()` before anything can start a vessel, so vessels that were
+running when a previous daemon died are marked Terminated. Leaving the `async with` stops accepting, stops
+every running vessel (recording it Stopped), ends the launcher's zygote and closes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import trio
+
+from seattle.keys import Identity, PublicKey, generate_identity, load_identity, save_identity
+from seattle.nodemgr.api import NodeAPI
+from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
+from seattle.nodemgr.signing import RequestVerifier
+from seattle.nodemgr.vessels import NodeState
+from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
+from seattle.vessel.launcher import VesselLauncher
+
+#: The node identity's name: its key files are node.privatekey and node.publickey in the node directory.
+NODE_IDENTITY = "node"
+
+#: (resources, owner, users) of one vessel of a node's first layout.
+Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
+
+
+def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
+              offcut: Resources = DEFAULT_OFFCUT) -> PublicKey:
+    """Create a node in `node_dir`: a fresh node key and the first vessels; returns the node's public key.
+
+    Without `layout` the node gets one vessel with `DEFAULT_ALLOTMENT` (ports included) owned by `owner`,
+    with no users. Refused (NodeError "store_exists", or IdentityExists) if a node is already there.
+    """
+    if not isinstance(owner, PublicKey):
+        raise TypeError(f"owner must be a PublicKey, not {type(owner).__name__}")
+    node_dir = Path(node_dir)
+    node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    entries = layout if layout is not None else [(DEFAULT_ALLOTMENT, owner, ())]
+    raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
+                  for resources, key, users in entries]
+    identity = generate_identity(NODE_IDENTITY)
+    with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
+        state.create_initial_vessels(raw_layout)
+    # The key is written last: a node directory with a key is a complete one.
+    save_identity(identity, node_dir)
+    return identity.public_key
+
+
+def load_node_identity(node_dir: Path) -> Identity:
+    """The node's key pair from `node_dir` (refused if the file is readable by others)."""
+    return load_identity(NODE_IDENTITY, Path(node_dir))
+
+
+class NodeManager:
+    """See the module docstring. `local_ips` are the addresses vessels may bind (empty: the broker's)."""
+
+    def __init__(self, node_dir: Path, host: str, port: int, *, limits: ServerLimits | None = None,
+                 local_ips: Sequence[str] = (), allow_unconfined: bool = False) -> None:
+        self.node_dir = Path(node_dir)
+        self.host = host
+        self.requested_port = port
+        self.limits = limits or ServerLimits()
+        self.local_ips = tuple(local_ips)
+        self.allow_unconfined = allow_unconfined
+        self.identity: Identity | None = None
+        self.state: NodeState | None = None
+        self.api: NodeAPI | None = None
+        self.server: NodeServer | None = None
+        self.addresses: list[str] = []
+        self._launcher: VesselLauncher | None = None
+        self._nursery_manager = trio.open_nursery()
+        self._nursery: trio.Nursery | None = None
+        self._server_scope = trio.CancelScope()
+
+    @property
+    def node_key(self) -> PublicKey:
+        assert self.identity is not None, "use `async with NodeManager(...)`"
+        return self.identity.public_key
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        return int(self.addresses[0].rsplit(":", 1)[1])
+
+    async def __aenter__(self) -> NodeManager:
+        self.identity = load_node_identity(self.node_dir)
+        state = NodeState.open(self.node_dir)
+        try:
+            if state.node_key != self.identity.public_key.raw:
+                raise ValueError(f"{self.node_dir}: the node key file does not belong to this node's state")
+            state.recover()
+            listeners = await open_listeners(self.host, self.requested_port)
+        except BaseException:
+            state.close()
+            raise
+        self.state = state
+        self.addresses = bound_addresses(listeners)
+        self._launcher = VesselLauncher(allow_unconfined=self.allow_unconfined)
+        await self._launcher.__aenter__()
+        self.api = NodeAPI(state, self._launcher, self.identity.public_key,
+                           addresses=lambda: list(self.addresses), local_ips=self.local_ips)
+        self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)
+        self._nursery = await self._nursery_manager.__aenter__()
+        await self._nursery.start(self.api.run)
+        await self._nursery.start(self._serve, listeners)
+        return self
+
+    async def _serve(self, listeners: list[trio.SocketListener],
+                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        assert self.server is not None
+        with self._server_scope:
+            await self.server.serve(listeners, task_status=task_status)
+
+    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                        traceback: TracebackType | None) -> bool | None:
+        assert self._nursery is not None and self.api is not None and self._launcher is not None
+        try:
+            with trio.CancelScope(shield=True):
+                # No new calls; then stop the vessels while their followers still run to record the end.
+                self._server_scope.cancel()
+                await self.api.stop_all()
+        finally:
+            self._nursery.cancel_scope.cancel()
+            try:
+                suppress = await self._nursery_manager.__aexit__(kind, value, traceback)
+            finally:
+                await self._launcher.__aexit__(None, None, None)
+                assert self.state is not None
+                self.state.close()
+        return suppress
+
+def _raw(key: object, what: str) -> bytes:
+    if not isinstance(key, PublicKey):
+        raise TypeError(f"each {what} in the layout must be a PublicKey, not {type(key).__name__}")
+    return key.raw
