@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 
+from seattle.cli.call import call
 from seattle.cli.identity import keygen
+from seattle.cli.node import node
 from seattle.cli.vessel import vessel
 from seattle.errors import SeattleError
 
@@ -37,3 +39,5 @@ def main() -> None:
 
 main.add_command(vessel)
 main.add_command(keygen)
+main.add_command(node)
+main.add_command(call)

@@ -1,0 +1,168 @@
+"""Setting up a node directory and running its node manager in the foreground until told to stop.
+
+    create_node(node_dir, owner, NodeConfig("127.0.0.1", 1224))  # `seattle node init`
+    run_daemon(node_dir)                                          # `seattle node run`: returns 0 on SIGTERM
+
+`create_node` writes `node.json` next to the node's key and state, so `run_daemon` needs nothing but the
+directory: where to listen is a property of the node, not of each start. `run_daemon` logs to
+`nodemanager.log` in the node directory (rotated, so a node left running for months cannot fill the disk),
+prints one line `listening on HOST:PORT` to standard output once requests are accepted (scripts and tests
+wait for that line), and on SIGTERM or SIGINT leaves `NodeManager`, which stops every running vessel and
+records it Stopped before the process exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from seattle.errors import BadNodeConfig, NodeExists, NodeNotFound, NodeStartFailed
+from seattle.keys import PublicKey
+from seattle.nodemgr.node import NODE_IDENTITY, NodeManager, init_node
+from seattle.nodemgr.store import NodeError
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "node.json"
+CONFIG_FORMAT = "seattle-node-config-v1"
+LOG_FILE = "nodemanager.log"
+#: The original node manager's port: what researchers try when a donor gives only a host name.
+DEFAULT_PORT = 1224
+#: Loopback unless the donor says otherwise: exposing a node to the network is a deliberate choice.
+DEFAULT_HOST = "127.0.0.1"
+#: 1 MiB per log file and three old ones: enough for weeks of calls, bounded for ever.
+LOG_MAX_BYTES = 1024 * 1024
+LOG_BACKUPS = 3
+
+_SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """What `node.json` holds: where the node listens and which local IPs its vessels may bind."""
+
+    host: str
+    port: int
+    local_ips: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_ip("host", self.host)
+        if type(self.port) is not int or not 0 <= self.port <= 65535:
+            raise BadNodeConfig(f"port must be an integer from 0 to 65535, not {self.port!r}")
+        for ip in self.local_ips:
+            _check_ip("local IP", ip)
+
+    def to_json(self) -> str:
+        return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
+                           "local_ips": list(self.local_ips)}, indent=2) + "\n"
+
+
+def _check_ip(what: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise BadNodeConfig(f"the {what} must be an IP address written as text, not {value!r}")
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise BadNodeConfig(f"the {what} {value!r} is not an IP address (for example 127.0.0.1)") from None
+
+
+def read_config(node_dir: Path) -> NodeConfig:
+    """The node's `node.json`; NodeNotFound if the directory holds no node, BadNodeConfig if it is damaged."""
+    path = Path(node_dir) / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NodeNotFound(Path(node_dir), CONFIG_FILE) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadNodeConfig(f"{path} cannot be read: {exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadNodeConfig(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
+        raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
+    unknown = sorted(set(data) - {"format", "host", "port", "local_ips"})
+    if unknown:
+        raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
+    local_ips = data.get("local_ips", [])
+    if not isinstance(local_ips, list):
+        raise BadNodeConfig(f"{path}: local_ips must be a list of IP addresses")
+    try:
+        return NodeConfig(data.get("host"), data.get("port"), tuple(local_ips))
+    except BadNodeConfig as exc:
+        raise BadNodeConfig(f"{path}: {exc.detail}") from None
+
+
+def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig) -> PublicKey:
+    """Make `node_dir` a node: node key, first vessel owned by `owner`, `node.json`. Returns the node key.
+
+    Refuses (NodeExists) a directory that already holds a node, so a repeated `init` cannot replace the key
+    researchers know the node by or the vessels' state.
+    """
+    node_dir = Path(node_dir)
+    if (node_dir / CONFIG_FILE).exists() or (node_dir / f"{NODE_IDENTITY}.privatekey").exists():
+        raise NodeExists(node_dir)
+    try:
+        node_key = init_node(node_dir, owner)
+    except NodeError as exc:
+        raise NodeExists(node_dir, exc.args[0]) from None
+    temporary = node_dir / (CONFIG_FILE + ".tmp")
+    temporary.write_text(config.to_json(), encoding="utf-8")
+    os.replace(temporary, node_dir / CONFIG_FILE)
+    return node_key
+
+
+def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | None = None) -> int:
+    """Run the node in `node_dir` until SIGTERM or SIGINT; returns the exit status (0 after a clean stop)."""
+    node_dir = Path(node_dir)
+    config = read_config(node_dir)
+    handler = _open_log(node_dir)
+    package_log = logging.getLogger("seattle")
+    package_log.addHandler(handler)
+    package_log.setLevel(logging.INFO)
+    try:
+        trio.run(_serve, node_dir, config, allow_unconfined, out or sys.stdout)
+    finally:
+        package_log.removeHandler(handler)
+        handler.close()
+    return 0
+
+
+def _open_log(node_dir: Path) -> logging.Handler:
+    handler = logging.handlers.RotatingFileHandler(node_dir / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+                                                   backupCount=LOG_BACKUPS, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
+async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out: TextIO) -> None:
+    # The receiver is open before the node starts: a SIGTERM that arrives during start-up is queued and
+    # handled as a clean stop instead of killing the process with vessels half started.
+    with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
+        async with contextlib.AsyncExitStack() as stack:
+            manager = NodeManager(node_dir, config.host, config.port, local_ips=config.local_ips,
+                                  allow_unconfined=allow_unconfined)
+            try:
+                node = await stack.enter_async_context(manager)
+            except OSError as exc:
+                raise NodeStartFailed(f"cannot listen on {config.host}:{config.port}: "
+                                      f"{exc.strerror or exc}") from None
+            except NodeError as exc:
+                raise NodeStartFailed(f"the node state in {node_dir} cannot be opened: {exc}") from None
+            log.info("node %s listening on %s", node.node_key.fingerprint(), ", ".join(node.addresses))
+            print(f"listening on {node.addresses[0]}", file=out, flush=True)
+            async for signum in signals:
+                log.info("received %s: stopping the vessels and shutting down", signal.Signals(signum).name)
+                break
+    log.info("node manager stopped cleanly")
