@@ -37,8 +37,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
-from seattle.home import seattle_home
-from seattle.nodemgr.errors import (
+from seattle.errors import (
     BadKeyName,
     BadNamesFile,
     BadPassphrase,
@@ -53,6 +52,7 @@ from seattle.nodemgr.errors import (
     UnknownName,
     WrongPassphrase,
 )
+from seattle.home import seattle_home
 
 KEY_TEXT_PREFIX = "ed25519:"
 PUBLIC_KEY_SIZE = 32

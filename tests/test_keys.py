@@ -14,6 +14,21 @@ import nacl.signing
 import pytest
 
 from seattle import keys
+from seattle.errors import (
+    BadKeyName,
+    BadNamesFile,
+    BadPassphrase,
+    BadPublicKey,
+    CorruptKeyFile,
+    IdentityExists,
+    IdentityNotFound,
+    KeyFileTooOpen,
+    NameTaken,
+    PassphraseNotExpected,
+    PassphraseRequired,
+    UnknownName,
+    WrongPassphrase,
+)
 from seattle.keys import (
     Identity,
     PassphraseCost,
@@ -28,21 +43,6 @@ from seattle.keys import (
     remove_name,
     resolve,
     save_identity,
-)
-from seattle.nodemgr.errors import (
-    BadKeyName,
-    BadNamesFile,
-    BadPassphrase,
-    BadPublicKey,
-    CorruptKeyFile,
-    IdentityExists,
-    IdentityNotFound,
-    KeyFileTooOpen,
-    NameTaken,
-    PassphraseNotExpected,
-    PassphraseRequired,
-    UnknownName,
-    WrongPassphrase,
 )
 
 FAST = PassphraseCost.minimum()
