@@ -247,7 +247,7 @@ def main() -> None:
         Row("  ratio to the Ed25519 verify limit", "report", f"{one / verify_rate:.2f}", None),
         Row("  signed GetNodeInfo/s, 1 connection (reads no state: the server path alone)", "-",
             f"{stateless:,.0f}/s", None),
-        Row("  NodeState.get_vessel() in-process (ListFilesInVessel does 2, each in a worker thread)", "-",
+        Row("  NodeState.get_vessel() in-process (ListFilesInVessel does 1, on the event loop)", "-",
             f"{lookup_us:.0f} µs", None),
         Row(f"signed calls/s, {CLIENTS} concurrent clients (1 call each at a time, pre-signed)", rate_goal,
             f"{many:,.0f}/s", many >= GOAL_RATE),
