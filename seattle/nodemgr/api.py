@@ -63,6 +63,10 @@ INTERNAL_ERROR = "internal_error"
 DID_NOT_STOP = "did_not_stop"
 
 
+#: A running vessel whose supervisor has not reported for this long is shown as Stale (the original's 15 s).
+STALE_AFTER = 15.0
+
+
 class Permission(StrEnum):
     PUBLIC = "public"
     OWNER_OR_USER = "owner_or_user"
@@ -220,8 +224,10 @@ class NodeAPI:
     """Serves calls on one node's state and launcher. Needs `run` in a nursery to follow running vessels."""
 
     def __init__(self, state: NodeState, launcher: VesselLauncher, node_key: PublicKey, *,
-                 addresses: Callable[[], list[str]] = list, local_ips: Sequence[str] = ()) -> None:
+                 addresses: Callable[[], list[str]] = list, local_ips: Sequence[str] = (),
+                 stale_after: float = STALE_AFTER) -> None:
         self.state = state
+        self.stale_after = stale_after
         self.launcher = launcher
         self.node_key = node_key
         self.addresses = addresses
@@ -246,6 +252,11 @@ class NodeAPI:
             self._nursery = nursery
             task_status.started()
             await trio.sleep_forever()
+
+    def running_handle(self, vessel: str) -> VesselHandle | None:
+        """The launcher's handle of a running vessel (pids, live usage), or None if it is not running."""
+        running = self._running.get(vessel)
+        return running.handle if running is not None else None
 
     async def stop_all(self) -> None:
         """Stop every running vessel and wait until its end state is recorded (clean shutdown)."""
@@ -336,9 +347,19 @@ class NodeAPI:
         return ok(VesselStatus.STARTED.value)
 
     async def _follow(self, vessel: str, running: _Running) -> None:
-        """Record the vessel's end state once its process ends; the only writer of that state."""
+        """Record the vessel's state while it runs (Started, or Stale while its supervisor is silent) and its
+        end state once its process ends; the only writer of a running vessel's status."""
         try:
-            await running.handle.wait()
+            recorded = VesselStatus.STARTED
+            while running.handle.running:
+                with trio.move_on_after(min(1.0, self.stale_after / 2)):
+                    await running.handle.wait()
+                    break
+                now = (VesselStatus.STALE if running.handle.silent_for() > self.stale_after
+                       else VesselStatus.STARTED)
+                if now is not recorded:
+                    await trio.to_thread.run_sync(self.state.set_status, vessel, now)
+                    recorded = now
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self.state.set_status, vessel, running.handle.status)
         finally:

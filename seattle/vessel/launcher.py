@@ -56,6 +56,9 @@ class VesselHandle:
         self.usage: dict[str, Any] = {}
         self.pid: int | None = None
         self.supervisor_pid: int | None = None
+        #: trio.current_time() of the supervisor's latest message; it reports usage once a second, so a long
+        #: silence means the supervisor is stuck (the node manager then shows the vessel as Stale).
+        self.last_report = trio.current_time()
         self._sock = sock
         self._on_output = on_output
         self._started = trio.Event()
@@ -115,7 +118,12 @@ class VesselHandle:
             self._started.set()
             self._finished.set()
 
+    def silent_for(self) -> float:
+        """Seconds since the supervisor last reported."""
+        return trio.current_time() - self.last_report
+
     def _handle(self, message: dict[str, Any]) -> bool:
+        self.last_report = trio.current_time()
         kind = message["t"]
         if kind == "started":
             self.pid, self.supervisor_pid = message["pid"], message["supervisor"]
