@@ -414,3 +414,17 @@ async def test_signed_requests_are_checked_before_the_call(node: Node) -> None:
         responses = await owner.exchange([encode_frame(misaddressed), encode_frame(expired),
                                           encode_frame(tampered)])
         assert [r.code for r in responses] == ["wrong_destination", "expired", "bad_signature"]
+
+
+async def test_two_clients_with_one_key_work_at_once(node: Node) -> None:
+    """Unlike the original's per-key sequence numbers, random nonces let one identity run clients in parallel."""
+    first, second = await node.client(node.owner), await node.client(node.owner)
+    results: list[list[str]] = []
+
+    async def list_files(client: NodeClient) -> None:
+        results.append([name for _ in range(50) for name in await client.call("ListFilesInVessel", vessel="v1")])
+
+    async with first, second, trio.open_nursery() as nursery:
+        nursery.start_soon(list_files, first)
+        nursery.start_soon(list_files, second)
+    assert len(results) == 2
