@@ -14,8 +14,8 @@ After each kill:
   vessel recorded as running at the kill as Terminated with the recovery note at the end of its log, and
   hands back every file whole.
 
-The daemon is started with a `python -c` script (`DAEMON`) that runs `NodeManager` and prints the line the
-`seattle node run` command prints when ready, `listening on HOST:PORT`.
+The daemon is the real `seattle node run`, on 127.0.0.1 and a port the OS picks; the test waits for the line it
+prints when ready, `listening on HOST:PORT`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from test_nodemgr_crash import FILENAMES, Invariants, _allotment, _is_whole, _ra
 
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
+from seattle.nodemgr.daemon import CONFIG_FILE, NodeConfig
 from seattle.nodemgr.node import init_node
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import parse_resources
@@ -47,18 +48,6 @@ STRAY_TIMEOUT = 10.0
 PROGRAM = "loop.r2py"
 LOOPING = b"while True:\n    sleep(0.05)\n"
 
-DAEMON = """
-import sys
-import trio
-from seattle.nodemgr.node import NodeManager
-
-async def main():
-    async with NodeManager(sys.argv[1], "127.0.0.1", 0) as nm:
-        print(f"listening on 127.0.0.1:{nm.port}", flush=True)
-        await trio.sleep_forever()
-
-trio.run(main)
-"""
 
 
 @dataclass
@@ -69,7 +58,7 @@ class Daemon:
 
 def start_daemon(node_dir: Path) -> Daemon:
     """Start the daemon on 127.0.0.1 and wait for its `listening on` line."""
-    process = subprocess.Popen([sys.executable, "-c", DAEMON, str(node_dir)],
+    process = subprocess.Popen([sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(node_dir)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None
     try:
@@ -209,6 +198,7 @@ def test_sigkill_of_the_daemon_never_breaks_the_node(tmp_path: Path) -> None:
     users = [generate_identity(f"user-{i}").public_key for i in range(3)]
     layout = [(_allotment(63100 + 10 * i), owners[i % 2].public_key, users[:i]) for i in range(4)]
     init_node(node_dir, owners[0].public_key, layout)
+    (node_dir / CONFIG_FILE).write_text(NodeConfig(host="127.0.0.1", port=0).to_json())
     with NodeState.open(node_dir) as node:
         invariants = Invariants(copy_dir, node.total())
     by_text = {identity.public_key.to_text(): identity for identity in owners}
