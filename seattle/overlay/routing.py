@@ -1,0 +1,299 @@
+"""The Kademlia routing table: k-buckets that split around our own id, with the defences a public DHT needs.
+
+Sans-IO: the table never sends anything and has no clock. The transport calls `observe()` for a contact that
+has proved it holds the key behind its id, and `record_failure()` when a request to it went unanswered; `now`
+is passed in so the simulator and real nodes share this code.
+
+Why each rule:
+* Only the bucket whose range holds our own id splits (paper §2.4), so the table stays O(k log n) and knows
+  our neighbourhood densely and distant parts sparsely.
+* A full bucket keeps its long-lived contacts and parks newcomers in a replacement cache (paper §4.1): nodes
+  that have been up longest are likeliest to stay up, and an attacker cannot flush a bucket by flooding it.
+* A contact is dropped only after `max_failures` consecutive missed replies, because UDP loses packets and one
+  lost reply should not evict a good peer; its slot goes to the most recently seen replacement.
+* At most `max_per_subnet` contacts of one bucket share a /24 (IPv4) or /64 (IPv6), so one operator cannot
+  own a bucket with many ids from one address block.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from seattle.overlay.nodeid import ID_BITS, Contact, NodeId
+
+FORMAT = "seattle-routing-v1"
+
+
+class Observed(Enum):
+    """What `observe()` did with a contact, so callers (and tests) can tell a refresh from an insert."""
+
+    ADDED = "added"
+    REFRESHED = "refreshed"
+    CACHED = "cached"
+    SUBNET_FULL = "subnet-full"
+
+
+@dataclass
+class _Entry:
+    contact: Contact
+    last_seen: float
+    failures: int = 0
+
+
+@dataclass
+class Bucket:
+    """Contacts whose ids lie in [low, high); `entries` least recently seen first (eviction order)."""
+
+    low: int
+    high: int
+    entries: dict[NodeId, _Entry] = field(default_factory=dict)
+    replacements: dict[NodeId, _Entry] = field(default_factory=dict)
+    # Entries per /24 or /64, kept in step with `entries` by insert()/remove() so the limit check is O(1).
+    subnets: Counter[Any] = field(default_factory=Counter)
+
+    def insert(self, entry: _Entry) -> None:
+        """Append `entry` as the most recently seen contact."""
+        self.entries[entry.contact.node_id] = entry
+        self.subnets[entry.contact.subnet] += 1
+
+    def remove(self, node_id: NodeId) -> _Entry | None:
+        entry = self.entries.pop(node_id, None)
+        if entry is not None:
+            self.subnets[entry.contact.subnet] -= 1
+        return entry
+
+    def covers(self, node_id: NodeId) -> bool:
+        return self.low <= node_id.value < self.high
+
+    def contacts(self) -> list[Contact]:
+        return [entry.contact for entry in self.entries.values()]
+
+    def subnet_count(self, contact: Contact) -> int:
+        return self.subnets[contact.subnet]
+
+
+class RoutingTable:
+    """k-buckets around `own_id`; see the module docstring for the rules and why."""
+
+    def __init__(
+        self,
+        own_id: NodeId,
+        k: int = 20,
+        max_failures: int = 3,
+        max_per_subnet: int = 2,
+        replacement_size: int | None = None,
+    ) -> None:
+        for name, value in (("k", k), ("max_failures", max_failures), ("max_per_subnet", max_per_subnet)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"routing table {name} must be a positive int, got {value!r}")
+        if replacement_size is None:
+            replacement_size = k
+        if (
+            isinstance(replacement_size, bool)
+            or not isinstance(replacement_size, int)
+            or replacement_size < 0
+        ):
+            raise ValueError(f"routing table replacement_size must be an int >= 0, got {replacement_size!r}")
+        if not isinstance(own_id, NodeId):
+            raise TypeError(f"routing table own_id must be a NodeId, got {type(own_id).__name__}")
+        self.own_id = own_id
+        self.k = k
+        self.max_failures = max_failures
+        self.max_per_subnet = max_per_subnet
+        self.replacement_size = replacement_size
+        self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
+
+    def __len__(self) -> int:
+        return sum(len(bucket.entries) for bucket in self.buckets)
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, NodeId) and node_id in self.bucket_for(node_id).entries
+
+    def __iter__(self) -> Iterator[Contact]:
+        for bucket in self.buckets:
+            yield from bucket.contacts()
+
+    def bucket_for(self, node_id: NodeId) -> Bucket:
+        """The bucket whose range holds `node_id` (buckets tile the keyspace, sorted by `low`)."""
+        lows = [bucket.low for bucket in self.buckets]
+        return self.buckets[bisect.bisect_right(lows, node_id.value) - 1]
+
+    def observe(self, contact: Contact, now: float) -> Observed:
+        """Note that `contact` answered us or contacted us, after it proved it holds its id's key."""
+        if contact.node_id == self.own_id:
+            raise ValueError("routing table refuses our own id as a contact")
+        while True:
+            bucket = self.bucket_for(contact.node_id)
+            known = bucket.remove(contact.node_id)
+            if known is not None:
+                return self._refresh(bucket, known, contact, now)
+            if len(bucket.entries) >= self.k and bucket.covers(self.own_id):
+                # Splitting ends: the half holding our id shrinks until the newcomer lands in the other half.
+                self._split(bucket)
+                continue
+            if bucket.subnet_count(contact) >= self.max_per_subnet:
+                return Observed.SUBNET_FULL
+            if len(bucket.entries) < self.k:
+                bucket.replacements.pop(contact.node_id, None)
+                bucket.insert(_Entry(contact, now))
+                return Observed.ADDED
+            self._cache(bucket, _Entry(contact, now))
+            return Observed.CACHED
+
+    def record_failure(self, node_id: NodeId, now: float) -> bool:
+        """Count a missed reply; drop the contact after `max_failures` in a row. Returns True if dropped.
+
+        A dropped contact's slot goes to the freshest replacement that fits the subnet limit. A replacement
+        that misses a reply is forgotten at once: it has no standing yet. `now` is unused by the rule but
+        kept so every table mutation is time-stamped by the caller, as `observe()` is.
+        """
+        del now
+        bucket = self.bucket_for(node_id)
+        if bucket.replacements.pop(node_id, None) is not None:
+            return True
+        entry = bucket.entries.get(node_id)
+        if entry is None:
+            return False
+        entry.failures += 1
+        if entry.failures < self.max_failures:
+            return False
+        bucket.remove(node_id)
+        self._promote(bucket)
+        return True
+
+    def closest(self, target: NodeId, count: int | None = None) -> list[Contact]:
+        """Up to `count` (default k) contacts nearest `target` by XOR, nearest first."""
+        if count is None:
+            count = self.k
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"closest() count must be an int >= 0, got {count!r}")
+        return sorted(self, key=lambda contact: target.distance(contact.node_id))[:count]
+
+    def replacements(self) -> list[Contact]:
+        return [entry.contact for bucket in self.buckets for entry in bucket.replacements.values()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready state, so a restarted node can rejoin through its old contacts, without a bootstrap."""
+
+        def dump(entries: Iterable[_Entry]) -> list[dict[str, Any]]:
+            return [
+                {
+                    "id": e.contact.node_id.hex(),
+                    "host": e.contact.host,
+                    "port": e.contact.port,
+                    "seen": e.last_seen,
+                }
+                for e in entries
+            ]
+
+        return {
+            "format": FORMAT,
+            "own_id": self.own_id.hex(),
+            "k": self.k,
+            "max_failures": self.max_failures,
+            "max_per_subnet": self.max_per_subnet,
+            "replacement_size": self.replacement_size,
+            "contacts": dump(e for b in self.buckets for e in b.entries.values()),
+            "replacements": dump(e for b in self.buckets for e in b.replacements.values()),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RoutingTable:
+        """Rebuild a table from `to_dict()` output; raises ValueError naming the first field that is wrong.
+
+        Contacts are re-inserted oldest first, so buckets split as they did and keep their eviction order;
+        failure counts are not kept because the restart itself is a fresh chance for every contact.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"routing table state must be a dict, got {type(data).__name__}")
+        if data.get("format") != FORMAT:
+            raise ValueError(f"routing table state has format {data.get('format')!r}, expected {FORMAT!r}")
+        for key in (
+            "own_id",
+            "k",
+            "max_failures",
+            "max_per_subnet",
+            "replacement_size",
+            "contacts",
+            "replacements",
+        ):
+            if key not in data:
+                raise ValueError(f"routing table state lacks {key!r}")
+        table = cls(
+            NodeId.from_hex(data["own_id"]),
+            k=data["k"],
+            max_failures=data["max_failures"],
+            max_per_subnet=data["max_per_subnet"],
+            replacement_size=data["replacement_size"],
+        )
+        contacts = _load_entries(data["contacts"], "contacts")
+        for entry in sorted(contacts, key=lambda e: e.last_seen):
+            table.observe(entry.contact, entry.last_seen)
+        for entry in sorted(_load_entries(data["replacements"], "replacements"), key=lambda e: e.last_seen):
+            bucket = table.bucket_for(entry.contact.node_id)
+            if bucket.covers(table.own_id) or len(bucket.entries) < table.k:
+                table.observe(entry.contact, entry.last_seen)
+            elif entry.contact.node_id not in bucket.entries:
+                table._cache(bucket, entry)
+        return table
+
+    def _refresh(self, bucket: Bucket, known: _Entry, contact: Contact, now: float) -> Observed:
+        """Move a known contact to the most-recent end; accept a new address only within the subnet limit."""
+        if contact != known.contact and bucket.subnet_count(contact) >= self.max_per_subnet:
+            contact = known.contact
+        bucket.insert(_Entry(contact, max(now, known.last_seen)))
+        return Observed.REFRESHED
+
+    def _cache(self, bucket: Bucket, entry: _Entry) -> None:
+        """Keep `entry` as a replacement, newest last, forgetting the oldest beyond `replacement_size`."""
+        bucket.replacements.pop(entry.contact.node_id, None)
+        bucket.replacements[entry.contact.node_id] = entry
+        while len(bucket.replacements) > self.replacement_size:
+            del bucket.replacements[next(iter(bucket.replacements))]
+
+    def _promote(self, bucket: Bucket) -> None:
+        """Fill a freed slot with the most recently seen replacement that respects the subnet limit."""
+        for node_id in reversed(list(bucket.replacements)):
+            entry = bucket.replacements[node_id]
+            if bucket.subnet_count(entry.contact) < self.max_per_subnet:
+                del bucket.replacements[node_id]
+                entry.failures = 0
+                bucket.insert(entry)
+                return
+
+    def _split(self, bucket: Bucket) -> None:
+        """Halve `bucket`, keeping each half's eviction order.
+
+        Only the bucket holding our own id splits, and that bucket never caches replacements (it splits
+        instead), so there is no replacement cache to divide.
+        """
+        middle = (bucket.low + bucket.high) // 2
+        lower, upper = Bucket(bucket.low, middle), Bucket(middle, bucket.high)
+        for node_id, entry in bucket.entries.items():
+            (lower if node_id.value < middle else upper).insert(entry)
+        index = self.buckets.index(bucket)
+        self.buckets[index : index + 1] = [lower, upper]
+
+
+def _load_entries(raw: Any, name: str) -> list[_Entry]:
+    if not isinstance(raw, list):
+        raise ValueError(f"routing table state {name!r} must be a list, got {type(raw).__name__}")
+    entries = []
+    for position, item in enumerate(raw):
+        where = f"routing table state {name}[{position}]"
+        if not isinstance(item, dict) or set(item) != {"id", "host", "port", "seen"}:
+            raise ValueError(f"{where} must be a dict with keys id, host, port, seen; got {item!r:.120}")
+        seen = item["seen"]
+        if isinstance(seen, bool) or not isinstance(seen, int | float):
+            raise ValueError(f"{where} 'seen' must be a number, got {seen!r}")
+        try:
+            contact = Contact(NodeId.from_hex(item["id"]), item["host"], item["port"])
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: {error}") from None
+        entries.append(_Entry(contact, float(seen)))
+    return entries
