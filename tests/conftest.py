@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from seattle.vessel.launcher import VesselLauncher
+from tests.api_harness import Harness, vessel
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +22,10 @@ def isolated_seattle_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 async def launcher() -> AsyncIterator[VesselLauncher]:
     async with VesselLauncher() as vessel_launcher:
         yield vessel_launcher
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    """A VesselContext over a fresh vessel directory, for calling API modules in-process."""
+    with vessel(tmp_path / "vessel") as h:
+        yield h

@@ -7,21 +7,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_core import Harness, vessel
 
 from seattle.vessel import errors
 from seattle.vessel.api import files
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    with vessel(tmp_path / "vessel") as h:
-        yield h
+from tests.api_harness import Harness, vessel
 
 
 @pytest.fixture

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_core import PATIENCE, Harness, run_user_code, vessel, wait_until
 
 from seattle.vessel import errors, status
 from seattle.vessel.api import files, legacy
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    with vessel(tmp_path / "vessel") as h:
-        yield h
+from tests.api_harness import PATIENCE, Harness, run_user_code, vessel, wait_until
 
 
 @pytest.fixture

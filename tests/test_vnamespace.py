@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from test_api_core import Harness, vessel
 
 from seattle.vessel import errors
 from seattle.vessel.api import core, vnamespace
 from seattle.vessel.api.vnamespace import SafeDict
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    with vessel(tmp_path / "vessel") as h:
-        yield h
+from tests.api_harness import Harness
 
 
 @pytest.fixture
