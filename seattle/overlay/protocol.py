@@ -1,0 +1,388 @@
+"""One overlay node's protocol engine, sans-IO: datagrams and the time go in, datagrams to send come out.
+
+The same code runs under the trio UDP transport and the network simulator; neither the engine nor the parts
+it drives (`RoutingTable`, `Lookup`, `RecordStore`) own a socket or a clock. A transport:
+
+* hands every received datagram to `datagram_received(data, address, now)` and sends what it returns;
+* calls `poll(now)` when `next_deadline()` passes (and after `ping`/`request`/`start_lookup`) and sends
+  what it returns.
+
+Who enters the routing table: only a peer whose signed *reply* came from the address we sent the request to,
+under the id we expected. A reply matches a random 8-byte transaction id, so it proves the sender holds the
+key behind its id and receives at that address. A request alone proves only the key (a captured request can
+be replayed from any address), so an unknown requester is pinged back at its source address and enters the
+table when that pong arrives; a known contact sending from its known address is simply refreshed.
+
+Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret, requester IP), and
+`add_record` is accepted only with a token for the sender's IP under the current or the previous secret.
+Secrets rotate every TOKEN_ROTATION seconds, so a token lives 5 to 10 minutes, and a spoofed-source writer,
+who never sees the answers sent to the address it forges, cannot store anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import itertools
+import secrets
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from seattle.advertise.records import RecordRejected
+from seattle.keys import Identity
+from seattle.overlay import messages
+from seattle.overlay.lookup import Lookup, RttEstimator
+from seattle.overlay.messages import Kind, Message, MessageRejected
+from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.routing import RoutingTable
+from seattle.overlay.store import RecordStore
+
+Address = tuple[str, int]
+Datagram = tuple[bytes, Address]
+
+TOKEN_ROTATION = 300.0
+BAD_TOKEN = "bad_token"
+#: Bounds on per-peer state, so a flood of requests or requests-to-send cannot grow memory without limit.
+MAX_PENDING = 4096
+MAX_VERIFYING = 256
+MAX_OUTCOMES = 4096
+#: Room left in a `records` answer for everything but the records (header, token, msgpack framing).
+_RECORDS_OVERHEAD = 200
+
+
+class Status(Enum):
+    WAITING = "waiting"
+    ANSWERED = "answered"
+    TIMED_OUT = "timed out"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a request made with `request`/`ping`/`bootstrap`: `message` is set once answered."""
+
+    status: Status
+    message: Message | None = None
+
+
+@dataclass
+class _Pending:
+    address: Address  # canonical, as `_checked_address` gives the source address of the answer
+    contact: Contact | None  # None only for `bootstrap`, where we learn the id from the answer
+    answer: Kind
+    sent_at: float
+    deadline: float
+    lookup: int | None = None
+
+
+@dataclass
+class _Search:
+    lookup: Lookup
+    txids: dict[NodeId, bytes] = field(default_factory=dict)
+
+
+class OverlayNode:
+    """The protocol engine of one node (module docstring): answers requests and drives its own."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        *,
+        store: RecordStore | None = None,
+        k: int = 20,
+        alpha: int = 3,
+        table: RoutingTable | None = None,
+        rtt: RttEstimator | None = None,
+    ) -> None:
+        if not isinstance(identity, Identity):
+            raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
+        self.identity = identity
+        self.node_id = NodeId.from_public_key(identity.public_key)
+        if table is not None and table.own_id != self.node_id:
+            raise ValueError("the routing table given belongs to another node id than this identity's")
+        self.table = table if table is not None else RoutingTable(self.node_id, k=k)
+        self.k = self.table.k
+        self.alpha = alpha
+        self.store = store if store is not None else RecordStore()
+        self.rtt = rtt if rtt is not None else RttEstimator()
+        #: Why datagrams were dropped (decode codes, "unexpected", "wrong_sender"...): for logs and tests.
+        self.dropped: Counter[str] = Counter()
+        self._pending: dict[bytes, _Pending] = {}
+        self._verifying: set[NodeId] = set()
+        self._outbox: list[Datagram] = []
+        self._searches: dict[int, _Search] = {}
+        self._results: OrderedDict[int, list[Contact]] = OrderedDict()
+        self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
+        self._lookup_ids = itertools.count(1)
+        self._secret = secrets.token_bytes(32)
+        self._previous_secret = secrets.token_bytes(32)
+        self._rotated_at: float | None = None
+
+    # --- the transport's entry points -------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, address: Address, now: float) -> list[Datagram]:
+        """Handle one datagram from `address`; returns what to send (an answer, follow-up requests).
+
+        Never raises for any `data`: a datagram that fails a check is dropped and counted in `dropped`.
+        """
+        address = _checked_address(address)
+        try:
+            message = messages.decode(data)
+        except MessageRejected as rejected:
+            self.dropped[rejected.code] += 1
+            return self.poll(now)
+        if message.sender_id == self.node_id:
+            self.dropped["own_id"] += 1
+        elif message.is_request:
+            self._answer(message, address, now)
+        else:
+            self._accept_answer(message, address, now)
+        return self.poll(now)
+
+    def poll(self, now: float) -> list[Datagram]:
+        """Time out what is overdue, advance lookups, and return every datagram waiting to be sent."""
+        for txid, pending in list(self._pending.items()):
+            if pending.lookup is None and pending.deadline <= now:
+                del self._pending[txid]
+                self._settle(txid, Outcome(Status.TIMED_OUT))
+                if pending.contact is not None:
+                    self._verifying.discard(pending.contact.node_id)
+                    self.table.record_failure(pending.contact.node_id, now)
+        for lookup_id, search in list(self._searches.items()):
+            for contact in search.lookup.expire(now):
+                self._pending.pop(search.txids.pop(contact.node_id, b""), None)
+                self.table.record_failure(contact.node_id, now)
+            if search.lookup.done:
+                self._finish(lookup_id, search)
+                continue
+            for contact in search.lookup.next_requests(now):
+                txid = self._send(contact, Kind.FIND_NODE, {"target": search.lookup.target}, now, lookup_id)
+                search.txids[contact.node_id] = txid
+        outbox, self._outbox = self._outbox, []
+        return outbox
+
+    def next_deadline(self) -> float | None:
+        """When `poll` must next run if no datagram arrives first; None when nothing is outstanding."""
+        deadlines = [p.deadline for p in self._pending.values() if p.lookup is None]
+        deadlines += [d for s in self._searches.values() if (d := s.lookup.next_deadline()) is not None]
+        return min(deadlines, default=None)
+
+    # --- client side ------------------------------------------------------------------------------------
+
+    def request(self, contact: Contact, kind: Kind, body: dict[str, Any], now: float) -> bytes:
+        """Queue a request to `contact` (sent by the next `poll`); returns its txid for `outcome()`.
+
+        Raises MessageRejected if the body is not what `kind` takes.
+        """
+        if not isinstance(contact, Contact):
+            raise TypeError(f"request contact must be a Contact, not {type(contact).__name__}")
+        if Kind(kind) not in messages.RESPONSE_TO:
+            raise ValueError(f"{kind} is an answer, not a request")
+        self._check_room()
+        return self._send(contact, Kind(kind), body, now)
+
+    def ping(self, contact: Contact, now: float) -> bytes:
+        return self.request(contact, Kind.PING, {}, now)
+
+    def bootstrap(self, address: Address, now: float) -> bytes:
+        """Ping a node known only by address; its pong reveals (and proves) its id and enters the table."""
+        address = _checked_address(address)
+        self._check_room()
+        return self._queue(address, None, Kind.PING, {}, now, None)
+
+    def outcome(self, txid: bytes) -> Outcome:
+        """What became of request `txid`; KeyError if this node never made it (or forgot it, oldest first)."""
+        if txid in self._pending:
+            return Outcome(Status.WAITING)
+        return self._outcomes[txid]
+
+    def start_lookup(self, target: NodeId, now: float) -> int:
+        """Begin finding the k nodes closest to `target`; its requests go out with the next `poll`."""
+        if not isinstance(target, NodeId):
+            raise TypeError(f"lookup target must be a NodeId, not {type(target).__name__}")
+        lookup = Lookup(
+            target, self.table.closest(target), alpha=self.alpha, k=self.k, rtt=self.rtt, own_id=self.node_id
+        )
+        lookup_id = next(self._lookup_ids)
+        self._searches[lookup_id] = _Search(lookup)
+        del now  # requests are stamped when `poll` sends them
+        return lookup_id
+
+    def lookup_result(self, lookup_id: int) -> list[Contact] | None:
+        """The k closest live contacts found, nearest first; None while the lookup runs."""
+        if lookup_id in self._searches:
+            return None
+        if lookup_id not in self._results:
+            raise KeyError(f"no lookup {lookup_id!r} was started here (or its result was forgotten)")
+        return self._results[lookup_id]
+
+    # --- server side ------------------------------------------------------------------------------------
+
+    def _answer(self, request: Message, address: Address, now: float) -> None:
+        sender = request.sender_id
+        known = self.table.bucket_for(sender).entries.get(sender)
+        if known is not None and (known.contact.host, known.contact.port) == address:
+            self.table.observe(known.contact, now)
+        elif (
+            sender not in self._verifying
+            and len(self._verifying) < MAX_VERIFYING
+            and len(self._pending) < MAX_PENDING
+        ):
+            self._verifying.add(sender)
+            self._send(Contact(sender, *address), Kind.PING, {}, now)
+        kind, body = self._handle(request, address[0], now)
+        self._reply(request, address, kind, body)
+
+    def _handle(self, request: Message, ip: str, now: float) -> tuple[Kind, dict[str, Any]]:
+        body = request.body
+        if request.kind is Kind.PING:
+            return Kind.PONG, {}
+        if request.kind is Kind.FIND_NODE:
+            return Kind.NODES, {"nodes": self.table.closest(body["target"])}
+        if request.kind is Kind.GET_RECORDS:
+            held = self.store.get(body["key"], now)[body["skip"] :]
+            room = messages.MAX_DATAGRAM - _RECORDS_OVERHEAD
+            sent: list[bytes] = []
+            for record in held:
+                room -= len(record) + 3
+                if room < 0:
+                    break
+                sent.append(record)
+            more = len(sent) < len(held)
+            return Kind.RECORDS, {"records": sent, "more": more, "token": self._token(ip, now)}
+        if not self._token_valid(body["token"], ip, now):
+            return _error(
+                BAD_TOKEN, "the write token is not one this node gave your address in the last 5-10 min"
+            )
+        try:
+            self.store.put(body["record"], ip, now)
+        except RecordRejected as rejected:
+            return _error(rejected.code, rejected.message)
+        return Kind.ADDED, {}
+
+    def _reply(self, request: Message, address: Address, kind: Kind, body: dict[str, Any]) -> None:
+        while True:
+            try:
+                data = messages.encode(self.identity, kind, request.txid, body)
+                break
+            except MessageRejected:
+                # Only a nodes answer can outgrow a datagram (large k, IPv6 contacts): drop the farthest.
+                if not body.get("nodes"):
+                    raise
+                body = {"nodes": body["nodes"][:-1]}
+        self._outbox.append((data, address))
+
+    # --- answers to our requests ------------------------------------------------------------------------
+
+    def _accept_answer(self, answer: Message, address: Address, now: float) -> None:
+        pending = self._pending.get(answer.txid)
+        if pending is None:
+            self.dropped["unexpected"] += 1
+            return
+        expected = pending.contact.node_id if pending.contact is not None else answer.sender_id
+        if pending.address != address or answer.sender_id != expected:
+            # Not popped: a forged answer must not cancel the real one still on its way.
+            self.dropped["wrong_sender"] += 1
+            return
+        if answer.kind not in (pending.answer, Kind.ERROR):
+            self.dropped["wrong_kind"] += 1
+            return
+        del self._pending[answer.txid]
+        contact = Contact(answer.sender_id, *address)
+        self._verifying.discard(answer.sender_id)
+        self.table.observe(contact, now)
+        if pending.lookup is None:
+            self.rtt.sample(now - pending.sent_at)
+            self._settle(answer.txid, Outcome(Status.ANSWERED, answer))
+            return
+        search = self._searches[pending.lookup]
+        search.txids.pop(contact.node_id, None)
+        # The lookup knows the peer by the contact it asked (same id and address, maybe spelled otherwise).
+        search.lookup.on_reply(pending.contact or contact, answer.body.get("nodes", []), now)
+
+    # --- helpers ----------------------------------------------------------------------------------------
+
+    def _send(
+        self, contact: Contact, kind: Kind, body: dict[str, Any], now: float, lookup: int | None = None
+    ) -> bytes:
+        return self._queue(_checked_address((contact.host, contact.port)), contact, kind, body, now, lookup)
+
+    def _queue(
+        self,
+        address: Address,
+        contact: Contact | None,
+        kind: Kind,
+        body: dict[str, Any],
+        now: float,
+        lookup: int | None,
+    ) -> bytes:
+        txid = secrets.token_bytes(messages.TXID_SIZE)
+        data = messages.encode(self.identity, kind, txid, body)
+        deadline = now + self.rtt.timeout()
+        self._pending[txid] = _Pending(address, contact, messages.RESPONSE_TO[kind], now, deadline, lookup)
+        self._outbox.append((data, address))
+        return txid
+
+    def _check_room(self) -> None:
+        """Cap caller-made requests; lookups (α each) and verification pings are bounded separately."""
+        if len(self._pending) >= MAX_PENDING:
+            raise RuntimeError(f"this node already awaits {MAX_PENDING} answers; let some finish first")
+
+    def _settle(self, txid: bytes, outcome: Outcome) -> None:
+        self._outcomes[txid] = outcome
+        while len(self._outcomes) > MAX_OUTCOMES:
+            self._outcomes.popitem(last=False)
+
+    def _finish(self, lookup_id: int, search: _Search) -> None:
+        """Record the result; answers still in flight to peers outside the k closest are no longer awaited."""
+        for txid in search.txids.values():
+            self._pending.pop(txid, None)
+        del self._searches[lookup_id]
+        self._results[lookup_id] = search.lookup.result()
+        while len(self._results) > MAX_OUTCOMES:
+            self._results.popitem(last=False)
+
+    def _token(self, ip: str, now: float) -> bytes:
+        self._rotate(now)
+        return _mac(self._secret, ip)
+
+    def _token_valid(self, token: bytes, ip: str, now: float) -> bool:
+        self._rotate(now)
+        return any(hmac.compare_digest(token, _mac(s, ip)) for s in (self._secret, self._previous_secret))
+
+    def _rotate(self, now: float) -> None:
+        """Lazily rotate the token secret (no clock of our own); after a long idle gap forget both secrets."""
+        if self._rotated_at is None:
+            self._rotated_at = now
+        elapsed = now - self._rotated_at
+        if elapsed < TOKEN_ROTATION:
+            return
+        keep = self._secret if elapsed < 2 * TOKEN_ROTATION else secrets.token_bytes(32)
+        self._previous_secret, self._secret = keep, secrets.token_bytes(32)
+        self._rotated_at = now
+
+
+def _mac(secret: bytes, ip: str) -> bytes:
+    packed = ipaddress.ip_address(ip).packed
+    return hmac.new(secret, packed, hashlib.sha256).digest()[: messages.TOKEN_SIZE]
+
+
+def _error(code: str, message: str) -> tuple[Kind, dict[str, Any]]:
+    body = {"code": code[: messages.MAX_CODE_LENGTH], "message": message[: messages.MAX_TEXT_LENGTH]}
+    return Kind.ERROR, body
+
+
+def _checked_address(address: Any) -> Address:
+    """A transport bug (not remote input), so it raises: (IP literal, port 1..65535)."""
+    if not isinstance(address, tuple) or len(address) != 2:
+        raise TypeError(f"an address is a (host, port) tuple, got {address!r:.80}")
+    host, port = address
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"an address host must be an IP literal, got {host!r:.80}") from None
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ValueError(f"an address port must be an int in 1..65535, got {port!r:.40}")
+    return host, port
