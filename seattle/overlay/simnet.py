@@ -1,0 +1,345 @@
+"""A simulated network for `OverlayNode`s: virtual time, per-link latency, loss, partitions and churn.
+
+The engine is sans-IO, so the simulator runs exactly the protocol code the UDP transport runs; only the
+delivery of datagrams is fake. Everything happens in ONE trio task over one heap of timed events (datagram
+deliveries and node wake-ups), not a task per node: under `trio.testing.MockClock(autojump_threshold=0)`
+the clock jumps straight to the next event, so thousands of nodes run in seconds of wall time and the cost
+is the protocol's own work (signing and checking every datagram).
+
+Determinism: with the same seed, the same nodes attached in the same order and the same calls, a run sends
+the same datagrams at the same virtual times. Link latencies derive from (seed, link), loss draws come from
+one seeded generator in event order, and ties in the heap break by insertion order.
+
+Addresses are fake but well formed: node i gets 127.a.b.1 (one /24 per node, so the routing table's
+per-subnet cap never hides a simulated node) and nothing ever touches a socket.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from seattle.overlay.messages import Kind, Message
+from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.protocol import Address, Datagram, Outcome, OverlayNode, Status
+
+#: Records carry wall-clock times, so virtual time starts at a plausible wall-clock moment.
+EPOCH = 1_800_000_000.0
+PORT = 4000
+#: How long a helper waits for an answer or a lookup before giving up (virtual seconds).
+DEFAULT_TIMEOUT = 60.0
+_MAX_NODES = 254 * 256
+
+_DELIVER = 0
+_WAKE = 1
+
+
+@dataclass
+class Traffic:
+    """What happened to every datagram sent: `sent` = `delivered` + `lost` + `partitioned` + `unreachable`
+    once nothing is in flight. `lost` is random loss; `unreachable` is a dead or unknown destination."""
+
+    sent: int = 0
+    delivered: int = 0
+    lost: int = 0
+    partitioned: int = 0
+    unreachable: int = 0
+
+
+class SimNetwork:
+    """Attach nodes, then run the network inside `async with sim.running():` and use the async helpers."""
+
+    def __init__(self, seed: int, latency: tuple[float, float] = (0.01, 0.05), loss: float = 0.0) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"simulation seed must be an int, got {type(seed).__name__}")
+        if not (
+            isinstance(latency, tuple)
+            and len(latency) == 2
+            and all(isinstance(x, int | float) and math.isfinite(x) for x in latency)
+            and 0 <= latency[0] <= latency[1]
+        ):
+            raise ValueError(
+                f"latency must be a (low, high) pair of seconds with 0 <= low <= high, got {latency!r}"
+            )
+        if not isinstance(loss, int | float) or not 0 <= loss < 1:
+            raise ValueError(f"loss must be a probability in [0, 1), got {loss!r}")
+        self.seed = seed
+        self.latency = (float(latency[0]), float(latency[1]))
+        self.loss = float(loss)
+        self.traffic = Traffic()
+        self._random = random.Random(seed)
+        self._links: dict[tuple[Address, Address], float] = {}
+        self._nodes: dict[Address, OverlayNode] = {}
+        self._addresses: dict[OverlayNode, Address] = {}
+        self._dead: set[Address] = set()
+        self._cuts: list[tuple[frozenset[Address], frozenset[Address]]] = []
+        # (time, sequence, what, payload): sequence breaks ties in insertion order, for determinism.
+        self._heap: list[tuple[float, int, int, Any]] = []
+        self._sequence = 0
+        self._wake_at: dict[Address, float] = {}
+        self._watchers: dict[Address, trio.Event] = {}
+        self._changed = trio.Event()
+        self._offset: float | None = None
+
+    # --- topology ---------------------------------------------------------------------------------------
+
+    def attach(self, node: OverlayNode) -> Address:
+        """Give `node` the next free address and put it on the network; returns the address."""
+        if not isinstance(node, OverlayNode):
+            raise TypeError(f"only an OverlayNode can be attached, not {type(node).__name__}")
+        if node in self._addresses:
+            raise ValueError(f"node {node.node_id} is already attached at {self._addresses[node]}")
+        number = len(self._nodes)
+        if number >= _MAX_NODES:
+            raise ValueError(f"the simulator has addresses for at most {_MAX_NODES} nodes")
+        address = (f"127.{1 + number // 256}.{number % 256}.1", PORT)
+        self._nodes[address] = node
+        self._addresses[node] = address
+        return address
+
+    @property
+    def nodes(self) -> list[OverlayNode]:
+        return list(self._nodes.values())
+
+    def address(self, node: OverlayNode) -> Address:
+        return self._address_of(node)
+
+    def contact(self, node: OverlayNode) -> Contact:
+        return Contact(node.node_id, *self._address_of(node))
+
+    def alive(self, node: OverlayNode) -> bool:
+        return self._address_of(node) not in self._dead
+
+    def kill(self, node: OverlayNode) -> None:
+        """Churn: the node stops receiving and its timers stop; its state is kept for `revive`."""
+        self._dead.add(self._address_of(node))
+
+    def revive(self, node: OverlayNode) -> None:
+        """Bring a killed node back at the same address; its overdue requests time out on its next wake."""
+        address = self._address_of(node)
+        self._dead.discard(address)
+        if self._offset is not None:
+            self._flush(address)
+
+    def partition(self, group_a: Iterable[OverlayNode], group_b: Iterable[OverlayNode]) -> None:
+        """Drop every datagram between a node of `group_a` and one of `group_b`, both ways, until `heal`."""
+        side_a = frozenset(self._address_of(node) for node in group_a)
+        side_b = frozenset(self._address_of(node) for node in group_b)
+        if side_a & side_b:
+            raise ValueError("a node cannot be on both sides of a partition")
+        self._cuts.append((side_a, side_b))
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._cuts.clear()
+
+    def seed_tables(self, neighbours: int = 16, sampled: int = 48, now: float = EPOCH) -> None:
+        """Fill every attached node's routing table as if the overlay had been up for a while, sending
+        nothing: its `neighbours` nearest ids on each side in id order plus `sampled` random others.
+
+        Why: a real join costs dozens of signed datagrams, so building a 2,000-node overlay by joins would
+        spend the whole test budget before any lookup or churn. The simulator knows every node's true id and
+        address, so nothing is trusted here that a join's proof-of-key exchange would have checked.
+        """
+        ranked = sorted(self._nodes.items(), key=lambda item: item[1].node_id)
+        contacts = [Contact(node.node_id, *address) for address, node in ranked]
+        for position, (_, node) in enumerate(ranked):
+            near = contacts[max(0, position - neighbours) : position + neighbours + 1]
+            picked = self._random.sample(contacts, min(sampled, len(contacts)))
+            for contact in near + picked:
+                if contact.node_id != node.node_id:
+                    node.table.observe(contact, now)
+
+    # --- running ----------------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[SimNetwork]:
+        """Run the network's single task for the duration of the block."""
+        if self._offset is not None:
+            raise RuntimeError("this simulated network is already running")
+        self._offset = EPOCH - trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._run)
+            try:
+                yield self
+            finally:
+                nursery.cancel_scope.cancel()
+                self._offset = None
+
+    def now(self) -> float:
+        """The engines' clock: virtual wall-clock seconds (EPOCH when the network started)."""
+        if self._offset is None:
+            raise RuntimeError("the simulated network is not running (use `async with sim.running():`)")
+        return trio.current_time() + self._offset
+
+    async def _run(self) -> None:
+        offset = self._offset
+        assert offset is not None  # `running()` sets it before starting this task
+        while True:
+            with trio.move_on_at(self._heap[0][0] - offset if self._heap else math.inf):
+                await self._changed.wait()
+            self._changed = trio.Event()
+            now = trio.current_time() + offset
+            while self._heap and self._heap[0][0] <= now:
+                _, _, what, payload = heapq.heappop(self._heap)
+                if what == _DELIVER:
+                    self._deliver(*payload, now)
+                else:
+                    self._wake(payload, now)
+
+    def _deliver(self, source: Address, destination: Address, data: bytes, now: float) -> None:
+        if destination in self._dead or destination not in self._nodes:
+            self.traffic.unreachable += 1
+            return
+        if self._blocked(source, destination):
+            self.traffic.partitioned += 1
+            return
+        self.traffic.delivered += 1
+        replies = self._nodes[destination].datagram_received(data, source, now)
+        self._send(destination, replies, now)
+        self._reschedule(destination)
+
+    def _wake(self, address: Address, now: float) -> None:
+        if self._wake_at.get(address, math.inf) > now:
+            return  # a stale entry: this node's wake-up moved
+        del self._wake_at[address]
+        if address in self._dead:
+            return  # a dead node's timers stop; `revive` reschedules them
+        self._send(address, self._nodes[address].poll(now), now)
+        self._reschedule(address)
+
+    def _send(self, source: Address, datagrams: list[Datagram], now: float) -> None:
+        for data, destination in datagrams:
+            self.traffic.sent += 1
+            if self.loss and self._random.random() < self.loss:
+                self.traffic.lost += 1
+                continue
+            self._push(now + self._link_latency(source, destination), _DELIVER, (source, destination, data))
+
+    def _reschedule(self, address: Address) -> None:
+        """Queue the node's next wake-up if it is earlier than the one queued; tell waiters it moved."""
+        deadline = self._nodes[address].next_deadline()
+        if deadline is not None and deadline < self._wake_at.get(address, math.inf):
+            self._wake_at[address] = deadline
+            self._push(deadline, _WAKE, address)
+        watcher = self._watchers.pop(address, None)
+        if watcher is not None:
+            watcher.set()
+
+    def _push(self, at: float, what: int, payload: Any) -> None:
+        self._sequence += 1
+        heapq.heappush(self._heap, (at, self._sequence, what, payload))
+        self._changed.set()
+
+    def _flush(self, address: Address) -> None:
+        """Send what a node queued outside a delivery (a helper's request), then schedule its wake-up."""
+        self._send(address, self._nodes[address].poll(self.now()), self.now())
+        self._reschedule(address)
+
+    def _link_latency(self, source: Address, destination: Address) -> float:
+        link = (source, destination)
+        latency = self._links.get(link)
+        if latency is None:
+            latency = random.Random(f"{self.seed}|{source}|{destination}").uniform(*self.latency)
+            self._links[link] = latency
+        return latency
+
+    def _blocked(self, source: Address, destination: Address) -> bool:
+        return any(
+            (source in a and destination in b) or (source in b and destination in a) for a, b in self._cuts
+        )
+
+    def _address_of(self, node: OverlayNode) -> Address:
+        address = self._addresses.get(node)
+        if address is None:
+            raise ValueError(f"node {getattr(node, 'node_id', node)} is not attached to this network")
+        return address
+
+    def _live_address(self, node: OverlayNode) -> Address:
+        address = self._address_of(node)
+        if address in self._dead:
+            raise RuntimeError(f"node {node.node_id} at {address} is killed; revive it first")
+        return address
+
+    async def _until(self, address: Address, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        """Sleep until `ready()`, rechecking whenever the node handled something; TimeoutError after
+        `timeout` virtual seconds."""
+        with trio.move_on_after(timeout):
+            while not ready():
+                event = self._watchers.setdefault(address, trio.Event())
+                await event.wait()
+            return
+        raise TimeoutError(f"{what} did not finish within {timeout} s")
+
+    # --- helpers (the same as UdpOverlay's, with the node to act for first) -----------------------------
+
+    async def request(
+        self,
+        node: OverlayNode,
+        contact: Contact,
+        kind: Kind,
+        body: dict[str, Any],
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Message:
+        """Send a request from `node` and return the answer (possibly an ERROR message).
+
+        Raises TimeoutError when the engine gave up on it (no answer within its RTT-based deadline).
+        """
+        address = self._live_address(node)
+        txid = node.request(contact, kind, body, self.now())
+        return await self._answer(node, address, txid, f"{kind} to {contact.host}:{contact.port}", timeout)
+
+    async def ping(self, node: OverlayNode, contact: Contact, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        return await self.request(node, contact, Kind.PING, {}, timeout)
+
+    async def bootstrap(
+        self, node: OverlayNode, address: Address, timeout: float = DEFAULT_TIMEOUT
+    ) -> Message:
+        """Ping `address`; its pong puts it into `node`'s table. TimeoutError if it never answers."""
+        own = self._live_address(node)
+        txid = node.bootstrap(address, self.now())
+        return await self._answer(node, own, txid, f"bootstrap ping to {address[0]}:{address[1]}", timeout)
+
+    async def lookup(
+        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT
+    ) -> list[Contact]:
+        """The k live nodes closest to `target` that `node` can find, nearest first."""
+        address = self._live_address(node)
+        lookup_id = node.start_lookup(target, self.now())
+        self._flush(address)
+        await self._until(address, lambda: node.lookup_result(lookup_id) is not None, timeout, "a lookup")
+        result = node.lookup_result(lookup_id)
+        assert result is not None  # _until returned, so the lookup finished
+        return result
+
+    async def join(
+        self, node: OverlayNode, via: OverlayNode, attempts: int = 3, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """How a node joins: bootstrap from `via` (retried, as a lossy network may eat a ping or pong),
+        then look up its own id to meet its neighbours. TimeoutError if every bootstrap ping went unanswered.
+        """
+        for attempt in range(attempts):
+            try:
+                await self.bootstrap(node, self._address_of(via), timeout)
+                break
+            except TimeoutError:
+                if attempt == attempts - 1:
+                    raise
+        await self.lookup(node, node.node_id, timeout)
+
+    async def _answer(
+        self, node: OverlayNode, address: Address, txid: bytes, what: str, timeout: float
+    ) -> Message:
+        self._flush(address)
+        await self._until(address, lambda: node.outcome(txid).status is not Status.WAITING, timeout, what)
+        outcome: Outcome = node.outcome(txid)
+        if outcome.message is None:
+            raise TimeoutError(f"{what} got no answer")
+        return outcome.message

@@ -1,0 +1,187 @@
+"""The overlay's real transport: one `OverlayNode` engine on a trio UDP socket.
+
+Two tasks per node: a receive loop that feeds every datagram to the engine and sends what it returns, and a
+timer that sleeps until the engine's `next_deadline()` (woken early whenever a helper queues new work) and
+calls `poll`. All protocol decisions stay in the sans-IO engine, so this runs the very code the simulator
+(`seattle.overlay.simnet`) runs.
+
+The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
+never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import socket
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import trio
+
+from seattle.overlay.messages import MAX_DATAGRAM, Kind, Message
+from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.protocol import Address, Datagram, OverlayNode, Status
+
+#: How long a helper waits for an answer or a lookup (seconds); the engine's own timeouts end it sooner.
+DEFAULT_TIMEOUT = 30.0
+
+
+class UdpOverlay:
+    """`async with UdpOverlay(node, "127.0.0.1", 0) as overlay:` serves `node` until the block ends."""
+
+    def __init__(self, node: OverlayNode, host: str = "127.0.0.1", port: int = 0) -> None:
+        if not isinstance(node, OverlayNode):
+            raise TypeError(f"UdpOverlay serves an OverlayNode, not {type(node).__name__}")
+        try:
+            self._family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+        except ValueError:
+            raise ValueError(f"UdpOverlay host must be an IP address literal, got {host!r:.80}") from None
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(
+                f"UdpOverlay port must be an int in 0..65535 (0: any free port), got {port!r:.40}"
+            )
+        self.node = node
+        self._host = host
+        self._port = port
+        self._socket: trio.socket.SocketType | None = None
+        self._address: Address | None = None
+        self._offset = 0.0
+        self._kick = trio.Event()
+        self._progress = trio.Event()
+        self._stack = AsyncExitStack()
+
+    @property
+    def address(self) -> Address:
+        """The (host, port) the socket is bound to; port is the real one when 0 was asked for."""
+        if self._address is None:
+            raise RuntimeError("the overlay is not running (use `async with UdpOverlay(...)`)")
+        return self._address
+
+    @property
+    def contact(self) -> Contact:
+        """How peers reach this node."""
+        return Contact(self.node.node_id, *self.address)
+
+    def now(self) -> float:
+        return trio.current_time() + self._offset
+
+    async def __aenter__(self) -> UdpOverlay:
+        if self._socket is not None:
+            raise RuntimeError("this UdpOverlay is already running")
+        sock = trio.socket.socket(self._family, socket.SOCK_DGRAM)
+        self._stack.callback(sock.close)
+        try:
+            await sock.bind((self._host, self._port))
+            host, port = sock.getsockname()[:2]
+            self._socket, self._address = sock, (host, port)
+            self._offset = time.time() - trio.current_time()
+            nursery = await self._stack.enter_async_context(trio.open_nursery())
+            self._stack.callback(nursery.cancel_scope.cancel)
+            nursery.start_soon(self._receive_loop)
+            nursery.start_soon(self._timer_loop)
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            self._socket = None
+            self._address = None
+
+    # --- the two tasks ----------------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        sock = self._running_socket()
+        while True:
+            try:
+                # One byte more than the limit, so an oversized datagram is seen (and refused) as such.
+                data, source = await sock.recvfrom(MAX_DATAGRAM + 1)
+            except OSError:
+                continue  # e.g. an ICMP error queued for an earlier send: not this datagram's fault
+            replies = self.node.datagram_received(data, (source[0], source[1]), self.now())
+            await self._send(replies)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.node.next_deadline()
+            wake = math.inf if deadline is None else deadline - self._offset
+            with trio.move_on_at(wake):
+                await self._kick.wait()
+            self._kick = trio.Event()
+            await self._send(self.node.poll(self.now()))
+
+    async def _send(self, datagrams: list[Datagram]) -> None:
+        sock = self._running_socket()
+        for data, destination in datagrams:
+            try:
+                await sock.sendto(data, destination)
+            except OSError:
+                pass  # unreachable peer: the engine's timeout for its answer handles it
+        progress, self._progress = self._progress, trio.Event()
+        progress.set()
+
+    def _running_socket(self) -> trio.socket.SocketType:
+        if self._socket is None:
+            raise RuntimeError("the overlay is not running (use `async with UdpOverlay(...)`)")
+        return self._socket
+
+    async def _queued(self) -> None:
+        """A helper queued work on the engine: send it now and let the timer see the new deadline."""
+        await self._send(self.node.poll(self.now()))
+        self._kick.set()
+
+    async def _until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        with trio.move_on_after(timeout):
+            while not ready():
+                await self._progress.wait()
+            return
+        raise TimeoutError(f"{what} did not finish within {timeout} s")
+
+    # --- helpers for callers ----------------------------------------------------------------------------
+
+    async def request(
+        self, contact: Contact, kind: Kind, body: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
+    ) -> Message:
+        """Send a request and return its answer (possibly an ERROR message).
+
+        TimeoutError when the engine gave up waiting (its RTT-based deadline passed without an answer).
+        """
+        self._running_socket()
+        txid = self.node.request(contact, kind, body, self.now())
+        return await self._answer(txid, f"{kind} to {contact.host}:{contact.port}", timeout)
+
+    async def ping(self, contact: Contact, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        return await self.request(contact, Kind.PING, {}, timeout)
+
+    async def bootstrap(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """Ping a node known only by address; its pong enters it into our table. TimeoutError if silent."""
+        self._running_socket()
+        txid = self.node.bootstrap((host, port), self.now())
+        return await self._answer(txid, f"bootstrap ping to {host}:{port}", timeout)
+
+    async def lookup(self, target: NodeId, timeout: float = DEFAULT_TIMEOUT) -> list[Contact]:
+        """The k live nodes closest to `target` that answered, nearest first."""
+        self._running_socket()
+        lookup_id = self.node.start_lookup(target, self.now())
+        await self._queued()
+        await self._until(lambda: self.node.lookup_result(lookup_id) is not None, timeout, "a lookup")
+        result = self.node.lookup_result(lookup_id)
+        assert result is not None  # _until returned, so the lookup finished
+        return result
+
+    async def _answer(self, txid: bytes, what: str, timeout: float) -> Message:
+        await self._queued()
+        await self._until(lambda: self.node.outcome(txid).status is not Status.WAITING, timeout, what)
+        message = self.node.outcome(txid).message
+        if message is None:
+            raise TimeoutError(f"{what} got no answer")
+        return message

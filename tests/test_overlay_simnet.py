@@ -1,0 +1,196 @@
+"""The overlay protocol engine on the simulated network, in virtual time (trio's MockClock, autojump).
+
+Large overlays start from `seed_tables` (a real join costs dozens of signed datagrams); the joins that the
+tests are about (newcomers during churn) go through the real protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import nacl.signing
+import pytest
+import trio
+import trio.testing
+
+from seattle.keys import Identity
+from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.simnet import SimNetwork, Traffic
+
+K = 8
+
+
+def new_node(name: str) -> OverlayNode:
+    """Keys derived from the name, so node ids (and every routing decision) are the same on every run."""
+    key = nacl.signing.SigningKey(hashlib.blake2b(name.encode(), digest_size=32).digest())
+    return OverlayNode(Identity(name, key), k=K)
+
+
+def build(count: int, seed: int, loss: float = 0.0) -> tuple[SimNetwork, list[OverlayNode]]:
+    sim = SimNetwork(seed, latency=(0.005, 0.08), loss=loss)
+    nodes = [new_node(f"sim{number}") for number in range(count)]
+    for node in nodes:
+        sim.attach(node)
+    sim.seed_tables()
+    return sim, nodes
+
+
+def true_closest(sim: SimNetwork, nodes: list[OverlayNode], target: NodeId, me: OverlayNode) -> list[NodeId]:
+    live = [node.node_id for node in nodes if node is not me and sim.alive(node)]
+    return sorted(live, key=target.distance)[:K]
+
+
+def ids(contacts: list[Contact]) -> list[NodeId]:
+    return [contact.node_id for contact in contacts]
+
+
+def settled(traffic: Traffic) -> bool:
+    return traffic.sent == traffic.delivered + traffic.lost + traffic.partitioned + traffic.unreachable
+
+
+async def test_500_nodes_with_one_percent_loss_find_the_closest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim, nodes = build(500, seed=11, loss=0.01)
+    newcomers = [new_node(f"joiner{number}") for number in range(10)]
+    for node in newcomers:
+        sim.attach(node)
+    nodes += newcomers
+    chooser = random.Random(5)
+    exact = 0
+    async with sim.running():
+        for node in newcomers:  # real joins, through the same lossy network
+            await sim.join(node, nodes[0])
+        for _ in range(25):
+            me = chooser.choice(nodes)
+            target = NodeId(chooser.getrandbits(256))
+            found = ids(await sim.lookup(me, target))
+            truth = true_closest(sim, nodes, target, me)
+            assert len(found) == K and found == sorted(found, key=target.distance)
+            assert len(set(found) & set(truth)) >= K - 2  # a lost reply can cost a lookup one or two
+            exact += found == truth
+        await trio.sleep(10)  # let the last answers land
+    assert exact >= 20
+    assert sim.traffic.lost > 0 and sim.traffic.delivered > 0 and settled(sim.traffic)
+
+
+async def test_2000_nodes_with_churn_keep_answering_with_live_nodes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sim, nodes = build(2000, seed=3, loss=0.0)
+    chooser = random.Random(8)
+    killed = chooser.sample(nodes, 200)
+    newcomers = [new_node(f"late{number}") for number in range(20)]
+    for node in newcomers:
+        sim.attach(node)
+    everyone = nodes + newcomers
+    async with sim.running():
+        for node in killed:
+            sim.kill(node)
+        survivors = [node for node in nodes if sim.alive(node)]
+        for node in newcomers:
+            await sim.join(node, chooser.choice(survivors))
+        for node in killed[:50]:
+            sim.revive(node)
+        for newcomer in newcomers[:10]:
+            me = chooser.choice(survivors)
+            assert ids(await sim.lookup(me, newcomer.node_id))[0] == newcomer.node_id
+        for _ in range(15):
+            me = chooser.choice(survivors)
+            target = NodeId(chooser.getrandbits(256))
+            found = ids(await sim.lookup(me, target))
+            live = {node.node_id for node in everyone if sim.alive(node)}
+            assert set(found) <= live  # only nodes that answered come back, never a dead one
+            assert len(set(found) & set(true_closest(sim, everyone, target, me))) >= K - 2
+    assert sim.traffic.unreachable > 0  # the dead were asked, and their silence was survived
+
+
+async def test_a_partition_hides_the_other_side_until_healed(autojump_clock: trio.testing.MockClock) -> None:
+    sim, nodes = build(120, seed=21)
+    side_a, side_b = nodes[:60], nodes[60:]
+    me, wanted = side_a[0], side_b[0]
+    async with sim.running():
+        sim.partition(side_a, side_b)
+        found = ids(await sim.lookup(me, wanted.node_id))
+        assert not set(found) & {node.node_id for node in side_b}
+        with pytest.raises(TimeoutError, match="got no answer"):
+            await sim.ping(me, sim.contact(wanted))
+        assert sim.traffic.partitioned > 0
+        sim.heal()
+        assert ids(await sim.lookup(me, wanted.node_id))[0] == wanted.node_id
+        answer = await sim.ping(me, sim.contact(wanted))
+        assert answer.sender_id == wanted.node_id
+
+
+async def scenario(seed: int) -> tuple[Traffic, list[list[NodeId]], float]:
+    sim, nodes = build(150, seed=seed, loss=0.02)
+    chooser = random.Random(1)
+    results = []
+    started = trio.current_time()
+    async with sim.running():
+        sim.kill(nodes[7])
+        for _ in range(6):
+            results.append(ids(await sim.lookup(chooser.choice(nodes[8:]), NodeId(chooser.getrandbits(256)))))
+        duration = trio.current_time() - started
+    return sim.traffic, results, duration
+
+
+async def test_the_same_seed_gives_the_same_run(autojump_clock: trio.testing.MockClock) -> None:
+    first, second = await scenario(42), await scenario(42)
+    assert first == second  # same traffic, same lookup results, same virtual duration
+    other = await scenario(43)
+    assert other[0] != first[0]  # different latencies and loss draws give a different run
+
+
+async def test_churn_bootstrap_and_dead_nodes(autojump_clock: trio.testing.MockClock) -> None:
+    sim, nodes = build(30, seed=2)
+    async with sim.running():
+        sim.kill(nodes[1])
+        with pytest.raises(TimeoutError):
+            await sim.bootstrap(nodes[0], sim.address(nodes[1]))
+        with pytest.raises(RuntimeError, match="killed"):
+            await sim.lookup(nodes[1], nodes[0].node_id)
+        sim.revive(nodes[1])
+        pong = await sim.bootstrap(nodes[0], sim.address(nodes[1]))
+        assert pong.sender_id == nodes[1].node_id
+
+        # Killed while awaiting an answer, a node keeps its state; revived, its timers run again.
+        sleeper, silent = nodes[2], nodes[3]
+        sim.kill(silent)
+
+        async def doomed_ping() -> None:
+            with pytest.raises(TimeoutError, match="got no answer"):
+                await sim.ping(sleeper, sim.contact(silent))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(doomed_ping)
+            await trio.sleep(0.001)
+            sim.kill(sleeper)
+            await trio.sleep(30)  # its ping's deadline passes while it is down
+            sim.revive(sleeper)
+        with pytest.raises(TimeoutError, match="got no answer"):
+            await sim.ping(sleeper, sim.contact(silent))
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="latency"):
+        SimNetwork(1, latency=(0.5, 0.1))
+    with pytest.raises(ValueError, match="loss"):
+        SimNetwork(1, loss=1.5)
+    with pytest.raises(TypeError, match="seed"):
+        SimNetwork("one")  # type: ignore[arg-type]
+    sim = SimNetwork(1)
+    node = new_node("x")
+    with pytest.raises(TypeError, match="OverlayNode"):
+        sim.attach("node")  # type: ignore[arg-type]
+    sim.attach(node)
+    with pytest.raises(ValueError, match="already attached"):
+        sim.attach(node)
+    with pytest.raises(ValueError, match="not attached"):
+        sim.kill(new_node("stranger"))
+    with pytest.raises(ValueError, match="both sides"):
+        sim.partition([node], [node])
+    with pytest.raises(RuntimeError, match="not running"):
+        sim.now()
