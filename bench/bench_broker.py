@@ -13,12 +13,18 @@ import argparse
 import os
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from seattle.vessel.broker import protocol
-from seattle.vessel.broker.client import BrokerClient
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.table import Row, print_table  # noqa: E402
+from seattle.vessel.broker import protocol  # noqa: E402
+from seattle.vessel.broker.client import BrokerClient  # noqa: E402
+from seattle.vessel.broker.server import BrokerServer, NetworkPolicy  # noqa: E402
 
 GOAL_EXTRA_US = 50.0
 LOCAL = "127.0.0.1"
@@ -81,16 +87,12 @@ def main() -> None:
         os.waitpid(pid, 0)
 
     extra = brokered_us - plain_us
-    rows = [
-        ("plain in-process function call", "-", f"{plain_us:.3f} µs"),
-        ("brokered call round trip (getmyip)", "-", f"{brokered_us:.1f} µs"),
-        ("extra per brokered call", f"< {GOAL_EXTRA_US:.0f} µs", f"{extra:.1f} µs"),
-        ("brokered 64-byte UDP send to loopback", "-", f"{datagram_us:.1f} µs"),
-    ]
-    widths = [max(len(row[i]) for row in [("figure", "goal", "measured"), *rows]) for i in range(3)]
-    for row in [("figure", "goal", "measured"), tuple("-" * w for w in widths), *rows]:
-        print(" | ".join(cell.ljust(width) for cell, width in zip(row, widths)))
-
+    print_table("Brokered network call", [
+        Row("plain in-process function call", "-", f"{plain_us:.3f} µs", None),
+        Row("brokered call round trip (getmyip)", "-", f"{brokered_us:.1f} µs", None),
+        Row("extra per brokered call", f"< {GOAL_EXTRA_US:.0f} µs", f"{extra:.1f} µs", extra < GOAL_EXTRA_US),
+        Row("brokered 64-byte UDP send to loopback", "-", f"{datagram_us:.1f} µs", None),
+    ])
 
 if __name__ == "__main__":
     main()
