@@ -16,7 +16,6 @@ from seattle.advertise.records import (
     MAX_LIFETIME,
     MAX_RECORD_SIZE,
     NOT_YET_VALID,
-    SIGNATURE_SIZE,
     TOO_LARGE,
     TOO_LONG_LIVED,
     RecordRejected,
@@ -26,6 +25,7 @@ from seattle.advertise.records import (
     sign_tombstone,
     verify,
 )
+from seattle.envelope import SIGNATURE_SIZE
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr import signing
 from seattle.overlay.nodeid import NodeId

@@ -35,21 +35,16 @@ a withdrawn record back after it forgot the tombstone.
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-import nacl.bindings
-import nacl.exceptions
-
+from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite, seal, unseal
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.overlay.nodeid import NodeId
 
 CONTEXT = b"seattle/advertise/record/v1\x00"
-SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 #: BEP 44's bound on a DHT value: small enough that a holder's per-key cap bounds its memory.
 MAX_RECORD_SIZE = 1024
 MAX_ADDRESSES = 8
@@ -60,15 +55,11 @@ MAX_LIFETIME = 3 * 3600.0
 DEFAULT_CLOCK_SKEW = 60.0
 MAX_SEQUENCE = 2**63 - 1  # msgpack's signed 64-bit range, so every implementation can compare sequences
 
-_NODE_START = SIGNATURE_SIZE + len(CONTEXT)
-_ENVELOPE_START = _NODE_START + PUBLIC_KEY_SIZE
 _ENVELOPE_FIELDS = frozenset({"subject", "addrs", "seq", "iat", "exp", "tomb"})
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
 
 # Stable machine-readable codes of rejected records, in the order `verify` checks them.
 TOO_LARGE = "too_large"
-MALFORMED = "malformed"
-BAD_SIGNATURE = "bad_signature"
 EXPIRED = "expired"
 NOT_YET_VALID = "not_yet_valid"
 TOO_LONG_LIVED = "too_long_lived"
@@ -157,13 +148,12 @@ def _sign(
     addrs = [_check_address(address) for address in addresses]
     _check_addresses(addrs, tombstone)
     _check_sequence(sequence)
-    now = _finite("now", now)
-    lifetime = _finite("lifetime", lifetime)
+    now = finite("now", now)
+    lifetime = finite("lifetime", lifetime)
     if not 0 < lifetime <= MAX_LIFETIME:
         raise ValueError(f"lifetime must be in (0, {MAX_LIFETIME:g}] seconds, got {lifetime:g}")
     fields = {"subject": subject.raw, "addrs": addrs, "seq": sequence, "iat": now, "exp": now + lifetime}
-    envelope = msgpack.packb({**fields, "tomb": tombstone}, use_bin_type=True)
-    raw = bytes(identity.signing_key.sign(CONTEXT + identity.public_key.raw + envelope))
+    raw = seal(identity, CONTEXT, {**fields, "tomb": tombstone})
     if len(raw) > MAX_RECORD_SIZE:
         raise ValueError(
             f"the signed record is {len(raw)} bytes, over the {MAX_RECORD_SIZE}-byte limit; "
@@ -183,9 +173,9 @@ def verify(
     Storing nodes call this before storing and readers call it again on what holders return: a holder is
     just another peer, and nothing it hands back is believed before its signature is.
     """
-    now = _finite("now", now)
-    clock_skew = _finite("clock_skew", clock_skew)
-    max_lifetime = _finite("max_lifetime", max_lifetime)
+    now = finite("now", now)
+    clock_skew = finite("clock_skew", clock_skew)
+    max_lifetime = finite("max_lifetime", max_lifetime)
     if clock_skew < 0 or max_lifetime <= 0:
         raise ValueError(
             f"clock_skew must be >= 0 and max_lifetime > 0, got {clock_skew:g} and {max_lifetime:g}"
@@ -194,19 +184,11 @@ def verify(
         raise RecordRejected(MALFORMED, f"a signed record is bytes, not {type(raw).__name__}")
     if len(raw) > MAX_RECORD_SIZE:
         raise RecordRejected(TOO_LARGE, f"the record is {len(raw)} bytes; at most {MAX_RECORD_SIZE} are kept")
-    if len(raw) <= _ENVELOPE_START:
-        raise RecordRejected(MALFORMED, "a signed record is bytes: signature, context, node key, envelope")
-    node = raw[_NODE_START:_ENVELOPE_START]
     try:
-        nacl.bindings.crypto_sign_open(raw, node)
-    except nacl.exceptions.BadSignatureError:
-        raise RecordRejected(
-            BAD_SIGNATURE,
-            f"the signature does not match the record and the node key it names ({_text(node)})",
-        ) from None
-    if raw[SIGNATURE_SIZE:_NODE_START] != CONTEXT:
-        raise RecordRejected(MALFORMED, "not a vessel advertisement of a version this node understands")
-    fields = _decode_envelope(memoryview(raw)[_ENVELOPE_START:])
+        node, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "record", "vessel advertisement")
+    except EnvelopeRejected as exc:
+        raise RecordRejected(exc.code, exc.message) from None
+    fields = _check_envelope(fields)
     issued, expires = fields["iat"], fields["exp"]
     if now > expires + clock_skew:
         raise RecordRejected(
@@ -252,13 +234,7 @@ def merge(records: Iterable[VesselRecord]) -> list[VesselRecord]:
     return sorted((r for r in best.values() if not r.tombstone), key=lambda r: (r.node.raw, r.subject.raw))
 
 
-def _decode_envelope(data: memoryview) -> dict[str, Any]:
-    try:
-        fields = msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        raise RecordRejected(MALFORMED, "the signed envelope is not valid msgpack") from None
-    if not isinstance(fields, dict) or set(fields) != _ENVELOPE_FIELDS:
-        raise RecordRejected(MALFORMED, f"the signed envelope must be a map of {sorted(_ENVELOPE_FIELDS)}")
+def _check_envelope(fields: dict[str, Any]) -> dict[str, Any]:
     try:
         if not isinstance(fields["subject"], bytes) or len(fields["subject"]) != PUBLIC_KEY_SIZE:
             raise ValueError(f"'subject' must be a {PUBLIC_KEY_SIZE}-byte public key")
@@ -268,8 +244,8 @@ def _decode_envelope(data: memoryview) -> dict[str, Any]:
             _check_address(address)
         _check_addresses(fields["addrs"], fields["tomb"])
         _check_sequence(fields["seq"])
-        fields["iat"] = _finite("iat", fields["iat"])
-        fields["exp"] = _finite("exp", fields["exp"])
+        fields["iat"] = finite("iat", fields["iat"])
+        fields["exp"] = finite("exp", fields["exp"])
     except (TypeError, ValueError) as exc:
         raise RecordRejected(MALFORMED, str(exc)) from None
     if fields["exp"] < fields["iat"]:
@@ -311,18 +287,6 @@ def _check_addresses(addresses: list[Any], tombstone: object) -> None:
 def _check_sequence(sequence: object) -> None:
     if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence <= MAX_SEQUENCE:
         raise ValueError(f"sequence must be an integer in 0..2**63-1, got {sequence!r:.40}")
-
-
-def _finite(what: str, value: object) -> float:
-    number = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an int beyond float range
-            number = math.inf
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r:.60}")
-    return number
 
 
 def _text(raw: bytes) -> str:

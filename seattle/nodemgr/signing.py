@@ -42,17 +42,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-import msgpack
-import nacl.bindings
-import nacl.exceptions
-
+from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite, seal, unseal
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 
 CONTEXT = b"seattle/nodemgr/request/v1\x00"
-SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 NONCE_SIZE = 16
-_CALLER_START = SIGNATURE_SIZE + len(CONTEXT)
-_ENVELOPE_START = _CALLER_START + PUBLIC_KEY_SIZE
 _ENVELOPE_FIELDS = frozenset({"call", "args", "dest", "ts", "exp", "nonce"})
 
 DEFAULT_LIFETIME = 60.0
@@ -63,8 +57,6 @@ DEFAULT_MAX_LIFETIME = 3600.0
 DEFAULT_REPLAY_CAPACITY = 300_000
 
 # Stable machine-readable codes of rejected requests, in the order the checks run.
-MALFORMED = "malformed"
-BAD_SIGNATURE = "bad_signature"
 WRONG_DESTINATION = "wrong_destination"
 EXPIRED = "expired"
 NOT_YET_VALID = "not_yet_valid"
@@ -154,15 +146,14 @@ def sign_request(
         raise TypeError(f"destination must be a PublicKey, not {type(destination).__name__}")
     _check_call(call)
     _check_args(args)
-    now = _finite("now", now)
-    lifetime = _finite("lifetime", lifetime)
+    now = finite("now", now)
+    lifetime = finite("lifetime", lifetime)
     if lifetime <= 0:
         raise ValueError(f"lifetime must be positive, got {lifetime}")
     if not isinstance(nonce, bytes) or len(nonce) != NONCE_SIZE:
         raise ValueError(f"nonce must be {NONCE_SIZE} random bytes, got {nonce!r:.60}")
     fields = {"call": call, "args": args, "dest": destination.raw, "ts": now, "exp": now + lifetime}
-    envelope = msgpack.packb({**fields, "nonce": nonce}, use_bin_type=True)
-    return bytes(identity.signing_key.sign(CONTEXT + identity.public_key.raw + envelope))
+    return seal(identity, CONTEXT, {**fields, "nonce": nonce})
 
 
 def public_request(call: str, args: list[Any] | dict[str, Any]) -> dict[str, Any]:
@@ -245,8 +236,8 @@ class RequestVerifier:
         if not isinstance(node_key, PublicKey):
             raise TypeError(f"node_key must be a PublicKey, not {type(node_key).__name__}")
         self.node_key = node_key
-        self.clock_skew = _finite("clock_skew", clock_skew)
-        self.max_lifetime = _finite("max_lifetime", max_lifetime)
+        self.clock_skew = finite("clock_skew", clock_skew)
+        self.max_lifetime = finite("max_lifetime", max_lifetime)
         if self.clock_skew < 0:
             raise ValueError(f"clock_skew must not be negative, got {clock_skew}")
         if self.max_lifetime <= 0:
@@ -255,20 +246,12 @@ class RequestVerifier:
 
     def verify(self, raw: bytes, now: float) -> VerifiedRequest:
         """Check `raw` (a frame's bin) at node time `now`; RequestRejected with the first failing check."""
-        now = _finite("now", now)
-        if not isinstance(raw, bytes) or len(raw) <= _ENVELOPE_START:
-            raise RequestRejected(MALFORMED, "a signed request is bytes: signature, context, key, envelope")
-        caller = raw[_CALLER_START:_ENVELOPE_START]
+        now = finite("now", now)
         try:
-            nacl.bindings.crypto_sign_open(raw, caller)
-        except nacl.exceptions.BadSignatureError:
-            raise RequestRejected(
-                BAD_SIGNATURE,
-                f"the signature does not match the request and the key it names ({_text(caller)})",
-            ) from None
-        if raw[SIGNATURE_SIZE:_CALLER_START] != CONTEXT:
-            raise RequestRejected(MALFORMED, "not a node manager request of a version this node speaks")
-        fields = _decode_envelope(memoryview(raw)[_ENVELOPE_START:])
+            caller, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "request", "node manager request")
+        except EnvelopeRejected as exc:
+            raise RequestRejected(exc.code, exc.message) from None
+        fields = _check_envelope(fields)
         timestamp, expires = fields["ts"], fields["exp"]
         if fields["dest"] != self.node_key.raw:
             raise RequestRejected(
@@ -321,18 +304,12 @@ def open_request(message: object, verifier: RequestVerifier, now: float) -> Veri
     return parse_public_request(message)
 
 
-def _decode_envelope(data: memoryview) -> dict[str, Any]:
-    try:
-        fields = msgpack.unpackb(data, raw=False)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        raise RequestRejected(MALFORMED, "the signed envelope is not valid msgpack") from None
-    if not isinstance(fields, dict) or set(fields) != _ENVELOPE_FIELDS:
-        raise RequestRejected(MALFORMED, f"the signed envelope must be a map of {sorted(_ENVELOPE_FIELDS)}")
+def _check_envelope(fields: dict[str, Any]) -> dict[str, Any]:
     try:
         _check_call(fields["call"])
         _check_args(fields["args"])
-        fields["ts"] = _finite("ts", fields["ts"])
-        fields["exp"] = _finite("exp", fields["exp"])
+        fields["ts"] = finite("ts", fields["ts"])
+        fields["exp"] = finite("exp", fields["exp"])
     except (TypeError, ValueError) as exc:
         raise RequestRejected(MALFORMED, str(exc)) from None
     if not isinstance(fields["dest"], bytes) or len(fields["dest"]) != PUBLIC_KEY_SIZE:
@@ -401,21 +378,5 @@ def _check_message(message: str) -> str:
     return message
 
 
-def _finite(what: str, value: object) -> float:
-    number = math.nan
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:  # an int beyond float range
-            number = math.inf
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be a finite number of seconds, got {value!r:.60}")
-    return number
-
-
 def _fingerprint(raw: bytes) -> str:
     return PublicKey(raw).fingerprint()
-
-
-def _text(raw: bytes) -> str:
-    return PublicKey(raw).to_text()
