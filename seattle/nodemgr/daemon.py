@@ -50,11 +50,13 @@ _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What `node.json` holds: where the node listens and which local IPs its vessels may bind."""
+    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, and the overlay
+    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay)."""
 
     host: str
     port: int
     local_ips: tuple[str, ...] = ()
+    bootstrap: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_ip("host", self.host)
@@ -62,10 +64,25 @@ class NodeConfig:
             raise BadNodeConfig(f"port must be an integer from 0 to 65535, not {self.port!r}")
         for ip in self.local_ips:
             _check_ip("local IP", ip)
+        for address in self.bootstrap:
+            parse_host_port(address, "bootstrap node")
 
     def to_json(self) -> str:
         return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
-                           "local_ips": list(self.local_ips)}, indent=2) + "\n"
+                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap)},
+                          indent=2) + "\n"
+
+
+def parse_host_port(text: object, what: str) -> tuple[str, int]:
+    """`"HOST:PORT"` (IPv6 as `[::1]:PORT`) → (host, port); BadNodeConfig naming `what` if it is not one."""
+    if not isinstance(text, str) or len(text) > 300:
+        raise BadNodeConfig(f"the {what} must be written HOST:PORT, not {text!r:.80}")
+    host, colon, port_text = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+        raise BadNodeConfig(f"the {what} {text!r} is not HOST:PORT with a port from 1 to 65535 (e.g. 10.0.0.5:1224)")
+    _check_ip(what, host)
+    return host, int(port_text)
 
 
 def _check_ip(what: str, value: object) -> None:
@@ -92,14 +109,17 @@ def read_config(node_dir: Path) -> NodeConfig:
         raise BadNodeConfig(f"{path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
         raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
-    unknown = sorted(set(data) - {"format", "host", "port", "local_ips"})
+    unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap"})
     if unknown:
         raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
     local_ips = data.get("local_ips", [])
     if not isinstance(local_ips, list):
         raise BadNodeConfig(f"{path}: local_ips must be a list of IP addresses")
+    bootstrap = data.get("bootstrap", [])
+    if not isinstance(bootstrap, list):
+        raise BadNodeConfig(f"{path}: bootstrap must be a list of HOST:PORT texts")
     try:
-        return NodeConfig(data.get("host"), data.get("port"), tuple(local_ips))
+        return NodeConfig(data.get("host"), data.get("port"), tuple(local_ips), tuple(bootstrap))
     except BadNodeConfig as exc:
         raise BadNodeConfig(f"{path}: {exc.detail}") from None
 

@@ -95,6 +95,7 @@ class OverlayNode:
         alpha: int = 3,
         table: RoutingTable | None = None,
         rtt: RttEstimator | None = None,
+        serve: bool = True,
     ) -> None:
         if not isinstance(identity, Identity):
             raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
@@ -105,6 +106,9 @@ class OverlayNode:
         self.table = table if table is not None else RoutingTable(self.node_id, k=k)
         self.k = self.table.k
         self.alpha = alpha
+        #: False for a light client (a researcher's command): it answers no request, so it never passes the
+        #: ping-back check and never enters another node's routing table or receives records to store.
+        self.serve = serve
         self.store = store if store is not None else RecordStore()
         self.rtt = rtt if rtt is not None else RttEstimator()
         #: Why datagrams were dropped (decode codes, "unexpected", "wrong_sender"...): for logs and tests.
@@ -136,7 +140,10 @@ class OverlayNode:
         if message.sender_id == self.node_id:
             self.dropped["own_id"] += 1
         elif message.is_request:
-            self._answer(message, address, now)
+            if self.serve:
+                self._answer(message, address, now)
+            else:
+                self.dropped["not_serving"] += 1
         else:
             self._accept_answer(message, address, now)
         return self.poll(now)
