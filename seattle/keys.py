@@ -22,6 +22,7 @@ import base64
 import binascii
 import contextlib
 import fcntl
+import functools
 import hashlib
 import os
 import re
@@ -143,6 +144,12 @@ class Identity:
     @property
     def verify_key(self) -> nacl.signing.VerifyKey:
         return self.signing_key.verify_key
+
+    @functools.cached_property
+    def sodium_key_pair(self) -> tuple[bytes, bytes]:
+        """(public key, libsodium's 64-byte secret key), derived once per identity: code that signs many small
+        messages (the overlay's datagrams) calls the raw binding with it and skips PyNaCl's per-call wrappers."""
+        return nacl.bindings.crypto_sign_seed_keypair(bytes(self.signing_key))
 
     @property
     def public_key(self) -> PublicKey:

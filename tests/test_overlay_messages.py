@@ -166,3 +166,28 @@ def test_arbitrary_bytes_only_ever_raise_message_rejected(data: bytes) -> None:
     with pytest.raises(MessageRejected) as caught:
         decode(data)
     assert caught.value.code in messages.CHECK_ORDER
+
+
+def test_a_bound_request_round_trips_its_receiver_and_time() -> None:
+    receiver = NodeId(7)
+    message = decode(encode(identity(), Kind.FIND_NODE, b"t" * 8, {"target": NodeId(3)}, to=receiver, at=12.5))
+    assert (message.to, message.at) == (receiver, 12.5)
+    plain = decode(encode(identity(), Kind.PING, b"t" * 8, {}))
+    assert (plain.to, plain.at) == (None, None)
+
+
+@pytest.mark.parametrize(("kind", "to", "at", "words"), [
+    (Kind.PING, NodeId(1), None, "give both or neither"),
+    (Kind.PONG, NodeId(1), 1.0, "only requests"),
+    (Kind.PING, NodeId(1), float("nan"), "finite number"),
+])
+def test_encode_refuses_a_bad_binding(kind: Kind, to: NodeId | None, at: float | None, words: str) -> None:
+    with pytest.raises(MessageRejected, match=words):
+        encode(identity(), kind, b"t" * 8, {}, to=to, at=at)
+
+
+def test_decode_refuses_an_answer_that_claims_a_receiver_and_time() -> None:
+    who = identity()
+    payload = msgpack.packb(["pong", b"t" * 8, {}, bytes(32), 1.0], use_bin_type=True)
+    with pytest.raises(MessageRejected, match="only requests carry"):
+        decode(signed(who, payload))

@@ -251,6 +251,56 @@ def test_a_replayed_request_from_another_address_does_not_enter_the_table() -> N
     assert all((c.host, c.port) != mallory_address for c in target.table)
 
 
+def _kinds_sent(network: Network, source: int, destination: int) -> list[Kind]:
+    return [messages.decode(data).kind for s, d, data in network.sent
+            if (s, d) == (address_of(source), address_of(destination))]
+
+
+def test_a_request_bound_to_the_receiver_admits_its_sender_without_a_ping_back() -> None:
+    network = Network(2)
+    network.request(0, network.contact(1), Kind.FIND_NODE, {"target": NodeId(3)})
+    assert network.node(0).node_id in network.node(1).table
+    assert _kinds_sent(network, 1, 0) == [Kind.NODES]  # the answer only: no verification ping
+
+
+def test_a_light_clients_requests_are_unbound_so_it_never_enters_a_table() -> None:
+    network = Network(2)
+    client = OverlayNode(new_identity("light"), serve=False)
+    network.nodes[address_of(0)] = client
+    answer = network.request(0, network.contact(1), Kind.FIND_NODE, {"target": NodeId(3)})
+    assert answer.kind is Kind.NODES
+    assert client.node_id not in network.node(1).table
+    assert _kinds_sent(network, 1, 0) == [Kind.NODES]  # nothing else: no ping back either
+
+
+@pytest.mark.parametrize("why", ["stale", "future", "other receiver"])
+def test_a_request_bound_elsewhere_or_out_of_time_gets_the_ping_back_instead(why: str) -> None:
+    network = Network(3)
+    sender, receiver = network.node(0), network.node(1)
+    at = {"stale": network.now - 100, "future": network.now + 100, "other receiver": network.now}[why]
+    to = network.node(2).node_id if why == "other receiver" else receiver.node_id
+    data = messages.encode(sender.identity, Kind.PING, b"\x01" * messages.TXID_SIZE, {}, to=to, at=at)
+    network.send(address_of(0), [(data, address_of(1))])
+    network.settle()
+    assert _kinds_sent(network, 1, 0) == [Kind.PING, Kind.PONG]  # verified by a ping, answered all the same
+    assert sender.node_id in receiver.table  # the sender answered that ping from its address
+
+
+def test_a_bound_request_replayed_from_another_address_is_not_admitted() -> None:
+    network = Network(3)
+    honest, target = network.node(0), network.node(1)
+    data = messages.encode(honest.identity, Kind.PING, b"\x02" * messages.TXID_SIZE, {},
+                           to=target.node_id, at=network.now)
+    mallory_address = address_of(2)
+    network.dead.add(mallory_address)  # the verification ping goes to mallory, who cannot sign as honest
+    network.send(address_of(0), [(data, address_of(1))])
+    network.settle()
+    target.table = type(target.table)(target.node_id, k=8)  # forget honest: the replay must earn its place
+    network.send(mallory_address, [(data, address_of(1))])
+    network.settle()
+    assert honest.node_id not in target.table
+
+
 def _record(network: Network, signer: Identity, subject: Identity, sequence: int) -> bytes:
     return records.sign(signer, subject.public_key, ["10.0.0.1:1224"], sequence=sequence, now=network.now)
 

@@ -226,3 +226,19 @@ def test_invariants_hold_under_random_operations(ops, target) -> None:
     distances = [NodeId(target).distance(c.node_id) for c in found]
     assert distances == sorted(distances)
     assert len(found) == min(10, len(ids))
+
+
+def test_has_room_for_predicts_whether_observe_adds_without_changing_anything() -> None:
+    table = RoutingTable(NodeId(0), k=2, max_per_subnet=1)
+    assert table.has_room_for(far(0))
+    table.observe(far(0), now=0)
+    assert table.has_room_for(far(0))  # known: a refresh
+    assert not table.has_room_for(contact(TOP + 1, n=0))  # in far(0)'s /24, and the limit is 1
+    table.observe(far(1), now=1)
+    near = contact(1, n=7)
+    assert table.has_room_for(near)  # the full bucket holds our own id, so it splits
+    assert table.observe(near, now=2) is Observed.ADDED
+    snapshot = (len(table), len(table.buckets), table.replacements())
+    assert not table.has_room_for(far(2))  # a full bucket that cannot split: only the replacement cache
+    assert (len(table), len(table.buckets), table.replacements()) == snapshot
+    assert table.observe(far(2), now=3) is Observed.CACHED

@@ -102,9 +102,14 @@ async def test_forged_datagrams_from_a_plain_socket_are_ignored() -> None:
                 assert node.dropped["unexpected"] == 1
                 assert len(node.table) == 0
 
-                good = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {})
-                await forger.sendto(good, overlay.address)
-                # The node answers, and pings the unknown requester back to verify its address.
+                unbound = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {})
+                await forger.sendto(unbound, overlay.address)
+                # An unbound request (a bootstrap ping) is answered, and admits nobody: no ping back.
+                assert messages.decode(await forger.recv(2048)).kind is Kind.PONG
+                stale = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {}, to=node.node_id,
+                                        at=overlay.now() - 3600)
+                await forger.sendto(stale, overlay.address)
+                # Bound to this node but not fresh: answered, and the unknown requester is pinged back.
                 received = [messages.decode(await forger.recv(2048)) for _ in range(2)]
                 assert {message.kind for message in received} == {Kind.PONG, Kind.PING}
                 assert all(message.sender_id == node.node_id for message in received)

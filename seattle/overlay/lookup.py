@@ -16,8 +16,8 @@ can mislead only the path that reached it.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import Enum
 
 from seattle.overlay.nodeid import Contact, NodeId
@@ -71,13 +71,23 @@ class _State(Enum):
     FAILED = "failed"
 
 
-@dataclass
 class _Peer:
-    contact: Contact
-    path: int
-    state: _State = _State.CANDIDATE
-    sent_at: float = 0.0
-    deadline: float = 0.0
+    """One contact the lookup knows of. `distance` to the target is computed once, as peers are kept sorted by
+    it; `depth` is the number of requests on the chain that led to it (a seed is 1: one request reaches it)."""
+
+    __slots__ = ("contact", "deadline", "depth", "distance", "path", "sent_at", "state")
+
+    def __init__(self, contact: Contact, path: int, distance: int, depth: int) -> None:
+        self.contact = contact
+        self.path = path
+        self.distance = distance
+        self.depth = depth
+        self.state = _State.CANDIDATE
+        self.sent_at = 0.0
+        self.deadline = 0.0
+
+    def __lt__(self, other: _Peer) -> bool:
+        return self.distance < other.distance
 
 
 class Lookup:
@@ -105,24 +115,30 @@ class Lookup:
         self.rtt = rtt if rtt is not None else RttEstimator()
         self.own_id = own_id
         self._peers: dict[NodeId, _Peer] = {}
+        #: Every peer, nearest the target first (distances are unique: one id per distance).
+        self._by_distance: list[_Peer] = []
+        self._in_flight = [0] * paths
+        self._waiting: dict[NodeId, _Peer] = {}  # the peers in flight, so timeouts need not scan them all
         unique = set(_checked(seeds, "lookup seeds"))
         ordered = sorted(unique, key=lambda contact: target.distance(contact.node_id))
         for position, contact in enumerate(ordered):
-            self._learn(contact, position % paths)
+            self._learn(contact, position % paths, 1)
 
     def next_requests(self, now: float) -> list[Contact]:
         """Contacts to send find_node to now; each path keeps up to α requests outstanding."""
         chosen: list[Contact] = []
         for path in range(self.paths):
             # Requests to peers that have since dropped out of the shortlist still hold their slot.
-            free = self.alpha - sum(
-                1 for peer in self._peers.values() if peer.path == path and peer.state is _State.IN_FLIGHT
-            )
+            free = self.alpha - self._in_flight[path]
+            if free <= 0:
+                continue
             for peer in self._shortlist(path):
                 if free <= 0:
                     break
                 if peer.state is _State.CANDIDATE:
                     peer.state, peer.sent_at, peer.deadline = _State.IN_FLIGHT, now, now + self.rtt.timeout()
+                    self._in_flight[path] += 1
+                    self._waiting[peer.contact.node_id] = peer
                     chosen.append(peer.contact)
                     free -= 1
         return chosen
@@ -141,11 +157,15 @@ class Lookup:
         contacts = _checked(contacts, f"the find_node reply from {contact}")
         if peer.state is not _State.ANSWERED:
             self.rtt.sample(now - peer.sent_at if rtt is None else rtt)
+        if peer.state is _State.IN_FLIGHT:
+            self._in_flight[peer.path] -= 1
+            del self._waiting[contact.node_id]
         peer.state = _State.ANSWERED
         # Take at most k of the offered contacts, nearest first: a hostile peer cannot bloat the lookup.
-        offered = sorted(set(contacts), key=lambda other: self.target.distance(other.node_id))[: self.k]
+        target = self.target.value
+        offered = sorted(set(contacts), key=lambda other: other.node_id.value ^ target)[: self.k]
         for other in offered:
-            self._learn(other, peer.path)
+            self._learn(other, peer.path, peer.depth + 1)
 
     def on_timeout(self, contact: Contact, now: float) -> None:
         """Give up on `contact` (deadline passed, or the transport saw it is unreachable): frees its slot."""
@@ -154,50 +174,74 @@ class Lookup:
         if peer is None or peer.state is not _State.IN_FLIGHT:
             raise ValueError(f"lookup has no request in flight to {contact}")
         peer.state = _State.FAILED
+        self._in_flight[peer.path] -= 1
+        del self._waiting[contact.node_id]
 
     def expire(self, now: float) -> list[Contact]:
         """Time out every request whose deadline has passed; returns those contacts for `record_failure`."""
-        expired = [
-            peer.contact
-            for peer in self._peers.values()
-            if peer.state is _State.IN_FLIGHT and peer.deadline <= now
-        ]
+        expired = [peer.contact for peer in self._waiting.values() if peer.deadline <= now]
         for contact in expired:
             self.on_timeout(contact, now)
         return expired
 
     def next_deadline(self) -> float | None:
         """When the driver must wake to call `expire()` if no reply comes first; None if none is in flight."""
-        deadlines = [peer.deadline for peer in self._peers.values() if peer.state is _State.IN_FLIGHT]
-        return min(deadlines, default=None)
+        return min((peer.deadline for peer in self._waiting.values()), default=None)
 
     def in_flight(self) -> int:
-        return sum(1 for peer in self._peers.values() if peer.state is _State.IN_FLIGHT)
+        return sum(self._in_flight)
 
     @property
     def done(self) -> bool:
         """True when, on every path, each of the k closest contacts not known dead has answered."""
-        return all(
-            all(peer.state is _State.ANSWERED for peer in self._shortlist(path)) for path in range(self.paths)
-        )
+        counts = [0] * self.paths  # the path's shortlist so far; stop at the first peer not yet answered
+        for peer in self._by_distance:
+            if peer.state is _State.FAILED or counts[peer.path] == self.k:
+                continue
+            if peer.state is not _State.ANSWERED:
+                return False
+            counts[peer.path] += 1
+        return True
 
     def result(self) -> list[Contact]:
         """The k closest contacts that answered, nearest first (over all paths)."""
-        answered = [peer.contact for peer in self._peers.values() if peer.state is _State.ANSWERED]
-        return sorted(answered, key=lambda contact: self.target.distance(contact.node_id))[: self.k]
+        return [peer.contact for peer in self._by_distance if peer.state is _State.ANSWERED][: self.k]
 
-    def _learn(self, contact: Contact, path: int) -> None:
-        if contact.node_id == self.own_id or contact.node_id in self._peers:
+    @property
+    def asked(self) -> int:
+        """How many peers were sent a find_node (each is one request datagram)."""
+        return sum(1 for peer in self._by_distance if peer.state is not _State.CANDIDATE)
+
+    @property
+    def answered(self) -> int:
+        """How many of the peers asked answered (each answer is one datagram)."""
+        return sum(1 for peer in self._by_distance if peer.state is _State.ANSWERED)
+
+    def hops(self) -> int:
+        """Requests on the chain that found the closest contact that answered: 1 if it was a seed (asked
+        straight from our own table), d + 1 if a peer found after d requests named it; 0 with no answer."""
+        for peer in self._by_distance:
+            if peer.state is _State.ANSWERED:
+                return peer.depth
+        return 0
+
+    def _learn(self, contact: Contact, path: int, depth: int) -> None:
+        node_id = contact.node_id
+        if node_id == self.own_id or node_id in self._peers:
             return
-        self._peers[contact.node_id] = _Peer(contact, path)
+        peer = _Peer(contact, path, self.target.value ^ node_id.value, depth)
+        self._peers[node_id] = peer
+        bisect.insort(self._by_distance, peer)
 
     def _shortlist(self, path: int) -> list[_Peer]:
         """The path's k closest peers not known dead: the only ones worth asking, the ones `done` awaits."""
-        alive = [
-            peer for peer in self._peers.values() if peer.path == path and peer.state is not _State.FAILED
-        ]
-        alive.sort(key=lambda peer: self.target.distance(peer.contact.node_id))
-        return alive[: self.k]
+        shortlist = []
+        for peer in self._by_distance:
+            if peer.path == path and peer.state is not _State.FAILED:
+                shortlist.append(peer)
+                if len(shortlist) == self.k:
+                    break
+        return shortlist
 
 
 def _checked(contacts: Iterable[Contact], where: str) -> list[Contact]:

@@ -3,7 +3,14 @@
 Sans-IO: no sockets, no clock. Layout of a datagram (at most MAX_DATAGRAM bytes, so it is one UDP packet on
 any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
 
-    signature (64) ‖ sender public key (32) ‖ payload (msgpack array [kind, txid, body])
+    signature (64) ‖ sender public key (32) ‖ payload (msgpack array [kind, txid, body] or, for a request
+                                                     sent to a known node, [kind, txid, body, to, at])
+
+`to` (the destination's 32-byte node id) and `at` (the sender's clock, seconds since the epoch) bind a request
+to one receiver and one moment, under the signature. A receiver that finds its own id there and a fresh `at`
+knows the request was made for it just now, not replayed from another exchange, so it may take the sender into
+its routing table without a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap pings (whose
+sender does not know the receiver's id yet) use the three-element form.
 
 The signature is Ed25519 over CONTEXT ‖ sender key ‖ payload. CONTEXT is not sent (both ends know it) but it
 differs from the node manager's and the advertisements' contexts, so no other signed object of the same key
@@ -29,15 +36,16 @@ All cheap checks run before the signature, so junk costs a node no cryptography.
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 import msgpack
 import nacl.bindings
 import nacl.exceptions
-import nacl.signing
 
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId
@@ -100,6 +108,9 @@ class Message:
     txid: bytes
     sender: PublicKey
     body: dict[str, Any]
+    #: For a bound request (module docstring): the receiver it was made for and when; else None.
+    to: NodeId | None = None
+    at: float | None = None
 
     @property
     def sender_id(self) -> NodeId:
@@ -163,7 +174,22 @@ def _records(value: Any) -> list[bytes]:
 
 def pack_contact(contact: Contact) -> list[Any]:
     """[id (32 bytes), packed IP (4 or 16 bytes), port]: 20 IPv6 contacts still fit one datagram."""
-    return [contact.node_id.to_bytes(), ipaddress.ip_address(contact.host).packed, contact.port]
+    return [contact.node_id.to_bytes(), _packed_ip(contact.host), contact.port]
+
+
+#: Contacts are packed and unpacked 20 to an answer, mostly the same few thousand addresses: parse each once.
+#: Bounded, so a flood of distinct addresses costs at most a few MB.
+_CACHE_SIZE = 1 << 16
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _packed_ip(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _ip_text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 def _contacts(value: Any) -> list[Contact]:
@@ -178,8 +204,22 @@ def _contacts(value: Any) -> list[Contact]:
             raise ValueError(f"a contact's ip is 4 or 16 bytes, got {raw_ip!r:.40}")
         if isinstance(port, bool) or not isinstance(port, int):
             raise ValueError(f"a contact's port is an int, got {port!r:.40}")
-        contacts.append(Contact(_node_id_field(raw_id), str(ipaddress.ip_address(raw_ip)), port))
+        if not isinstance(raw_id, bytes):
+            raise ValueError(f"a contact's id is {ID_BYTES} bytes, got {type(raw_id).__name__}")
+        contacts.append(_contact(raw_id, raw_ip, port))
     return contacts
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _contact(raw_id: bytes, raw_ip: bytes, port: int) -> Contact:
+    """One shared, immutable `Contact` per wire triple: the same peers recur in every `nodes` answer."""
+    return Contact(_node_id_field(raw_id), _ip_text(raw_ip), port)
+
+
+def _time(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"a request's time is a finite number of seconds >= 0, got {value!r:.40}")
+    return float(value)
 
 
 def _node_id_wire(value: Any) -> bytes:
@@ -228,8 +268,18 @@ def _parse_body(kind: Kind, body: Any) -> dict[str, Any]:
 # --- encode / decode ---------------------------------------------------------------------------------------
 
 
-def encode(identity: Identity, kind: Kind, txid: bytes, body: dict[str, Any]) -> bytes:
+def encode(
+    identity: Identity,
+    kind: Kind,
+    txid: bytes,
+    body: dict[str, Any],
+    *,
+    to: NodeId | None = None,
+    at: float | None = None,
+) -> bytes:
     """Sign and encode a message; MessageRejected (code malformed / too_large) if it cannot be sent as is.
+
+    `to` and `at` (both or neither, requests only) bind a request to its receiver and time.
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
@@ -244,15 +294,24 @@ def encode(identity: Identity, kind: Kind, txid: bytes, body: dict[str, Any]) ->
         wire = {}
         for name, parse in fields.items():
             try:
-                wire[name] = _WIRE.get(parse, _identity)(body[name])
+                to_wire = _WIRE.get(parse)
+                # A field with a wire form is built from checked objects (`Contact`, `NodeId`), so its wire
+                # form is valid by construction; every other field travels as given and is parsed here.
+                wire[name] = parse(body[name]) if to_wire is None else to_wire(body[name])
             except ValueError as error:
                 raise ValueError(f"{kind} field {name!r} {error}") from None
-        _parse_body(kind, wire)
+        fields_list: list[Any] = [str(kind), txid, wire]
+        if (to is None) != (at is None):
+            raise ValueError("`to` and `at` bind a request together: give both or neither")
+        if to is not None:
+            if kind not in RESPONSE_TO:
+                raise ValueError(f"only requests are bound to a receiver, not a {kind}")
+            fields_list += [_node_id_wire(to), _time(at)]
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
-    key = identity.public_key.raw
-    payload = msgpack.packb([str(kind), txid, wire], use_bin_type=True)
-    signature = identity.signing_key.sign(CONTEXT + key + payload).signature
+    key, secret = identity.sodium_key_pair
+    payload = msgpack.packb(fields_list, use_bin_type=True)
+    signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
     data = signature + key + payload
     if len(data) > MAX_DATAGRAM:
         raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
@@ -263,7 +322,8 @@ def decode(data: bytes) -> Message:
     """Parse and verify one datagram; MessageRejected with the first failing check (see the module doc)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise MessageRejected(MALFORMED, f"a datagram is bytes, not {type(data).__name__}")
-    data = bytes(data)
+    if data.__class__ is not bytes:
+        data = bytes(data)
     if len(data) > MAX_DATAGRAM:
         raise MessageRejected(
             TOO_LARGE, f"the datagram is {len(data)} bytes; at most {MAX_DATAGRAM} are read"
@@ -277,9 +337,9 @@ def decode(data: bytes) -> Message:
         decoded = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception:  # the C unpacker raises several unrelated types (and StackError) on hostile input
         raise MessageRejected(MALFORMED, "the payload is not valid msgpack") from None
-    if not isinstance(decoded, list) or len(decoded) != 3:
-        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body]")
-    raw_kind, txid, body = decoded
+    if not isinstance(decoded, list) or len(decoded) not in (3, 5):
+        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)]")
+    raw_kind, txid, body = decoded[:3]
     try:
         kind = Kind(raw_kind)
     except ValueError:
@@ -288,16 +348,17 @@ def decode(data: bytes) -> Message:
         raise MessageRejected(MALFORMED, f"the transaction id must be {TXID_SIZE} bytes, got {txid!r:.40}")
     try:
         parsed = _parse_body(kind, body)
+        to, at = None, None
+        if len(decoded) == 5:
+            if kind not in RESPONSE_TO:
+                raise ValueError(f"a {kind} is an answer, and only requests carry a receiver and a time")
+            to, at = _node_id_field(decoded[3]), _time(decoded[4])
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, str(error)) from None
     try:
-        nacl.signing.VerifyKey(key).verify(CONTEXT + key + payload, signature)
+        nacl.bindings.crypto_sign_open(signature + CONTEXT + key + payload, key)
     except (nacl.exceptions.CryptoError, ValueError):
         raise MessageRejected(
             BAD_SIGNATURE, f"the signature does not verify under the key it carries ({key.hex()[:16]}…)"
         ) from None
-    return Message(kind, txid, PublicKey(key), parsed)
-
-
-def _identity(value: Any) -> Any:
-    return value
+    return Message(kind, txid, PublicKey(key), parsed, to, at)

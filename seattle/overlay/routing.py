@@ -38,14 +38,14 @@ class Observed(Enum):
     SUBNET_FULL = "subnet-full"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     contact: Contact
     last_seen: float
     failures: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """Contacts whose ids lie in [low, high); `entries` least recently seen first (eviction order)."""
 
@@ -107,6 +107,7 @@ class RoutingTable:
         self.max_per_subnet = max_per_subnet
         self.replacement_size = replacement_size
         self.buckets: list[Bucket] = [Bucket(0, 1 << ID_BITS)]
+        self._lows: list[int] = [0]  # each bucket's `low`, in step with `buckets`, for bisecting
 
     def __len__(self) -> int:
         return sum(len(bucket.entries) for bucket in self.buckets)
@@ -120,8 +121,7 @@ class RoutingTable:
 
     def bucket_for(self, node_id: NodeId) -> Bucket:
         """The bucket whose range holds `node_id` (buckets tile the keyspace, sorted by `low`)."""
-        lows = [bucket.low for bucket in self.buckets]
-        return self.buckets[bisect.bisect_right(lows, node_id.value) - 1]
+        return self.buckets[bisect.bisect_right(self._lows, node_id.value) - 1]
 
     def observe(self, contact: Contact, now: float) -> Observed:
         """Note that `contact` answered us or contacted us, after it proved it holds its id's key."""
@@ -129,7 +129,7 @@ class RoutingTable:
             raise ValueError("routing table refuses our own id as a contact")
         while True:
             bucket = self.bucket_for(contact.node_id)
-            known = bucket.remove(contact.node_id)
+            known = bucket.entries.get(contact.node_id)
             if known is not None:
                 return self._refresh(bucket, known, contact, now)
             if len(bucket.entries) >= self.k and bucket.covers(self.own_id):
@@ -144,6 +144,17 @@ class RoutingTable:
                 return Observed.ADDED
             self._cache(bucket, _Entry(contact, now))
             return Observed.CACHED
+
+    def has_room_for(self, contact: Contact) -> bool:
+        """Whether `observe(contact)` would put a new contact into its bucket (not only into the replacement
+        cache, nor refuse it for its subnet). Changes nothing: the engine asks before spending a verification
+        ping on a requester the table would not take anyway."""
+        bucket = self.bucket_for(contact.node_id)
+        if contact.node_id in bucket.entries:
+            return True
+        if len(bucket.entries) >= self.k:
+            return bucket.covers(self.own_id)  # it splits, and the subnet limit is judged in the halves
+        return bucket.subnet_count(contact) < self.max_per_subnet
 
     def record_failure(self, node_id: NodeId, now: float) -> bool:
         """Count a missed reply; drop the contact after `max_failures` in a row. Returns True if dropped.
@@ -172,7 +183,10 @@ class RoutingTable:
             count = self.k
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"closest() count must be an int >= 0, got {count!r}")
-        return sorted(self, key=lambda contact: target.distance(contact.node_id))[:count]
+        value = target.value
+        contacts = [entry.contact for bucket in self.buckets for entry in bucket.entries.values()]
+        contacts.sort(key=lambda contact: contact.node_id.value ^ value)
+        return contacts[:count]
 
     def replacements(self) -> list[Contact]:
         return [entry.contact for bucket in self.buckets for entry in bucket.replacements.values()]
@@ -243,8 +257,16 @@ class RoutingTable:
         return table
 
     def _refresh(self, bucket: Bucket, known: _Entry, contact: Contact, now: float) -> Observed:
-        """Move a known contact to the most-recent end; accept a new address only within the subnet limit."""
-        if contact != known.contact and bucket.subnet_count(contact) >= self.max_per_subnet:
+        """Move a known contact to the most-recent end, its failures forgiven; accept a new address only
+        within the subnet limit. The same address (the usual case) leaves the subnet counts as they are."""
+        node_id = contact.node_id
+        if contact == known.contact:
+            del bucket.entries[node_id]
+            known.last_seen, known.failures = max(now, known.last_seen), 0
+            bucket.entries[node_id] = known
+            return Observed.REFRESHED
+        bucket.remove(node_id)
+        if bucket.subnet_count(contact) >= self.max_per_subnet:
             contact = known.contact
         bucket.insert(_Entry(contact, max(now, known.last_seen)))
         return Observed.REFRESHED
@@ -278,6 +300,7 @@ class RoutingTable:
             (lower if node_id.value < middle else upper).insert(entry)
         index = self.buckets.index(bucket)
         self.buckets[index : index + 1] = [lower, upper]
+        self._lows.insert(index + 1, middle)
 
 
 def _load_entries(raw: Any, name: str) -> list[_Entry]:

@@ -16,6 +16,7 @@ per-subnet cap never hides a simulated node) and nothing ever touches a socket.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 import random
@@ -25,9 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+import trio.testing
 
+from seattle.overlay.lookup import Lookup
 from seattle.overlay.messages import Kind, Message
-from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.nodeid import ID_BITS, Contact, NodeId
 from seattle.overlay.protocol import Address, Datagram, Outcome, OverlayNode, Status
 
 #: Records carry wall-clock times, so virtual time starts at a plausible wall-clock moment.
@@ -35,7 +38,10 @@ EPOCH = 1_800_000_000.0
 PORT = 4000
 #: How long a helper waits for an answer or a lookup before giving up (virtual seconds).
 DEFAULT_TIMEOUT = 60.0
-_MAX_NODES = 254 * 256
+#: Each node gets a /24 of its own (the routing table caps contacts per /24): 127.a.b.1, then 10.a.b.1.
+_FIRST_OCTETS = (127, 10)
+_PER_OCTET = 254 * 256
+_MAX_NODES = len(_FIRST_OCTETS) * _PER_OCTET
 
 _DELIVER = 0
 _WAKE = 1
@@ -84,7 +90,9 @@ class SimNetwork:
         self._heap: list[tuple[float, int, int, Any]] = []
         self._sequence = 0
         self._wake_at: dict[Address, float] = {}
-        self._watchers: dict[Address, trio.Event] = {}
+        # Per address, the helpers waiting for a condition on that node: checked here after the node handled
+        # something, so a waiter is woken once, when its condition holds, not after every datagram.
+        self._watchers: dict[Address, list[tuple[Callable[[], bool], trio.Event]]] = {}
         self._changed = trio.Event()
         self._offset: float | None = None
 
@@ -99,7 +107,8 @@ class SimNetwork:
         number = len(self._nodes)
         if number >= _MAX_NODES:
             raise ValueError(f"the simulator has addresses for at most {_MAX_NODES} nodes")
-        address = (f"127.{1 + number // 256}.{number % 256}.1", PORT)
+        first, number = _FIRST_OCTETS[number // _PER_OCTET], number % _PER_OCTET
+        address = (f"{first}.{1 + number // 256}.{number % 256}.1", PORT)
         self._nodes[address] = node
         self._addresses[node] = address
         return address
@@ -142,20 +151,47 @@ class SimNetwork:
 
     def seed_tables(self, neighbours: int = 16, sampled: int = 48, now: float = EPOCH) -> None:
         """Fill every attached node's routing table as if the overlay had been up for a while, sending
-        nothing: its `neighbours` nearest ids on each side in id order plus `sampled` random others.
+        nothing: its `neighbours` nearest ids on each side in id order, plus about `sampled` others spread
+        evenly over the distance ranges of its buckets (a few from each range that holds any node).
 
         Why: a real join costs dozens of signed datagrams, so building a 2,000-node overlay by joins would
         spend the whole test budget before any lookup or churn. The simulator knows every node's true id and
-        address, so nothing is trusted here that a join's proof-of-key exchange would have checked.
+        address, so nothing is trusted here that a join's proof-of-key exchange would have checked. Why
+        spread by distance: a Kademlia table knows some node in every non-empty range [2**i, 2**(i+1)) of
+        distances from itself, and lookups rely on it; uniform random picks leave the middle ranges empty (at
+        10,000 nodes a range holding 40 nodes gets one of 48 uniform picks one time in five), and a lookup
+        whose every hop lacks the range the target lies in stalls short of it.
         """
         ranked = sorted(self._nodes.items(), key=lambda item: item[1].node_id)
         contacts = [Contact(node.node_id, *address) for address, node in ranked]
+        values = [contact.node_id.value for contact in contacts]
         for position, (_, node) in enumerate(ranked):
             near = contacts[max(0, position - neighbours) : position + neighbours + 1]
-            picked = self._random.sample(contacts, min(sampled, len(contacts)))
-            for contact in near + picked:
+            for contact in near + [contacts[index] for index in self._spread(values, position, sampled)]:
                 if contact.node_id != node.node_id:
                     node.table.observe(contact, now)
+
+    def _spread(self, values: list[int], position: int, sampled: int) -> list[int]:
+        """Indexes into the sorted `values` of about `sampled` ids spread over the distance ranges from
+        `values[position]`: the ids differing from it first at bit i form one contiguous run of `values`."""
+        own = values[position]
+        ranges = []
+        for bit in range(ID_BITS - 1, -1, -1):
+            low = ((own >> bit) ^ 1) << bit
+            start = bisect.bisect_left(values, low)
+            end = bisect.bisect_left(values, low + (1 << bit))
+            if end > start:
+                ranges.append((start, end))
+            own_low = (own >> bit) << bit
+            if bisect.bisect_left(values, own_low + (1 << bit)) - bisect.bisect_left(values, own_low) == 1:
+                break  # only this node is left in its own half: every nearer range is empty
+        if not ranges:
+            return []
+        each = max(1, -(-sampled // len(ranges)))
+        picked = []
+        for start, end in ranges:
+            picked += self._random.sample(range(start, end), min(each, end - start))
+        return picked
 
     # --- running ----------------------------------------------------------------------------------------
 
@@ -180,12 +216,20 @@ class SimNetwork:
         return trio.current_time() + self._offset
 
     async def _run(self) -> None:
+        """Handle each event when its moment comes.
+
+        Under a MockClock that autojumps at once, waiting for the next event does this: once every task is
+        blocked, the clock jumps to the earliest deadline, ours. That round trip through trio's scheduler
+        costs more than handling a datagram, so when every other task is blocked (`wait_all_tasks_blocked`
+        said so, and we have woken no one since) and no other deadline comes first, the loop makes the same
+        jump itself. The order of events, and so the run, is the same either way.
+        """
         offset = self._offset
         assert offset is not None  # `running()` sets it before starting this task
+        clock = trio.lowlevel.current_clock()
+        jumpable = isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0
+        alone = False  # True while every other task is known to be blocked
         while True:
-            with trio.move_on_at(self._heap[0][0] - offset if self._heap else math.inf):
-                await self._changed.wait()
-            self._changed = trio.Event()
             now = trio.current_time() + offset
             while self._heap and self._heap[0][0] <= now:
                 _, _, what, payload = heapq.heappop(self._heap)
@@ -193,6 +237,20 @@ class SimNetwork:
                     self._deliver(*payload, now)
                 else:
                     self._wake(payload, now)
+            if jumpable and self._heap:
+                if not alone:
+                    await trio.testing.wait_all_tasks_blocked()
+                    alone = True
+                    continue  # the others may have queued something due now
+                statistics = trio.lowlevel.current_statistics()
+                gap = self._heap[0][0] - offset - trio.current_time()
+                if statistics.tasks_runnable == 0 and 0 < gap < statistics.seconds_to_next_deadline:
+                    clock.jump(gap)
+                    continue
+            with trio.move_on_at(self._heap[0][0] - offset if self._heap else math.inf):
+                await self._changed.wait()
+            self._changed = trio.Event()
+            alone = False
 
     def _deliver(self, source: Address, destination: Address, data: bytes, now: float) -> None:
         if destination in self._dead or destination not in self._nodes:
@@ -224,14 +282,17 @@ class SimNetwork:
             self._push(now + self._link_latency(source, destination), _DELIVER, (source, destination, data))
 
     def _reschedule(self, address: Address) -> None:
-        """Queue the node's next wake-up if it is earlier than the one queued; tell waiters it moved."""
+        """Queue the node's next wake-up if it is earlier than the one queued; wake waiters whose condition
+        now holds."""
         deadline = self._nodes[address].next_deadline()
         if deadline is not None and deadline < self._wake_at.get(address, math.inf):
             self._wake_at[address] = deadline
             self._push(deadline, _WAKE, address)
-        watcher = self._watchers.pop(address, None)
-        if watcher is not None:
-            watcher.set()
+        watchers = self._watchers.get(address)
+        if watchers:
+            for watcher in [watcher for watcher in watchers if watcher[0]()]:
+                watchers.remove(watcher)
+                watcher[1].set()
 
     def _push(self, at: float, what: int, payload: Any) -> None:
         self._sequence += 1
@@ -272,9 +333,16 @@ class SimNetwork:
         """Sleep until `ready()`, rechecking whenever the node handled something; TimeoutError after
         `timeout` virtual seconds."""
         with trio.move_on_after(timeout):
-            while not ready():
-                event = self._watchers.setdefault(address, trio.Event())
-                await event.wait()
+            if ready():
+                return
+            watcher = (ready, trio.Event())
+            watchers = self._watchers.setdefault(address, [])
+            watchers.append(watcher)
+            try:
+                await watcher[1].wait()
+            finally:
+                if watcher in watchers:
+                    watchers.remove(watcher)
             return
         raise TimeoutError(f"{what} did not finish within {timeout} s")
 
@@ -311,13 +379,16 @@ class SimNetwork:
         self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT
     ) -> list[Contact]:
         """The k live nodes closest to `target` that `node` can find, nearest first."""
+        return (await self.traced_lookup(node, target, timeout)).result()
+
+    async def traced_lookup(self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT) -> Lookup:
+        """`lookup`, returning the finished `Lookup` itself, whose requests and hops experiments measure."""
         address = self._live_address(node)
         lookup_id = node.start_lookup(target, self.now())
+        lookup = node.running_lookup(lookup_id)
         self._flush(address)
         await self._until(address, lambda: node.lookup_result(lookup_id) is not None, timeout, "a lookup")
-        result = node.lookup_result(lookup_id)
-        assert result is not None  # _until returned, so the lookup finished
-        return result
+        return lookup
 
     async def join(
         self, node: OverlayNode, via: OverlayNode, attempts: int = 3, timeout: float = DEFAULT_TIMEOUT

@@ -1,0 +1,104 @@
+"""The overlay at scale on the simulated network: lookup success, hops and latency under churn, and the cost of
+simulating it (wall time, memory).
+
+    python bench/bench_overlay_sim.py [--nodes 10000] [--lookups 1000] [--big 100000] [--big-lookups 200]
+                                      [--seed 1] [--skip-big]
+
+Each case runs `simulations/overlay.py --json` in its own process, so its wall time (from process start to
+exit, imports included) and its peak RSS are its own. Goals (issue 4): at 10,000 nodes and 1,000 lookups,
+success 100 % / >= 99.5 % / >= 95 % at 0 / 20 / 50 % churn, each case in < 60 s wall on 2 cores; median hops
+<= 4; median virtual latency under 20 % churn <= 2 x the no-churn median; a 100,000-node overlay runs (time and
+memory reported). Definitions: docs/simulations.md. The exit status is 1 if a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.table import Row, print_table  # noqa: E402
+
+SUCCESS_GOALS = {0.0: 1.0, 0.2: 0.995, 0.5: 0.95}
+WALL_GOAL = 60.0
+HOPS_GOAL = 4
+LATENCY_RATIO_GOAL = 2.0
+
+
+def simulate(nodes: int, lookups: int, churn: float, seed: int, out: Path) -> tuple[dict[str, Any], float]:
+    """One case in a fresh process: its summary and its wall time in seconds."""
+    command = [
+        sys.executable, str(ROOT / "simulations" / "overlay.py"), "--nodes", str(nodes), "--lookups", str(lookups),
+        "--churn", str(churn), "--seed", str(seed), "--out", str(out), "--json",
+    ]
+    started = time.perf_counter()
+    finished = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(finished.stdout), time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10_000)
+    parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--big", type=int, default=100_000, help="nodes in the large run")
+    parser.add_argument("--big-lookups", type=int, default=200, help="lookups in the large run")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-big", action="store_true", help="leave out the large run")
+    options = parser.parse_args()
+    rows: list[Row] = []
+    summaries: dict[float, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-overlay-") as scratch:
+        for churn, success_goal in SUCCESS_GOALS.items():
+            summary, wall = simulate(options.nodes, options.lookups, churn, options.seed, Path(scratch) / str(churn))
+            summaries[churn] = summary
+            label = f"{options.nodes:,} nodes, {options.lookups:,} lookups, {churn:.0%} churn"
+            rows.append(Row(
+                f"{label}: success", f">= {success_goal:.1%}",
+                f"{summary['success_rate']:.2%} (k closest found {summary['closest_found_mean']:.1%}, "
+                f"{summary['timed_out']} timed out, {summary['joined']} joined,"
+                f" {summary['joins_failed']} failed joins)",
+                summary["success_rate"] >= success_goal,
+            ))
+            rows.append(Row(
+                f"{label}: wall time", f"< {WALL_GOAL:.0f} s",
+                f"{wall:.1f} s (build {summary['build_seconds']:.1f} s, run {summary['run_seconds']:.1f} s; "
+                f"{summary['datagrams_per_lookup']:.0f} datagrams per lookup)",
+                wall < WALL_GOAL,
+            ))
+        calm, churned = summaries[0.0], summaries[0.2]
+        rows.append(Row(
+            f"lookup hops at {options.nodes:,} nodes (no churn)", f"median <= {HOPS_GOAL}",
+            f"median {calm['hops_median']:g}, p90 {calm['hops_p90']:g}; {calm['messages_median']:g} messages",
+            calm["hops_median"] <= HOPS_GOAL,
+        ))
+        ratio = churned["latency_median"] / calm["latency_median"]
+        rows.append(Row(
+            "virtual lookup latency under 20 % churn", f"median <= {LATENCY_RATIO_GOAL:g} x no-churn median",
+            f"{churned['latency_median']:.3f} s vs {calm['latency_median']:.3f} s ({ratio:.2f} x)",
+            ratio <= LATENCY_RATIO_GOAL,
+        ))
+        if not options.skip_big:
+            big, wall = simulate(options.big, options.big_lookups, 0.0, options.seed, Path(scratch) / "big")
+            rows.append(Row(
+                f"{options.big:,}-node overlay, {options.big_lookups} lookups", "runs; time and memory",
+                f"{wall:.0f} s wall (build {big['build_seconds']:.0f} s, lookups {big['run_seconds']:.0f} s), "
+                f"peak RSS {big['peak_rss_mib']:,.0f} MiB; success {big['success_rate']:.1%}, "
+                f"hops median {big['hops_median']:g}",
+                None,
+            ))
+    print_table("Overlay simulation (virtual time, real protocol code)", rows)
+    missed = [row.figure for row in rows if row.met is False]
+    print("verdict:", "all goals met" if not missed else "MISSED: " + "; ".join(missed))
+    sys.exit(1 if missed else 0)
+
+
+if __name__ == "__main__":
+    main()

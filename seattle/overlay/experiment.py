@@ -1,0 +1,348 @@
+"""Overlay experiments at scale: N real protocol engines on the simulated network, with churn and loss.
+
+`run_experiment(Config)` builds the overlay (tables seeded by `SimNetwork.seed_tables`), then runs a lookup
+phase in virtual time during which lookups start at a steady rate while nodes leave and join (churn), and
+returns a `Result`: one `LookupFigures` per lookup and a `Summary`. `write_csv` and `write_plot` turn a result
+into files. Definitions (churn, success, hops, messages) are in docs/simulations.md; in short:
+
+* churn F: F·N nodes of the starting population are killed abruptly and F·N new nodes join through the real
+  protocol (`SimNetwork.join`), at random moments spread over the lookup phase;
+* success: the lookup's result holds the live node closest to the target when the lookup ends;
+* hops: `Lookup.hops()`, the requests on the chain that found the closest node that answered;
+* messages: the find_node requests a lookup sent plus the answers it got; `datagrams_per_lookup` is everything
+  the network carried during the phase (ping-backs and joins included) divided by the lookups.
+
+Everything random comes from the seed, so one seed gives one run.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import hashlib
+import random
+import resource
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import nacl.signing
+import trio
+import trio.testing
+
+from seattle.keys import Identity
+from seattle.overlay.nodeid import ID_BITS, NodeId
+from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.simnet import SimNetwork
+
+#: Virtual seconds after the last lookup starts before the phase ends, so every lookup and join can finish.
+_DRAIN = 70.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One experiment. `interval` is the virtual time between lookup starts; the phase lasts
+    lookups × interval seconds, and churn is spread over the same span."""
+
+    nodes: int = 1000
+    churn: float = 0.0
+    loss: float = 0.0
+    lookups: int = 200
+    seed: int = 1
+    k: int = 20
+    alpha: int = 3
+    interval: float = 0.1
+    latency: tuple[float, float] = (0.01, 0.1)
+
+    def __post_init__(self) -> None:
+        for name in ("nodes", "lookups", "k", "alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        if self.nodes < 2:
+            raise ValueError(f"nodes must be at least 2 (a lookup needs someone to ask), got {self.nodes}")
+        if not 0 <= self.churn <= 1:
+            raise ValueError(f"churn is a fraction of the nodes in [0, 1], got {self.churn!r}")
+        if not 0 <= self.loss < 1:
+            raise ValueError(f"loss is a probability in [0, 1), got {self.loss!r}")
+        if round(self.nodes * self.churn) > self.nodes - 2:
+            raise ValueError(f"churn {self.churn} would leave fewer than 2 of {self.nodes} starting nodes")
+        if not self.interval > 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {self.interval!r}")
+
+
+@dataclass(frozen=True)
+class LookupFigures:
+    """One lookup: when it started (virtual seconds into the phase), what it found, what it cost."""
+
+    index: int
+    started: float
+    success: bool
+    closest_found: float  # fraction of the true k closest live nodes among the results
+    hops: int
+    latency: float  # virtual seconds
+    messages: int  # find_node requests sent + answers received
+    timed_out: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The headline figures of a run (what `--json` prints)."""
+
+    nodes: int
+    churn: float
+    loss: float
+    lookups: int
+    seed: int
+    k: int
+    success_rate: float
+    closest_found_mean: float
+    hops_median: float
+    hops_p90: float
+    latency_median: float
+    latency_p90: float
+    messages_median: float
+    messages_mean: float
+    datagrams_per_lookup: float
+    timed_out: int
+    left: int
+    joined: int
+    joins_failed: int
+    build_seconds: float
+    run_seconds: float
+    peak_rss_mib: float
+
+
+@dataclass(frozen=True)
+class Result:
+    summary: Summary
+    lookups: list[LookupFigures]
+
+
+def run_experiment(config: Config) -> Result:
+    """Build the overlay, run the lookup phase under a MockClock, and summarise it (see the module doc)."""
+    started = time.perf_counter()
+    sim = SimNetwork(config.seed, latency=config.latency, loss=config.loss)
+    population = [_new_node(config, f"node{number}") for number in range(config.nodes)]
+    for node in population:
+        sim.attach(node)
+    sim.seed_tables()
+    built = time.perf_counter()
+    phase = _Phase(config, sim, population)
+    trio.run(phase.run, clock=trio.testing.MockClock(autojump_threshold=0))
+    finished = time.perf_counter()
+    return Result(_summarise(config, phase, built - started, finished - built), phase.figures)
+
+
+def _new_node(config: Config, name: str) -> OverlayNode:
+    """Keys derived from the seed and a name, so node ids (and every routing decision) repeat run to run."""
+    seed = hashlib.blake2b(f"{config.seed}/{name}".encode(), digest_size=32).digest()
+    return OverlayNode(Identity(name, nacl.signing.SigningKey(seed)), k=config.k, alpha=config.alpha)
+
+
+class LiveIds:
+    """The ids of the live, joined nodes, sorted, answering "which k are closest to this target?" exactly.
+
+    Ids sharing the target's top p bits form one contiguous run of the sorted list and are all closer to it
+    by XOR than any id outside; so the smallest such run holding enough ids contains the answer.
+    """
+
+    def __init__(self, ids: Iterable[int]) -> None:
+        self._ids = sorted(ids)
+
+    def add(self, value: int) -> None:
+        bisect.insort(self._ids, value)
+
+    def remove(self, value: int) -> None:
+        self._ids.pop(bisect.bisect_left(self._ids, value))
+
+    def closest(self, target: int, count: int, exclude: int) -> list[int]:
+        wanted = min(count + 1, len(self._ids))
+        for free_bits in range(ID_BITS + 1):
+            low = (target >> free_bits) << free_bits
+            start = bisect.bisect_left(self._ids, low)
+            end = bisect.bisect_left(self._ids, low + (1 << free_bits))
+            if end - start >= wanted:
+                break
+        near = [value for value in self._ids[start:end] if value != exclude]
+        return sorted(near, key=lambda value: value ^ target)[:count]
+
+
+class _Phase:
+    """The lookup phase: one scheduler task starts lookups, kills and joins at their planned moments."""
+
+    def __init__(self, config: Config, sim: SimNetwork, population: list[OverlayNode]) -> None:
+        self.config = config
+        self.sim = sim
+        self.random = random.Random(f"experiment/{config.seed}")
+        self.members = list(population)  # live and joined: who may start a lookup, leave, or be joined via
+        self.live = LiveIds(node.node_id.value for node in population)
+        self.busy: set[OverlayNode] = set()  # starting a lookup or helping a join: not killed meanwhile
+        self.figures: list[LookupFigures] = []
+        self.left = self.joined = self.joins_failed = 0
+        self.datagrams = 0
+        churned = round(config.nodes * config.churn)
+        span = config.lookups * config.interval
+        events = [(index * config.interval, 0, index) for index in range(config.lookups)]
+        events += [(self.random.uniform(0, span), 1, index) for index in range(churned)]
+        events += [(self.random.uniform(0, span), 2, index) for index in range(churned)]
+        self.events = sorted(events)
+
+    async def run(self) -> None:
+        async with self.sim.running():
+            sent_before = self.sim.traffic.sent
+            origin = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                for at, what, index in self.events:
+                    await trio.sleep_until(origin + at)
+                    if what == 0:
+                        me = self.random.choice(self._idle_sample())
+                        target = NodeId(self.random.getrandbits(ID_BITS))
+                        self.busy.add(me)
+                        nursery.start_soon(self._lookup, index, me, target, trio.current_time() - origin)
+                    elif what == 1:
+                        self._leave()
+                    else:
+                        newcomer = _new_node(self.config, f"joiner{index}")
+                        self.sim.attach(newcomer)
+                        via = self.random.choice(self._idle_sample())
+                        self.busy.add(via)
+                        nursery.start_soon(self._join, newcomer, via)
+                await trio.sleep(_DRAIN)
+                nursery.cancel_scope.cancel()
+            self.datagrams = self.sim.traffic.sent - sent_before
+        self.figures.sort(key=lambda figures: figures.index)
+
+    def _idle_sample(self) -> list[OverlayNode]:
+        """A few members not busy, drawn at random (drawing from all members each time would be O(N))."""
+        while True:
+            picks = [self.random.choice(self.members) for _ in range(4)]
+            idle = [node for node in picks if node not in self.busy]
+            if idle:
+                return idle
+
+    def _leave(self) -> None:
+        victim = self.random.choice(self._idle_sample())
+        self.members.remove(victim)
+        self.live.remove(victim.node_id.value)
+        self.sim.kill(victim)
+        self.left += 1
+
+    async def _join(self, newcomer: OverlayNode, via: OverlayNode) -> None:
+        try:
+            await self.sim.join(newcomer, via)
+        except TimeoutError:
+            self.joins_failed += 1
+            self.sim.kill(newcomer)  # a node that could not join gives up; it is not counted as live
+            return
+        finally:
+            self.busy.discard(via)
+        self.members.append(newcomer)
+        self.live.add(newcomer.node_id.value)
+        self.joined += 1
+
+    async def _lookup(self, index: int, me: OverlayNode, target: NodeId, started: float) -> None:
+        begun = trio.current_time()
+        try:
+            lookup = await self.sim.traced_lookup(me, target)
+        except TimeoutError:
+            self.figures.append(LookupFigures(index, started, False, 0.0, 0, trio.current_time() - begun, 0, True))
+            return
+        finally:
+            self.busy.discard(me)
+        latency = trio.current_time() - begun
+        found = {contact.node_id.value for contact in lookup.result()}
+        truth = self.live.closest(target.value, self.config.k, exclude=me.node_id.value)
+        self.figures.append(
+            LookupFigures(
+                index=index,
+                started=started,
+                success=bool(truth) and truth[0] in found,
+                closest_found=len(found.intersection(truth)) / len(truth) if truth else 0.0,
+                hops=lookup.hops(),
+                latency=latency,
+                messages=lookup.asked + lookup.answered,
+                timed_out=False,
+            )
+        )
+
+
+def _summarise(config: Config, phase: _Phase, build_seconds: float, run_seconds: float) -> Summary:
+    figures = phase.figures
+    hops = [f.hops for f in figures if not f.timed_out] or [0]
+    latency = [f.latency for f in figures if not f.timed_out] or [0.0]
+    messages = [f.messages for f in figures if not f.timed_out] or [0]
+    return Summary(
+        nodes=config.nodes,
+        churn=config.churn,
+        loss=config.loss,
+        lookups=len(figures),
+        seed=config.seed,
+        k=config.k,
+        success_rate=sum(f.success for f in figures) / len(figures),
+        closest_found_mean=statistics.fmean(f.closest_found for f in figures),
+        hops_median=statistics.median(hops),
+        hops_p90=_percentile(hops, 0.9),
+        latency_median=statistics.median(latency),
+        latency_p90=_percentile(latency, 0.9),
+        messages_median=statistics.median(messages),
+        messages_mean=statistics.fmean(messages),
+        datagrams_per_lookup=phase.datagrams / len(figures),
+        timed_out=sum(f.timed_out for f in figures),
+        left=phase.left,
+        joined=phase.joined,
+        joins_failed=phase.joins_failed,
+        build_seconds=build_seconds,
+        run_seconds=run_seconds,
+        peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
+
+
+def _percentile(values: list[float] | list[int], fraction: float) -> float:
+    ordered = sorted(values)
+    return float(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))])
+
+
+def write_csv(result: Result, path: Path) -> None:
+    """One row per lookup, columns named as `LookupFigures`' fields."""
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[field.name for field in fields(LookupFigures)])
+        writer.writeheader()
+        for figures in result.lookups:
+            writer.writerow(asdict(figures))
+
+
+def write_plot(result: Result, path: Path) -> None:
+    """Three panels: the hop-count histogram, the latency CDF, and success over the phase."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+    import matplotlib.pyplot as plt
+
+    summary, figures = result.summary, result.lookups
+    done = [f for f in figures if not f.timed_out]
+    figure, (hops_axis, latency_axis, success_axis) = plt.subplots(1, 3, figsize=(15, 4.2))
+    figure.suptitle(
+        f"{summary.nodes:,} nodes, churn {summary.churn:.0%}, loss {summary.loss:.0%}, "
+        f"{summary.lookups:,} lookups (seed {summary.seed}): success {summary.success_rate:.1%}"
+    )
+    hop_values = [f.hops for f in done]
+    if hop_values:
+        hops_axis.hist(hop_values, bins=range(0, max(hop_values) + 2), align="left", rwidth=0.8)
+    hops_axis.set(title="hops to the closest node", xlabel="hops", ylabel="lookups")
+    latencies = sorted(f.latency for f in done)
+    latency_axis.plot(latencies, [(rank + 1) / len(latencies) for rank in range(len(latencies))])
+    latency_axis.set(title="lookup latency (virtual)", xlabel="seconds", ylabel="fraction of lookups")
+    window = max(1, len(figures) // 20)
+    starts = [figures[i].started for i in range(0, len(figures), window)]
+    rates = [
+        sum(f.success for f in figures[i : i + window]) / len(figures[i : i + window])
+        for i in range(0, len(figures), window)
+    ]
+    success_axis.plot(starts, rates, marker="o")
+    success_axis.set(title="success over the phase", xlabel="lookup start (s)", ylabel="success", ylim=(0, 1.05))
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
