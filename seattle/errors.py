@@ -207,3 +207,182 @@ class BadNamesFile(SeattleError):
         super().__init__(
             f"names file {path}, line {line}: {detail}; each line must read `name ed25519:<key>`"
         )
+
+
+# Finding vessels through the overlay (seattle.experiment.browse).
+
+
+class NoBootstrapNode(SeattleError):
+    def __init__(self, bootstrap_file: Path) -> None:
+        super().__init__(
+            "no overlay node to start from: pass --bootstrap HOST:PORT (any running node manager), set "
+            f"SEATTLE_BOOTSTRAP=HOST:PORT[,HOST:PORT...], or write one HOST:PORT per line into {bootstrap_file}"
+        )
+
+
+class BadBootstrapNode(SeattleError):
+    def __init__(self, text: str, where: str, reason: str) -> None:
+        super().__init__(
+            f"bootstrap node {text!r:.80} (from {where}) rejected: {reason}; write it as HOST:PORT with an IP "
+            "address, e.g. 10.0.0.5:1224 or [2001:db8::5]:1224"
+        )
+
+
+class OverlayUnreachable(SeattleError):
+    exit_code = 1
+
+    def __init__(self, tried: list[str], reason: str) -> None:
+        super().__init__(
+            f"no bootstrap node answered ({', '.join(tried)}): {reason}; check that a node manager runs there "
+            "and that UDP to its port is not blocked, or give another with --bootstrap HOST:PORT"
+        )
+
+
+# Planner profiles, donations and the donor's node commands (seattle.planner, seattle.nodemgr.donation).
+
+
+class BadProfile(SeattleError):
+    def __init__(self, source: object, detail: str) -> None:
+        super().__init__(f"installer profile {source} rejected: {detail}")
+        self.detail = detail
+
+
+class BadDonationPercent(SeattleError):
+    def __init__(self, percent: object) -> None:
+        super().__init__(f"the donation must be a whole percent from 1 to 100 of this machine, not {percent!r}")
+
+
+class DonationTooSmall(SeattleError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the donation is too small for the profile's vessels: {detail}; donate a larger "
+                         "percent (--percent) or ask the planner for a profile with fewer vessels")
+
+
+class BadPortPool(SeattleError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"vessel ports rejected: {detail}")
+
+
+class NodeNotRunning(SeattleError):
+    exit_code = 1
+
+    def __init__(self, node_dir: object, detail: str = "") -> None:
+        extra = f" ({detail})" if detail else ""
+        super().__init__(f"the node in {node_dir} is not running{extra}; start it with "
+                         f"`seattle node start --dir {node_dir}`")
+
+
+class NodeAlreadyRunning(SeattleError):
+    exit_code = 1
+
+    def __init__(self, node_dir: object) -> None:
+        super().__init__(f"the node in {node_dir} is already running; see `seattle node status --dir {node_dir}`")
+
+
+class NodeControlFailed(SeattleError):
+    exit_code = 1
+
+    def __init__(self, node_dir: object, detail: str) -> None:
+        super().__init__(f"the node in {node_dir}: {detail}; its log is {node_dir}/nodemanager.log")
+
+
+class NoManifest(SeattleError):
+    def __init__(self, node_dir: object) -> None:
+        super().__init__(f"{node_dir} has no seattle manifest (manifest.json), so seattle cannot tell which "
+                         "files it created there; nothing was removed")
+
+
+class InstallerBuildFailed(SeattleError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"the installer could not be built: {detail}")
+
+
+class TestbedStartFailed(SeattleError):
+    __test__ = False  # not a pytest test class, whatever its name says
+    exit_code = 1
+
+    def __init__(self, what: str, reason: str) -> None:
+        super().__init__(f"the local testbed could not start {what}: {reason}")
+
+
+class DemoFailed(SeattleError):
+    exit_code = 1
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(f"the demo failed while {step}: {reason}; run it again with --keep to look at the "
+                         "node directories and their nodemanager.log files")
+        self.step = step
+        self.reason = reason
+
+
+# The researcher's commands: targets, groups, session, state files (seattle.experiment).
+
+
+class UnknownTarget(SeattleError):
+    def __init__(self, text: str, groups: list[str], numbered: int = 0) -> None:
+        vessels = f"%1..%{numbered}" if numbered else "none yet; find some with `seattle browse` or `seattle contact`"
+        super().__init__(f"no target {text!r}; a target is %N (vessels: {vessels}), a group ({', '.join(groups)}) "
+                         "or HOST:PORT:VESSEL")
+
+
+class BadTarget(SeattleError):
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"target {text!r} rejected: {reason}")
+
+
+class BadGroupName(SeattleError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} cannot name a group: use a letter, then up to 63 letters, digits, '_', '.' "
+                         "or '-'")
+
+
+class NoTargets(SeattleError):
+    def __init__(self, target: str) -> None:
+        super().__init__(f"the target {target!r} holds no vessels; find some with `seattle browse` or "
+                         "`seattle contact HOST:PORT`, or choose another with --on")
+
+
+class NoIdentityChosen(SeattleError):
+    def __init__(self, known: list[str]) -> None:
+        listed = ", ".join(known) if known else "none yet; create one with `seattle genkeys NAME`"
+        super().__init__(f"say which identity to act as: --as IDENTITY, or `seattle as IDENTITY` once "
+                         f"(identities: {listed})")
+
+
+class BadSessionFile(SeattleError):
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"the session file {path} is damaged ({detail}); move it away to start a fresh "
+                         "session (your vessels are not affected)")
+
+
+class BadSetting(SeattleError):
+    def __init__(self, name: str, value: str, reason: str) -> None:
+        super().__init__(f"{name} {value!r} rejected: {reason}")
+
+
+class ContactFailed(SeattleError):
+    exit_code = 1
+
+    def __init__(self, address: str, reason: str) -> None:
+        super().__init__(f"cannot add the vessels of {address}: {reason}")
+
+
+class LocalFileError(SeattleError):
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"local file {path}: {reason}")
+
+
+class BadStateFile(SeattleError):
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"cannot load the state file {path}: {detail}")
+
+
+class StateFilePassphrase(SeattleError):
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(f"state file {path}: {detail}")
+
+
+class NoPlannerGiven(SeattleError):
+    def __init__(self, choices: list[str]) -> None:
+        listed = ", ".join(choices) if choices else "none yet; create one with `seattle keygen NAME`"
+        super().__init__(f"say which identity signs the profile with --as IDENTITY (identities: {listed})")

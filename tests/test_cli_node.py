@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from seattle.addresses import parse_address
 from seattle.errors import BadCallArguments, BadNodeAddress, UnknownCall
 from seattle.keys import generate_identity, read_public_key, save_identity
 from seattle.nodemgr.api import CALLS
-from seattle.nodemgr.calls import parse_address, parse_call, usage
+from seattle.nodemgr.calls import parse_call, usage
 
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 30.0

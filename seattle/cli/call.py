@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from seattle.addresses import parse_address
 from seattle.errors import SignedCallNeedsIdentity
 from seattle.keys import Identity, is_protected, load_identity
 from seattle.nodemgr.api import CALLS
@@ -14,7 +15,6 @@ from seattle.nodemgr.calls import (
     check_response,
     make_call,
     needs_identity,
-    parse_address,
     parse_call,
     render,
     render_json,

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import click
 
+from seattle.cli.donor import COMMANDS as DONOR_COMMANDS
+from seattle.cli.donor import init_from_profile
 from seattle.errors import NoOwnerGiven
 from seattle.keys import PublicKey, list_identities, resolve
 from seattle.nodemgr.daemon import CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, NodeConfig, create_node, run_daemon
+from seattle.nodemgr.uninstall import record_install
 
 
 @click.group()
@@ -28,11 +31,26 @@ def node() -> None:
               help="A local IP vessels may use (repeatable; default: the sandbox broker's choice).")
 @click.option("--owner", help="Identity name or ed25519: key owning the first vessel "
                               "(default: the only identity in $SEATTLE_HOME/keys).")
-def init(node_dir: Path, host: str, port: int, local_ips: tuple[str, ...], owner: str | None) -> None:
-    """Create a node in DIR: a node key and one vessel with the default allotment owned by OWNER."""
-    config = NodeConfig(host, port, local_ips)
+@click.option("--bootstrap", "bootstrap", multiple=True, metavar="HOST:PORT",
+              help="A running node to join the overlay through (repeatable; none: start a new overlay).")
+@click.option("--profile", "profile", type=click.Path(path_type=Path, dir_okay=False),
+              help="A planner's signed installer profile: donate --percent of this machine, divided into its "
+                   "vessels (then --owner is not used).")
+@click.option("--percent", default=10, show_default=True, type=int,
+              help="With --profile: the percent of this machine to donate.")
+@click.option("--ports", help="With --profile: the vessels' port pool, LOW-HIGH (default 63100-63199).")
+def init(node_dir: Path, host: str, port: int, local_ips: tuple[str, ...], owner: str | None,
+         bootstrap: tuple[str, ...], profile: Path | None, percent: int, ports: str | None) -> None:
+    """Create a node in DIR: a node key and one vessel with the default allotment owned by OWNER, or the
+    vessels of a planner's --profile."""
+    if profile is not None:
+        init_from_profile(node_dir, profile, percent, host, port, ports, bootstrap, local_ips)
+        return
+    config = NodeConfig(host, port, local_ips, bootstrap)
     owner_key = _owner_key(owner)
+    created_dir = not node_dir.exists()
     node_key = create_node(node_dir, owner_key, config)
+    record_install(node_dir, created_dir)
     click.echo(f"created node in {node_dir}")
     click.echo(f"  node key:    {node_key.to_text()}")
     click.echo(f"  fingerprint: {node_key.fingerprint()}")
@@ -55,6 +73,12 @@ def _owner_key(owner: str | None) -> PublicKey:
               help="The node directory made by `seattle node init`.")
 @click.option("--allow-unconfined", is_flag=True,
               help="Start vessels even if the host offers neither seccomp nor Landlock.")
-def run(node_dir: Path, allow_unconfined: bool) -> None:
+@click.option("--bootstrap", "bootstrap", multiple=True, metavar="HOST:PORT",
+              help="A running node to join the overlay through (repeatable; overrides node.json's list).")
+def run(node_dir: Path, allow_unconfined: bool, bootstrap: tuple[str, ...]) -> None:
     """Run the node manager in the foreground until SIGTERM or Ctrl-C; logs go to DIR/nodemanager.log."""
-    sys.exit(run_daemon(node_dir, allow_unconfined=allow_unconfined))
+    sys.exit(run_daemon(node_dir, allow_unconfined=allow_unconfined, bootstrap=bootstrap))
+
+
+for _command in DONOR_COMMANDS:
+    node.add_command(_command)

@@ -24,7 +24,6 @@ import trio
 
 from seattle.errors import (
     BadCallArguments,
-    BadNodeAddress,
     CallRefused,
     NodeUnreachable,
     OutputNotWritten,
@@ -144,20 +143,6 @@ def parse_call(words: Sequence[str], stdin: BinaryIO) -> tuple[str, dict[str, An
         except _WordError as exc:
             raise BadCallArguments(name, usage(name), f"{param}: {exc}") from None
     return name, args
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[IPv6]:PORT` → (host, port); BadNodeAddress naming the part that is wrong."""
-    host, colon, port_text = text.rpartition(":")
-    if not colon or not host:
-        raise BadNodeAddress(text, "it has no ':PORT'")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise BadNodeAddress(text, "write an IPv6 address in brackets, [::1]:PORT")
-    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
-        raise BadNodeAddress(text, f"the port {port_text!r} is not a number from 1 to 65535")
-    return host, int(port_text)
 
 
 def needs_identity(name: str) -> bool:

@@ -14,6 +14,7 @@ records it Stopped before the process exits.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
@@ -21,15 +22,17 @@ import logging.handlers
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
+from seattle.addresses import split_ip_port
 from seattle.errors import BadNodeConfig, NodeExists, NodeNotFound, NodeStartFailed
 from seattle.keys import PublicKey
-from seattle.nodemgr.node import NODE_IDENTITY, NodeManager, init_node
+from seattle.nodemgr.node import NODE_IDENTITY, Layout, NodeManager, init_node
 from seattle.nodemgr.store import NodeError
 
 log = logging.getLogger(__name__)
@@ -65,24 +68,15 @@ class NodeConfig:
         for ip in self.local_ips:
             _check_ip("local IP", ip)
         for address in self.bootstrap:
-            parse_host_port(address, "bootstrap node")
+            try:
+                split_ip_port(address)
+            except ValueError as exc:
+                raise BadNodeConfig(f"the bootstrap node {address!r:.80} is not usable: {exc}") from None
 
     def to_json(self) -> str:
         return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
                            "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap)},
                           indent=2) + "\n"
-
-
-def parse_host_port(text: object, what: str) -> tuple[str, int]:
-    """`"HOST:PORT"` (IPv6 as `[::1]:PORT`) → (host, port); BadNodeConfig naming `what` if it is not one."""
-    if not isinstance(text, str) or len(text) > 300:
-        raise BadNodeConfig(f"the {what} must be written HOST:PORT, not {text!r:.80}")
-    host, colon, port_text = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not colon or not host or not port_text.isdigit() or not 0 < int(port_text) <= 65535:
-        raise BadNodeConfig(f"the {what} {text!r} is not HOST:PORT with a port from 1 to 65535 (e.g. 10.0.0.5:1224)")
-    _check_ip(what, host)
-    return host, int(port_text)
 
 
 def _check_ip(what: str, value: object) -> None:
@@ -124,9 +118,10 @@ def read_config(node_dir: Path) -> NodeConfig:
         raise BadNodeConfig(f"{path}: {exc.detail}") from None
 
 
-def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig) -> PublicKey:
+def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None) -> PublicKey:
     """Make `node_dir` a node: node key, first vessel owned by `owner`, `node.json`. Returns the node key.
 
+    With `layout` (an installer profile's division) the node gets those vessels instead of one default one.
     Refuses (NodeExists) a directory that already holds a node, so a repeated `init` cannot replace the key
     researchers know the node by or the vessels' state.
     """
@@ -134,7 +129,7 @@ def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig) -> PublicK
     if (node_dir / CONFIG_FILE).exists() or (node_dir / f"{NODE_IDENTITY}.privatekey").exists():
         raise NodeExists(node_dir)
     try:
-        node_key = init_node(node_dir, owner)
+        node_key = init_node(node_dir, owner, layout)
     except NodeError as exc:
         raise NodeExists(node_dir, exc.args[0]) from None
     temporary = node_dir / (CONFIG_FILE + ".tmp")
@@ -143,10 +138,16 @@ def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig) -> PublicK
     return node_key
 
 
-def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | None = None) -> int:
-    """Run the node in `node_dir` until SIGTERM or SIGINT; returns the exit status (0 after a clean stop)."""
+def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | None = None,
+               bootstrap: Sequence[str] = ()) -> int:
+    """Run the node in `node_dir` until SIGTERM or SIGINT; returns the exit status (0 after a clean stop).
+
+    `bootstrap` ("HOST:PORT" texts), when given, replaces node.json's overlay bootstrap nodes for this run.
+    """
     node_dir = Path(node_dir)
     config = read_config(node_dir)
+    if bootstrap:
+        config = dataclasses.replace(config, bootstrap=tuple(bootstrap))
     handler = _open_log(node_dir)
     package_log = logging.getLogger("seattle")
     package_log.addHandler(handler)
@@ -172,7 +173,8 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
     with trio.open_signal_receiver(*_SHUTDOWN_SIGNALS) as signals:
         async with contextlib.AsyncExitStack() as stack:
             manager = NodeManager(node_dir, config.host, config.port, local_ips=config.local_ips,
-                                  allow_unconfined=allow_unconfined)
+                                  allow_unconfined=allow_unconfined, overlay=True,
+                                  bootstrap=[split_ip_port(a) for a in config.bootstrap])
             try:
                 node = await stack.enter_async_context(manager)
             except OSError as exc:
@@ -181,8 +183,11 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
             except NodeError as exc:
                 raise NodeStartFailed(f"the node state in {node_dir} cannot be opened: {exc}") from None
             log.info("node %s listening on %s", node.node_key.fingerprint(), ", ".join(node.addresses))
+            log.info("overlay on udp %s, joining through %s", node.addresses[0],
+                     ", ".join(config.bootstrap) or "its saved contacts only (none: a new overlay)")
             print(f"listening on {node.addresses[0]}", file=out, flush=True)
-            async for signum in signals:
-                log.info("received %s: stopping the vessels and shutting down", signal.Signals(signum).name)
-                break
+            from seattle.nodemgr.control import serve_until_stopped  # control imports this module
+
+            reason = await serve_until_stopped(node_dir, node, signals)
+            log.info("%s: stopping the vessels and shutting down", reason)
     log.info("node manager stopped cleanly")

@@ -7,7 +7,8 @@ Messages are msgpack maps with a type field `t`:
                        channel passed as SCM_RIGHTS
     supervisor → host  {"t": "started", "pid": child pid, "supervisor": supervisor pid, "layers": [...]}
                        {"t": "log", "data": bytes}                 program output, in order
-                       {"t": "usage", "usage": {...}}              once a second (Nanny.usage())
+                       {"t": "usage", "usage": {...}}              once a second (Nanny.usage() and the
+                                                                   broker's network byte counts)
                        {"t": "exit", "code": int, "status": str, "reason": str}   the last message
     host → supervisor  {"t": "stop"}
 

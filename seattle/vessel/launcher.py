@@ -6,7 +6,7 @@ This is the contract the node manager builds on:
         handle = await launcher.start(spec, log_path=...)   # returns once the vessel runs (or failed to)
         handle.status / handle.exit_code / handle.reason    # live state
         handle.log.read()                                    # the last 16 KiB of output
-        handle.usage                                         # the latest CPU/memory/disk report
+        handle.usage                                         # the latest CPU/memory/disk/network report
         await handle.stop()                                  # Stopped, exit code 44
         await handle.wait()                                  # the exit code
 

@@ -6,7 +6,7 @@ Its threads:
   - broker: performs the child's network calls after checking them again (seattle.vessel.broker.server);
   - log pump: the child's stdout/stderr pipe → control channel;
   - control reader: "stop" from the host, or the host going away;
-  - usage reporter: Nanny.usage() to the host once a second.
+  - usage reporter: Nanny.usage() and the broker's network figures (NetworkMeter) to the host once a second.
 The main thread waits for the child and sends the final "exit" message.
 """
 
@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, NoReturn
 
 from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
+from seattle.vessel.broker.server import BrokerServer, NetworkPolicy, Traffic
 from seattle.vessel.child import run_child, warm_up
 from seattle.vessel.nanny import Nanny, NannyVerdict
 from seattle.vessel.oslayer import HostSupport
@@ -57,6 +58,32 @@ class ControlSender:
                 self._sock.send(data)
             except OSError:
                 pass
+
+
+class NetworkMeter:
+    """The usage report's network figures, from the broker's byte counters.
+
+    For each of netsend, netrecv, loopsend and looprecv the report carries `<name>_bytes`, the payload bytes
+    since the vessel started, and `<name>`, the rate in bytes/s over the interval since the previous report
+    (USAGE_INTERVAL, about the one-second window of the CPU share; the first interval starts with the
+    meter). The rate takes the plain name so that, as with `cpu`, usage[name] compares with the allotment's
+    resource of the same name.
+    """
+
+    def __init__(self, traffic: Traffic, now: float) -> None:
+        self._traffic = traffic
+        self._since = now
+        self._then = traffic.snapshot()
+
+    def report(self, now: float) -> dict[str, float | int]:
+        counts = self._traffic.snapshot()
+        elapsed = now - self._since
+        figures: dict[str, float | int] = {}
+        for name, count in counts.items():
+            figures[f"{name}_bytes"] = count
+            figures[name] = (count - self._then[name]) / elapsed if elapsed > 0 else 0.0
+        self._since, self._then = now, counts
+        return figures
 
 
 class Supervision:
@@ -185,7 +212,7 @@ def _supervise(
     nanny_thread = _thread(_run_nanny, nanny, supervision)
     _thread(broker.serve)
     _thread(_read_control, control_sock, supervision)
-    _thread(_report_usage, nanny, sender, supervision)
+    _thread(_report_usage, nanny, NetworkMeter(broker.traffic, time.monotonic()), sender, supervision)
 
     status = os.waitpid(pid, 0)[1]
     supervision.finished.set()
@@ -285,9 +312,9 @@ def _read_control(sock: socket.socket, supervision: Supervision) -> None:
         return
 
 
-def _report_usage(nanny: Nanny, sender: ControlSender, supervision: Supervision) -> None:
+def _report_usage(nanny: Nanny, meter: NetworkMeter, sender: ControlSender, supervision: Supervision) -> None:
     while not supervision.finished.wait(USAGE_INTERVAL):
-        sender.send({"t": "usage", "usage": nanny.usage()})
+        sender.send({"t": "usage", "usage": nanny.usage() | meter.report(time.monotonic())})
 
 
 def _outcome(status: int, supervision: Supervision) -> tuple[int, str]:

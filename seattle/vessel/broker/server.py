@@ -164,6 +164,39 @@ class _Watch:
         return times
 
 
+class Traffic:
+    """Payload bytes the broker moved for the vessel since it started, split as the vessel's API charges them:
+    loopsend/looprecv for a 127.x peer, netsend/netrecv for any other (`protocol.is_loopback`).
+
+    Only the loop's thread adds (every send and receive runs there), so a plain int add is safe and costs
+    next to nothing per call; another thread reading `snapshot()` sees each counter whole, at most one op old.
+    Counted are the bytes of UDP payloads and TCP stream data, not the IP/UDP/TCP headers.
+    """
+
+    __slots__ = ("looprecv", "loopsend", "netrecv", "netsend")
+
+    def __init__(self) -> None:
+        self.netsend = self.netrecv = self.loopsend = self.looprecv = 0
+
+    def sent(self, ip: str, size: int) -> int:
+        """Count `size` bytes sent to `ip` (an address the broker already checked); returns `size`."""
+        if ip.startswith("127."):
+            self.loopsend += size
+        else:
+            self.netsend += size
+        return size
+
+    def received(self, ip: str, size: int) -> None:
+        if ip.startswith("127."):
+            self.looprecv += size
+        else:
+            self.netrecv += size
+
+    def snapshot(self) -> dict[str, int]:
+        return {"netsend": self.netsend, "netrecv": self.netrecv, "loopsend": self.loopsend,
+                "looprecv": self.looprecv}
+
+
 _BROKER = object()
 _WAKE = object()
 _DEFERRED = object()  # a handler's result when the reply is sent later
@@ -181,6 +214,8 @@ class BrokerServer:
         self._sock = sock
         self._policy = policy
         self._usage = usage
+        #: Bytes moved so far; the supervisor reads it for the usage report.
+        self.traffic = Traffic()
         self._entries: dict[int, _Entry] = {}
         self._next_handle = 1
         self._watches: dict[int, _Watch] = {}
@@ -534,7 +569,7 @@ class BrokerServer:
             self._local_allowed(op, local[0], local[1], self._policy.messport, "messport")
         listener = next((e for e in self._entries.values() if e.kind == "udp" and e.local == local), None)
         if listener is not None:
-            return _sendto(op, listener.sock, data, (destip, destport))
+            return self.traffic.sent(destip, _sendto(op, listener.sock, data, (destip, destport)))
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             if local is not None:
@@ -546,7 +581,7 @@ class BrokerServer:
                             f"{op}: {local[0]}:{local[1]} is already in use by another socket") from None
                     raise _bind_error(op, exc, "udp", *local) from None
             sock.setblocking(False)
-            return _sendto(op, sock, data, (destip, destport))
+            return self.traffic.sent(destip, _sendto(op, sock, data, (destip, destport)))
         finally:
             sock.close()
 
@@ -561,6 +596,7 @@ class BrokerServer:
                 # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
                 raise errors.SocketWouldBlockError(f"{op}: no message is waiting") from None
             raise errors.NetworkError(f"{op}: {_describe(exc)}") from None
+        self.traffic.received(ip, len(data))
         return [ip, port, data]
 
     # -- ops: TCP -----------------------------------------------------------------------------------------
@@ -675,7 +711,7 @@ class BrokerServer:
         except OSError as exc:
             raise _stream_error(op, exc) from None
         try:
-            return entry.sock.send(data, socket.MSG_NOSIGNAL)
+            return self.traffic.sent(entry.remote[0], entry.sock.send(data, socket.MSG_NOSIGNAL))
         except OSError as exc:
             raise _stream_error(op, exc) from None
 
@@ -692,6 +728,7 @@ class BrokerServer:
             raise _stream_error(op, exc) from None
         if not data:
             raise errors.SocketClosedRemote(f"{op}: the connection was closed by the remote side")
+        self.traffic.received(entry.remote[0], len(data))
         return data
 
     # -- ops: waiting and closing -------------------------------------------------------------------------

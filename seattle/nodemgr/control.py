@@ -1,0 +1,264 @@
+"""The node's control socket: how `seattle node status`/`stop` talk to a running node manager.
+
+    reason = await serve_until_stopped(node_dir, node, signals)   # in the daemon, once the node is up
+    control_request(node_dir, "status")                           # from any process of the donor's user
+
+`<node_dir>/control.sock` is an AF_UNIX stream socket of mode 0600 in the node directory (itself 0700), so
+only the donor's user can reach it: the file system is the authentication, as for any local daemon. It
+carries one JSON line each way per connection:
+
+    → {"cmd": "status"}          ← {"ok": true, "status": {pid, node_key, fingerprint, addresses, started,
+                                                           percent, donated, vessels: [...], usage: {...}}}
+    → {"cmd": "stop"}            ← {"ok": true, "pid": PID}      and the node then shuts down cleanly
+    → anything else              ← {"ok": false, "error": "..."}
+
+A request is at most 4 KiB and must arrive within 5 s; an answer is at most 1 MiB. A vessel's `usage` is what
+its supervisor last reported (CPU share of one core over the last second, memory and disk bytes, and for
+netsend, netrecv, loopsend and looprecv the rate in bytes/s over the last report interval of about a second,
+plus `<name>_bytes`, the bytes since the vessel started); a vessel that does not run uses no CPU, memory or
+network, and its disk is counted the way the nanny counts it. The node's `usage` is the vessels' sum, to set
+against `donated` (whose netsend/netrecv are rates too).
+
+`wait_until_stopped` tells a stopped node by its `node.lock`: the daemon holds that flock until its state is
+closed, which is after every vessel has been stopped, and the kernel drops it if the process dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from seattle.errors import NodeControlFailed, NodeNotRunning, NodeStartFailed
+from seattle.keys import PublicKey
+from seattle.nodemgr.donation import read_donation
+from seattle.nodemgr.store import LOCK_NAME
+from seattle.vessel.nanny import disk_usage
+
+if TYPE_CHECKING:
+    from seattle.nodemgr.node import NodeManager
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+MAX_REQUEST = 4096
+MAX_ANSWER = 1024 * 1024
+REQUEST_TIMEOUT = 5.0
+#: AF_UNIX paths are limited to 107 bytes on Linux (108 with the terminating NUL).
+_MAX_SOCKET_PATH = 107
+#: Each is a rate in bytes/s in a usage report, and `<name>_bytes` the bytes since the vessel started.
+_NETWORK = ("netsend", "netrecv", "loopsend", "looprecv")
+
+
+def socket_path(node_dir: Path) -> Path:
+    return Path(node_dir) / SOCKET_NAME
+
+
+async def serve_until_stopped(node_dir: Path, node: NodeManager, signals: AsyncIterator[int]) -> str:
+    """Answer control requests for `node` (a running NodeManager) until a stop request or one of `signals`;
+    returns why it stopped, for the log. The socket file is removed on the way out."""
+    path = socket_path(node_dir)
+    listener = await _bind(path)
+    started = time.time()
+    reasons: list[str] = []
+    try:
+        async with trio.open_nursery() as nursery:
+            def stop(reason: str) -> None:
+                reasons.append(reason)
+                nursery.cancel_scope.cancel()
+
+            async def watch_signals() -> None:
+                async for signum in signals:
+                    stop(f"received {signal.Signals(signum).name}")
+                    return
+
+            async def answer(stream: trio.SocketStream) -> None:
+                # A client that goes away mid-answer is its own problem: it must never end the daemon.
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    async with stream:
+                        with trio.move_on_after(REQUEST_TIMEOUT):
+                            reply, stopping = _handle(await _read_line(stream), node, node_dir, started)
+                            try:
+                                await stream.send_all(json.dumps(reply).encode("utf-8") + b"\n")
+                            finally:
+                                if stopping:
+                                    stop("stop requested over the control socket")
+
+            nursery.start_soon(watch_signals)
+            nursery.start_soon(trio.serve_listeners, answer, [trio.SocketListener(listener)])
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return reasons[0] if reasons else "cancelled"
+
+
+async def _bind(path: Path) -> trio.socket.SocketType:
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        raise NodeStartFailed(f"the control socket path {path} is longer than {_MAX_SOCKET_PATH} bytes; "
+                              "move the node to a directory with a shorter path")
+    # Only one daemon can hold node.lock, so a socket file still here belongs to a dead predecessor.
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        await sock.bind(os.fspath(path))
+        # The node directory is 0700 already; the socket's own mode keeps it private if that ever changes.
+        os.chmod(path, 0o600)
+        sock.listen(8)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def _read_line(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\n" not in data and len(data) <= MAX_REQUEST:
+        chunk = await stream.receive_some(MAX_REQUEST + 1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _handle(data: bytes, node: NodeManager, node_dir: Path, started: float) -> tuple[dict[str, Any], bool]:
+    """(the answer, whether to stop) for one request line."""
+    line, newline, _ = data.partition(b"\n")
+    if not newline or len(line) > MAX_REQUEST:
+        return {"ok": False, "error": f"a request is one JSON line of at most {MAX_REQUEST} bytes"}, False
+    try:
+        request = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return {"ok": False, "error": "the request is not JSON"}, False
+    command = request.get("cmd") if isinstance(request, dict) else None
+    if command == "status":
+        try:
+            return {"ok": True, "status": node_status(node, node_dir, started)}, False
+        except Exception as exc:  # a fault in reporting must not take the node down with it
+            log.exception("the control socket's status failed")
+            return {"ok": False, "error": f"status failed: {exc!r:.200}"}, False
+    if command == "stop":
+        return {"ok": True, "pid": os.getpid()}, True
+    return {"ok": False, "error": f"unknown command {command!r:.40}; the commands are status and stop"}, False
+
+
+def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, Any]:
+    """What `seattle node status` shows: the node, the donation, and each vessel's use against its share."""
+    assert node.state is not None and node.api is not None, "the node manager is running"
+    donation = read_donation(node_dir)
+    vessels = []
+    total: dict[str, float] = {"cpu": 0.0, "memory": 0, "diskused": 0}
+    for name in _NETWORK:
+        total[name] = total[f"{name}_bytes"] = 0
+    for record in node.state.get_vessels():
+        handle = node.api.running_handle(record.name)
+        live = handle.usage if handle is not None else {}
+        usage = {"cpu": float(live.get("cpu", 0.0)), "memory": int(live.get("memory", 0)),
+                 "diskused": int(live["diskused"]) if "diskused" in live
+                 else disk_usage(node.state.vessel_dir(record.name))}
+        for name in _NETWORK:
+            usage[name] = float(live.get(name, 0.0))
+            usage[f"{name}_bytes"] = int(live.get(f"{name}_bytes", 0))
+        for name in total:
+            total[name] += usage[name]
+        allotted = record.resources
+        vessels.append({
+            "name": record.name, "status": record.status.value, "owner": _key_text(record.owner),
+            "allotted": {name: allotted[name] for name in ("cpu", "memory", "diskused", "netsend", "netrecv")}
+            | {"ports": sorted(allotted.connport)},
+            "usage": usage,
+        })
+    return {
+        "pid": os.getpid(), "node_key": node.node_key.to_text(), "fingerprint": node.node_key.fingerprint(),
+        "addresses": list(node.addresses), "started": started,
+        "percent": donation["percent"] if donation else None,
+        "donated": _summary(donation["donated"]) if donation else None,
+        "vessels": vessels, "usage": total,
+    }
+
+
+def _summary(resources: Any) -> dict[str, Any]:
+    return {name: resources[name] for name in ("cpu", "memory", "diskused", "netsend", "netrecv")}
+
+
+def _key_text(raw: bytes) -> str:
+    return PublicKey(raw).to_text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The client side: plain blocking sockets, for one-shot commands.
+
+
+def control_request(node_dir: Path, command: str, timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
+    """Send one command to the node in `node_dir`; its answer's payload. NodeNotRunning if nobody listens,
+    NodeControlFailed if the answer is missing, too large or an error."""
+    path = socket_path(node_dir)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NodeNotRunning(node_dir) from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
+                raise NodeNotRunning(node_dir) from None
+            raise NodeControlFailed(node_dir, f"its control socket cannot be reached: {exc.strerror}") from None
+        try:
+            sock.sendall(json.dumps({"cmd": command}).encode("utf-8") + b"\n")
+            data = b""
+            while b"\n" not in data and len(data) <= MAX_ANSWER:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            raise NodeControlFailed(node_dir, f"no answer to {command!r} within {timeout:g} s") from None
+        except OSError as exc:
+            raise NodeControlFailed(node_dir, f"the control connection failed: {exc.strerror}") from None
+    line, newline, _ = data.partition(b"\n")
+    try:
+        if not newline:
+            raise ValueError
+        reply = json.loads(line)
+    except ValueError:
+        raise NodeControlFailed(node_dir, f"its answer to {command!r} is not one JSON line") from None
+    if not isinstance(reply, dict) or reply.get("ok") is not True:
+        error = reply.get("error") if isinstance(reply, dict) else None
+        raise NodeControlFailed(node_dir, f"{command!r} refused: {error}")
+    return reply
+
+
+def is_locked(node_dir: Path) -> bool:
+    """True while a node manager holds the node's state open (node.lock is flocked)."""
+    try:
+        fd = os.open(Path(node_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def wait_until_stopped(node_dir: Path, timeout: float) -> bool:
+    """Poll (every 0.1 s, at most `timeout` s) until no node manager holds the node; True if none does."""
+    deadline = time.monotonic() + timeout
+    while is_locked(node_dir):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,189 @@
+"""The self-contained installer: one file a donor runs to install seattle and create a node from a profile.
+
+    build_installer(out, profile_path)        # `seattle installer build`: writes out (a .pyz, mode 0755)
+    python3 seattle-installer.pyz [--dir D] [--percent N] [--start]      # on the donor's machine
+
+The installer is a Python zipapp holding three members:
+
+    __main__.py                 this very module (its `main` below uses the standard library only)
+    profile.seattle             the planner's signed profile
+    seattle-V-py3-none-any.whl  seattle itself, as a pure-Python wheel built from the running package
+
+Run, it creates a virtual environment `D/venv` (unless one is there), pip-installs the wheel into it
+(`--pip-args` passes options to pip: a mirror, a proxy, or `--no-deps --no-index` where the dependencies are
+already visible), runs `seattle node init --dir D/node --profile ...` (which measures the machine and tells
+the donor what is given away) and records the environment and D in the node's manifest, so that
+`seattle node uninstall --dir D/node` removes all of it. Nothing else on the machine is touched.
+
+The wheel is assembled here rather than by a build backend: the package is pure Python, and this works the
+same from a source tree and from an installed seattle, with no network and no `wheel` package. Its
+dependencies are read from the source tree's setup.cfg when there is one (the installed metadata of an
+editable install can be stale), else from the installed metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import configparser
+import hashlib
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+PROFILE_MEMBER = "profile.seattle"
+MAIN_MEMBER = "__main__.py"
+INSTALLER_NAME = "seattle-installer.pyz"
+_SHEBANG = b"#!/usr/bin/env python3\n"
+#: A fixed time for every member, so the same inputs build the same installer byte for byte.
+_ZIP_TIME = (2024, 1, 1, 0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Building (the planner's side: imports seattle).
+
+
+def build_installer(out: Path, profile_path: Path) -> Path:
+    """Check the profile, then write the installer to `out` (mode 0755); returns `out`."""
+    from seattle.errors import InstallerBuildFailed
+    from seattle.planner.profile import read_profile
+
+    read_profile(profile_path)  # a planner must never ship a profile every donor would refuse
+    out = Path(out)
+    name, wheel = build_wheel()
+    temporary = out.with_name(f".{out.name}.tmp")
+    try:
+        with open(temporary, "wb") as f:
+            f.write(_SHEBANG)
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive:
+                _add(archive, MAIN_MEMBER, Path(__file__).read_bytes())
+                _add(archive, PROFILE_MEMBER, Path(profile_path).read_bytes())
+                _add(archive, name, wheel)
+        os.chmod(temporary, 0o755)
+        temporary.replace(out)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise InstallerBuildFailed(f"cannot write {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, _ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    archive.writestr(info, data)
+
+
+def build_wheel() -> tuple[str, bytes]:
+    """(file name, content) of a py3-none-any wheel of the running seattle package."""
+    import io
+
+    import seattle
+
+    package = Path(seattle.__file__).parent
+    version = seattle.__version__
+    dist_info = f"seattle-{version}.dist-info"
+    files: list[tuple[str, bytes]] = []
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed"):
+            files.append((path.relative_to(package.parent).as_posix(), path.read_bytes()))
+    metadata = ["Metadata-Version: 2.1", "Name: seattle", f"Version: {version}", "Requires-Python: >=3.11"]
+    metadata += [f"Requires-Dist: {requirement}" for requirement in _requirements(package)]
+    files.append((f"{dist_info}/METADATA", ("\n".join(metadata) + "\n").encode()))
+    files.append((f"{dist_info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: seattle.planner.installer\n"
+                                        b"Root-Is-Purelib: true\nTag: py3-none-any\n"))
+    files.append((f"{dist_info}/entry_points.txt", b"[console_scripts]\nseattle = seattle.cli.main:main\n"))
+    record = [f"{name},sha256={_digest(data)},{len(data)}" for name, data in files]
+    record.append(f"{dist_info}/RECORD,,")
+    files.append((f"{dist_info}/RECORD", ("\n".join(record) + "\n").encode()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for name, data in files:
+            _add(wheel, name, data)
+    return f"seattle-{version}-py3-none-any.whl", buffer.getvalue()
+
+
+def _digest(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+
+
+def _requirements(package: Path) -> list[str]:
+    setup_cfg = package.parent / "setup.cfg"
+    if setup_cfg.is_file():
+        config = configparser.ConfigParser()
+        config.read(setup_cfg, encoding="utf-8")
+        text = config.get("options", "install_requires", fallback="")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        return [r for r in requires("seattle") or [] if "extra ==" not in r]
+    except PackageNotFoundError:
+        return []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Installing (the donor's side: standard library only, since seattle is not installed yet).
+
+
+def _default_dir() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(data_home) / "seattle"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="seattle-installer",
+        description="Install seattle and create a node that donates part of this machine, as the planner's "
+                    "profile inside this installer describes.")
+    parser.add_argument("--dir", type=Path, default=_default_dir(),
+                        help="where to install: DIR/venv (seattle) and DIR/node (default: %(default)s)")
+    parser.add_argument("--percent", type=int, default=10, help="percent of this machine to donate (default 10)")
+    parser.add_argument("--host", default="127.0.0.1", help="IP address the node listens on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1224, help="TCP/UDP port of the node (default 1224)")
+    parser.add_argument("--ports", help="the vessels' port pool, LOW-HIGH (default 63100-63199)")
+    parser.add_argument("--pip-args", default="", help="extra options for `pip install`, e.g. '--index-url URL'")
+    parser.add_argument("--start", action="store_true", help="start the node once it is installed")
+    args = parser.parse_args(argv)
+    target = args.dir.absolute()
+    venv, node = target / "venv", target / "node"
+    if (node / "node.json").exists():
+        print(f"error: {node} already holds a node; uninstall it first with "
+              f"`{venv / 'bin' / 'seattle'} node uninstall --dir {node}`", file=sys.stderr)
+        return 2
+    created = [path for path in (target, venv) if not path.exists()]
+    python = venv / "bin" / "python"
+    # Run as a zipapp, this module is the archive's __main__.py, so the archive is its parent "directory".
+    with tempfile.TemporaryDirectory() as scratch, zipfile.ZipFile(Path(__file__).parent) as archive:
+        wheel_name = next(n for n in archive.namelist() if n.endswith(".whl"))
+        wheel = Path(archive.extract(wheel_name, scratch))
+        profile = Path(archive.extract(PROFILE_MEMBER, scratch))
+        steps = []
+        if not python.exists():
+            steps.append(("creating a virtual environment", [sys.executable, "-m", "venv", str(venv)]))
+        steps.append(("installing seattle", [str(python), "-m", "pip", "install", "--quiet",
+                                             *shlex.split(args.pip_args), str(wheel)]))
+        init = [str(python), "-m", "seattle.cli", "node", "init", "--dir", str(node), "--profile", str(profile),
+                "--percent", str(args.percent), "--host", args.host, "--port", str(args.port)]
+        steps.append(("creating the node", init + (["--ports", args.ports] if args.ports else [])))
+        for what, command in steps:
+            print(f"seattle installer: {what}", flush=True)
+            if subprocess.run(command, cwd=target if target.exists() else None).returncode != 0:
+                print(f"error: {what} failed (see above); nothing was started", file=sys.stderr)
+                return 1
+    record = ("import sys; from pathlib import Path; from seattle.nodemgr.uninstall import record_outside\n"
+              "for p in sys.argv[2:]: record_outside(Path(sys.argv[1]), Path(p))")
+    subprocess.run([str(python), "-c", record, str(node), *map(str, reversed(created))], cwd=target, check=True)
+    seattle = venv / "bin" / "seattle"
+    if args.start and subprocess.run([str(seattle), "node", "start", "--dir", str(node)]).returncode != 0:
+        return 1
+    print(f"installed. Commands: {seattle} node start|stop|status|uninstall --dir {node}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
