@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000, help="starting population")
     parser.add_argument("--churn", type=float, default=0.0, help="fraction that leaves (and as many join)")
+    parser.add_argument("--no-rejoin", action="store_true",
+                        help="churn is departures only: nobody joins in place of the nodes that leave")
     parser.add_argument("--loss", type=float, default=0.0, help="probability that a datagram is dropped")
     parser.add_argument("--lookups", type=int, default=200, help="lookups to run")
     parser.add_argument("--seed", type=int, default=1, help="the same seed gives the same run")
@@ -44,11 +46,13 @@ def main(argv: list[str] | None = None) -> int:
             k=options.k,
             alpha=options.alpha,
             interval=options.interval,
+            rejoin=not options.no_rejoin,
         )
     except ValueError as error:
         parser.error(str(error))
     out = options.out or Path("simulation-results") / (
-        f"overlay-n{config.nodes}-churn{config.churn:g}-loss{config.loss:g}-seed{config.seed}"
+        f"overlay-n{config.nodes}-churn{config.churn:g}{'' if config.rejoin else '-norejoin'}"
+        f"-loss{config.loss:g}-seed{config.seed}"
     )
     out.mkdir(parents=True, exist_ok=True)
     result = run_experiment(config)

@@ -90,6 +90,17 @@ def test_the_command_prints_json_and_writes_its_files(tmp_path: Path) -> None:
     assert (out / "lookups.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+def test_without_rejoin_churn_only_removes_nodes(tmp_path: Path) -> None:
+    command = [
+        sys.executable, str(ROOT / "simulations" / "overlay.py"), "--nodes", "150", "--lookups", "20",
+        "--churn", "0.2", "--no-rejoin", "--seed", "5", "--out", str(tmp_path / "run"), "--json",
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+    summary = json.loads(finished.stdout)
+    assert (summary["rejoin"], summary["left"], summary["joined"]) == (False, 30, 0)
+    assert summary["success_rate"] >= 0.9
+
+
 def test_the_command_names_a_bad_flag(tmp_path: Path) -> None:
     command = [sys.executable, str(ROOT / "simulations" / "overlay.py"), "--churn", "1.5", "--out", str(tmp_path)]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=60)

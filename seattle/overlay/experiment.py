@@ -6,7 +6,8 @@ returns a `Result`: one `LookupFigures` per lookup and a `Summary`. `write_csv` 
 into files. Definitions (churn, success, hops, messages) are in docs/simulations.md; in short:
 
 * churn F: F·N nodes of the starting population are killed abruptly and F·N new nodes join through the real
-  protocol (`SimNetwork.join`), at random moments spread over the lookup phase;
+  protocol (`SimNetwork.join`), at random moments spread over the lookup phase; with `rejoin=False` nobody
+  joins (abrupt departures only, as the DHT survey measured churn);
 * success: the lookup's result holds the live node closest to the target when the lookup ends;
 * hops: `Lookup.hops()`, the requests on the chain that found the closest node that answered;
 * messages: the find_node requests a lookup sent plus the answers it got; `datagrams_per_lookup` is everything
@@ -55,6 +56,7 @@ class Config:
     alpha: int = 3
     interval: float = 0.1
     latency: tuple[float, float] = (0.01, 0.1)
+    rejoin: bool = True  # as many new nodes join as leave
 
     def __post_init__(self) -> None:
         for name in ("nodes", "lookups", "k", "alpha"):
@@ -93,6 +95,7 @@ class Summary:
 
     nodes: int
     churn: float
+    rejoin: bool
     loss: float
     lookups: int
     seed: int
@@ -187,7 +190,8 @@ class _Phase:
         span = config.lookups * config.interval
         events = [(index * config.interval, 0, index) for index in range(config.lookups)]
         events += [(self.random.uniform(0, span), 1, index) for index in range(churned)]
-        events += [(self.random.uniform(0, span), 2, index) for index in range(churned)]
+        if config.rejoin:
+            events += [(self.random.uniform(0, span), 2, index) for index in range(churned)]
         self.events = sorted(events)
 
     async def run(self) -> None:
@@ -277,6 +281,7 @@ def _summarise(config: Config, phase: _Phase, build_seconds: float, run_seconds:
     return Summary(
         nodes=config.nodes,
         churn=config.churn,
+        rejoin=config.rejoin,
         loss=config.loss,
         lookups=len(figures),
         seed=config.seed,

@@ -163,7 +163,8 @@ class Lookup:
         peer.state = _State.ANSWERED
         # Take at most k of the offered contacts, nearest first: a hostile peer cannot bloat the lookup.
         target = self.target.value
-        offered = sorted(set(contacts), key=lambda other: other.node_id.value ^ target)[: self.k]
+        unique = {other.node_id: other for other in contacts}.values()  # ids hash faster than contacts
+        offered = sorted(unique, key=lambda other: other.node_id.value ^ target)[: self.k]
         for other in offered:
             self._learn(other, peer.path, peer.depth + 1)
 

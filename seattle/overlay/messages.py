@@ -172,19 +172,11 @@ def _records(value: Any) -> list[bytes]:
     return [_record(item) for item in value]
 
 
-def pack_contact(contact: Contact) -> list[Any]:
-    """[id (32 bytes), packed IP (4 or 16 bytes), port]: 20 IPv6 contacts still fit one datagram."""
-    return [contact.node_id.to_bytes(), _packed_ip(contact.host), contact.port]
 
 
 #: Contacts are packed and unpacked 20 to an answer, mostly the same few thousand addresses: parse each once.
 #: Bounded, so a flood of distinct addresses costs at most a few MB.
 _CACHE_SIZE = 1 << 16
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _packed_ip(host: str) -> bytes:
-    return ipaddress.ip_address(host).packed
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -197,22 +189,22 @@ def _contacts(value: Any) -> list[Contact]:
         raise ValueError(f"must be a list of contacts, got {type(value).__name__}")
     contacts = []
     for item in value:
-        if not isinstance(item, list) or len(item) != 3:
-            raise ValueError(f"a contact is [id, ip, port], got {item!r:.60}")
-        raw_id, raw_ip, port = item
-        if not isinstance(raw_ip, bytes) or len(raw_ip) not in (4, 16):
-            raise ValueError(f"a contact's ip is 4 or 16 bytes, got {raw_ip!r:.40}")
-        if isinstance(port, bool) or not isinstance(port, int):
-            raise ValueError(f"a contact's port is an int, got {port!r:.40}")
-        if not isinstance(raw_id, bytes):
-            raise ValueError(f"a contact's id is {ID_BYTES} bytes, got {type(raw_id).__name__}")
-        contacts.append(_contact(raw_id, raw_ip, port))
+        # The common case, a triple seen before, costs one cache lookup; `_contact` checks the rest on a miss.
+        # The port's type is checked here, because True would otherwise hit the cache entry of port 1.
+        if item.__class__ is not list or len(item) != 3 or item[2].__class__ is not int:
+            raise ValueError(f"a contact is [id, ip, port] with an int port, got {item!r:.60}")
+        try:
+            contacts.append(_contact(*item))
+        except TypeError:  # an unhashable part (a list, a map): not bytes, so not a contact
+            raise ValueError(f"a contact is [id (bytes), ip (bytes), port], got {item!r:.60}") from None
     return contacts
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
-def _contact(raw_id: bytes, raw_ip: bytes, port: int) -> Contact:
-    """One shared, immutable `Contact` per wire triple: the same peers recur in every `nodes` answer."""
+def _contact(raw_id: Any, raw_ip: Any, port: int) -> Contact:
+    """One shared, immutable `Contact` per wire triple (the same peers recur in every `nodes` answer)."""
+    if not isinstance(raw_ip, bytes) or len(raw_ip) not in (4, 16):
+        raise ValueError(f"a contact's ip is 4 or 16 bytes, got {raw_ip!r:.40}")
     return Contact(_node_id_field(raw_id), _ip_text(raw_ip), port)
 
 
@@ -228,10 +220,11 @@ def _node_id_wire(value: Any) -> bytes:
     return value.to_bytes()
 
 
-def _contacts_wire(value: Any) -> list[list[Any]]:
+def _contacts_wire(value: Any) -> list[tuple[bytes, bytes, int]]:
     if not isinstance(value, list | tuple) or not all(isinstance(item, Contact) for item in value):
         raise ValueError(f"must be a list of Contacts, got {value!r:.60}")
-    return [pack_contact(contact) for contact in value]
+    # [id (32 bytes), packed IP (4 or 16 bytes), port]: 20 IPv6 contacts still fit one datagram.
+    return [contact.wire for contact in value]
 
 
 _Parse = Callable[[Any], Any]

@@ -165,6 +165,12 @@ class Contact:
             object.__setattr__(self, "_subnet", subnet)
         return subnet
 
+    @property
+    def wire(self) -> tuple[bytes, bytes, int]:
+        """(id, packed IP, port): how messages carry a contact (4 or 16 address bytes, not text). Not cached
+        on the contact: 150 bytes for each of a node's contacts would cost more memory than it saves time."""
+        return (self.node_id.to_bytes(), _packed_ip(self.host), self.port)
+
 
 #: Parse caches. Contacts are rebuilt from every datagram, so the same few thousand hosts are parsed again and
 #: again; the caches are bounded so that a flood of distinct addresses costs at most a few MB.
@@ -174,6 +180,11 @@ _CACHE_SIZE = 1 << 16
 @lru_cache(maxsize=_CACHE_SIZE)
 def _id_of_key(raw: bytes) -> NodeId:
     return NodeId._trusted(int.from_bytes(hashlib.blake2b(raw, digest_size=ID_BYTES).digest(), "big"))
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _packed_ip(host: str) -> bytes:
+    return ipaddress.ip_address(host).packed
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -184,9 +184,12 @@ class RoutingTable:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"closest() count must be an int >= 0, got {count!r}")
         value = target.value
-        contacts = [entry.contact for bucket in self.buckets for entry in bucket.entries.values()]
-        contacts.sort(key=lambda contact: contact.node_id.value ^ value)
-        return contacts[:count]
+        # (distance, contact) pairs sort without a key function; ids in a table are distinct, so are the
+        # distances, and the comparison never reaches the contacts.
+        ranked = [(entry.contact.node_id.value ^ value, entry.contact)
+                  for bucket in self.buckets for entry in bucket.entries.values()]
+        ranked.sort()
+        return [contact for _, contact in ranked[:count]]
 
     def replacements(self) -> list[Contact]:
         return [entry.contact for bucket in self.buckets for entry in bucket.replacements.values()]
