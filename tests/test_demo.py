@@ -8,6 +8,7 @@ environment (the node managers and the sandbox processes they start inherit it).
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import select
@@ -18,8 +19,10 @@ import time
 from pathlib import Path
 
 import psutil
+from rich.console import Console
 
-from seattle.demo.matrix import build_matrix, finished, parse_rtts
+from seattle.cli.demo import print_latency_table
+from seattle.demo.matrix import LatencyMatrix, build_matrix, finished, parse_rtts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEMO_TIMEOUT = 90
@@ -123,3 +126,13 @@ def test_the_program_output_becomes_a_matrix() -> None:
     assert matrix.rtt_ms[0] == (None, 0.512, None)
     assert ("a", "c") in matrix.missing() and ("a", "b") not in matrix.missing()
     assert matrix.values() == [0.512]
+
+
+def test_the_matrix_prints_every_latency_whole_on_a_narrow_output() -> None:
+    labels = [f"n{node}/v{vessel}" for node in range(4) for vessel in (1, 2)]
+    rtt = [[None if a == b else 100.125 + a for b in range(8)] for a in range(8)]
+    output = io.StringIO()
+    print_latency_table(LatencyMatrix(labels, rtt), Console(width=80, file=output))
+    text = output.getvalue()
+    assert "…" not in text
+    assert text.count("107.125") == 7 and text.count("100.125") == 7

@@ -28,10 +28,20 @@ def demo(nodes: int, vessels_per_node: int, out: Path, keep: bool) -> None:
     with sigterm_as_interrupt():
         result = run_demo(nodes=nodes, vessels_per_node=vessels_per_node, out=out, keep=keep,
                           progress=lambda message: click.echo(f"- {message}"))
-    Console().print(latency_table(result.matrix))
+    print_latency_table(result.matrix, Console())
     click.echo(f"Done in {result.seconds:.1f} s. Heat map: {result.heatmap}")
     if result.kept is not None:
         click.echo(f"Kept {result.kept} (node directories, their nodemanager.log, the researcher's keys)")
+
+
+def print_latency_table(matrix: LatencyMatrix, console: Console) -> None:
+    """Print the matrix whole. Rich would shorten a latency to "38.7…" to fit a narrow terminal or a pipe
+    (80 columns); a line wider than the terminal only wraps, a shortened value is lost."""
+    table = latency_table(matrix)
+    needed = Console(width=10_000).measure(table).maximum  # the table's natural width, not capped by ours
+    if console.width < needed:
+        console = Console(width=needed, file=console.file)
+    console.print(table)
 
 
 def latency_table(matrix: LatencyMatrix) -> Table:

@@ -17,7 +17,7 @@ so its unknown sender is pinged back at its source address and enters the table 
 unbound request (a bootstrap ping, whose sender does not know our id yet, or any request of a light client)
 admits nobody: a full node's requests that follow are bound, and a light client must stay out of tables. A
 known contact sending from its known address is simply refreshed. Binding saves a joining node's neighbours a
-ping-pong each: a join cost about 85 signed datagrams before, about 42 now (PyPI `kademlia`: about 45).
+ping-pong each: a join cost about 85 signed datagrams before, about 44 now (PyPI `kademlia`: about 45).
 
 Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret, requester IP), and
 `add_record` is accepted only with a token for the sender's IP under the current or the previous secret.
