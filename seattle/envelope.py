@@ -18,19 +18,15 @@ import nacl.bindings
 import nacl.exceptions
 
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
+from seattle.refusal import Refused
 
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 MALFORMED = "malformed"
 BAD_SIGNATURE = "bad_signature"
 
 
-class EnvelopeRejected(Exception):
+class EnvelopeRejected(Refused):
     """An envelope `unseal` refused: `code` is MALFORMED or BAD_SIGNATURE, `message` says why."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 def header_size(context: bytes) -> int:

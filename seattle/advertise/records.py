@@ -43,6 +43,7 @@ from typing import Any
 from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite, seal, unseal
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.overlay.nodeid import NodeId
+from seattle.refusal import Refused
 
 CONTEXT = b"seattle/advertise/record/v1\x00"
 #: BEP 44's bound on a DHT value: small enough that a holder's per-key cap bounds its memory.
@@ -66,13 +67,8 @@ TOO_LONG_LIVED = "too_long_lived"
 CHECK_ORDER = (TOO_LARGE, MALFORMED, BAD_SIGNATURE, EXPIRED, NOT_YET_VALID, TOO_LONG_LIVED)
 
 
-class RecordRejected(Exception):
+class RecordRejected(Refused):
     """A record refused by a storing node or a reader: `code` is stable, `message` says what to fix."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

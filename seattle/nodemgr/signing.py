@@ -44,6 +44,7 @@ from typing import Any
 
 from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite, seal, unseal
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
+from seattle.refusal import Refused
 
 CONTEXT = b"seattle/nodemgr/request/v1\x00"
 NONCE_SIZE = 16
@@ -78,13 +79,8 @@ _CALL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
-class RequestRejected(Exception):
+class RequestRejected(Refused):
     """The node refuses a request: `code` is one of CHECK_ORDER, `message` tells the sender what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
     def response(self) -> dict[str, Any]:
         return error(self.code, self.message)

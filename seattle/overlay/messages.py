@@ -49,6 +49,7 @@ import nacl.exceptions
 
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId
+from seattle.refusal import Refused
 
 CONTEXT = b"seattle/overlay/message/v1\x00"
 MAX_DATAGRAM = 1400
@@ -91,13 +92,8 @@ RESPONSE_TO = {
 }
 
 
-class MessageRejected(Exception):
+class MessageRejected(Refused):
     """A datagram `decode` refused, or a message `encode` cannot send: stable `code`, readable `message`."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)
