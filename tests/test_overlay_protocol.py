@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from seattle.advertise import records
 from seattle.keys import Identity
 from seattle.overlay import messages
+from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind
 from seattle.overlay.nodeid import Contact, NodeId
 from seattle.overlay.protocol import BAD_TOKEN, TOKEN_ROTATION, OverlayNode, Status
@@ -92,10 +93,12 @@ class Network:
         """Every node bootstraps from node 0, then looks up its own id (how a real node joins)."""
         for number in range(1, len(self.nodes)):
             node = self.node(number)
-            node.bootstrap(address_of(0), self.now)
+            txid = node.bootstrap(address_of(0), self.now)
             self.poll(number)
             self.settle()
-            node.start_lookup(node.node_id, self.now)
+            answer = node.outcome(txid).message
+            assert answer is not None and answer.kind is Kind.NODES
+            node.start_lookup(node.node_id, self.now, [answer])
             self.poll(number)
             self.settle()
 
@@ -139,6 +142,35 @@ def test_bootstrap_from_one_node_fills_every_table_with_true_contacts(joined: Ne
             assert truth[contact.node_id] == (contact.host, contact.port)
 
 
+def test_a_join_starts_from_the_bootstrap_answer_and_asks_a_far_bootstrap_node_once() -> None:
+    network = Network(30)
+    network.join_all()
+    newcomer = OverlayNode(new_identity("newcomer"), k=8)
+    address = address_of(30)
+    network.nodes[address] = newcomer
+    via = max(range(30), key=lambda number: newcomer.node_id.distance(network.node(number).node_id))
+    txid = newcomer.bootstrap(address_of(via), network.now)
+    network.poll(30)
+    network.settle()
+    answer = newcomer.outcome(txid).message
+    assert answer is not None and answer.kind is Kind.NODES and answer.sender_id == network.node(via).node_id
+    lookup_id = newcomer.start_lookup(newcomer.node_id, network.now, [answer])
+    network.poll(30)
+    network.settle()
+    result = newcomer.lookup_result(lookup_id)
+    assert result is not None
+    assert [c.node_id for c in result] == network.true_closest(newcomer.node_id, 8, excluding=newcomer.node_id)
+    mine = [messages.decode(data) for source, _, data in network.sent if source == address]
+    to_via = [data for source, destination, data in network.sent if (source, destination) == (address, address_of(via))]
+    assert len(to_via) == 1  # the bootstrap request; the join lookup did not ask it again
+    assert all(message.kind in (Kind.FIND_NODE, Kind.PONG) for message in mine)  # no ping of ours
+    assert all(message.to is not None for message in mine[1:] if message.is_request)  # the rest are bound
+    for contact in result:  # our neighbours took us in, from our bound requests
+        assert newcomer.node_id in network.nodes[(contact.host, contact.port)].table
+    with pytest.raises(ValueError, match="nodes messages"):
+        newcomer.start_lookup(newcomer.node_id, network.now, ["not a message"])
+
+
 def test_lookups_find_the_true_k_closest(joined: Network) -> None:
     chooser = random.Random(4)
     for _ in range(12):
@@ -168,6 +200,39 @@ def test_lookups_route_around_dead_nodes_and_count_their_failures() -> None:
     for victim in victims:
         entry = me.table.bucket_for(victim.node_id).entries.get(victim.node_id)
         assert entry is None or entry.failures >= 1
+
+
+def test_a_lookup_answer_after_its_timeout_still_counts_and_clears_the_miss() -> None:
+    """The timeout frees the slot at once, but the late answer is not thrown away: the peer ends up in the
+    result, its miss is forgiven, and the estimator learns the slow round trip."""
+    a, b, c, d = (OverlayNode(new_identity(name), k=8, rtt=RttEstimator(1.0, 1.0, 1.0)) for name in "abcd")
+    where = {node.node_id: address_of(number) for number, node in enumerate((a, b, c, d))}
+    nodes = {address_of(number): node for number, node in enumerate((a, b, c, d))}
+    for holder, known in ((a, b), (a, c), (c, d)):
+        holder.table.observe(Contact(known.node_id, *where[known.node_id]), EPOCH)
+    now = EPOCH
+
+    def deliver(data: bytes, source: tuple[str, int], destination: tuple[str, int]) -> list:
+        return [(reply, destination, to) for reply, to in nodes[destination].datagram_received(data, source, now)]
+
+    lookup_id = a.start_lookup(NodeId(12345), now)
+    to_b, to_c = sorted(a.poll(now), key=lambda datagram: datagram[1] != where[b.node_id])
+    [(late_from_b, _, _)] = deliver(to_b[0], address_of(0), to_b[1])  # b answers; held back on the way
+    [(from_c, _, _)] = deliver(to_c[0], address_of(0), to_c[1])
+    now += 0.002
+    [(to_d, _, d_address)] = deliver(from_c, to_c[1], address_of(0))  # c named d: a asks it
+    now = EPOCH + 1.0005  # b's deadline has passed, d's has not
+    assert a.poll(now) == []
+    assert a.table.bucket_for(b.node_id).entries[b.node_id].failures == 1
+    now += 0.0005
+    assert deliver(late_from_b, to_b[1], address_of(0)) == []
+    assert a.dropped["unexpected"] == 0
+    assert a.table.bucket_for(b.node_id).entries[b.node_id].failures == 0
+    assert a.rtt.srtt is not None and a.rtt.srtt > 0.1  # the slow sample moved the estimate
+    [(from_d, _, _)] = deliver(to_d, address_of(0), d_address)
+    deliver(from_d, d_address, address_of(0))
+    result = a.lookup_result(lookup_id)
+    assert result is not None and {contact.node_id for contact in result} == {b.node_id, c.node_id, d.node_id}
 
 
 def test_ping_answers_and_both_sides_learn_each_other() -> None:

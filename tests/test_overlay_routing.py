@@ -149,10 +149,14 @@ def test_closest_matches_brute_force() -> None:
     table = RoutingTable(NodeId(rng.getrandbits(ID_BITS)), k=8)
     for n in range(300):
         table.observe(contact(rng.getrandbits(ID_BITS), n=n), now=n)
-    target = NodeId(rng.getrandbits(ID_BITS))
-    expected = sorted(table, key=lambda c: target.distance(c.node_id))[:8]
-    assert table.closest(target) == expected
-    assert table.closest(target, 3) == expected[:3]
+    own = table.own_id.value
+    # Random targets, and targets next to our own id, where the small split buckets are.
+    targets = [NodeId(rng.getrandbits(ID_BITS)) for _ in range(40)] + [NodeId(own ^ (1 << b)) for b in range(12)]
+    for target in targets:
+        ranked = sorted(table, key=lambda c: target.distance(c.node_id))
+        assert table.closest(target) == ranked[:8]
+        for count in (0, 1, 3, 30, len(ranked) + 5):
+            assert table.closest(target, count) == ranked[:count]
     with pytest.raises(ValueError, match="count"):
         table.closest(target, -1)
 

@@ -68,8 +68,10 @@ async def test_500_nodes_with_one_percent_loss_find_the_closest(
             target = NodeId(chooser.getrandbits(256))
             found = ids(await sim.lookup(me, target))
             truth = true_closest(sim, nodes, target, me)
-            assert len(found) == K and found == sorted(found, key=target.distance)
-            assert len(set(found) & set(truth)) >= K - 2  # a lost reply can cost a lookup one or two
+            # A lost reply can cost a lookup one or two of the closest: a peer whose answer is lost counts as
+            # failed, and when every other answer names only peers already known, nobody replaces it.
+            assert K - 2 <= len(found) <= K and found == sorted(found, key=target.distance)
+            assert len(set(found) & set(truth)) >= K - 2
             exact += found == truth
         await trio.sleep(10)  # let the last answers land
     assert exact >= 20
@@ -153,8 +155,8 @@ async def test_churn_bootstrap_and_dead_nodes(autojump_clock: trio.testing.MockC
         with pytest.raises(RuntimeError, match="killed"):
             await sim.lookup(nodes[1], nodes[0].node_id)
         sim.revive(nodes[1])
-        pong = await sim.bootstrap(nodes[0], sim.address(nodes[1]))
-        assert pong.sender_id == nodes[1].node_id
+        answer = await sim.bootstrap(nodes[0], sim.address(nodes[1]))
+        assert answer.sender_id == nodes[1].node_id and answer.body["nodes"]
 
         # Killed while awaiting an answer, a node keeps its state; revived, its timers run again.
         sleeper, silent = nodes[2], nodes[3]

@@ -53,9 +53,9 @@ async def test_a_loopback_overlay_bootstraps_looks_up_and_drops_the_dead() -> No
             first = overlays[0]
             assert first.address[0] == "127.0.0.1" and first.address[1] > 0
             for overlay in overlays[1:]:
-                pong = await overlay.bootstrap(*first.address)
-                assert pong.sender_id == first.node.node_id
-                await overlay.lookup(overlay.node.node_id)
+                answer = await overlay.bootstrap(*first.address)
+                assert answer.sender_id == first.node.node_id
+                await overlay.lookup(overlay.node.node_id, answers=[answer])
             await trio.sleep(0.2)  # let the verification pings of the last joins land
 
             chooser = random.Random(3)
@@ -104,7 +104,7 @@ async def test_forged_datagrams_from_a_plain_socket_are_ignored() -> None:
 
                 unbound = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {})
                 await forger.sendto(unbound, overlay.address)
-                # An unbound request (a bootstrap ping) is answered, and admits nobody: no ping back.
+                # An unbound request (a bootstrap request) is answered, and admits nobody: no ping back.
                 assert messages.decode(await forger.recv(2048)).kind is Kind.PONG
                 stale = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {}, to=node.node_id,
                                         at=overlay.now() - 3600)

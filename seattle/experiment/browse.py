@@ -142,11 +142,11 @@ def _bind_host(starts: Sequence[tuple[str, int]], family: int) -> str:
 
 
 async def _join(overlay: UdpOverlay, starts: Sequence[tuple[str, int]], timeout: float) -> None:
-    """Ping every bootstrap node at once; one answer is enough."""
+    """Send a bootstrap request to every bootstrap node at once; one answer is enough."""
     errors: list[str] = []
     answered = False
 
-    async def ping(host: str, port: int) -> None:
+    async def ask(host: str, port: int) -> None:
         nonlocal answered
         try:
             await overlay.bootstrap(host, port, timeout)
@@ -157,7 +157,7 @@ async def _join(overlay: UdpOverlay, starts: Sequence[tuple[str, int]], timeout:
     with trio.move_on_after(timeout):
         async with trio.open_nursery() as nursery:
             for host, port in starts:
-                nursery.start_soon(ping, host, port)
+                nursery.start_soon(ask, host, port)
     if not answered:
         tried = [_address(host, port) for host, port in starts]
         raise OverlayUnreachable(tried, "; ".join(errors) or f"no answer within {timeout:g} s")

@@ -40,6 +40,7 @@ from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, op
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.lookup import RttEstimator
+from seattle.overlay.messages import Message
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import RoutingTable
@@ -281,25 +282,27 @@ class NodeManager:
                                                  keep_locally=self._keep_locally))
 
     async def _join(self) -> None:
-        """Ping the bootstrap nodes, then look up our own id (through them and any saved contacts)."""
+        """Ask the bootstrap nodes for our neighbours, then look up our own id from their answers and any
+        saved contacts."""
         overlay = self.overlay
         assert overlay is not None
+        answers: list[Message] = []
 
-        async def ping(host: str, port: int) -> None:
+        async def ask(host: str, port: int) -> None:
             try:
-                await overlay.bootstrap(host, port, OVERLAY_TIMEOUT)
+                answers.append(await overlay.bootstrap(host, port, OVERLAY_TIMEOUT))
             except (TimeoutError, OSError) as exc:
                 log.warning("overlay bootstrap node %s:%s did not answer: %s", host, port, exc)
 
         async with trio.open_nursery() as nursery:
             for host, port in self.bootstrap:
-                nursery.start_soon(ping, host, port)
+                nursery.start_soon(ask, host, port)
         if len(overlay.node.table) == 0:
             log.info("overlay: udp %s:%d, no peers yet (%s)", *overlay.address,
                      "bootstrap nodes silent" if self.bootstrap else "started a new overlay")
             return
         try:
-            await overlay.lookup(overlay.node.node_id, OVERLAY_TIMEOUT * 4)
+            await overlay.lookup(overlay.node.node_id, OVERLAY_TIMEOUT * 4, answers)
         except TimeoutError:
             log.warning("overlay: the join lookup did not finish in time")
         log.info("overlay: udp %s:%d, joined, %d contacts", *overlay.address, len(overlay.node.table))

@@ -34,7 +34,7 @@ class RttEstimator:
     BETA = 1 / 4
 
     def __init__(
-        self, initial_timeout: float = 1.0, min_timeout: float = 0.2, max_timeout: float = 5.0
+        self, initial_timeout: float = 1.0, min_timeout: float = 0.05, max_timeout: float = 5.0
     ) -> None:
         if not 0 < min_timeout <= initial_timeout <= max_timeout:
             raise ValueError(
@@ -86,9 +86,6 @@ class _Peer:
         self.sent_at = 0.0
         self.deadline = 0.0
 
-    def __lt__(self, other: _Peer) -> bool:
-        return self.distance < other.distance
-
 
 class Lookup:
     """Find the k live nodes closest to `target`, starting from `seeds` (usually `RoutingTable.closest`)."""
@@ -114,33 +111,45 @@ class Lookup:
         self.paths = paths
         self.rtt = rtt if rtt is not None else RttEstimator()
         self.own_id = own_id
-        self._peers: dict[NodeId, _Peer] = {}
-        #: Every peer, nearest the target first (distances are unique: one id per distance).
+        self._target = target.value
+        #: Peers keyed by their distance to the target: one id per distance, and ints hash in C (ids do not).
+        self._peers: dict[int, _Peer] = {}
+        #: Every peer, nearest the target first, and their distances in step (bisect searches those).
         self._by_distance: list[_Peer] = []
+        self._distances: list[int] = []
+        self._own_distance = None if own_id is None else own_id.value ^ self._target
         self._in_flight = [0] * paths
-        self._waiting: dict[NodeId, _Peer] = {}  # the peers in flight, so timeouts need not scan them all
-        unique = set(_checked(seeds, "lookup seeds"))
-        ordered = sorted(unique, key=lambda contact: target.distance(contact.node_id))
-        for position, contact in enumerate(ordered):
-            self._learn(contact, position % paths, 1)
+        self._waiting: dict[int, _Peer] = {}  # the peers in flight, so timeouts need not scan them all
+        unique = {contact.node_id.value ^ self._target: contact for contact in _checked(seeds, "lookup seeds")}
+        for position, distance in enumerate(sorted(unique)):
+            self._learn(unique[distance], distance, position % paths, 1)
 
     def next_requests(self, now: float) -> list[Contact]:
-        """Contacts to send find_node to now; each path keeps up to α requests outstanding."""
+        """Contacts to send find_node to now; each path keeps up to α requests outstanding to candidates among
+        its k closest peers not known dead (requests to peers that have since dropped out of that shortlist
+        still hold their slot)."""
+        free = [self.alpha - in_flight for in_flight in self._in_flight]
+        open_paths = sum(1 for slots in free if slots > 0)
+        if not open_paths:
+            return []
+        listed = [0] * self.paths  # each path's shortlist so far
         chosen: list[Contact] = []
-        for path in range(self.paths):
-            # Requests to peers that have since dropped out of the shortlist still hold their slot.
-            free = self.alpha - self._in_flight[path]
-            if free <= 0:
+        for peer in self._by_distance:
+            path = peer.path
+            if peer.state is _State.FAILED or free[path] <= 0:
                 continue
-            for peer in self._shortlist(path):
-                if free <= 0:
+            if peer.state is _State.CANDIDATE:
+                peer.state, peer.sent_at, peer.deadline = _State.IN_FLIGHT, now, now + self.rtt.timeout()
+                self._in_flight[path] += 1
+                self._waiting[peer.distance] = peer
+                chosen.append(peer.contact)
+                free[path] -= 1
+            listed[path] += 1
+            if free[path] <= 0 or listed[path] == self.k:
+                free[path] = 0  # this path is served
+                open_paths -= 1
+                if not open_paths:
                     break
-                if peer.state is _State.CANDIDATE:
-                    peer.state, peer.sent_at, peer.deadline = _State.IN_FLIGHT, now, now + self.rtt.timeout()
-                    self._in_flight[path] += 1
-                    self._waiting[peer.contact.node_id] = peer
-                    chosen.append(peer.contact)
-                    free -= 1
         return chosen
 
     def on_reply(
@@ -151,7 +160,7 @@ class Lookup:
         A reply after its timeout still counts: the peer is alive after all, its contacts are still useful,
         and its slow RTT is exactly the sample the estimator needs to stop timing out such peers.
         """
-        peer = self._peers.get(contact.node_id)
+        peer = self._peers.get(contact.node_id.value ^ self._target)
         if peer is None or peer.state is _State.CANDIDATE or peer.contact != contact:
             raise ValueError(f"lookup got a reply from {contact}, which it never asked")
         contacts = _checked(contacts, f"the find_node reply from {contact}")
@@ -159,24 +168,34 @@ class Lookup:
             self.rtt.sample(now - peer.sent_at if rtt is None else rtt)
         if peer.state is _State.IN_FLIGHT:
             self._in_flight[peer.path] -= 1
-            del self._waiting[contact.node_id]
+            del self._waiting[peer.distance]
         peer.state = _State.ANSWERED
-        # Take at most k of the offered contacts, nearest first: a hostile peer cannot bloat the lookup.
-        target = self.target.value
-        unique = {other.node_id: other for other in contacts}.values()  # ids hash faster than contacts
-        offered = sorted(unique, key=lambda other: other.node_id.value ^ target)[: self.k]
-        for other in offered:
-            self._learn(other, peer.path, peer.depth + 1)
+        self._learn_offered(contacts, peer.path, peer.depth + 1)
+
+    def learn_answer(self, contacts: Iterable[Contact]) -> None:
+        """Learn the contacts a find_node answer named before the lookup began (a joining node's bootstrap
+        request), as if the lookup had asked for them: they are 2 requests away. Their sender is not marked
+        answered: it is asked again only if it is among the k closest, which then learn of us from a bound
+        request (the bootstrap request was not bound, so it told its receiver nothing)."""
+        self._learn_offered(_checked(contacts, "an earlier find_node answer"), 0, 2)
+
+    def _learn_offered(self, contacts: list[Contact], path: int, depth: int) -> None:
+        """Take at most k of the contacts an answer offered, nearest first: a hostile peer cannot bloat it."""
+        target, known, own = self._target, self._peers, self._own_distance
+        offered = {other.node_id.value ^ target: other for other in contacts}
+        for distance in sorted(offered)[: self.k]:
+            if distance not in known and distance != own:
+                self._learn(offered[distance], distance, path, depth)
 
     def on_timeout(self, contact: Contact, now: float) -> None:
         """Give up on `contact` (deadline passed, or the transport saw it is unreachable): frees its slot."""
         del now
-        peer = self._peers.get(contact.node_id)
+        peer = self._peers.get(contact.node_id.value ^ self._target)
         if peer is None or peer.state is not _State.IN_FLIGHT:
             raise ValueError(f"lookup has no request in flight to {contact}")
         peer.state = _State.FAILED
         self._in_flight[peer.path] -= 1
-        del self._waiting[contact.node_id]
+        del self._waiting[peer.distance]
 
     def expire(self, now: float) -> list[Contact]:
         """Time out every request whose deadline has passed; returns those contacts for `record_failure`."""
@@ -226,23 +245,14 @@ class Lookup:
                 return peer.depth
         return 0
 
-    def _learn(self, contact: Contact, path: int, depth: int) -> None:
-        node_id = contact.node_id
-        if node_id == self.own_id or node_id in self._peers:
+    def _learn(self, contact: Contact, distance: int, path: int, depth: int) -> None:
+        if distance == self._own_distance or distance in self._peers:
             return
-        peer = _Peer(contact, path, self.target.value ^ node_id.value, depth)
-        self._peers[node_id] = peer
-        bisect.insort(self._by_distance, peer)
-
-    def _shortlist(self, path: int) -> list[_Peer]:
-        """The path's k closest peers not known dead: the only ones worth asking, the ones `done` awaits."""
-        shortlist = []
-        for peer in self._by_distance:
-            if peer.path == path and peer.state is not _State.FAILED:
-                shortlist.append(peer)
-                if len(shortlist) == self.k:
-                    break
-        return shortlist
+        peer = _Peer(contact, path, distance, depth)
+        self._peers[distance] = peer
+        position = bisect.bisect_left(self._distances, distance)
+        self._distances.insert(position, distance)
+        self._by_distance.insert(position, peer)
 
 
 def _checked(contacts: Iterable[Contact], where: str) -> list[Contact]:

@@ -9,7 +9,7 @@ any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
 `to` (the destination's 32-byte node id) and `at` (the sender's clock, seconds since the epoch) bind a request
 to one receiver and one moment, under the signature. A receiver that finds its own id there and a fresh `at`
 knows the request was made for it just now, not replayed from another exchange, so it may take the sender into
-its routing table without a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap pings (whose
+its routing table without a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap requests (whose
 sender does not know the receiver's id yet) use the three-element form.
 
 The signature is Ed25519 over CONTEXT ‖ sender key ‖ payload. CONTEXT is not sent (both ends know it) but it
@@ -82,6 +82,9 @@ class Kind(StrEnum):
     ADDED = "added"
     ERROR = "error"
 
+
+#: Kinds by their wire names: a dict lookup, where `Kind(name)` runs the enum machinery for every datagram.
+_KINDS: dict[str, Kind] = {kind.value: kind for kind in Kind}
 
 #: The answer each request expects (ERROR may answer any of them).
 RESPONSE_TO = {
@@ -217,11 +220,15 @@ def _node_id_wire(value: Any) -> bytes:
 
 
 def _contacts_wire(value: Any) -> list[tuple[bytes, bytes, int]]:
-    if not isinstance(value, list | tuple) or not all(isinstance(item, Contact) for item in value):
-        raise ValueError(f"must be a list of Contacts, got {value!r:.60}")
     # [id (32 bytes), packed IP (4 or 16 bytes), port]: 20 IPv6 contacts still fit one datagram.
-    return [contact.wire for contact in value]
+    if isinstance(value, list | tuple):
+        wire = [contact.wire for contact in value if contact.__class__ is Contact]
+        if len(wire) == len(value):
+            return wire
+    raise ValueError(f"must be a list of Contacts, got {value!r:.60}")
 
+
+_txid = _fixed_bytes(TXID_SIZE)
 
 _Parse = Callable[[Any], Any]
 #: Fields whose Python form differs from their wire form; every other field travels as it is.
@@ -243,7 +250,7 @@ BODIES: dict[Kind, dict[str, _Parse]] = {
 
 def _parse_body(kind: Kind, body: Any) -> dict[str, Any]:
     fields = BODIES[kind]
-    if not isinstance(body, dict) or set(body) != set(fields):
+    if not isinstance(body, dict) or body.keys() != fields.keys():
         raise ValueError(f"a {kind} body is a map with exactly the keys {sorted(fields)}")
     parsed = {}
     for name, parse in fields.items():
@@ -276,9 +283,9 @@ def encode(
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
     try:
         kind = Kind(kind)
-        _fixed_bytes(TXID_SIZE)(txid)
+        _txid(txid)
         fields = BODIES[kind]
-        if not isinstance(body, dict) or set(body) != set(fields):
+        if not isinstance(body, dict) or body.keys() != fields.keys():
             raise ValueError(f"a {kind} body is a map with exactly the keys {sorted(fields)}")
         wire = {}
         for name, parse in fields.items():
@@ -329,10 +336,9 @@ def decode(data: bytes) -> Message:
     if not isinstance(decoded, list) or len(decoded) not in (3, 5):
         raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)]")
     raw_kind, txid, body = decoded[:3]
-    try:
-        kind = Kind(raw_kind)
-    except ValueError:
-        raise MessageRejected(MALFORMED, f"unknown message kind {raw_kind!r:.40}") from None
+    kind = _KINDS.get(raw_kind) if raw_kind.__class__ is str else None
+    if kind is None:
+        raise MessageRejected(MALFORMED, f"unknown message kind {raw_kind!r:.40}")
     if not isinstance(txid, bytes) or len(txid) != TXID_SIZE:
         raise MessageRejected(MALFORMED, f"the transaction id must be {TXID_SIZE} bytes, got {txid!r:.40}")
     try:

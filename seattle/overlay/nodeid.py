@@ -26,10 +26,13 @@ class NodeId:
 
     Immutable and hashable. A hand-written class with `__slots__` rather than a frozen dataclass, because the
     overlay creates and compares ids in every datagram (20 per `nodes` answer): this is several times faster.
+    The 32-byte wire form is kept beside the int: every `nodes` answer sends 20 ids, and ids are few and
+    shared (the parse caches hand out one object per id), so keeping it costs far less than rebuilding it.
     """
 
-    __slots__ = ("value",)
+    __slots__ = ("raw", "value")
     value: int
+    raw: bytes
 
     def __init__(self, value: int) -> None:
         if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
@@ -37,12 +40,14 @@ class NodeId:
         if not 0 <= value < _ID_LIMIT:
             raise ValueError(f"a node id lies in [0, 2**{ID_BITS}), got {value}")
         object.__setattr__(self, "value", int(value))
+        object.__setattr__(self, "raw", self.value.to_bytes(ID_BYTES, "big"))
 
     @classmethod
-    def _trusted(cls, value: int) -> NodeId:
-        """An id from an int already known to be in range (32 bytes decoded), skipping the checks."""
+    def _trusted(cls, value: int, raw: bytes) -> NodeId:
+        """An id from its 32 wire bytes and their int, already known to agree, skipping the checks."""
         node_id = object.__new__(cls)
         object.__setattr__(node_id, "value", value)
+        object.__setattr__(node_id, "raw", raw)
         return node_id
 
     def __setattr__(self, name: str, value: object) -> None:
@@ -95,7 +100,7 @@ class NodeId:
         """Parse the 32-byte big-endian wire form."""
         if not isinstance(raw, bytes) or len(raw) != ID_BYTES:
             raise ValueError(f"a node id is {ID_BYTES} bytes, got {raw!r:.80}")
-        return cls._trusted(int.from_bytes(raw, "big"))
+        return cls._trusted(int.from_bytes(raw, "big"), raw if raw.__class__ is bytes else bytes(raw))
 
     @classmethod
     def from_hex(cls, text: str) -> NodeId:
@@ -108,7 +113,7 @@ class NodeId:
             raise ValueError(f"a node id in hex uses only 0-9 a-f, got {text!r:.80}") from None
 
     def to_bytes(self) -> bytes:
-        return self.value.to_bytes(ID_BYTES, "big")
+        return self.raw
 
     def hex(self) -> str:
         return self.to_bytes().hex()
@@ -169,7 +174,7 @@ class Contact:
     def wire(self) -> tuple[bytes, bytes, int]:
         """(id, packed IP, port): how messages carry a contact (4 or 16 address bytes, not text). Not cached
         on the contact: 150 bytes for each of a node's contacts would cost more memory than it saves time."""
-        return (self.node_id.to_bytes(), _packed_ip(self.host), self.port)
+        return (self.node_id.raw, _packed_ip(self.host), self.port)
 
 
 #: Parse caches. Contacts are rebuilt from every datagram, so the same few thousand hosts are parsed again and
@@ -179,7 +184,8 @@ _CACHE_SIZE = 1 << 16
 
 @lru_cache(maxsize=_CACHE_SIZE)
 def _id_of_key(raw: bytes) -> NodeId:
-    return NodeId._trusted(int.from_bytes(hashlib.blake2b(raw, digest_size=ID_BYTES).digest(), "big"))
+    digest = hashlib.blake2b(raw, digest_size=ID_BYTES).digest()
+    return NodeId._trusted(int.from_bytes(digest, "big"), digest)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -184,11 +184,19 @@ class RoutingTable:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"closest() count must be an int >= 0, got {count!r}")
         value = target.value
-        # (distance, contact) pairs sort without a key function; ids in a table are distinct, so are the
-        # distances, and the comparison never reaches the contacts.
-        ranked = [(entry.contact.node_id.value ^ value, entry.contact)
-                  for bucket in self.buckets for entry in bucket.entries.values()]
-        ranked.sort()
+        # A bucket is an aligned power-of-two range, so its ids' distances to `target` fill an aligned range
+        # of the same size, and no two buckets' distance ranges overlap: ordering buckets by the distance of
+        # any one id in each (`low`) orders all their ids. So visit buckets in that order and stop once
+        # `count` are collected: only those buckets are sorted.
+        ranked: list[tuple[int, Contact]] = []
+        for bucket in sorted(self.buckets, key=lambda b: b.low ^ value):
+            if len(ranked) >= count:
+                break
+            # (distance, contact) pairs sort without a key function; ids in a table are distinct, so are the
+            # distances, and the comparison never reaches the contacts.
+            nearby = [(node_id.value ^ value, entry.contact) for node_id, entry in bucket.entries.items()]
+            nearby.sort()
+            ranked += nearby
         return [contact for _, contact in ranked[:count]]
 
     def replacements(self) -> list[Contact]:
@@ -300,7 +308,9 @@ class RoutingTable:
         middle = (bucket.low + bucket.high) // 2
         lower, upper = Bucket(bucket.low, middle), Bucket(middle, bucket.high)
         for node_id, entry in bucket.entries.items():
-            (lower if node_id.value < middle else upper).insert(entry)
+            (lower if node_id.value < middle else upper).entries[node_id] = entry
+        for half in (lower, upper):  # counted in one pass each (Counter counts an iterable in C)
+            half.subnets.update(entry.contact.subnet for entry in half.entries.values())
         index = self.buckets.index(bucket)
         self.buckets[index : index + 1] = [lower, upper]
         self._lows.insert(index + 1, middle)

@@ -21,7 +21,7 @@ import hashlib
 import heapq
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -370,21 +370,24 @@ class SimNetwork:
     async def bootstrap(
         self, node: OverlayNode, address: Address, timeout: float = DEFAULT_TIMEOUT
     ) -> Message:
-        """Ping `address`; its pong puts it into `node`'s table. TimeoutError if it never answers."""
+        """Ask `address` for `node`'s neighbours (`OverlayNode.bootstrap`); it enters `node`'s table.
+        TimeoutError if it never answers."""
         own = self._live_address(node)
         txid = node.bootstrap(address, self.now())
-        return await self._answer(node, own, txid, f"bootstrap ping to {address[0]}:{address[1]}", timeout)
+        return await self._answer(node, own, txid, f"bootstrap request to {address[0]}:{address[1]}", timeout)
 
     async def lookup(
-        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT
+        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
     ) -> list[Contact]:
         """The k live nodes closest to `target` that `node` can find, nearest first."""
-        return (await self.traced_lookup(node, target, timeout)).result()
+        return (await self.traced_lookup(node, target, timeout, answers)).result()
 
-    async def traced_lookup(self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT) -> Lookup:
+    async def traced_lookup(
+        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
+    ) -> Lookup:
         """`lookup`, returning the finished `Lookup` itself, whose requests and hops experiments measure."""
         address = self._live_address(node)
-        lookup_id = node.start_lookup(target, self.now())
+        lookup_id = node.start_lookup(target, self.now(), answers)
         lookup = node.running_lookup(lookup_id)
         self._flush(address)
         await self._until(address, lambda: node.lookup_result(lookup_id) is not None, timeout, "a lookup")
@@ -393,17 +396,18 @@ class SimNetwork:
     async def join(
         self, node: OverlayNode, via: OverlayNode, attempts: int = 3, timeout: float = DEFAULT_TIMEOUT
     ) -> None:
-        """How a node joins: bootstrap from `via` (retried, as a lossy network may eat a ping or pong),
-        then look up its own id to meet its neighbours. TimeoutError if every bootstrap ping went unanswered.
+        """How a node joins: bootstrap from `via` (retried, as a lossy network may eat the request or its
+        answer), then look up its own id from that answer to meet its neighbours. TimeoutError if every
+        bootstrap request went unanswered.
         """
         for attempt in range(attempts):
             try:
-                await self.bootstrap(node, self._address_of(via), timeout)
+                answer = await self.bootstrap(node, self._address_of(via), timeout)
                 break
             except TimeoutError:
                 if attempt == attempts - 1:
                     raise
-        await self.lookup(node, node.node_id, timeout)
+        await self.lookup(node, node.node_id, timeout, [answer])
 
     async def _answer(
         self, node: OverlayNode, address: Address, txid: bytes, what: str, timeout: float

@@ -21,7 +21,7 @@ import ipaddress
 import math
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any
@@ -60,6 +60,7 @@ class UdpOverlay:
         self._offset = 0.0
         self._kick = trio.Event()
         self._progress = trio.Event()
+        self._watchers = 0  # helpers waiting on `_progress`: an Event is set (and replaced) only when one is
         self._stack = AsyncExitStack()
 
     @property
@@ -141,7 +142,7 @@ class UdpOverlay:
                 # A full send buffer (BlockingIOError) or an unreachable peer: the datagram is lost, as on a
                 # congested network, and the engine's timeout for its answer handles it.
                 pass
-        if self._progress.statistics().tasks_waiting:
+        if self._watchers:
             progress, self._progress = self._progress, trio.Event()
             progress.set()
 
@@ -158,7 +159,11 @@ class UdpOverlay:
     async def _until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
         with trio.move_on_after(timeout):
             while not ready():
-                await self._progress.wait()
+                self._watchers += 1
+                try:
+                    await self._progress.wait()
+                finally:
+                    self._watchers -= 1
             return
         raise TimeoutError(f"{what} did not finish within {timeout} s")
 
@@ -179,15 +184,19 @@ class UdpOverlay:
         return await self.request(contact, Kind.PING, {}, timeout)
 
     async def bootstrap(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        """Ping a node known only by address; its pong enters it into our table. TimeoutError if silent."""
+        """Ask a node known only by address for our neighbours (`OverlayNode.bootstrap`); it enters our
+        table, and its answer can seed the join lookup (`lookup(own id, answers=[...])`). TimeoutError if
+        silent."""
         self._running_socket()
         txid = self.node.bootstrap((host, port), self.now())
-        return await self._answer(txid, f"bootstrap ping to {host}:{port}", timeout)
+        return await self._answer(txid, f"bootstrap request to {host}:{port}", timeout)
 
-    async def lookup(self, target: NodeId, timeout: float = DEFAULT_TIMEOUT) -> list[Contact]:
-        """The k live nodes closest to `target` that answered, nearest first."""
+    async def lookup(
+        self, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
+    ) -> list[Contact]:
+        """The k live nodes closest to `target` that answered, nearest first; `answers` as `start_lookup`'s."""
         self._running_socket()
-        lookup_id = self.node.start_lookup(target, self.now())
+        lookup_id = self.node.start_lookup(target, self.now(), answers)
         await self._queued()
         await self._until(lambda: self.node.lookup_result(lookup_id) is not None, timeout, "a lookup")
         result = self.node.lookup_result(lookup_id)
