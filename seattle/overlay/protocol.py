@@ -62,6 +62,10 @@ MAX_OUTCOMES = 4096
 FRESH_REQUEST = 30.0
 #: Bound requests remembered against replay (for FRESH_REQUEST seconds); when full, new ones get a ping back.
 MAX_SEEN_REQUESTS = 16384
+#: A request outside lookups (get_records, add_record, ping) waits this many lookup timeouts. A lookup can
+#: cut its wait short because a late answer still counts (`poll`); a direct request's late answer is lost, and
+#: many sent at once (a `find_records` asks 20 holders) queue behind each other at a busy node.
+DIRECT_TIMEOUT_FACTOR = 4
 #: Room left in a `records` answer for everything but the records (header, token, msgpack framing).
 _RECORDS_OVERHEAD = 200
 
@@ -437,7 +441,10 @@ class OverlayNode:
             data = messages.encode(self.identity, kind, txid, body)
         else:
             data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now)
-        deadline = now + self.rtt.timeout()
+        timeout = self.rtt.timeout()
+        if lookup is None:
+            timeout = min(self.rtt.max_timeout, DIRECT_TIMEOUT_FACTOR * timeout)
+        deadline = now + timeout
         answer = messages.RESPONSE_TO[kind]
         self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup, tracked)
         if lookup is None:
