@@ -9,7 +9,7 @@ import nacl.signing
 import pytest
 
 from seattle.keys import PublicKey
-from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId
+from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId, unpack_contact
 
 
 def fresh_key() -> PublicKey:
@@ -85,9 +85,51 @@ def test_non_int_id_is_a_type_error() -> None:
 def test_bad_contacts_are_refused_with_the_reason(host, port, message) -> None:
     with pytest.raises(ValueError, match=message):
         Contact(NodeId(1), host, port)
+    with pytest.raises(ValueError, match=message):
+        Contact.at(NodeId(1), host, port)
+
+
+@pytest.mark.parametrize("host", ["10.1.2.3", "2001:db8::5"])
+def test_packed_contacts_round_trip_to_one_shared_object(host: str) -> None:
+    contact = Contact(NodeId(2**255 + 7), host, 65535)
+    packed = contact.packed
+    assert len(packed) == ID_BYTES + len(ipaddress.ip_address(host).packed) + 2
+    assert packed[:ID_BYTES] == contact.node_id.to_bytes() and packed[-2:] == b"\xff\xff"
+    shared = unpack_contact(packed)
+    assert shared == contact and hash(shared) == hash(contact) and shared is not contact
+    assert unpack_contact(bytes(packed)) is shared
+    assert Contact.at(contact.node_id, host, 65535) is shared
+    assert Contact.at(contact.node_id, host, 65534) != shared
+
+
+def test_contacts_differ_by_id_host_or_port() -> None:
+    base = Contact(NodeId(1), "10.0.0.1", 80)
+    assert base != Contact(NodeId(2), "10.0.0.1", 80)
+    assert base != Contact(NodeId(1), "10.0.0.2", 80)
+    assert base != Contact(NodeId(1), "10.0.0.1", 81)
+    assert len({base, Contact(NodeId(1), "10.0.0.1", 80)}) == 1
+    assert base != ("10.0.0.1", 80)
+
+
+@pytest.mark.parametrize(
+    ("packed", "message"),
+    [
+        (b"\x00" * 37, "38 or 50 bytes"),
+        (b"\x00" * 51, "38 or 50 bytes"),
+        ("x" * 38, "38 or 50 bytes"),
+        (b"\x00" * 36 + b"\x00\x00", "port"),
+    ],
+)
+def test_bad_packed_contacts_are_refused_with_the_reason(packed, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        unpack_contact(packed)
 
 
 def test_contact_subnet_is_slash24_for_ipv4_and_slash64_for_ipv6() -> None:
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet == ipaddress.ip_network("10.1.2.0/24")
     assert Contact(NodeId(1), "2001:db8::5", 9).subnet == ipaddress.ip_network("2001:db8::/64")
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet != Contact(NodeId(2), "10.1.3.3", 9).subnet
+    assert Contact(NodeId(1), "10.1.2.3", 9).subnet_key == Contact(NodeId(2), "10.1.2.200", 7).subnet_key
+    assert Contact(NodeId(1), "10.1.2.3", 9).subnet_key != Contact(NodeId(2), "10.1.3.3", 9).subnet_key
+    assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key == Contact(NodeId(2), "2001:db8::ffff:1", 9).subnet_key
+    assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key != Contact(NodeId(2), "2001:db8:0:1::5", 9).subnet_key

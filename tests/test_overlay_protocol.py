@@ -198,7 +198,7 @@ def test_lookups_route_around_dead_nodes_and_count_their_failures() -> None:
         assert len(found) == 8 and found == sorted(found, key=victim.node_id.distance)
         assert len(set(found) & set(expected)) >= 6
     for victim in victims:
-        entry = me.table.bucket_for(victim.node_id).entries.get(victim.node_id)
+        entry = me.table.bucket_for(victim.node_id).entries.get(victim.node_id.value)
         assert entry is None or entry.failures >= 1
 
 
@@ -223,11 +223,11 @@ def test_a_lookup_answer_after_its_timeout_still_counts_and_clears_the_miss() ->
     [(to_d, _, d_address)] = deliver(from_c, to_c[1], address_of(0))  # c named d: a asks it
     now = EPOCH + 1.0005  # b's deadline has passed, d's has not
     assert a.poll(now) == []
-    assert a.table.bucket_for(b.node_id).entries[b.node_id].failures == 1
+    assert a.table.bucket_for(b.node_id).entries[b.node_id.value].failures == 1
     now += 0.0005
     assert deliver(late_from_b, to_b[1], address_of(0)) == []
     assert a.dropped["unexpected"] == 0
-    assert a.table.bucket_for(b.node_id).entries[b.node_id].failures == 0
+    assert a.table.bucket_for(b.node_id).entries[b.node_id.value].failures == 0
     assert a.rtt.srtt is not None and a.rtt.srtt > 0.1  # the slow sample moved the estimate
     [(from_d, _, _)] = deliver(to_d, address_of(0), d_address)
     deliver(from_d, d_address, address_of(0))
@@ -275,7 +275,7 @@ def test_an_unanswered_ping_times_out_and_counts_a_failure() -> None:
     assert node.outcome(txid).status is Status.WAITING
     network.settle()
     assert node.outcome(txid).status is Status.TIMED_OUT
-    assert node.table.bucket_for(network.contact(1).node_id).entries[network.contact(1).node_id].failures == 1
+    assert node.table.bucket_for(network.contact(1).node_id).entries[network.contact(1).node_id.value].failures == 1
 
 
 def test_a_tampered_message_is_dropped_unanswered_and_its_sender_never_enters() -> None:

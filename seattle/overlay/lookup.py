@@ -43,9 +43,9 @@ class RttEstimator:
             )
         self.min_timeout = min_timeout
         self.max_timeout = max_timeout
-        self._initial = initial_timeout
         self.srtt: float | None = None
         self.rttvar: float | None = None
+        self._timeout = initial_timeout  # kept current by `sample`: every request asks for it
 
     def sample(self, rtt: float) -> None:
         """Fold one measured round trip (seconds) into the smoothed estimate."""
@@ -53,15 +53,15 @@ class RttEstimator:
             raise ValueError(f"a round-trip time is a number >= 0 seconds, got {rtt!r}")
         if self.srtt is None or self.rttvar is None:
             self.srtt, self.rttvar = rtt, rtt / 2
-            return
-        self.rttvar = (1 - self.BETA) * self.rttvar + self.BETA * abs(self.srtt - rtt)
-        self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * rtt
+        else:
+            self.rttvar = (1 - self.BETA) * self.rttvar + self.BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - self.ALPHA) * self.srtt + self.ALPHA * rtt
+        self._timeout = min(self.max_timeout, max(self.min_timeout, self.srtt + 4 * self.rttvar))
 
     def timeout(self) -> float:
-        """How long to wait for a reply before counting it missed: SRTT + 4·RTTVAR, clamped."""
-        if self.srtt is None or self.rttvar is None:
-            return self._initial
-        return min(self.max_timeout, max(self.min_timeout, self.srtt + 4 * self.rttvar))
+        """How long to wait for a reply before counting it missed: SRTT + 4·RTTVAR, clamped (the initial
+        timeout until the first sample)."""
+        return self._timeout
 
 
 class _State(Enum):
@@ -163,7 +163,7 @@ class Lookup:
         peer = self._peers.get(contact.node_id.value ^ self._target)
         if peer is None or peer.state is _State.CANDIDATE or peer.contact != contact:
             raise ValueError(f"lookup got a reply from {contact}, which it never asked")
-        contacts = _checked(contacts, f"the find_node reply from {contact}")
+        contacts = _checked(contacts, "the find_node reply from", contact)
         if peer.state is not _State.ANSWERED:
             self.rtt.sample(now - peer.sent_at if rtt is None else rtt)
         if peer.state is _State.IN_FLIGHT:
@@ -182,10 +182,13 @@ class Lookup:
     def _learn_offered(self, contacts: list[Contact], path: int, depth: int) -> None:
         """Take at most k of the contacts an answer offered, nearest first: a hostile peer cannot bloat it."""
         target, known, own = self._target, self._peers, self._own_distance
-        offered = {other.node_id.value ^ target: other for other in contacts}
-        for distance in sorted(offered)[: self.k]:
+        if len(contacts) > self.k:  # never from an honest peer, whose answers hold at most k
+            offered = {other.node_id.value ^ target: other for other in contacts}
+            contacts = [offered[distance] for distance in sorted(offered)[: self.k]]
+        for other in contacts:
+            distance = other.node_id.value ^ target
             if distance not in known and distance != own:
-                self._learn(offered[distance], distance, path, depth)
+                self._learn(other, distance, path, depth)
 
     def on_timeout(self, contact: Contact, now: float) -> None:
         """Give up on `contact` (deadline passed, or the transport saw it is unreachable): frees its slot."""
@@ -246,7 +249,7 @@ class Lookup:
         return 0
 
     def _learn(self, contact: Contact, distance: int, path: int, depth: int) -> None:
-        if distance == self._own_distance or distance in self._peers:
+        if distance == self._own_distance or distance in self._peers:  # a repeat within one answer, or a seed
             return
         peer = _Peer(contact, path, distance, depth)
         self._peers[distance] = peer
@@ -255,10 +258,12 @@ class Lookup:
         self._by_distance.insert(position, peer)
 
 
-def _checked(contacts: Iterable[Contact], where: str) -> list[Contact]:
-    """`contacts` as a list, or TypeError naming `where` if anything in it is not a Contact."""
+def _checked(contacts: Iterable[Contact], where: str, sender: Contact | None = None) -> list[Contact]:
+    """`contacts` as a list, or TypeError naming `where` (and `sender`: formatted only for the error, as
+    every answer passes through here) if anything in it is not a Contact."""
     items = list(contacts)
     for item in items:
         if not isinstance(item, Contact):
-            raise TypeError(f"{where} must list Contacts, got {type(item).__name__}")
+            source = where if sender is None else f"{where} {sender}"
+            raise TypeError(f"{source} must list Contacts, got {type(item).__name__}")
     return items

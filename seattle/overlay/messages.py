@@ -35,10 +35,9 @@ All cheap checks run before the signature, so junk costs a node no cryptography.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -48,10 +47,10 @@ import nacl.bindings
 import nacl.exceptions
 
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
-from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId
+from seattle.overlay.nodeid import ID_BYTES, Contact, NodeId, unpack_contact
 from seattle.refusal import Refused
 
-CONTEXT = b"seattle/overlay/message/v1\x00"
+CONTEXT = b"seattle/overlay/message/v2\x00"
 MAX_DATAGRAM = 1400
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 TXID_SIZE = 8
@@ -99,7 +98,7 @@ class MessageRejected(Refused):
     """A datagram `decode` refused, or a message `encode` cannot send: stable `code`, readable `message`."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Message:
     """A verified message. Body values are already parsed: "nodes" holds `Contact`s, ids are `NodeId`s."""
 
@@ -110,10 +109,16 @@ class Message:
     #: For a bound request (module docstring): the receiver it was made for and when; else None.
     to: NodeId | None = None
     at: float | None = None
+    #: The id `sender`'s key stands for, derived when first asked (the engine asks several times a message).
+    _sender_id: NodeId | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def sender_id(self) -> NodeId:
-        return NodeId.from_public_key(self.sender)
+        sender_id = self._sender_id
+        if sender_id is None:
+            sender_id = NodeId.from_public_key(self.sender)
+            object.__setattr__(self, "_sender_id", sender_id)
+        return sender_id
 
     @property
     def is_request(self) -> bool:
@@ -173,41 +178,19 @@ def _records(value: Any) -> list[bytes]:
 
 
 
-#: Contacts are packed and unpacked 20 to an answer, mostly the same few thousand addresses: parse each once.
-#: Bounded, so a flood of distinct addresses costs at most a few MB.
-_CACHE_SIZE = 1 << 16
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _ip_text(packed: bytes) -> str:
-    return str(ipaddress.ip_address(packed))
-
-
 def _contacts(value: Any) -> list[Contact]:
-    if not isinstance(value, list):  # its length is bounded by the datagram's
+    """A list of packed contacts (`Contact.packed`); each known one costs one cache lookup."""
+    if value.__class__ is not list:  # its length is bounded by the datagram's
         raise ValueError(f"must be a list of contacts, got {type(value).__name__}")
-    contacts = []
-    for item in value:
-        # The common case, a triple seen before, costs one cache lookup; `_contact` checks the rest on a miss.
-        # The port's type is checked here, because True would otherwise hit the cache entry of port 1.
-        if item.__class__ is not list or len(item) != 3 or item[2].__class__ is not int:
-            raise ValueError(f"a contact is [id, ip, port] with an int port, got {item!r:.60}")
-        try:
-            contacts.append(_contact(*item))
-        except TypeError:  # an unhashable part (a list, a map): not bytes, so not a contact
-            raise ValueError(f"a contact is [id (bytes), ip (bytes), port], got {item!r:.60}") from None
-    return contacts
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _contact(raw_id: Any, raw_ip: Any, port: int) -> Contact:
-    """One shared, immutable `Contact` per wire triple (the same peers recur in every `nodes` answer)."""
-    if not isinstance(raw_ip, bytes) or len(raw_ip) not in (4, 16):
-        raise ValueError(f"a contact's ip is 4 or 16 bytes, got {raw_ip!r:.40}")
-    return Contact(_node_id_field(raw_id), _ip_text(raw_ip), port)
+    try:
+        return [unpack_contact(item) for item in value]
+    except TypeError:  # an unhashable item (a list, a map): not bytes, so not a contact
+        raise ValueError("a contact is packed as bytes: id (32) + IP (4 or 16) + port (2)") from None
 
 
 def _time(value: Any) -> float:
+    if value.__class__ is float and 0 <= value < math.inf:  # the usual case, checked cheaply
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
         raise ValueError(f"a request's time is a finite number of seconds >= 0, got {value!r:.40}")
     return float(value)
@@ -219,16 +202,19 @@ def _node_id_wire(value: Any) -> bytes:
     return value.to_bytes()
 
 
-def _contacts_wire(value: Any) -> list[tuple[bytes, bytes, int]]:
-    # [id (32 bytes), packed IP (4 or 16 bytes), port]: 20 IPv6 contacts still fit one datagram.
+def _contacts_wire(value: Any) -> list[bytes]:
+    # 38 bytes per IPv4 contact, 50 per IPv6 one: 20 IPv6 contacts still fit one datagram.
     if isinstance(value, list | tuple):
-        wire = [contact.wire for contact in value if contact.__class__ is Contact]
+        wire = [contact.packed for contact in value if contact.__class__ is Contact]
         if len(wire) == len(value):
             return wire
     raise ValueError(f"must be a list of Contacts, got {value!r:.60}")
 
 
 _txid = _fixed_bytes(TXID_SIZE)
+#: One packer for every message: `msgpack.packb` builds a new one, with a fresh 256 KiB buffer, per call. It
+#: holds no state between calls (autoreset), and packing plain values runs entirely under the GIL.
+_PACKER = msgpack.Packer(use_bin_type=True)
 
 _Parse = Callable[[Any], Any]
 #: Fields whose Python form differs from their wire form; every other field travels as it is.
@@ -282,7 +268,8 @@ def encode(
     if not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
     try:
-        kind = Kind(kind)
+        if kind.__class__ is not Kind:
+            kind = Kind(kind)
         _txid(txid)
         fields = BODIES[kind]
         if not isinstance(body, dict) or body.keys() != fields.keys():
@@ -296,7 +283,7 @@ def encode(
                 wire[name] = parse(body[name]) if to_wire is None else to_wire(body[name])
             except ValueError as error:
                 raise ValueError(f"{kind} field {name!r} {error}") from None
-        fields_list: list[Any] = [str(kind), txid, wire]
+        fields_list: list[Any] = [kind.value, txid, wire]
         if (to is None) != (at is None):
             raise ValueError("`to` and `at` bind a request together: give both or neither")
         if to is not None:
@@ -306,7 +293,7 @@ def encode(
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
     key, secret = identity.sodium_key_pair
-    payload = msgpack.packb(fields_list, use_bin_type=True)
+    payload = _PACKER.pack(fields_list)
     signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
     data = signature + key + payload
     if len(data) > MAX_DATAGRAM:
@@ -314,11 +301,17 @@ def encode(
     return data
 
 
+@lru_cache(maxsize=1 << 14)
+def _public_key(raw: bytes) -> PublicKey:
+    """One shared `PublicKey` per sender: a node hears from the same few thousand peers again and again."""
+    return PublicKey(raw)
+
+
 def decode(data: bytes) -> Message:
     """Parse and verify one datagram; MessageRejected with the first failing check (see the module doc)."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise MessageRejected(MALFORMED, f"a datagram is bytes, not {type(data).__name__}")
     if data.__class__ is not bytes:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise MessageRejected(MALFORMED, f"a datagram is bytes, not {type(data).__name__}")
         data = bytes(data)
     if len(data) > MAX_DATAGRAM:
         raise MessageRejected(
@@ -351,9 +344,9 @@ def decode(data: bytes) -> Message:
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, str(error)) from None
     try:
-        nacl.bindings.crypto_sign_open(signature + CONTEXT + key + payload, key)
+        nacl.bindings.crypto_sign_open(signature + CONTEXT + data[SIGNATURE_SIZE:], key)
     except (nacl.exceptions.CryptoError, ValueError):
         raise MessageRejected(
             BAD_SIGNATURE, f"the signature does not verify under the key it carries ({key.hex()[:16]}…)"
         ) from None
-    return Message(kind, txid, PublicKey(key), parsed, to, at)
+    return Message(kind, txid, _public_key(key), parsed, to, at)

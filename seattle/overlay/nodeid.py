@@ -136,17 +136,22 @@ class NodeId:
         return self.hex()[:16]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Contact:
-    """How to reach a peer: its id and the UDP address it proved its key from."""
+    """How to reach a peer: its id and the UDP address it proved its key from.
+
+    Messages carry a contact as its `packed` form, id (32 bytes) ‖ IP (4 or 16) ‖ port (2, big-endian).
+    `Contact.at` and `unpack_contact` hand out one shared object per contact: every `nodes` answer names
+    20 of the same few thousand peers, so sharing saves the parsing, and the memory of a process that runs
+    many nodes (the simulator, the benchmarks), whose tables then hold one object per peer, not one each.
+    """
 
     node_id: NodeId
     host: str
     port: int
-    # `subnet`, once asked: one object per contact, shared by every table that holds this contact object.
-    _subnet: ipaddress.IPv4Network | ipaddress.IPv6Network | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
+    # Computed once when first asked, then shared by every table and message that holds this object.
+    _subnet: bytes | None = field(default=None, init=False, repr=False)
+    _packed: bytes | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, NodeId):
@@ -156,25 +161,56 @@ class Contact:
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ValueError(f"contact port must be an int in 1..65535, got {self.port!r}")
 
+    @classmethod
+    def at(cls, node_id: NodeId, host: str, port: int) -> Contact:
+        """The shared contact for `node_id` at (host, port); ValueError/TypeError as the constructor's."""
+        if not isinstance(node_id, NodeId):
+            raise TypeError(f"contact node_id must be a NodeId, got {type(node_id).__name__}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"contact port must be an int in 1..65535, got {port!r}")
+        try:
+            ip = _packed_ip(host)
+        except (TypeError, ValueError):
+            raise ValueError(f"contact host must be an IP address literal, got {host!r:.80}") from None
+        return unpack_contact(node_id.raw + ip + port.to_bytes(2, "big"))
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:  # the usual case: contacts are shared
+            return True
+        if other.__class__ is not Contact:
+            return NotImplemented
+        return (self.node_id, self.host, self.port) == (other.node_id, other.host, other.port)  # type: ignore
+
+    def __hash__(self) -> int:
+        return hash((self.node_id.value, self.host, self.port))
+
+    @property
+    def subnet_key(self) -> bytes:
+        """The address's /24 (IPv4) or /64 (IPv6) prefix, packed (3 or 8 bytes, so the two never collide): the
+        range one operator typically controls. Routing tables cap contacts per range so that one machine or
+        cheap cloud block cannot fill a bucket with Sybil ids, and count them under this key, which hashes in
+        C. Cached, because every insert into a bucket asks for it."""
+        key = self._subnet
+        if key is None:
+            packed = self.packed
+            key = packed[ID_BYTES : ID_BYTES + (3 if len(packed) == PACKED_SIZES[0] else 8)]
+            object.__setattr__(self, "_subnet", key)
+        return key
+
     @property
     def subnet(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        """The address range one operator typically controls: /24 for IPv4, /64 for IPv6.
-
-        Routing tables cap contacts per range so that one machine or cheap cloud block cannot fill a bucket
-        with Sybil ids. Cached, because every insert into a bucket looks it up: on the contact, and per host
-        for the contacts rebuilt from every datagram.
-        """
-        subnet = self._subnet
-        if subnet is None:
-            subnet = _subnet(self.host)
-            object.__setattr__(self, "_subnet", subnet)
-        return subnet
+        """The network `subnet_key` stands for, for people and logs."""
+        address = ipaddress.ip_address(self.host)
+        return ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False)
 
     @property
-    def wire(self) -> tuple[bytes, bytes, int]:
-        """(id, packed IP, port): how messages carry a contact (4 or 16 address bytes, not text). Not cached
-        on the contact: 150 bytes for each of a node's contacts would cost more memory than it saves time."""
-        return (self.node_id.raw, _packed_ip(self.host), self.port)
+    def packed(self) -> bytes:
+        """id ‖ IP ‖ port, 38 or 50 bytes: how messages carry a contact (class docstring)."""
+        packed = self._packed
+        if packed is None:
+            packed = self.node_id.raw + _packed_ip(self.host) + self.port.to_bytes(2, "big")
+            object.__setattr__(self, "_packed", packed)
+        return packed
 
 
 #: Parse caches. Contacts are rebuilt from every datagram, so the same few thousand hosts are parsed again and
@@ -186,6 +222,30 @@ _CACHE_SIZE = 1 << 16
 def _id_of_key(raw: bytes) -> NodeId:
     digest = hashlib.blake2b(raw, digest_size=ID_BYTES).digest()
     return NodeId._trusted(int.from_bytes(digest, "big"), digest)
+
+
+#: Sizes of a packed contact: id, IPv4 or IPv6 address, port.
+PACKED_SIZES = (ID_BYTES + 4 + 2, ID_BYTES + 16 + 2)
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def unpack_contact(packed: bytes) -> Contact:
+    """The shared contact a `Contact.packed` form names; ValueError saying what is wrong (TypeError if
+    `packed` is unhashable, so certainly not bytes). Cached: most contacts in answers were seen before."""
+    if packed.__class__ is not bytes or len(packed) not in PACKED_SIZES:
+        raise ValueError(f"a packed contact is {' or '.join(map(str, PACKED_SIZES))} bytes, got {packed!r:.60}")
+    raw = packed[:ID_BYTES]
+    port = int.from_bytes(packed[-2:], "big")
+    if port == 0:
+        raise ValueError(f"a contact's port is 1..65535, got 0 in {packed!r:.60}")
+    contact = Contact(NodeId._trusted(int.from_bytes(raw, "big"), raw), _ip_text(packed[ID_BYTES:-2]), port)
+    object.__setattr__(contact, "_packed", packed)
+    return contact
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _ip_text(packed: bytes) -> str:
+    return str(ipaddress.ip_address(packed))
 
 
 @lru_cache(maxsize=_CACHE_SIZE)
@@ -200,34 +260,3 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _Subnet4(ipaddress.IPv4Network):
-    """An IPv4Network that computes its hash once: routing tables count contacts per subnet in a Counter, and
-    the stock hash (two int conversions of address objects, every time) dominated building large tables."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(address, strict=False)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-
-class _Subnet6(ipaddress.IPv6Network):
-    """`_Subnet4` for IPv6."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(address, strict=False)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-
-@lru_cache(maxsize=_CACHE_SIZE)
-def _subnet(host: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    address = ipaddress.ip_address(host)
-    if address.version == 4:
-        return _Subnet4(f"{address}/24")
-    return _Subnet6(f"{address}/64")

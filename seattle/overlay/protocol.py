@@ -143,6 +143,10 @@ class OverlayNode:
         self._results: OrderedDict[int, list[Contact]] = OrderedDict()
         self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
         self._lookup_ids = itertools.count(1)
+        #: How many requests and lookups have ended so far: a transport wakes whoever awaits an outcome or a
+        #: lookup result only when this changes, not after every datagram.
+        self.finished = 0
+        self._txid_pool, self._txid_offset = b"", 0
         self._secret = secrets.token_bytes(32)
         self._previous_secret = secrets.token_bytes(32)
         self._rotated_at: float | None = None
@@ -305,19 +309,19 @@ class OverlayNode:
         known = self._known(sender, address)
         if known is not None:
             self.table.observe(known, now)
-        elif request.to is None:
-            pass  # unbound: admits nobody (module docstring)
-        elif self._bound_to_us(request, now) and self.table.has_room_for(Contact(sender, *address)):
-            self.table.observe(Contact(sender, *address), now)
-        elif (
-            not self._awaiting(sender, address)
-            and self.table.has_room_for(Contact(sender, *address))
-            and sender not in self._verifying
-            and len(self._verifying) < MAX_VERIFYING
-            and len(self._pending) < MAX_PENDING
-        ):
-            self._verifying.add(sender)
-            self._queue(address, Contact(sender, *address), Kind.PING, {}, now, None, tracked=False)
+        elif request.to is not None:  # an unbound request admits nobody (module docstring)
+            contact = Contact.at(sender, *address)
+            if self._bound_to_us(request, now) and self.table.has_room_for(contact):
+                self.table.observe(contact, now)
+            elif (
+                not self._awaiting(sender, address)
+                and self.table.has_room_for(contact)
+                and sender not in self._verifying
+                and len(self._verifying) < MAX_VERIFYING
+                and len(self._pending) < MAX_PENDING
+            ):
+                self._verifying.add(sender)
+                self._queue(address, contact, Kind.PING, {}, now, None, tracked=False)
         kind, body = self._handle(request, address[0], now)
         self._reply(request, address, kind, body)
 
@@ -367,18 +371,18 @@ class OverlayNode:
         if pending is None:
             self.dropped["unexpected"] += 1
             return
-        expected = pending.contact.node_id if pending.contact is not None else answer.sender_id
-        if pending.address != address or answer.sender_id != expected:
+        sender = answer.sender_id
+        if pending.address != address or (pending.contact is not None and sender != pending.contact.node_id):
             # Not popped: a forged answer must not cancel the real one still on its way.
             self.dropped["wrong_sender"] += 1
             return
-        if answer.kind not in (pending.answer, Kind.ERROR):
+        if answer.kind is not pending.answer and answer.kind is not Kind.ERROR:
             self.dropped["wrong_kind"] += 1
             return
         del self._pending[answer.txid]
-        # The table's own Contact when it has this one, so a refresh allocates nothing new.
-        contact = self._known(answer.sender_id, address) or Contact(answer.sender_id, *address)
-        self._verifying.discard(answer.sender_id)
+        # The table's own Contact when it has this one (`Contact.at` shares one object per contact anyway).
+        contact = self._known(sender, address) or Contact.at(sender, *address)
+        self._verifying.discard(sender)
         self.table.observe(contact, now)
         if pending.lookup is None:
             self.rtt.sample(now - pending.sent_at)
@@ -394,7 +398,8 @@ class OverlayNode:
 
     def _bound_to_us(self, request: Message, now: float) -> bool:
         """True once for a fresh request bound to our id (module docstring); records it against replay."""
-        if request.to != self.node_id or request.at is None or abs(request.at - now) > FRESH_REQUEST:
+        to, at = request.to, request.at
+        if to is None or to.value != self.node_id.value or at is None or abs(at - now) > FRESH_REQUEST:
             return False
         seen = self._seen_requests
         while seen and next(iter(seen.values())) <= now:
@@ -416,7 +421,7 @@ class OverlayNode:
 
     def _known(self, node_id: NodeId, address: Address) -> Contact | None:
         """The table's contact for `node_id` if it is at `address` (canonical), else None."""
-        entry = self.table.bucket_for(node_id).entries.get(node_id)
+        entry = self.table.bucket_for(node_id).entries.get(node_id.value)
         if entry is not None and (entry.contact.host, entry.contact.port) == address:
             return entry.contact
         return None
@@ -436,7 +441,7 @@ class OverlayNode:
         lookup: int | None,
         tracked: bool = True,
     ) -> bytes:
-        txid = secrets.token_bytes(messages.TXID_SIZE)
+        txid = self._new_txid()
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
             data = messages.encode(self.identity, kind, txid, body)
         else:
@@ -452,12 +457,22 @@ class OverlayNode:
         self._outbox.append((data, address))
         return txid
 
+    def _new_txid(self) -> bytes:
+        """A fresh random transaction id, cut from a pool drawn from the OS's CSPRNG 64 ids at a time (one
+        system call each, instead of one per request)."""
+        if self._txid_offset >= len(self._txid_pool):
+            self._txid_pool, self._txid_offset = secrets.token_bytes(64 * messages.TXID_SIZE), 0
+        start = self._txid_offset
+        self._txid_offset = start + messages.TXID_SIZE
+        return self._txid_pool[start : self._txid_offset]
+
     def _check_room(self) -> None:
         """Cap caller-made requests; lookups (α each) and verification pings are bounded separately."""
         if len(self._pending) >= MAX_PENDING:
             raise RuntimeError(f"this node already awaits {MAX_PENDING} answers; let some finish first")
 
     def _settle(self, txid: bytes, outcome: Outcome) -> None:
+        self.finished += 1
         self._outcomes[txid] = outcome
         while len(self._outcomes) > MAX_OUTCOMES:
             self._outcomes.popitem(last=False)
@@ -467,6 +482,7 @@ class OverlayNode:
         for txid in search.txids.values():
             self._pending.pop(txid, None)
         del self._searches[lookup_id]
+        self.finished += 1
         self._results[lookup_id] = search.lookup.result()
         while len(self._results) > MAX_OUTCOMES:
             self._results.popitem(last=False)
@@ -502,20 +518,22 @@ def _error(code: str, message: str) -> tuple[Kind, dict[str, Any]]:
 
 
 def _checked_address(address: Any) -> Address:
-    """A transport bug (not remote input), so it raises: (IP literal, port 1..65535)."""
+    """A transport bug (not remote input), so it raises: (IP literal, port 1..65535), host made canonical."""
+    if address.__class__ is tuple and len(address) == 2 and address[1].__class__ is int:
+        return _canonical_address(address)  # the port's type checked first: (h, True) would hit (h, 1)
     if not isinstance(address, tuple) or len(address) != 2:
         raise TypeError(f"an address is a (host, port) tuple, got {address!r:.80}")
-    host, port = address
-    try:
-        host = _canonical_host(host)
-    except ValueError:
-        raise ValueError(f"an address host must be an IP literal, got {host!r:.80}") from None
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ValueError(f"an address port must be an int in 1..65535, got {port!r:.40}")
-    return host, port
+    raise ValueError(f"an address port must be an int in 1..65535, got {address[1]!r:.40}")
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _canonical_host(host: str) -> str:
-    """The canonical spelling of an IP literal; cached because every datagram in and out is checked."""
-    return str(ipaddress.ip_address(host))
+def _canonical_address(address: tuple[Any, int]) -> Address:
+    """Cached because every datagram in and out is checked, and peers are few."""
+    host, port = address
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        raise ValueError(f"an address host must be an IP literal, got {host!r:.80}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"an address port must be an int in 1..65535, got {port!r:.40}")
+    return host, port

@@ -47,24 +47,28 @@ class _Entry:
 
 @dataclass(slots=True)
 class Bucket:
-    """Contacts whose ids lie in [low, high); `entries` least recently seen first (eviction order)."""
+    """Contacts whose ids lie in [low, high); `entries` least recently seen first (eviction order).
+
+    Entries and replacements are keyed by the id's int value (`NodeId.value`): ints hash and compare in C, and
+    `closest` ranks a bucket by XOR-ing those keys alone.
+    """
 
     low: int
     high: int
-    entries: dict[NodeId, _Entry] = field(default_factory=dict)
-    replacements: dict[NodeId, _Entry] = field(default_factory=dict)
+    entries: dict[int, _Entry] = field(default_factory=dict)
+    replacements: dict[int, _Entry] = field(default_factory=dict)
     # Entries per /24 or /64, kept in step with `entries` by insert()/remove() so the limit check is O(1).
-    subnets: Counter[Any] = field(default_factory=Counter)
+    subnets: Counter[bytes] = field(default_factory=Counter)
 
     def insert(self, entry: _Entry) -> None:
         """Append `entry` as the most recently seen contact."""
-        self.entries[entry.contact.node_id] = entry
-        self.subnets[entry.contact.subnet] += 1
+        self.entries[entry.contact.node_id.value] = entry
+        self.subnets[entry.contact.subnet_key] += 1
 
     def remove(self, node_id: NodeId) -> _Entry | None:
-        entry = self.entries.pop(node_id, None)
+        entry = self.entries.pop(node_id.value, None)
         if entry is not None:
-            self.subnets[entry.contact.subnet] -= 1
+            self.subnets[entry.contact.subnet_key] -= 1
         return entry
 
     def covers(self, node_id: NodeId) -> bool:
@@ -74,7 +78,7 @@ class Bucket:
         return [entry.contact for entry in self.entries.values()]
 
     def subnet_count(self, contact: Contact) -> int:
-        return self.subnets[contact.subnet]
+        return self.subnets[contact.subnet_key]
 
 
 class RoutingTable:
@@ -113,7 +117,7 @@ class RoutingTable:
         return sum(len(bucket.entries) for bucket in self.buckets)
 
     def __contains__(self, node_id: object) -> bool:
-        return isinstance(node_id, NodeId) and node_id in self.bucket_for(node_id).entries
+        return isinstance(node_id, NodeId) and node_id.value in self.bucket_for(node_id).entries
 
     def __iter__(self) -> Iterator[Contact]:
         for bucket in self.buckets:
@@ -129,7 +133,7 @@ class RoutingTable:
             raise ValueError("routing table refuses our own id as a contact")
         while True:
             bucket = self.bucket_for(contact.node_id)
-            known = bucket.entries.get(contact.node_id)
+            known = bucket.entries.get(contact.node_id.value)
             if known is not None:
                 return self._refresh(bucket, known, contact, now)
             if len(bucket.entries) >= self.k and bucket.covers(self.own_id):
@@ -139,7 +143,7 @@ class RoutingTable:
             if bucket.subnet_count(contact) >= self.max_per_subnet:
                 return Observed.SUBNET_FULL
             if len(bucket.entries) < self.k:
-                bucket.replacements.pop(contact.node_id, None)
+                bucket.replacements.pop(contact.node_id.value, None)
                 bucket.insert(_Entry(contact, now))
                 return Observed.ADDED
             self._cache(bucket, _Entry(contact, now))
@@ -150,7 +154,7 @@ class RoutingTable:
         cache, nor refuse it for its subnet). Changes nothing: the engine asks before spending a verification
         ping on a requester the table would not take anyway."""
         bucket = self.bucket_for(contact.node_id)
-        if contact.node_id in bucket.entries:
+        if contact.node_id.value in bucket.entries:
             return True
         if len(bucket.entries) >= self.k:
             return bucket.covers(self.own_id)  # it splits, and the subnet limit is judged in the halves
@@ -165,9 +169,9 @@ class RoutingTable:
         """
         del now
         bucket = self.bucket_for(node_id)
-        if bucket.replacements.pop(node_id, None) is not None:
+        if bucket.replacements.pop(node_id.value, None) is not None:
             return True
-        entry = bucket.entries.get(node_id)
+        entry = bucket.entries.get(node_id.value)
         if entry is None:
             return False
         entry.failures += 1
@@ -184,20 +188,26 @@ class RoutingTable:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"closest() count must be an int >= 0, got {count!r}")
         value = target.value
+        # Buckets are keyed by id values, and XOR with the target is its own inverse, so a bucket is ranked by
+        # sorting plain ints (distances) and its contacts are found again under `distance ^ value`.
+        xor = value.__xor__  # maps a key to its distance and back, in C when given to `map`
+        nearest = self.bucket_for(target)
+        if len(nearest.entries) >= count:  # the usual case for a target far from our own id
+            entries = nearest.entries
+            return [entries[key].contact for key in map(xor, sorted(map(xor, entries))[:count])]
         # A bucket is an aligned power-of-two range, so its ids' distances to `target` fill an aligned range
         # of the same size, and no two buckets' distance ranges overlap: ordering buckets by the distance of
         # any one id in each (`low`) orders all their ids. So visit buckets in that order and stop once
         # `count` are collected: only those buckets are sorted.
-        ranked: list[tuple[int, Contact]] = []
-        for bucket in sorted(self.buckets, key=lambda b: b.low ^ value):
-            if len(ranked) >= count:
+        found: list[Contact] = []
+        lows, buckets = self._lows, self.buckets
+        for low in map(xor, sorted(map(xor, lows))):
+            room = count - len(found)
+            if room <= 0:
                 break
-            # (distance, contact) pairs sort without a key function; ids in a table are distinct, so are the
-            # distances, and the comparison never reaches the contacts.
-            nearby = [(node_id.value ^ value, entry.contact) for node_id, entry in bucket.entries.items()]
-            nearby.sort()
-            ranked += nearby
-        return [contact for _, contact in ranked[:count]]
+            entries = buckets[bisect.bisect_left(lows, low)].entries
+            found += [entries[key].contact for key in map(xor, sorted(map(xor, entries))[:room])]
+        return found
 
     def replacements(self) -> list[Contact]:
         return [entry.contact for bucket in self.buckets for entry in bucket.replacements.values()]
@@ -263,20 +273,20 @@ class RoutingTable:
             bucket = table.bucket_for(entry.contact.node_id)
             if bucket.covers(table.own_id) or len(bucket.entries) < table.k:
                 table.observe(entry.contact, entry.last_seen)
-            elif entry.contact.node_id not in bucket.entries:
+            elif entry.contact.node_id.value not in bucket.entries:
                 table._cache(bucket, entry)
         return table
 
     def _refresh(self, bucket: Bucket, known: _Entry, contact: Contact, now: float) -> Observed:
         """Move a known contact to the most-recent end, its failures forgiven; accept a new address only
         within the subnet limit. The same address (the usual case) leaves the subnet counts as they are."""
-        node_id = contact.node_id
-        if contact == known.contact:
-            del bucket.entries[node_id]
+        value = contact.node_id.value
+        if contact is known.contact or contact == known.contact:
+            del bucket.entries[value]
             known.last_seen, known.failures = max(now, known.last_seen), 0
-            bucket.entries[node_id] = known
+            bucket.entries[value] = known
             return Observed.REFRESHED
-        bucket.remove(node_id)
+        bucket.remove(contact.node_id)
         if bucket.subnet_count(contact) >= self.max_per_subnet:
             contact = known.contact
         bucket.insert(_Entry(contact, max(now, known.last_seen)))
@@ -284,17 +294,18 @@ class RoutingTable:
 
     def _cache(self, bucket: Bucket, entry: _Entry) -> None:
         """Keep `entry` as a replacement, newest last, forgetting the oldest beyond `replacement_size`."""
-        bucket.replacements.pop(entry.contact.node_id, None)
-        bucket.replacements[entry.contact.node_id] = entry
+        value = entry.contact.node_id.value
+        bucket.replacements.pop(value, None)
+        bucket.replacements[value] = entry
         while len(bucket.replacements) > self.replacement_size:
             del bucket.replacements[next(iter(bucket.replacements))]
 
     def _promote(self, bucket: Bucket) -> None:
         """Fill a freed slot with the most recently seen replacement that respects the subnet limit."""
-        for node_id in reversed(list(bucket.replacements)):
-            entry = bucket.replacements[node_id]
+        for value in reversed(list(bucket.replacements)):
+            entry = bucket.replacements[value]
             if bucket.subnet_count(entry.contact) < self.max_per_subnet:
-                del bucket.replacements[node_id]
+                del bucket.replacements[value]
                 entry.failures = 0
                 bucket.insert(entry)
                 return
@@ -307,10 +318,10 @@ class RoutingTable:
         """
         middle = (bucket.low + bucket.high) // 2
         lower, upper = Bucket(bucket.low, middle), Bucket(middle, bucket.high)
-        for node_id, entry in bucket.entries.items():
-            (lower if node_id.value < middle else upper).entries[node_id] = entry
+        for value, entry in bucket.entries.items():
+            (lower if value < middle else upper).entries[value] = entry
         for half in (lower, upper):  # counted in one pass each (Counter counts an iterable in C)
-            half.subnets.update(entry.contact.subnet for entry in half.entries.values())
+            half.subnets.update(entry.contact.subnet_key for entry in half.entries.values())
         index = self.buckets.index(bucket)
         self.buckets[index : index + 1] = [lower, upper]
         self._lows.insert(index + 1, middle)

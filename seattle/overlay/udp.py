@@ -60,7 +60,10 @@ class UdpOverlay:
         self._offset = 0.0
         self._kick = trio.Event()
         self._progress = trio.Event()
-        self._watchers = 0  # helpers waiting on `_progress`: an Event is set (and replaced) only when one is
+        #: Helpers waiting on `_progress`, which is set (and replaced) only when one is and a request or lookup
+        #: has ended since (`OverlayNode.finished`).
+        self._watchers = 0
+        self._finished = 0
         self._stack = AsyncExitStack()
 
     @property
@@ -142,7 +145,8 @@ class UdpOverlay:
                 # A full send buffer (BlockingIOError) or an unreachable peer: the datagram is lost, as on a
                 # congested network, and the engine's timeout for its answer handles it.
                 pass
-        if self._watchers:
+        if self._watchers and self.node.finished != self._finished:
+            self._finished = self.node.finished
             progress, self._progress = self._progress, trio.Event()
             progress.set()
 
