@@ -71,6 +71,11 @@ class _State(Enum):
     FAILED = "failed"
 
 
+# Module-level names for the states: Python 3.11 reads an enum member through a descriptor (about 100 ns),
+# and the loops below test a state for every peer they pass.
+_CANDIDATE, _IN_FLIGHT, _ANSWERED, _FAILED = _State.CANDIDATE, _State.IN_FLIGHT, _State.ANSWERED, _State.FAILED
+
+
 class _Peer:
     """One contact the lookup knows of. `distance` to the target is computed once, as peers are kept sorted by
     it; `depth` is the number of requests on the chain that led to it (a seed is 1: one request reaches it)."""
@@ -82,7 +87,7 @@ class _Peer:
         self.path = path
         self.distance = distance
         self.depth = depth
-        self.state = _State.CANDIDATE
+        self.state = _CANDIDATE
         self.sent_at = 0.0
         self.deadline = 0.0
 
@@ -136,10 +141,10 @@ class Lookup:
         chosen: list[Contact] = []
         for peer in self._by_distance:
             path = peer.path
-            if peer.state is _State.FAILED or free[path] <= 0:
+            if peer.state is _FAILED or free[path] <= 0:
                 continue
-            if peer.state is _State.CANDIDATE:
-                peer.state, peer.sent_at, peer.deadline = _State.IN_FLIGHT, now, now + self.rtt.timeout()
+            if peer.state is _CANDIDATE:
+                peer.state, peer.sent_at, peer.deadline = _IN_FLIGHT, now, now + self.rtt.timeout()
                 self._in_flight[path] += 1
                 self._waiting[peer.distance] = peer
                 chosen.append(peer.contact)
@@ -161,15 +166,15 @@ class Lookup:
         and its slow RTT is exactly the sample the estimator needs to stop timing out such peers.
         """
         peer = self._peers.get(contact.node_id.value ^ self._target)
-        if peer is None or peer.state is _State.CANDIDATE or peer.contact != contact:
+        if peer is None or peer.state is _CANDIDATE or peer.contact != contact:
             raise ValueError(f"lookup got a reply from {contact}, which it never asked")
         contacts = _checked(contacts, "the find_node reply from", contact)
-        if peer.state is not _State.ANSWERED:
+        if peer.state is not _ANSWERED:
             self.rtt.sample(now - peer.sent_at if rtt is None else rtt)
-        if peer.state is _State.IN_FLIGHT:
+        if peer.state is _IN_FLIGHT:
             self._in_flight[peer.path] -= 1
             del self._waiting[peer.distance]
-        peer.state = _State.ANSWERED
+        peer.state = _ANSWERED
         self._learn_offered(contacts, peer.path, peer.depth + 1)
 
     def learn_answer(self, contacts: Iterable[Contact]) -> None:
@@ -194,9 +199,9 @@ class Lookup:
         """Give up on `contact` (deadline passed, or the transport saw it is unreachable): frees its slot."""
         del now
         peer = self._peers.get(contact.node_id.value ^ self._target)
-        if peer is None or peer.state is not _State.IN_FLIGHT:
+        if peer is None or peer.state is not _IN_FLIGHT:
             raise ValueError(f"lookup has no request in flight to {contact}")
-        peer.state = _State.FAILED
+        peer.state = _FAILED
         self._in_flight[peer.path] -= 1
         del self._waiting[peer.distance]
 
@@ -219,32 +224,32 @@ class Lookup:
         """True when, on every path, each of the k closest contacts not known dead has answered."""
         counts = [0] * self.paths  # the path's shortlist so far; stop at the first peer not yet answered
         for peer in self._by_distance:
-            if peer.state is _State.FAILED or counts[peer.path] == self.k:
+            if peer.state is _FAILED or counts[peer.path] == self.k:
                 continue
-            if peer.state is not _State.ANSWERED:
+            if peer.state is not _ANSWERED:
                 return False
             counts[peer.path] += 1
         return True
 
     def result(self) -> list[Contact]:
         """The k closest contacts that answered, nearest first (over all paths)."""
-        return [peer.contact for peer in self._by_distance if peer.state is _State.ANSWERED][: self.k]
+        return [peer.contact for peer in self._by_distance if peer.state is _ANSWERED][: self.k]
 
     @property
     def asked(self) -> int:
         """How many peers were sent a find_node (each is one request datagram)."""
-        return sum(1 for peer in self._by_distance if peer.state is not _State.CANDIDATE)
+        return sum(1 for peer in self._by_distance if peer.state is not _CANDIDATE)
 
     @property
     def answered(self) -> int:
         """How many of the peers asked answered (each answer is one datagram)."""
-        return sum(1 for peer in self._by_distance if peer.state is _State.ANSWERED)
+        return sum(1 for peer in self._by_distance if peer.state is _ANSWERED)
 
     def hops(self) -> int:
         """Requests on the chain that found the closest contact that answered: 1 if it was a seed (asked
         straight from our own table), d + 1 if a peer found after d requests named it; 0 with no answer."""
         for peer in self._by_distance:
-            if peer.state is _State.ANSWERED:
+            if peer.state is _ANSWERED:
                 return peer.depth
         return 0
 

@@ -82,8 +82,10 @@ class Kind(StrEnum):
     ERROR = "error"
 
 
-#: Kinds by their wire names: a dict lookup, where `Kind(name)` runs the enum machinery for every datagram.
+#: Kinds by their wire names and back: dict lookups, where `Kind(name)` and `kind.value` run the enum machinery
+#: (Python 3.11 reads members and their values through descriptors) for every datagram.
 _KINDS: dict[str, Kind] = {kind.value: kind for kind in Kind}
+_WIRE_NAMES: dict[Kind, str] = {kind: kind.value for kind in Kind}
 
 #: The answer each request expects (ERROR may answer any of them).
 RESPONSE_TO = {
@@ -283,7 +285,7 @@ def encode(
                 wire[name] = parse(body[name]) if to_wire is None else to_wire(body[name])
             except ValueError as error:
                 raise ValueError(f"{kind} field {name!r} {error}") from None
-        fields_list: list[Any] = [kind.value, txid, wire]
+        fields_list: list[Any] = [_WIRE_NAMES[kind], txid, wire]
         if (to is None) != (at is None):
             raise ValueError("`to` and `at` bind a request together: give both or neither")
         if to is not None:

@@ -149,9 +149,12 @@ class Contact:
     node_id: NodeId
     host: str
     port: int
-    # Computed once when first asked, then shared by every table and message that holds this object.
-    _subnet: bytes | None = field(default=None, init=False, repr=False)
-    _packed: bytes | None = field(default=None, init=False, repr=False)
+    #: id ‖ IP ‖ port, 38 or 50 bytes: how messages carry a contact. Every answer sends 20, so it is kept.
+    packed: bytes = field(init=False, repr=False)
+    #: The address's /24 (IPv4) or /64 (IPv6) prefix, packed (3 or 8 bytes, so the two never collide): the
+    #: range one operator typically controls. Routing tables cap contacts per range so that one machine or
+    #: cheap cloud block cannot fill a bucket with Sybil ids, and count them under this key (it hashes in C).
+    subnet_key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.node_id, NodeId):
@@ -160,6 +163,9 @@ class Contact:
             raise ValueError(f"contact host must be an IP address literal, got {self.host!r:.80}")
         if isinstance(self.port, bool) or not isinstance(self.port, int) or not 1 <= self.port <= 65535:
             raise ValueError(f"contact port must be an int in 1..65535, got {self.port!r}")
+        ip = _packed_ip(self.host)
+        object.__setattr__(self, "packed", self.node_id.raw + ip + self.port.to_bytes(2, "big"))
+        object.__setattr__(self, "subnet_key", ip[: 3 if len(ip) == 4 else 8])
 
     @classmethod
     def at(cls, node_id: NodeId, host: str, port: int) -> Contact:
@@ -185,32 +191,10 @@ class Contact:
         return hash((self.node_id.value, self.host, self.port))
 
     @property
-    def subnet_key(self) -> bytes:
-        """The address's /24 (IPv4) or /64 (IPv6) prefix, packed (3 or 8 bytes, so the two never collide): the
-        range one operator typically controls. Routing tables cap contacts per range so that one machine or
-        cheap cloud block cannot fill a bucket with Sybil ids, and count them under this key, which hashes in
-        C. Cached, because every insert into a bucket asks for it."""
-        key = self._subnet
-        if key is None:
-            packed = self.packed
-            key = packed[ID_BYTES : ID_BYTES + (3 if len(packed) == PACKED_SIZES[0] else 8)]
-            object.__setattr__(self, "_subnet", key)
-        return key
-
-    @property
     def subnet(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         """The network `subnet_key` stands for, for people and logs."""
         address = ipaddress.ip_address(self.host)
         return ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False)
-
-    @property
-    def packed(self) -> bytes:
-        """id ‖ IP ‖ port, 38 or 50 bytes: how messages carry a contact (class docstring)."""
-        packed = self._packed
-        if packed is None:
-            packed = self.node_id.raw + _packed_ip(self.host) + self.port.to_bytes(2, "big")
-            object.__setattr__(self, "_packed", packed)
-        return packed
 
 
 #: Parse caches. Contacts are rebuilt from every datagram, so the same few thousand hosts are parsed again and
@@ -238,9 +222,7 @@ def unpack_contact(packed: bytes) -> Contact:
     port = int.from_bytes(packed[-2:], "big")
     if port == 0:
         raise ValueError(f"a contact's port is 1..65535, got 0 in {packed!r:.60}")
-    contact = Contact(NodeId._trusted(int.from_bytes(raw, "big"), raw), _ip_text(packed[ID_BYTES:-2]), port)
-    object.__setattr__(contact, "_packed", packed)
-    return contact
+    return Contact(NodeId._trusted(int.from_bytes(raw, "big"), raw), _ip_text(packed[ID_BYTES:-2]), port)
 
 
 @lru_cache(maxsize=_CACHE_SIZE)

@@ -129,7 +129,7 @@ class RoutingTable:
 
     def observe(self, contact: Contact, now: float) -> Observed:
         """Note that `contact` answered us or contacted us, after it proved it holds its id's key."""
-        if contact.node_id == self.own_id:
+        if contact.node_id.value == self.own_id.value:
             raise ValueError("routing table refuses our own id as a contact")
         while True:
             bucket = self.bucket_for(contact.node_id)

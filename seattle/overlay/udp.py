@@ -124,7 +124,9 @@ class UdpOverlay:
                     break
                 except OSError:
                     continue  # e.g. an ICMP error queued for an earlier send: not this datagram's fault
-                replies = self.node.datagram_received(data, (source[0], source[1]), self.now())
+                # An IPv4 source is already (host, port); an IPv6 one carries flow info and scope id too.
+                address = source if len(source) == 2 else (source[0], source[1])
+                replies = self.node.datagram_received(data, address, self.now())
                 await self._send(replies)
 
     async def _timer_loop(self) -> None:
