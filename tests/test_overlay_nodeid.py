@@ -77,6 +77,7 @@ def test_non_int_id_is_a_type_error() -> None:
     ("host", "port", "message"),
     [
         ("example.org", 1, "IP address literal"),
+        (b"\x7f\x00\x00\x01", 1, "IP address literal"),
         ("127.0.0.1", 0, "1..65535"),
         ("127.0.0.1", 70000, "1..65535"),
         ("::1", "80", "1..65535"),

@@ -175,6 +175,8 @@ class Contact:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise ValueError(f"contact port must be an int in 1..65535, got {port!r}")
         try:
+            if host.__class__ is not str:  # ip_address would take packed bytes too; the constructor does not
+                raise ValueError(host)
             ip = _packed_ip(host)
         except (TypeError, ValueError):
             raise ValueError(f"contact host must be an IP address literal, got {host!r:.80}") from None
