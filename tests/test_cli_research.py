@@ -25,6 +25,7 @@ import trio
 from seattle.keys import PublicKey, read_public_key
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
+from tests.net_helpers import closed_port
 
 WAIT = 30.0
 LOOP_PROGRAM = b'log("looping\\n")\nwhile True:\n  sleep(0.1)\n'
@@ -203,14 +204,6 @@ def silent_port() -> Iterator[int]:
     server.listen(8)
     yield server.getsockname()[1]
     server.close()
-
-
-def closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 def test_unreachable_and_slow_nodes_are_reported_with_their_reasons(tmp_path: Path, alice: str,

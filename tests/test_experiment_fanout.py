@@ -21,6 +21,7 @@ from seattle.keys import Identity, generate_identity
 from seattle.nodemgr.frames import FrameDecoder, encode_frame
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
+from tests.net_helpers import closed_port
 
 WAIT = 30.0
 
@@ -38,14 +39,6 @@ async def node(tmp_path: Path, owner: Identity) -> AsyncIterator[NodeManager]:
     init_node(tmp_path / "node", owner.public_key, layout)
     async with NodeManager(tmp_path / "node", "127.0.0.1", 0) as nm:
         yield nm
-
-
-def closed_port() -> int:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
-    return port
 
 
 async def test_every_outcome_kind_is_reported_per_vessel(node: NodeManager, owner: Identity) -> None:
