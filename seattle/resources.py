@@ -147,6 +147,11 @@ def _check_port(name: str, port: object) -> int:
     return port
 
 
+def _port_set(name: str, ports: object) -> frozenset[int]:
+    """A list of ports (any iterable but a string) as a validated set; raise ValueError with the reason."""
+    return frozenset(_check_port(name, port) for port in _iterable(name, ports))
+
+
 def _check_call(line: object) -> str:
     """A Repy V1 `call` line, kept verbatim; it must survive a round trip through the text form."""
     if not isinstance(line, str):
@@ -192,10 +197,7 @@ class Resources:
                     port_set = f"{name!r} is a port set, not a quantity"
                     raise ValueError(port_set if name in PORT_SETS else _unknown_name(name))
             full = {name: _check_quantity(name, self.quantities.get(name, 0)) for name in QUANTITY_NAMES}
-            ports = {
-                name: frozenset(_check_port(name, p) for p in _iterable(name, getattr(self, name)))
-                for name in PORT_SETS
-            }
+            ports = {name: _port_set(name, getattr(self, name)) for name in PORT_SETS}
             calls = tuple(_check_call(line) for line in _iterable("calls", self.calls))
         except ValueError as exc:
             raise ResourceParseError(str(exc), source="<Resources>") from None
@@ -212,11 +214,35 @@ class Resources:
         return hash((tuple(self.quantities.items()), self.messport, self.connport, self.calls))
 
     def __getitem__(self, name: str) -> float | int | frozenset[int]:
+        """Any resource by name, for code that handles all 17 alike; typed code uses the accessors below."""
         if name in PORT_SETS:
-            return getattr(self, name)
+            return self.ports(name)
+        return self.quantity(name)
+
+    def quantity(self, name: str) -> float:
+        """A quantity (rate, share, count or bytes) by name; ints are returned as the ints they are.
+
+        Typed as float so arithmetic and comparisons type-check without a union; use `count` where an
+        int is needed. Raises KeyError for a port set or an unknown name.
+        """
         if name in self.quantities:
             return self.quantities[name]
-        raise KeyError(_unknown_name(name))
+        raise KeyError(f"{name!r} is a port set, not a quantity" if name in PORT_SETS else _unknown_name(name))
+
+    def count(self, name: str) -> int:
+        """A whole-number quantity (an item count or a byte size); raises KeyError for a renewable rate."""
+        value = self.quantity(name)
+        if not isinstance(value, int):
+            raise KeyError(f"{name!r} is a renewable rate, not a count")
+        return value
+
+    def ports(self, name: str) -> frozenset[int]:
+        """The port set `messport` or `connport`; raises KeyError for any other name."""
+        if name == "messport":
+            return self.messport
+        if name == "connport":
+            return self.connport
+        raise KeyError(f"{name!r} is a quantity, not a port set" if name in self.quantities else _unknown_name(name))
 
     def __add__(self, other: Resources) -> Resources:
         """Quantities add, port sets unite; the call lines are the left operand's (join keeps v1's)."""
@@ -314,8 +340,8 @@ class Resources:
         try:
             return cls(
                 {name: value for name, value in data.items() if name in QUANTITY_NAMES},
-                messport=tuple(_iterable("messport", data.get("messport", ()))),
-                connport=tuple(_iterable("connport", data.get("connport", ()))),
+                messport=_port_set("messport", data.get("messport", ())),
+                connport=_port_set("connport", data.get("connport", ())),
                 calls=tuple(_iterable("calls", data.get("calls", ()))),
             )
         except ValueError as exc:

@@ -208,6 +208,24 @@ def test_constructor_fills_rounds_and_freezes() -> None:
         r["bogus"]
 
 
+def test_typed_accessors_return_one_kind_each() -> None:
+    r = small(events=7).replace(messport={5, 6})
+    assert r.quantity("cpu") == 0.1 and r.quantity("memory") == 1000
+    assert r.count("events") == 7 and isinstance(r.count("memory"), int)
+    assert r.ports("messport") == frozenset({5, 6}) and r.ports("connport") == frozenset()
+    assert [r[name] for name in ("cpu", "memory", "messport")] == [0.1, 1000, frozenset({5, 6})]
+    with pytest.raises(KeyError, match="is a renewable rate, not a count"):
+        r.count("cpu")
+    with pytest.raises(KeyError, match="is a port set, not a quantity"):
+        r.quantity("messport")
+    with pytest.raises(KeyError, match="is a quantity, not a port set"):
+        r.ports("cpu")
+    with pytest.raises(KeyError, match="unknown resource 'bogus'"):
+        r.ports("bogus")
+    with pytest.raises(KeyError, match="did you mean 'memory'"):
+        r.count("memroy")
+
+
 def test_replace_changes_named_resources_and_validates() -> None:
     r = small().replace(cpu=0.3, messport={5, 6}, calls=("call x",))
     assert (r["cpu"], r.messport, r.calls, r["memory"]) == (0.3, frozenset({5, 6}), ("call x",), 1000)

@@ -331,7 +331,7 @@ class NodeState:
     def add_file(self, name: str, filename: str, data: bytes) -> None:
         """AddFileToVessel: atomic, within the vessel's `diskused`; replaces a file of the same name."""
         with self._lock:
-            disk_limit = int(self._read().vessel(name).resources["diskused"])
+            disk_limit = self._read().vessel(name).resources.count("diskused")
             vesselfiles.add_file(self.vessel_dir(name), filename, data, disk_limit)
 
     def retrieve_file(self, name: str, filename: str) -> bytes:

@@ -128,7 +128,7 @@ class Accountant:
         if resource not in ITEMS:
             raise InternalRepyError(f"{resource!r} is not an item resource "
                                     f"(expected one of {', '.join(sorted(ITEMS))})")
-        return int(self._allotment.quantities[resource])
+        return self._allotment.count(resource)
 
     # -- port sets ----------------------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ class Accountant:
         """Raise ResourceForbiddenError unless `port` is in the vessel's messport or connport set."""
         if resource not in PORT_SETS:
             raise InternalRepyError(f"{resource!r} is not a port set (expected messport or connport)")
-        if port not in self._allotment[resource]:
+        if port not in self._allotment.ports(resource):
             raise ResourceForbiddenError(f"{resource}: port {port} is not in this vessel's allotment")
 
     # -- reporting ----------------------------------------------------------------------------------------

@@ -69,9 +69,9 @@ def layer_plan(spec: VesselSpec) -> LayerPlan:
     allotment = spec.resources
     return LayerPlan(
         vessel_dir=spec.vessel_dir,
-        memory_bytes=int(allotment["memory"]),
-        max_open_files=int(allotment["filesopened"]) + RUNTIME_FDS,
-        max_file_bytes=max(int(allotment["diskused"]), 1),
+        memory_bytes=allotment.count("memory"),
+        max_open_files=allotment.count("filesopened") + RUNTIME_FDS,
+        max_file_bytes=max(allotment.count("diskused"), 1),
         layers=frozenset(spec.layers) & frozenset(LAYER_NAMES),
     )
 

@@ -204,7 +204,7 @@ class VesselLauncher:
             raise RuntimeError("VesselLauncher.start() needs `async with VesselLauncher()`")
         spec = replace(spec, requested_at=time.monotonic(), layers=spec.layers or self.default_layers())
         self.check_layers(spec.layers)
-        if spec.resources["cpu"] <= 0:
+        if spec.resources.quantity("cpu") <= 0:
             raise VesselStartFailed("the allotment gives the vessel no CPU (resource cpu is 0)")
         if not (spec.vessel_dir / spec.program).is_file():
             raise VesselStartFailed(f"no program file {spec.program!r} in {spec.vessel_dir}")

@@ -104,8 +104,7 @@ def exports(ctx: VesselContext) -> dict[str, object]:
             measured = ctx.broker.call("usage")
         limits: dict[str, Any] = {}
         for name in RESOURCE_NAMES:
-            value = ctx.resources[name]
-            limits[name] = set(value) if name in PORT_SETS else value  # type: ignore[arg-type]
+            limits[name] = set(ctx.resources.ports(name)) if name in PORT_SETS else ctx.resources.quantity(name)
         usage: dict[str, Any] = dict(ctx.accountant.usage())
         usage["cpu"] = float(measured["cpu"])
         usage["memory"] = int(measured["memory"])

@@ -95,8 +95,8 @@ class NetworkPolicy:
             messport=frozenset(resources.messport),
             connport=frozenset(resources.connport),
             local_ips=ips,
-            insockets=int(resources["insockets"]),
-            outsockets=int(resources["outsockets"]),
+            insockets=resources.count("insockets"),
+            outsockets=resources.count("outsockets"),
         )
 
     def allows_ip(self, ip: str) -> bool:
