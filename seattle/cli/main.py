@@ -94,7 +94,8 @@ SUMMARIES: dict[str, str] = {
 class UserFacingError(click.ClickException):
     def __init__(self, error: SeattleError) -> None:
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        # click types exit_code as a ClassVar, yet reads it from the instance (sys.exit(e.exit_code)).
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
 
 class SeattleGroup(click.Group):

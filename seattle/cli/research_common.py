@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import click
 
@@ -122,6 +122,12 @@ def command_session(opts: Options) -> Iterator[Session]:
             yield session
         finally:
             session.timeout = saved_timeout
+
+
+@overload
+def identity(session: Session, opts: Options, *, required: Literal[True] = True) -> Identity: ...
+@overload
+def identity(session: Session, opts: Options, *, required: bool) -> Identity | None: ...
 
 
 def identity(session: Session, opts: Options, *, required: bool = True) -> Identity | None:

@@ -75,7 +75,10 @@ def _operation(name: str, *call: str) -> Callable[[], VesselOp]:
     def make() -> VesselOp:
         from seattle.experiment import operations
 
-        return operations.call(*call) if call else getattr(operations, name)  # type: ignore[no-any-return]
+        if call:
+            return operations.call(*call)
+        operation: VesselOp = getattr(operations, name)
+        return operation
 
     return make
 

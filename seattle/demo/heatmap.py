@@ -41,9 +41,10 @@ def write_heatmap(matrix: LatencyMatrix, path: Path, *, title: str = "All-pairs 
     figure.colorbar(image, ax=axes, label="median round-trip time (ms)")
     if size <= MAX_ANNOTATED and data.count():
         middle = (float(data.min()) + float(data.max())) / 2
+        unmeasured = np.ma.getmaskarray(data)
         for row in range(size):
             for column in range(size):
-                if data.mask is np.ma.nomask or not data.mask[row, column]:
+                if not unmeasured[row, column]:
                     value = float(data[row, column])
                     axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
                               color="black" if value > middle else "white")

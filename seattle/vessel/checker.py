@@ -49,8 +49,9 @@ from __future__ import annotations
 import ast
 import re
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from seattle.vessel.errors import CodeUnsafeError
 
@@ -306,10 +307,10 @@ class _Walker:
         Computed only for the node that is reported. The AST counts columns in UTF-8 bytes; the message
         counts characters, like Python's own syntax errors.
         """
-        line = getattr(node, "lineno", None)
-        if line is None:
+        line, offset = getattr(node, "lineno", None), getattr(node, "col_offset", None)
+        if line is None or offset is None:
             return _Position(1, 1)
-        column = self._characters(line, node.col_offset)
+        column = self._characters(line, offset)
         end_line, end_offset = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
         if isinstance(node, ast.Attribute) and end_line is not None and end_offset is not None:
             text = self._line(end_line)
@@ -395,7 +396,8 @@ class _Walker:
             self.docstrings.add(id(first))
 
 
-_RULES = {
+#: The extra check for each node type that needs one; each rule takes the node type it is filed under.
+_RULES: dict[type[ast.AST], Callable[[_Walker, Any], None]] = {
     ast.Module: _Walker._module,
     ast.FunctionDef: _Walker._function,
     ast.ClassDef: _Walker._class,

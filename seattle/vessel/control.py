@@ -31,7 +31,8 @@ class ControlProtocolError(Exception):
 
 
 def encode(message: dict[str, Any]) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)
+    data: bytes = msgpack.packb(message, use_bin_type=True)
+    return data
 
 
 def decode(data: bytes) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import trio
@@ -175,7 +176,8 @@ class VesselLauncher:
         self._nursery = await self._nursery_manager.__aenter__()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> bool | None:
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        traceback: TracebackType | None) -> bool | None:
         with trio.CancelScope(shield=True):
             for handle in self._handles:
                 await handle.stop()
@@ -187,7 +189,7 @@ class VesselLauncher:
                 if self._zygote.returncode is None:
                     self._zygote.kill()
                     await self._zygote.wait()
-        return await self._nursery_manager.__aexit__(*exc_info)
+        return await self._nursery_manager.__aexit__(exc_type, exc, traceback)
 
     def check_layers(self, layers: frozenset[str]) -> None:
         """Refuse unknown layer names, and refuse to run untrusted code with no OS confinement at all."""

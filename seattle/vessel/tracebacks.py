@@ -96,7 +96,8 @@ def describe(exc: BaseException) -> str:
 
 
 def _type_name(exc: BaseException) -> str:
-    return _TYPE_NAME.__get__(type(exc))
+    name: str = _TYPE_NAME.__get__(type(exc))
+    return name
 
 
 def _chain(exc: BaseException) -> list[tuple[str, BaseException]]:

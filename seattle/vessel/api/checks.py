@@ -39,7 +39,8 @@ _TYPE_NAME = type.__dict__["__name__"]
 
 def type_name(value: object) -> str:
     """The name of `value`'s type, read without running any attribute hook of a user class."""
-    return _TYPE_NAME.__get__(type(value))
+    name: str = _TYPE_NAME.__get__(type(value))
+    return name
 
 
 def _wrong_type(name: str, expected: str, value: object) -> errors.RepyArgumentError:
@@ -63,14 +64,13 @@ def require_str_or_bytes(value: object, name: str, *, max_length: int | None = N
     `max_length` bounds the resulting number of bytes. A str holding a lone surrogate cannot be encoded,
     which is the program's mistake, so it is an argument error rather than a UnicodeEncodeError.
     """
-    kind = type(value)
-    if kind is bytes:
-        data: bytes = value  # type: ignore[assignment]
-    elif kind is bytearray:
-        data = bytes(value)  # type: ignore[arg-type]
-    elif kind is str:
+    if type(value) is bytes:
+        data = value
+    elif type(value) is bytearray:
+        data = bytes(value)
+    elif type(value) is str:
         try:
-            data = value.encode("utf-8")  # type: ignore[union-attr]
+            data = value.encode("utf-8")
         except UnicodeEncodeError as exc:
             position = exc.start
             raise errors.RepyArgumentError(
@@ -141,7 +141,7 @@ def require_callable(value: object, name: str) -> Callable[..., Any]:
 def require_list_or_tuple(value: object, name: str) -> tuple[Any, ...]:
     """An exact list or tuple, copied into a new tuple so later changes by the program do not reach us."""
     if type(value) is list or type(value) is tuple:
-        return tuple(value)  # type: ignore[arg-type]
+        return tuple(value)
     raise _wrong_type(name, "a list or tuple", value)
 
 
@@ -219,7 +219,7 @@ def api_object(kind: str, methods: dict[str, Callable[..., Any]]) -> object:
     descriptors or handles that a program could call with its own arguments.
     """
     cls = api_object_class(kind, tuple(methods))
-    obj = object.__new__(cls)
+    obj: object = object.__new__(cls)
     for method_name, method in methods.items():
         object.__setattr__(obj, method_name, method)
     return obj

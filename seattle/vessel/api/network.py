@@ -185,12 +185,14 @@ class _Network:
     def gethostbyname(self, host: str) -> str:
         self.ctx.accountant.charge("netsend", GETHOSTBYNAME_SEND)
         self.ctx.accountant.charge("netrecv", GETHOSTBYNAME_RECV)
-        return self.call(protocol.OP_GETHOSTBYNAME, host)
+        address: str = self.call(protocol.OP_GETHOSTBYNAME, host)
+        return address
 
     def getmyip(self) -> str:
         self.ctx.accountant.charge("netsend", GETMYIP_SEND)
         self.ctx.accountant.charge("netrecv", GETMYIP_RECV)
-        return self.call(protocol.OP_GETMYIP)
+        address: str = self.call(protocol.OP_GETMYIP)
+        return address
 
     def send_datagram(self, dest: tuple[str, int], data: bytes, local: tuple[str, int] | None) -> int:
         """Send one datagram (checked already); `local` None lets the OS pick the source (V1 only)."""

@@ -69,7 +69,7 @@ class ProtocolError(ValueError):
 
 def encode(message: list[Any]) -> bytes:
     """Pack one message, refusing anything over MAX_MESSAGE."""
-    data = msgpack.packb(message, use_bin_type=True)
+    data: bytes = msgpack.packb(message, use_bin_type=True)
     if len(data) > MAX_MESSAGE:
         raise ProtocolError(f"message of {len(data)} bytes exceeds the {MAX_MESSAGE}-byte limit")
     return data

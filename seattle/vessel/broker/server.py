@@ -131,6 +131,13 @@ class _Entry:
     local: tuple[str, int]
     remote: tuple[str, int] | None = None
 
+    @property
+    def peer_ip(self) -> str:
+        """The remote IP of a connected TCP socket, the only kind whose traffic is counted per peer."""
+        if self.remote is None:
+            raise errors.InternalRepyError(f"a {self.kind} socket has no remote address")
+        return self.remote[0]
+
 
 @dataclass
 class _Connect:
@@ -268,8 +275,8 @@ class BrokerServer:
                         self._read_request()
                     elif key.data is _WAKE:
                         self._drain_wake()
-                    elif self._watches.get(key.fd) is key.data:
-                        self._on_ready(key.data, events)
+                    elif (watch := self._watches.get(key.fd)) is not None and watch is key.data:
+                        self._on_ready(watch, events)
                 self._expire(time.monotonic())
         finally:
             with self._state_lock:
@@ -711,7 +718,7 @@ class BrokerServer:
         except OSError as exc:
             raise _stream_error(op, exc) from None
         try:
-            return self.traffic.sent(entry.remote[0], entry.sock.send(data, socket.MSG_NOSIGNAL))
+            return self.traffic.sent(entry.peer_ip, entry.sock.send(data, socket.MSG_NOSIGNAL))
         except OSError as exc:
             raise _stream_error(op, exc) from None
 
@@ -728,7 +735,7 @@ class BrokerServer:
             raise _stream_error(op, exc) from None
         if not data:
             raise errors.SocketClosedRemote(f"{op}: the connection was closed by the remote side")
-        self.traffic.received(entry.remote[0], len(data))
+        self.traffic.received(entry.peer_ip, len(data))
         return data
 
     # -- ops: waiting and closing -------------------------------------------------------------------------

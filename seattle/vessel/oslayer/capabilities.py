@@ -43,7 +43,8 @@ def effective_capabilities() -> int:
     """The effective capability set of this thread, as a bit mask (bit n = capability n)."""
     data = (_CapData * 2)()
     checked(LIBC.capget, ctypes.byref(_header()), data, what="capget")
-    return data[0].effective | (data[1].effective << 32)
+    mask: int = data[0].effective | (data[1].effective << 32)
+    return mask
 
 
 def has_capability(capability: int) -> bool:

@@ -96,7 +96,7 @@ def _probe_namespaces() -> dict[str, str | None]:
 
 
 def _probe_seccomp() -> str | None:
-    if seccomp_filter.pyseccomp is None:
+    if seccomp_filter.IMPORT_ERROR:  # set exactly when pyseccomp could not be loaded
         return seccomp_filter.IMPORT_ERROR
 
     def load() -> None:
@@ -151,7 +151,8 @@ def _run_probe_child() -> dict[str, Any]:
         _, wait_status = os.waitpid(pid, 0)
     if not chunks:
         raise OSError(f"the probe process gave no answer (wait status {wait_status:#x})")
-    return json.loads(b"".join(chunks))
+    report: dict[str, Any] = json.loads(b"".join(chunks))
+    return report
 
 
 def _landlock_sentence(abi: int) -> str:

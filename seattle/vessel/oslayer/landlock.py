@@ -97,7 +97,7 @@ def abi_version() -> int:
     create, _, _ = _numbers()
     ctypes.set_errno(0)
     flags = ctypes.c_uint32(CREATE_RULESET_VERSION)
-    version = LIBC.syscall(ctypes.c_long(create), None, ctypes.c_size_t(0), flags)
+    version: int = LIBC.syscall(ctypes.c_long(create), None, ctypes.c_size_t(0), flags)
     if version >= 1:
         return version
     code = ctypes.get_errno()
