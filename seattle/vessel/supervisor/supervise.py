@@ -162,7 +162,7 @@ def serve_as_spare(zygote_link: socket.socket, support: HostSupport) -> NoReturn
 
 
 def _warm_up_supervisor(pid: int) -> None:
-    """The supervisor's share of the start path, run once on a sample before the request (see child.warm_up)."""
+    """The supervisor's share of the start path, run once on a sample before the request (see child.startup.warm_up)."""
     sample = VesselSpec(vessel_dir=Path("/"), program="warm-up", resources=DEFAULT_ALLOTMENT)
     VesselSpec.from_wire(control.decode(control.encode({"t": "start", "spec": sample.to_wire()}))["spec"])
     Nanny(pid, sample.resources, sample.vessel_dir)
