@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.table import Row, print_table  # noqa: E402
-from seattle.vessel.broker import protocol  # noqa: E402
-from seattle.vessel.broker.client import BrokerClient  # noqa: E402
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy  # noqa: E402
+from seattle.vessel import broker_protocol as protocol  # noqa: E402
+from seattle.vessel.child.broker_client import BrokerClient  # noqa: E402
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy  # noqa: E402
 
 GOAL_EXTRA_US = 50.0
 LOCAL = "127.0.0.1"

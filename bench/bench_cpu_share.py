@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.table import Row, print_table  # noqa: E402
 from seattle.resources import Resources  # noqa: E402
-from seattle.vessel.nanny import Nanny  # noqa: E402
+from seattle.vessel.supervisor.nanny import Nanny  # noqa: E402
 
 TARGETS = (0.05, 0.10, 0.25, 0.50)
 WORKLOADS = {

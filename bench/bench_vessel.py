@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.table import Row, print_table  # noqa: E402
 from seattle.resources import DEFAULT_ALLOTMENT, Resources  # noqa: E402
-from seattle.vessel.launcher import VesselHandle, VesselLauncher  # noqa: E402
+from seattle.vessel.host.launcher import VesselHandle, VesselLauncher  # noqa: E402
 from seattle.vessel.spec import VesselSpec  # noqa: E402
 
 NETNS_ADDRESS = "10.250.0.1"  # exists only inside the private network namespace this script creates

@@ -20,10 +20,10 @@ import pytest
 
 import seattle
 from seattle.resources import DEFAULT_ALLOTMENT
-from seattle.vessel.accounting import Accountant
-from seattle.vessel.broker.client import BrokerClient
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
-from seattle.vessel.context import VesselContext
+from seattle.vessel.child.accounting import Accountant
+from seattle.vessel.child.broker_client import BrokerClient
+from seattle.vessel.child.context import VesselContext
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
 
 SUPERVISOR_USAGE: dict[str, Any] = {
     "cpu": 0.125, "cpu_seconds": 2.5, "memory": 7_000_000, "diskused": 8192,

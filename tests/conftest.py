@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seattle.vessel.launcher import VesselLauncher
+from seattle.vessel.host.launcher import VesselLauncher
 from tests.api_harness import Harness, vessel
 
 

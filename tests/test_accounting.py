@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seattle.resources import Resources
-from seattle.vessel.accounting import METERED, Accountant
+from seattle.vessel.child.accounting import METERED, Accountant
 from seattle.vessel.errors import InternalRepyError, ResourceExhaustedError, ResourceForbiddenError
 
 ALLOTMENT = Resources(

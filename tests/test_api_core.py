@@ -1,5 +1,5 @@
-"""The core vessel API (seattle.vessel.api.core), the argument checks and wrapper (api.checks) and the
-log tracebacks (seattle.vessel.tracebacks), called in-process around a real VesselContext.
+"""The core vessel API (seattle.vessel.child.api.core), the argument checks and wrapper (api.checks) and the
+log tracebacks (seattle.vessel.child.tracebacks), called in-process around a real VesselContext.
 
 The context is real: the real Accountant (with a settable clock, so bucket levels are exact), a real
 BrokerClient/BrokerServer pair over a SOCK_SEQPACKET socketpair with the server on a thread, and a
@@ -23,8 +23,8 @@ import pytest
 
 from seattle.resources import RESOURCE_NAMES
 from seattle.vessel import errors, status
-from seattle.vessel.api import checks, core
-from seattle.vessel.tracebacks import format_internal_fault, format_user_exception
+from seattle.vessel.child.api import checks, core
+from seattle.vessel.child.tracebacks import format_internal_fault, format_user_exception
 from tests.api_harness import (
     PACKAGE_DIR,
     PATIENCE,
@@ -235,7 +235,7 @@ def test_an_unexpected_exception_is_an_internal_fault(harness: Harness) -> None:
     assert "Internal error in the vessel runtime during broken()" in text
     assert "KeyError: 'missing'" in text
     # Runtime frames are kept for whoever debugs it, but only with paths relative to the package.
-    assert 'File "seattle/vessel/api/checks.py"' in text and "in broken\n" in text
+    assert 'File "seattle/vessel/child/api/checks.py"' in text and "in broken\n" in text
     assert PACKAGE_DIR not in text and str(harness.ctx.vessel_dir) not in text
 
 
@@ -580,9 +580,9 @@ def test_a_thread_the_os_refuses_ends_the_vessel_with_thread_err(tmp_path: Path)
         import os, resource, threading
         from pathlib import Path
         from seattle.resources import DEFAULT_ALLOTMENT
-        from seattle.vessel.accounting import Accountant
-        from seattle.vessel.api import core
-        from seattle.vessel.context import VesselContext
+        from seattle.vessel.child.accounting import Accountant
+        from seattle.vessel.child.api import core
+        from seattle.vessel.child.context import VesselContext
 
         ctx = VesselContext(DEFAULT_ALLOTMENT, Accountant(DEFAULT_ALLOTMENT), Path({str(tmp_path)!r}),
                             broker=None, write_log=lambda data: os.write(1, data), exit=os._exit)

@@ -1,4 +1,4 @@
-"""The file API (seattle.vessel.api.files) on a real vessel directory, with real accounting."""
+"""The file API (seattle.vessel.child.api.files) on a real vessel directory, with real accounting."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from seattle.vessel import errors
-from seattle.vessel.api import files
+from seattle.vessel.child.api import files
 from tests.api_harness import Harness, vessel
 
 
@@ -311,9 +311,9 @@ def test_a_full_disk_is_resource_exhausted(tmp_path: Path) -> None:
         from pathlib import Path
         from seattle.resources import DEFAULT_ALLOTMENT
         from seattle.vessel import errors
-        from seattle.vessel.accounting import Accountant
-        from seattle.vessel.api import files
-        from seattle.vessel.context import VesselContext
+        from seattle.vessel.child.accounting import Accountant
+        from seattle.vessel.child.api import files
+        from seattle.vessel.child.context import VesselContext
 
         ctx = VesselContext(DEFAULT_ALLOTMENT, Accountant(DEFAULT_ALLOTMENT), Path({str(tmp_path)!r}),
                             broker=None, write_log=lambda data: None, exit=os._exit)

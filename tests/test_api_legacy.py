@@ -1,4 +1,4 @@
-"""The Repy V1 names (seattle.vessel.api.legacy): timers, getlock, randomfloat, listdir."""
+"""The Repy V1 names (seattle.vessel.child.api.legacy): timers, getlock, randomfloat, listdir."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from seattle.vessel import errors, status
-from seattle.vessel.api import files, legacy
+from seattle.vessel.child.api import files, legacy
 from tests.api_harness import PATIENCE, Harness, run_user_code, vessel, wait_until
 
 

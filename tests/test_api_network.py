@@ -21,15 +21,15 @@ import pytest
 from test_broker import free_ports
 
 from seattle.resources import Resources
+from seattle.vessel import broker_protocol as protocol
 from seattle.vessel import errors, status
-from seattle.vessel.accounting import METERED, Accountant
-from seattle.vessel.api import network
-from seattle.vessel.broker import protocol
-from seattle.vessel.broker.client import BrokerClient
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy
-from seattle.vessel.checker import check_and_compile
-from seattle.vessel.context import VesselContext
-from seattle.vessel.runtime import build_globals
+from seattle.vessel.child.accounting import METERED, Accountant
+from seattle.vessel.child.api import network
+from seattle.vessel.child.broker_client import BrokerClient
+from seattle.vessel.child.checker import check_and_compile
+from seattle.vessel.child.context import VesselContext
+from seattle.vessel.child.runtime import build_globals
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
 
 LOCAL = "127.0.0.1"
 RATE = 1_000_000.0

@@ -17,10 +17,10 @@ import msgpack
 import pytest
 
 from seattle.resources import Resources
+from seattle.vessel import broker_protocol as protocol
 from seattle.vessel import errors
-from seattle.vessel.broker import protocol
-from seattle.vessel.broker.client import BrokerClient
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy, default_local_ip
+from seattle.vessel.child.broker_client import BrokerClient
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, default_local_ip
 
 LOCAL = "127.0.0.1"
 USAGE = {"cpu": 0.25, "cpu_seconds": 1.5, "memory": 4096, "diskused": 8192, "stoptimes": [[1.0, 0.1]]}

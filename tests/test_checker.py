@@ -12,10 +12,10 @@ import types
 
 import pytest
 
-from seattle.vessel import checker
-from seattle.vessel.checker import MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, check_and_compile
+from seattle.vessel.child import checker
+from seattle.vessel.child.checker import MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, check_and_compile
+from seattle.vessel.child.safe_builtins import PLAIN_NAMES, make_builtins, safe_type
 from seattle.vessel.errors import CodeUnsafeError
-from seattle.vessel.safe_builtins import PLAIN_NAMES, make_builtins, safe_type
 
 
 def run(source: str | bytes, **extra_globals: object) -> list[str]:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from seattle.vessel.cpu_throttle import CpuThrottle
+from seattle.vessel.supervisor.cpu_throttle import CpuThrottle
 
 TICK = 0.01
 

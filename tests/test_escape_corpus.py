@@ -20,7 +20,7 @@ import trio
 
 from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import errors
-from seattle.vessel.launcher import VesselHandle, VesselLauncher
+from seattle.vessel.host.launcher import VesselHandle, VesselLauncher
 from seattle.vessel.spec import LANGUAGE_LAYER
 from seattle.vessel.status import EXIT_CODE_UNSAFE
 from tests.vessel_helpers import log_text, run_vessel

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from seattle.vessel.checker import check_and_compile
+from seattle.vessel.child.checker import check_and_compile
 from seattle.vessel.errors import CodeUnsafeError
 
 CORPUS = Path(__file__).parent / "escape_corpus"
@@ -143,8 +143,8 @@ def test_checker_verdict_matches_the_header(path: Path) -> None:
 # builtins and nothing else. Only used for files the checker accepts and the safe builtins must stop.
 _LANGUAGE_ONLY_RUNNER = """
 import sys
-from seattle.vessel.checker import check_and_compile
-from seattle.vessel.safe_builtins import make_builtins
+from seattle.vessel.child.checker import check_and_compile
+from seattle.vessel.child.safe_builtins import make_builtins
 path = sys.argv[1]
 with open(path, "rb") as handle:
     code = check_and_compile(handle.read(), path)

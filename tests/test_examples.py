@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trio
 
-from seattle.vessel.launcher import VesselLauncher
+from seattle.vessel.host.launcher import VesselLauncher
 from seattle.vessel.status import EXIT_NORMAL
 from tests.vessel_helpers import log_text, run_vessel, start_vessel
 

@@ -37,8 +37,8 @@ import trio
 
 from seattle.resources import DEFAULT_ALLOTMENT, ITEMS, PORT_SETS, RENEWABLE, Resources
 from seattle.vessel import errors
-from seattle.vessel.launcher import VesselHandle, VesselLauncher
-from seattle.vessel.logbuffer import LOG_CAPACITY
+from seattle.vessel.host.launcher import VesselHandle, VesselLauncher
+from seattle.vessel.host.logbuffer import LOG_CAPACITY
 from seattle.vessel.status import EXIT_NORMAL, EXIT_RESOURCE_KILL, EXIT_STOPPED, EXIT_UNCAUGHT, VesselStatus
 from tests.vessel_helpers import log_text, start_vessel
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from seattle.resources import Resources
-from seattle.vessel.nanny import PER_FILE_OVERHEAD, Nanny, NannyVerdict, _WatchedProcess, disk_usage
+from seattle.vessel.supervisor.nanny import PER_FILE_OVERHEAD, Nanny, NannyVerdict, _WatchedProcess, disk_usage
 
 MIB = 1024 * 1024
 BUSY = "while True: pass"

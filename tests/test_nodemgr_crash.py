@@ -28,7 +28,7 @@ from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.store import Store
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeError, NodeState
 from seattle.resources import Resources
-from seattle.vessel.logbuffer import CircularLog
+from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus
 
 KILLS = 30

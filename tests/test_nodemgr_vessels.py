@@ -23,7 +23,7 @@ from seattle.resources import (
     Resources,
     split_resources,
 )
-from seattle.vessel.logbuffer import LOG_CAPACITY, CircularLog
+from seattle.vessel.host.logbuffer import LOG_CAPACITY, CircularLog
 from seattle.vessel.status import VesselStatus
 
 NODE_KEY = b"N" * 32

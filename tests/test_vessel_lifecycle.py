@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from seattle.resources import DEFAULT_ALLOTMENT
-from seattle.vessel.launcher import VesselLauncher
+from seattle.vessel.host.launcher import VesselLauncher
 from seattle.vessel.status import (
     EXIT_CODE_UNSAFE,
     EXIT_NORMAL,

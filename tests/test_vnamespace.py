@@ -1,4 +1,4 @@
-"""Virtual namespaces and SafeDict (seattle.vessel.api.vnamespace), with the real checker and builtins."""
+"""Virtual namespaces and SafeDict (seattle.vessel.child.api.vnamespace), with the real checker and builtins."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from seattle.vessel import errors
-from seattle.vessel.api import core, vnamespace
-from seattle.vessel.api.vnamespace import SafeDict
+from seattle.vessel.child.api import core, vnamespace
+from seattle.vessel.child.api.vnamespace import SafeDict
 from tests.api_harness import Harness
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import trio
 
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
-from seattle.vessel.launcher import VesselHandle, VesselLauncher
+from seattle.vessel.host.launcher import VesselHandle, VesselLauncher
 from seattle.vessel.spec import VesselSpec
 
 #: A vessel that has not ended after this long is a failed test, not a hang.

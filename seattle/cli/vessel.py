@@ -9,8 +9,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from seattle.vessel.launcher import ALL_LAYERS
-from seattle.vessel.local import load_allotment, run_program_locally
+from seattle.vessel.host.launcher import ALL_LAYERS
+from seattle.vessel.host.local import load_allotment, run_program_locally
 from seattle.vessel.oslayer import detect
 from seattle.vessel.status import EXIT_NORMAL
 

@@ -39,8 +39,8 @@ from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.signing import error, ok, warning
 from seattle.nodemgr.store import NodeError, VesselRecord
 from seattle.nodemgr.vessels import RUNNING, NodeState
-from seattle.vessel.api.files import MAX_FILENAME
-from seattle.vessel.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
+from seattle.vessel.child.api.files import MAX_FILENAME
+from seattle.vessel.host.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import VesselStatus
 

@@ -44,7 +44,7 @@ from seattle.errors import NodeControlFailed, NodeNotRunning, NodeStartFailed
 from seattle.keys import PublicKey
 from seattle.nodemgr.donation import read_donation
 from seattle.nodemgr.store import LOCK_NAME
-from seattle.vessel.nanny import disk_usage
+from seattle.vessel.supervisor.nanny import disk_usage
 
 if TYPE_CHECKING:
     from seattle.nodemgr.node import NodeManager

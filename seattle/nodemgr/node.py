@@ -47,7 +47,7 @@ from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
-from seattle.vessel.launcher import VesselLauncher
+from seattle.vessel.host.launcher import VesselLauncher
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A vessel's files as the node manager handles them: one flat directory per vessel.
 
 The vessel program sees the same directory through the Repy file API, so the node manager applies the same
-file-name rules (`seattle.vessel.api.files`) and the nanny's disk arithmetic (`seattle.vessel.nanny`).
+file-name rules (`seattle.vessel.child.api.files`) and the nanny's disk arithmetic (`seattle.vessel.supervisor.nanny`).
 What is added here is what the original node manager did on top:
 
 * Names starting with `private_` belong to the program: users can neither upload, fetch, delete nor list
@@ -31,8 +31,8 @@ from pathlib import Path
 
 from seattle.nodemgr.store import NodeError
 from seattle.vessel import errors
-from seattle.vessel.api.files import check_filename, is_valid_filename
-from seattle.vessel.nanny import PER_FILE_OVERHEAD, disk_usage
+from seattle.vessel.child.api.files import check_filename, is_valid_filename
+from seattle.vessel.supervisor.nanny import PER_FILE_OVERHEAD, disk_usage
 
 PRIVATE_PREFIX = "private_"
 #: Temporary upload files; the leading '.' keeps them out of every Repy file name.

@@ -58,7 +58,7 @@ from seattle.resources import (
     parse_resources,
     split_resources,
 )
-from seattle.vessel.logbuffer import CircularLog
+from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus
 
 __all__ = ["NodeError", "NodeState", "VesselRecord"]

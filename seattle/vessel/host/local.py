@@ -10,7 +10,7 @@ from pathlib import Path
 
 from seattle.errors import BadResourceFile, ProgramNotFound
 from seattle.resources import DEFAULT_ALLOTMENT, ResourceParseError, Resources, load_resources
-from seattle.vessel.launcher import OutputCallback, VesselHandle, run_until_done
+from seattle.vessel.host.launcher import OutputCallback, VesselHandle, run_until_done
 from seattle.vessel.spec import VesselSpec
 
 

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from seattle.resources import PORT_SETS, RESOURCE_NAMES
-from seattle.vessel import errors, status, tracebacks
-from seattle.vessel.api.checks import (
+from seattle.vessel import errors, status
+from seattle.vessel.child import tracebacks
+from seattle.vessel.child.api.checks import (
     api_call,
     api_object,
     require_bool,
@@ -30,7 +31,7 @@ from seattle.vessel.api.checks import (
 )
 
 if TYPE_CHECKING:
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 #: Bytes returned (and charged to `random`) by one randombytes() call, as in Repy.
 RANDOM_BYTES = 1024

@@ -20,6 +20,8 @@ import os
 from pathlib import Path
 from types import FrameType, TracebackType
 
+import seattle
+
 #: Longest message shown for one exception; a program can make its messages arbitrarily large.
 MAX_MESSAGE = 4096
 #: How many chained exceptions (causes and contexts) are shown at most.
@@ -29,7 +31,7 @@ REPEAT_LIMIT = 3
 
 _HOST_BUILTINS = builtins.__dict__
 #: The directory holding the `seattle` package; runtime frames are shown relative to it.
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[2]) + os.sep
+_PACKAGE_PARENT = str(Path(seattle.__file__).resolve().parents[1]) + os.sep
 
 _TYPE_NAME = type.__dict__["__name__"]
 _CAUSE = BaseException.__dict__["__cause__"]
@@ -63,7 +65,7 @@ def format_internal_fault(exc: BaseException, where: str) -> str:
     """The log text for a fault of the runtime inside the API call `where`.
 
     Runtime frames are what a developer needs to find the bug, so they are kept, but their paths are cut
-    to the part inside the package (`seattle/vessel/api/files.py`) or to the bare file name for the
+    to the part inside the package (`seattle/vessel/child/api/files.py`) or to the bare file name for the
     standard library. OSError messages leave out the file names they carry.
     """
     parts = [f"Internal error in the vessel runtime during {where}(); the vessel ends.\n"]

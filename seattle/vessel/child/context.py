@@ -1,7 +1,7 @@
 """What the API functions inside a vessel process share: the allotment, the accountant, the broker.
 
 One `VesselContext` exists per vessel process. Each API module exposes `exports(ctx) -> dict` of the
-names it adds to the program's globals; `seattle.vessel.runtime` merges them. Keeping the shared state
+names it adds to the program's globals; `seattle.vessel.child.runtime` merges them. Keeping the shared state
 in one plain object (rather than module globals) lets tests build a context around a temporary
 directory and call the API directly, in-process.
 """
@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, NoReturn
 
 if TYPE_CHECKING:
     from seattle.resources import Resources
-    from seattle.vessel.accounting import Accountant
-    from seattle.vessel.broker.client import BrokerClient
+    from seattle.vessel.child.accounting import Accountant
+    from seattle.vessel.child.broker_client import BrokerClient
 
 
 @dataclass

@@ -23,10 +23,11 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from seattle.vessel import errors, status, tracebacks
+from seattle.vessel import errors, status
+from seattle.vessel.child import tracebacks
 
 if TYPE_CHECKING:
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,7 +1,7 @@
 """The vessel's network API: the Repy V2 calls and the V1 names, all carried out by the broker.
 
 The vessel process has no internet sockets, so every call here checks its arguments and charges the
-allotment (the first layer) and then asks the supervisor's broker (`seattle.vessel.broker`), which
+allotment (the first layer) and then asks the supervisor's broker (`seattle.vessel.supervisor.broker_server`), which
 checks again and does the real I/O. Sockets handed to programs are `api_object`s whose only state is
 in closures, so a program cannot reach or forge the broker handle behind one.
 
@@ -31,9 +31,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from seattle.vessel import broker_protocol as protocol
 from seattle.vessel import errors
-from seattle.vessel.api import core
-from seattle.vessel.api.checks import (
+from seattle.vessel.child.api import core
+from seattle.vessel.child.api.checks import (
     api_call,
     api_object,
     api_object_class,
@@ -44,10 +45,9 @@ from seattle.vessel.api.checks import (
     require_str,
     require_str_or_bytes,
 )
-from seattle.vessel.broker import protocol
 
 if TYPE_CHECKING:
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 #: Repy's per-call charges for name lookups and getmyip (bytes; nothing is measured).
 GETHOSTBYNAME_SEND, GETHOSTBYNAME_RECV = 1024, 4096

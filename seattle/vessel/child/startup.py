@@ -15,13 +15,13 @@ from typing import NoReturn
 
 from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
-from seattle.vessel.accounting import Accountant
-from seattle.vessel.broker.client import BrokerClient
-from seattle.vessel.checker import check_and_compile
-from seattle.vessel.context import VesselContext
+from seattle.vessel.child.accounting import Accountant
+from seattle.vessel.child.broker_client import BrokerClient
+from seattle.vessel.child.checker import check_and_compile
+from seattle.vessel.child.context import VesselContext
+from seattle.vessel.child.runtime import run_program
+from seattle.vessel.child.safe_builtins import make_builtins
 from seattle.vessel.oslayer import LAYER_NAMES, HostSupport, LayerPlan, SandboxSetupError, apply_layers
-from seattle.vessel.runtime import run_program
-from seattle.vessel.safe_builtins import make_builtins
 from seattle.vessel.spec import LANGUAGE_LAYER, VesselSpec
 from seattle.vessel.status import EXIT_SANDBOX_SETUP
 

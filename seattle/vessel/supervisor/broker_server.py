@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from seattle.vessel import broker_protocol as protocol
 from seattle.vessel import errors
-from seattle.vessel.broker import protocol
 
 if TYPE_CHECKING:
     from seattle.resources import Resources

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seattle.vessel.cpu_throttle import CpuThrottle
+from seattle.vessel.supervisor.cpu_throttle import CpuThrottle
 
 if TYPE_CHECKING:
     from seattle.resources import Resources

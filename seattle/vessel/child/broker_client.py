@@ -15,8 +15,8 @@ import socket
 import threading
 from typing import Any
 
+from seattle.vessel import broker_protocol as protocol
 from seattle.vessel import errors
-from seattle.vessel.broker import protocol
 
 
 class _Slot:

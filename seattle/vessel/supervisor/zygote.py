@@ -9,7 +9,7 @@ The zygote stays single-threaded (forking a threaded process is unsafe), ignores
 its supervisors, and lives in its own process group so a Ctrl-C meant for the host does not reach the vessels.
 It exits when the host closes its end of the socket.
 
-Run as `python -m seattle.vessel.zygote FD`, FD being an AF_UNIX SOCK_SEQPACKET socket shared with the host.
+Run as `python -m seattle.vessel.supervisor.zygote FD`, FD being an AF_UNIX SOCK_SEQPACKET socket shared with the host.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 from seattle.vessel import control
 from seattle.vessel.oslayer import HostSupport, default_readonly_paths, detect
 from seattle.vessel.oslayer.seccomp_filter import compiled_template
-from seattle.vessel.supervisor import serve_as_spare
+from seattle.vessel.supervisor.supervise import serve_as_spare
 
 
 def serve(sock: socket.socket, support: HostSupport) -> None:

@@ -18,15 +18,15 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from seattle.vessel import errors
-from seattle.vessel.api import core
-from seattle.vessel.api.checks import api_call, api_object, require_str, type_name
-from seattle.vessel.checker import check_and_compile
-from seattle.vessel.safe_builtins import make_builtins
+from seattle.vessel.child.api import core
+from seattle.vessel.child.api.checks import api_call, api_object, require_str, type_name
+from seattle.vessel.child.checker import check_and_compile
+from seattle.vessel.child.safe_builtins import make_builtins
 
 if TYPE_CHECKING:
     from types import CodeType
 
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 _MISSING = object()
 

@@ -13,12 +13,12 @@ import threading
 from typing import Any, NoReturn
 
 from seattle.vessel import errors
-from seattle.vessel.api import core, files, legacy, network, vnamespace
-from seattle.vessel.checker import check_and_compile
-from seattle.vessel.context import VesselContext
-from seattle.vessel.safe_builtins import make_builtins
+from seattle.vessel.child.api import core, files, legacy, network, vnamespace
+from seattle.vessel.child.checker import check_and_compile
+from seattle.vessel.child.context import VesselContext
+from seattle.vessel.child.safe_builtins import make_builtins
+from seattle.vessel.child.tracebacks import format_user_exception
 from seattle.vessel.status import EXIT_CODE_UNSAFE, EXIT_INTERNAL, EXIT_NORMAL, EXIT_UNCAUGHT
-from seattle.vessel.tracebacks import format_user_exception
 
 API_MODULES = (core, files, network, legacy, vnamespace)
 #: The accountant's handle for the program's main thread.

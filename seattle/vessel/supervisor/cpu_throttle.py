@@ -14,7 +14,7 @@ kernel CFS quota. Because it is fed measurements, anything that lets the process
 (a late tick, signal latency, an oversleeping nanny) is charged on the next observation instead of
 being lost.
 
-This module only does the arithmetic, so it can be tested with synthetic inputs; `seattle.vessel.nanny`
+This module only does the arithmetic, so it can be tested with synthetic inputs; `seattle.vessel.supervisor.nanny`
 owns the clock, the process and the signals.
 """
 

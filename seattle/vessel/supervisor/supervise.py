@@ -2,8 +2,8 @@
 
 The supervisor is forked from the zygote and stays unconfined; it is the "separate process" of the design.
 Its threads:
-  - nanny: CPU throttle (SIGSTOP/SIGCONT), memory and disk kills (seattle.vessel.nanny);
-  - broker: performs the child's network calls after checking them again (seattle.vessel.broker.server);
+  - nanny: CPU throttle (SIGSTOP/SIGCONT), memory and disk kills (seattle.vessel.supervisor.nanny);
+  - broker: performs the child's network calls after checking them again (seattle.vessel.supervisor.broker_server);
   - log pump: the child's stdout/stderr pipe → control channel;
   - control reader: "stop" from the host, or the host going away;
   - usage reporter: Nanny.usage() and the broker's network figures (NetworkMeter) to the host once a second.
@@ -24,9 +24,7 @@ from typing import Any, NoReturn
 
 from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
-from seattle.vessel.broker.server import BrokerServer, NetworkPolicy, Traffic
-from seattle.vessel.child import run_child, warm_up
-from seattle.vessel.nanny import Nanny, NannyVerdict
+from seattle.vessel.child.startup import run_child, warm_up
 from seattle.vessel.oslayer import HostSupport
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import (
@@ -37,6 +35,8 @@ from seattle.vessel.status import (
     exit_reason,
     status_for_exit,
 )
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, Traffic
+from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict
 
 LOG_CHUNK = 64 * 1024
 USAGE_INTERVAL = 1.0
@@ -162,7 +162,7 @@ def serve_as_spare(zygote_link: socket.socket, support: HostSupport) -> NoReturn
 
 
 def _warm_up_supervisor(pid: int) -> None:
-    """The supervisor's share of the start path, run once on a sample before the request (see child.warm_up)."""
+    """The supervisor's share of the start path, run once on a sample before the request (see child.startup.warm_up)."""
     sample = VesselSpec(vessel_dir=Path("/"), program="warm-up", resources=DEFAULT_ALLOTMENT)
     VesselSpec.from_wire(control.decode(control.encode({"t": "start", "spec": sample.to_wire()}))["spec"])
     Nanny(pid, sample.resources, sample.vessel_dir)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from seattle.vessel import errors
-from seattle.vessel.api.checks import (
+from seattle.vessel.child.api.checks import (
     api_call,
     api_object,
     require_bool,
@@ -31,7 +31,7 @@ from seattle.vessel.api.checks import (
 )
 
 if TYPE_CHECKING:
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 #: Disk use is charged in blocks of this many bytes.
 BLOCK = 4096

@@ -32,7 +32,7 @@ import trio
 
 from seattle.errors import ConfinementUnavailable, UnknownLayer, VesselStartFailed
 from seattle.vessel import control
-from seattle.vessel.logbuffer import CircularLog
+from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.oslayer import LAYER_NAMES, HostSupport, detect
 from seattle.vessel.spec import LANGUAGE_LAYER, VesselSpec
 from seattle.vessel.status import EXIT_SIGNALLED, VesselStatus, status_for_exit
@@ -168,7 +168,7 @@ class VesselLauncher:
         self._zygote = await trio.lowlevel.open_process(
             # -I: the zygote's sys.path must not hold the host's working directory, which would become a
             # read-only path every vessel could read (and neither PYTHONPATH nor user site-packages).
-            [sys.executable, "-I", "-m", "seattle.vessel.zygote", str(zygote_end.fileno())],
+            [sys.executable, "-I", "-m", "seattle.vessel.supervisor.zygote", str(zygote_end.fileno())],
             pass_fds=(zygote_end.fileno(),),
         )
         zygote_end.close()

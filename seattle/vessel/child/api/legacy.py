@@ -17,8 +17,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from seattle.vessel import errors
-from seattle.vessel.api import core, files
-from seattle.vessel.api.checks import (
+from seattle.vessel.child.api import core, files
+from seattle.vessel.child.api.checks import (
     api_call,
     api_object,
     api_object_class,
@@ -30,7 +30,7 @@ from seattle.vessel.api.checks import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from seattle.vessel.context import VesselContext
+    from seattle.vessel.child.context import VesselContext
 
 #: randomfloat() draws this many random bytes (charged to `random`) for its 53 bits.
 RANDOMFLOAT_BYTES = 8
