@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from seattle.advertise.dht import find_records, publish
-from seattle.advertise.records import MAX_RECORD_SIZE, dht_key, sign, sign_tombstone
+from seattle.overlay.records import MAX_RECORD_SIZE, dht_key, sign, sign_tombstone
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind, Message

@@ -16,7 +16,7 @@ from seattle.advertise.advertiser import (
     Publication,
     subjects_of,
 )
-from seattle.advertise.records import DEFAULT_LIFETIME, MAX_ADDRESSES, verify
+from seattle.overlay.records import DEFAULT_LIFETIME, MAX_ADDRESSES, verify
 from seattle.keys import PublicKey, generate_identity
 
 T0 = 1_800_000_000.0

@@ -23,7 +23,7 @@ import pytest
 import trio
 
 from seattle.advertise.dht import find_records, publish
-from seattle.advertise.records import sign
+from seattle.overlay.records import sign
 from seattle.errors import BadBootstrapNode, NoBootstrapNode, OverlayUnreachable
 from seattle.experiment.browse import BrowseResult, FoundVessel, bootstrap_nodes, browse
 from seattle.home import seattle_home

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seattle.advertise import records
+from seattle.overlay import records
 from seattle.keys import Identity
 from seattle.overlay import messages
 from seattle.overlay.lookup import RttEstimator

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seattle.advertise.records import (
+from seattle.overlay.records import (
     BAD_SIGNATURE,
     EXPIRED,
     NOT_YET_VALID,

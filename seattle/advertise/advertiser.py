@@ -24,8 +24,9 @@ from typing import Protocol
 
 import trio
 
-from seattle.advertise.dht import OverlayTransport, publish
-from seattle.advertise.records import (
+from seattle.advertise.dht import publish
+from seattle.keys import Identity, PublicKey
+from seattle.overlay.records import (
     DEFAULT_LIFETIME,
     MAX_ADDRESSES,
     MAX_LIFETIME,
@@ -33,7 +34,7 @@ from seattle.advertise.records import (
     sign,
     sign_tombstone,
 )
-from seattle.keys import Identity, PublicKey
+from seattle.overlay.transport import OverlayTransport
 
 log = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ MAX_DATAGRAM = 1400
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 TXID_SIZE = 8
 TOKEN_SIZE = 16
-#: A vessel record is at most 1,024 bytes (`seattle.advertise.records.MAX_RECORD_SIZE`); a little slack here
+#: A vessel record is at most 1,024 bytes (`seattle.overlay.records.MAX_RECORD_SIZE`); a little slack here
 #: lets a newer record format grow without a new message version, and the store enforces the real limit.
 MAX_RECORD_BYTES = 1200
 MAX_CODE_LENGTH = 64

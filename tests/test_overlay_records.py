@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seattle.advertise import records
-from seattle.advertise.records import (
+from seattle.overlay import records
+from seattle.overlay.records import (
     BAD_SIGNATURE,
     CONTEXT,
     EXPIRED,
