@@ -151,8 +151,8 @@ def run_ours(nodes: int, lookups: int) -> Result:
     import trio
 
     from seattle.advertise import dht
-    from seattle.overlay import records
     from seattle.keys import Identity
+    from seattle.overlay import records
     from seattle.overlay.join import join
     from seattle.overlay.protocol import OverlayNode
     from seattle.overlay.udp import DEFAULT_TIMEOUT, UdpOverlay
