@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.records import (
     BAD_SIGNATURE,
     EXPIRED,
@@ -16,7 +17,6 @@ from seattle.overlay.records import (
     sign_tombstone,
     verify,
 )
-from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.store import FULL, RATE_LIMITED, STALE, RecordStore
 
 NOW = 1_800_000_000.0
