@@ -53,9 +53,14 @@ PACING = 10.0
 class VesselView(Protocol):
     """What the advertiser reads of a vessel (`seattle.nodemgr.store.VesselRecord` has these)."""
 
-    owner: bytes
-    users: tuple[bytes, ...]
-    advertise: bool
+    @property
+    def owner(self) -> bytes: ...
+
+    @property
+    def users(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def advertise(self) -> bool: ...
 
 
 def subjects_of(node_key: PublicKey, vessels: Iterable[VesselView]) -> frozenset[PublicKey]:

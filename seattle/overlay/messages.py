@@ -42,7 +42,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import nacl.bindings
 import nacl.exceptions
 
@@ -295,7 +295,7 @@ def encode(
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
     key, secret = identity.sodium_key_pair
-    payload = _PACKER.pack(fields_list)
+    payload: bytes = _PACKER.pack(fields_list)
     signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
     data = signature + key + payload
     if len(data) > MAX_DATAGRAM:

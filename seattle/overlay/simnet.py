@@ -249,17 +249,18 @@ class SimNetwork:
         offset = self._offset
         assert offset is not None  # `running()` sets it before starting this task
         clock = trio.lowlevel.current_clock()
-        jumpable = isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0
+        autojump_clock = clock if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0 else None
         alone = False  # True while every other task is known to be blocked
         while True:
             now = trio.current_time() + offset
             while self._heap and self._heap[0][0] <= now:
                 _, _, what, payload = heapq.heappop(self._heap)
                 if what == _DELIVER:
-                    self._deliver(*payload, now)
+                    source, destination, data = payload
+                    self._deliver(source, destination, data, now)
                 else:
                     self._wake(payload, now)
-            if jumpable and self._heap:
+            if autojump_clock is not None and self._heap:
                 if not alone:
                     await trio.testing.wait_all_tasks_blocked()
                     alone = True
@@ -267,7 +268,7 @@ class SimNetwork:
                 statistics = trio.lowlevel.current_statistics()
                 gap = self._heap[0][0] - offset - trio.current_time()
                 if statistics.tasks_runnable == 0 and 0 < gap < statistics.seconds_to_next_deadline:
-                    clock.jump(gap)
+                    autojump_clock.jump(gap)
                     continue
             with trio.move_on_at(self._heap[0][0] - offset if self._heap else math.inf):
                 await self._changed.wait()
