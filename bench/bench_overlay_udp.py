@@ -10,12 +10,12 @@ competes with the other for the CPU and each one's memory is its own. Both follo
   real hosts. Both implementations use k = 20, alpha = 3 and their default timeouts.
 * Join: sequential. Node i (i > 0) starts, then bootstraps from a random earlier node (seeded, the same
   choices for both): theirs `Server.bootstrap([addr])` (a ping, then a crawl for its own id), ours
-  `UdpOverlay.bootstrap` (a find_node for its own id) then `lookup(own id)` starting from that answer, as
-  a node manager joins. Join time is the whole loop.
+  `seattle.overlay.join.join` (a bootstrap find_node for its own id, then `lookup(own id)` starting from
+  that answer), as a node manager joins. Join time is the whole loop.
 * Memory: RSS after the join (plus a 0.5 s settle and a GC) minus RSS before the first node was created,
   divided by N. Node keys, sockets, tasks and routing tables all count.
 * Store: KEYS values from random nodes. Theirs: `Server.set(key, value)` with a 200-byte value. Ours: a
-  signed vessel record (`seattle.advertise.records.sign`) for a fresh subject key, published as a node
+  signed vessel record (`seattle.overlay.records.sign`) for a fresh subject key, published as a node
   manager does (`seattle.advertise.dht.publish`: a lookup of the record's DHT key, then get_records for a
   write token and add_record at each of the k closest nodes).
 * Churn: 20 % of the nodes, chosen at random, vanish without a word (ours: the node's task is cancelled, so
@@ -150,10 +150,12 @@ def run_ours(nodes: int, lookups: int) -> Result:
     import nacl.signing
     import trio
 
-    from seattle.advertise import dht, records
+    from seattle.advertise import dht
     from seattle.keys import Identity
+    from seattle.overlay import records
+    from seattle.overlay.join import join
     from seattle.overlay.protocol import OverlayNode
-    from seattle.overlay.udp import UdpOverlay
+    from seattle.overlay.udp import DEFAULT_TIMEOUT, UdpOverlay
 
     open_files = raise_open_files(nodes)
     plan = Plan.draw(nodes)
@@ -177,7 +179,11 @@ def run_ours(nodes: int, lookups: int) -> Result:
     async def main() -> Result:
         before = rss()
         overlays = [
-            UdpOverlay(OverlayNode(Identity(f"n{i}", nacl.signing.SigningKey.generate())), address_of(i), 0)
+            UdpOverlay(
+                OverlayNode(Identity(f"n{i}", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom()),
+                address_of(i),
+                0,
+            )
             for i in range(nodes)
         ]
         async with trio.open_nursery() as nursery:
@@ -186,8 +192,9 @@ def run_ours(nodes: int, lookups: int) -> Result:
             for i, overlay in enumerate(overlays):
                 scopes.append(await nursery.start(serve, overlay))
                 if i:
-                    answer = await overlay.bootstrap(*overlays[plan.bootstrap_from[i]].address)
-                    await overlay.lookup(overlay.node.node_id, answers=[answer])
+                    joined = await join(overlay, [overlays[plan.bootstrap_from[i]].address], DEFAULT_TIMEOUT)
+                    if not joined.answers or joined.lookup_timed_out:
+                        raise TimeoutError(f"node {i} did not join (bootstrap node silent or lookup too slow)")
             join_s = time.perf_counter() - start
             await trio.sleep(SETTLE)
             kib = (rss() - before) / nodes / 1024

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seattle.overlay.experiment import Config, Summary, run_experiment, write_csv, write_plot
+from seattle.overlay.simulation import Config, Summary, run_simulation, write_csv, write_plot
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         f"-loss{config.loss:g}-seed{config.seed}"
     )
     out.mkdir(parents=True, exist_ok=True)
-    result = run_experiment(config)
+    result = run_simulation(config)
     write_csv(result, out / "lookups.csv")
     write_plot(result, out / "lookups.png")
     if options.json:

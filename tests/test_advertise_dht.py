@@ -7,26 +7,26 @@ first" give different answers. The loopback settings are those of test_overlay_u
 
 from __future__ import annotations
 
-import hashlib
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
-import nacl.signing
 import pytest
 import trio
 
 from seattle.advertise.dht import find_records, publish
-from seattle.advertise.records import MAX_RECORD_SIZE, dht_key, sign, sign_tombstone
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind, Message
 from seattle.overlay.nodeid import Contact, NodeId
 from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.records import MAX_RECORD_SIZE, dht_key, sign, sign_tombstone
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
+from seattle.testing.overlay import seeded_identity
 
 K = 4
 COUNT = 14
@@ -35,16 +35,12 @@ WAIT = 30.0
 RESEARCHER = generate_identity("researcher").public_key
 
 
-def identity(name: str) -> Identity:
-    seed = hashlib.blake2b(name.encode(), digest_size=32).digest()
-    return Identity(name, nacl.signing.SigningKey(seed))
-
-
 def new_node(name: str, *, serve: bool = True) -> OverlayNode:
-    ident = identity(name)
+    ident = seeded_identity(name)
     table = RoutingTable(NodeId.from_public_key(ident.public_key), k=K, max_per_subnet=K)
     rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
-    return OverlayNode(ident, table=table, rtt=rtt, store=RecordStore(max_writes_per_source=10_000), serve=serve)
+    return OverlayNode(ident, randomness=random.SystemRandom(), table=table, rtt=rtt,
+                       store=RecordStore(max_writes_per_source=10_000), serve=serve)
 
 
 @pytest.fixture
@@ -122,10 +118,14 @@ class SilentAndLyingHolders:
     def __init__(self, real: UdpOverlay, silent: Contact, liar: Contact, lies: list[bytes]) -> None:
         self.real, self.silent, self.liar, self.lies = real, silent, liar, lies
 
-    async def lookup(self, target: NodeId, timeout: float = 30.0) -> list[Contact]:
+    def now(self) -> float:
+        return self.real.now()
+
+    async def lookup(self, target: NodeId, timeout: float | None = None) -> list[Contact]:
         return [self.silent, self.liar, *await self.real.lookup(target, timeout)]
 
-    async def request(self, contact: Contact, kind: Kind, body: dict[str, Any], timeout: float = 30.0) -> Message:
+    async def request(self, contact: Contact, kind: Kind, body: dict[str, Any],
+                      timeout: float | None = None) -> Message:
         if contact == self.liar and kind is Kind.GET_RECORDS:
             return Message(Kind.RECORDS, b"\0" * 8, PublicKey(b"\1" * 32),
                            {"records": self.lies, "more": False, "token": b"\0" * 16})
@@ -135,19 +135,19 @@ class SilentAndLyingHolders:
 async def test_a_silent_holder_does_not_stall_and_a_lying_one_is_not_believed(overlays: list[UdpOverlay]) -> None:
     publisher, reader = overlays[2], overlays[3]
     node = publisher.node.identity
-    other = identity("someone-else").public_key
+    other = seeded_identity("someone-else").public_key
     forged = bytearray(record(node, RESEARCHER, 20, 4000))
     forged[-1] ^= 1
     lies = [
         bytes(forged),  # altered after signing
-        record(identity("intruder"), other, 99),  # a valid record, but about another subject
+        record(seeded_identity("intruder"), other, 99),  # a valid record, but about another subject
         sign(node, RESEARCHER, ["127.0.0.1:4002"], sequence=99, now=time.time() - 7200, lifetime=3600),  # expired
         record(node, RESEARCHER, 99, 4003) + b"\0" * MAX_RECORD_SIZE,  # oversized
     ]
     silent_socket = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with silent_socket, trio.fail_after(WAIT):
         await silent_socket.bind(("127.0.0.1", 0))
-        silent = Contact(NodeId.from_public_key(identity("silent").public_key), *silent_socket.getsockname())
+        silent = Contact(NodeId.from_public_key(seeded_identity("silent").public_key), *silent_socket.getsockname())
         liar = overlays[4].contact
         assert await publish(publisher, record(node, RESEARCHER, 20, 4000), timeout=TIMEOUT) >= K - 1
         transport = SilentAndLyingHolders(reader, silent, liar, lies)

@@ -16,8 +16,8 @@ from seattle.advertise.advertiser import (
     Publication,
     subjects_of,
 )
-from seattle.advertise.records import DEFAULT_LIFETIME, MAX_ADDRESSES, verify
 from seattle.keys import PublicKey, generate_identity
+from seattle.overlay.records import DEFAULT_LIFETIME, MAX_ADDRESSES, verify
 
 T0 = 1_800_000_000.0
 ADDRESSES = ("127.0.0.1:1224",)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import stat
 import subprocess
@@ -23,15 +24,16 @@ import pytest
 import trio
 
 from seattle.advertise.dht import find_records, publish
-from seattle.advertise.records import sign
 from seattle.errors import BadBootstrapNode, NoBootstrapNode, OverlayUnreachable
 from seattle.experiment.browse import BrowseResult, FoundVessel, bootstrap_nodes, browse
 from seattle.home import seattle_home
 from seattle.keys import Identity, PublicKey, generate_identity, resolve
 from seattle.nodemgr.client import NodeClient
-from seattle.nodemgr.node import ROUTING_FILE, NodeManager, init_node
+from seattle.nodemgr.node import NodeManager, init_node
+from seattle.nodemgr.overlay_service import ROUTING_FILE
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.records import sign
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
 
@@ -105,7 +107,7 @@ async def signed_call(identity: Identity, node: NodeManager, call: str, **args: 
 async def records_for(key: PublicKey, start: NodeManager) -> set[PublicKey]:
     """The node keys the overlay currently advertises under `key`, read by a separate light client."""
     identity = generate_identity("reader")
-    async with UdpOverlay(OverlayNode(identity, serve=False), HOST, 0) as reader:
+    async with UdpOverlay(OverlayNode(identity, randomness=random.SystemRandom(), serve=False), HOST, 0) as reader:
         await reader.bootstrap(HOST, start.port, TIMEOUT)
         return {record.node for record in await find_records(reader, key, timeout=TIMEOUT)}
 
@@ -151,7 +153,7 @@ async def test_vessels_are_found_by_owner_and_user_and_follow_changes(tmp_path: 
         # A node whose key differs from the record's is reported, not used: an impostor advertises n0's
         # address for erin under its own key.
         impostor = generate_identity("impostor")
-        async with UdpOverlay(OverlayNode(impostor), HOST, 0) as overlay:
+        async with UdpOverlay(OverlayNode(impostor, randomness=random.SystemRandom()), HOST, 0) as overlay:
             await overlay.bootstrap(HOST, n2.port, TIMEOUT)
             fake = sign(impostor, erin.public_key, [f"{HOST}:{n0.port}"], sequence=1, now=time.time())
             assert await publish(overlay, fake, timeout=TIMEOUT) >= 1

@@ -3,35 +3,34 @@
 `Network` delivers datagrams one at a time in send order, advancing the fake clock by one millisecond per
 delivery, and jumps the clock to the earliest `next_deadline()` when nothing is in flight. Every loop is
 bounded by a step limit that fails the test instead of hanging.
+
+Why not the simulated network (`seattle.testing.overlay`, `seattle.overlay.simnet`): this is a different
+tool, a synchronous sans-IO stepper. It calls the engine's entry points directly, one datagram at a time,
+with no trio and no event loop, so a test can tap or drop single datagrams (`sent`, `dead`), run inside a
+hypothesis example, and assert on the engine's state between any two steps. Nodes and keys come from
+`seattle.testing.overlay` like everywhere else.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import deque
 
-import nacl.signing
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seattle.advertise import records
 from seattle.keys import Identity
-from seattle.overlay import messages
+from seattle.overlay import messages, records
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind
 from seattle.overlay.nodeid import Contact, NodeId
 from seattle.overlay.protocol import BAD_TOKEN, DIRECT_TIMEOUT_FACTOR, TOKEN_ROTATION, OverlayNode, Status
+from seattle.testing.overlay import seeded_identity, seeded_node
 
 EPOCH = 1_800_000_000.0  # records carry wall-clock times, so the fake clock starts at a plausible one
 PORT = 4000
 MAX_STEPS = 500_000
-
-
-def new_identity(name: str) -> Identity:
-    """Keys derived from the name, so node ids (and so every routing decision) are the same on every run."""
-    return Identity(name, nacl.signing.SigningKey(hashlib.blake2b(name.encode(), digest_size=32).digest()))
 
 
 def address_of(number: int) -> tuple[str, int]:
@@ -46,7 +45,7 @@ class Network:
         self.now = EPOCH
         self.nodes: dict[tuple[str, int], OverlayNode] = {}
         for number in range(count):
-            self.nodes[address_of(number)] = OverlayNode(new_identity(f"n{number}"), k=k)
+            self.nodes[address_of(number)] = seeded_node(f"n{number}", k=k)
         self.in_flight: deque[tuple[tuple[str, int], tuple[str, int], bytes]] = deque()
         self.dead: set[tuple[str, int]] = set()
         self.sent: list[tuple[tuple[str, int], tuple[str, int], bytes]] = []
@@ -145,7 +144,7 @@ def test_bootstrap_from_one_node_fills_every_table_with_true_contacts(joined: Ne
 def test_a_join_starts_from_the_bootstrap_answer_and_asks_a_far_bootstrap_node_once() -> None:
     network = Network(30)
     network.join_all()
-    newcomer = OverlayNode(new_identity("newcomer"), k=8)
+    newcomer = seeded_node("newcomer", k=8)
     address = address_of(30)
     network.nodes[address] = newcomer
     via = max(range(30), key=lambda number: newcomer.node_id.distance(network.node(number).node_id))
@@ -205,7 +204,7 @@ def test_lookups_route_around_dead_nodes_and_count_their_failures() -> None:
 def test_a_lookup_answer_after_its_timeout_still_counts_and_clears_the_miss() -> None:
     """The timeout frees the slot at once, but the late answer is not thrown away: the peer ends up in the
     result, its miss is forgiven, and the estimator learns the slow round trip."""
-    a, b, c, d = (OverlayNode(new_identity(name), k=8, rtt=RttEstimator(1.0, 1.0, 1.0)) for name in "abcd")
+    a, b, c, d = (seeded_node(name, k=8, rtt=RttEstimator(1.0, 1.0, 1.0)) for name in "abcd")
     where = {node.node_id: address_of(number) for number, node in enumerate((a, b, c, d))}
     nodes = {address_of(number): node for number, node in enumerate((a, b, c, d))}
     for holder, known in ((a, b), (a, c), (c, d)):
@@ -247,7 +246,7 @@ def test_ping_answers_and_both_sides_learn_each_other() -> None:
 
 def test_an_ipv6_contact_spelled_differently_still_gets_its_answer_matched() -> None:
     network = Network(1)
-    server = OverlayNode(new_identity("v6"))
+    server = seeded_node("v6")
     network.nodes[("2001:db8::5", PORT)] = server
     message = network.request(0, Contact(server.node_id, "2001:DB8:0::5", PORT), Kind.PING, {})
     assert message.sender_id == server.node_id
@@ -280,7 +279,7 @@ def test_an_unanswered_ping_times_out_and_counts_a_failure() -> None:
 
 def test_a_tampered_message_is_dropped_unanswered_and_its_sender_never_enters() -> None:
     network = Network(2)
-    sender = new_identity("x")
+    sender = seeded_identity("x")
     data = bytearray(messages.encode(sender, Kind.PING, b"\x07" * 8, {}))
     data[-2] ^= 0x40  # the last byte of the txid: still well-formed, so only the signature can catch it
     node = network.node(0)
@@ -331,7 +330,7 @@ def test_a_request_bound_to_the_receiver_admits_its_sender_without_a_ping_back()
 
 def test_a_light_clients_requests_are_unbound_so_it_never_enters_a_table() -> None:
     network = Network(2)
-    client = OverlayNode(new_identity("light"), serve=False)
+    client = seeded_node("light", serve=False)
     network.nodes[address_of(0)] = client
     answer = network.request(0, network.contact(1), Kind.FIND_NODE, {"target": NodeId(3)})
     assert answer.kind is Kind.NODES
@@ -373,7 +372,7 @@ def _record(network: Network, signer: Identity, subject: Identity, sequence: int
 
 def test_records_are_stored_with_a_token_and_read_back() -> None:
     network = Network(2)
-    subject = new_identity("subject")
+    subject = seeded_identity("subject")
     key = records.dht_key(subject.public_key)
     got = network.request(0, network.contact(1), Kind.GET_RECORDS, {"key": key, "skip": 0})
     assert got.body["records"] == [] and got.body["more"] is False
@@ -388,7 +387,7 @@ def test_records_are_stored_with_a_token_and_read_back() -> None:
 
 def test_add_record_refuses_wrong_foreign_and_stale_tokens_but_takes_the_previous_secrets() -> None:
     network = Network(3)
-    subject = new_identity("subject")
+    subject = seeded_identity("subject")
     key = records.dht_key(subject.public_key)
     signer = network.node(0).identity
 
@@ -414,13 +413,13 @@ def test_add_record_refuses_wrong_foreign_and_stale_tokens_but_takes_the_previou
 
 def test_get_records_pages_so_every_answer_fits_one_datagram() -> None:
     network = Network(2)
-    subject = new_identity("subject")
+    subject = seeded_identity("subject")
     key = records.dht_key(subject.public_key)
     held = network.node(1).store
     stored = set()
     for number in range(12):
         raw = records.sign(
-            new_identity(f"s{number}"), subject.public_key, [f"10.0.0.{number}:1224"] * 8,
+            seeded_identity(f"s{number}"), subject.public_key, [f"10.0.0.{number}:1224"] * 8,
             sequence=1, now=network.now,
         )
         held.put(raw, f"10.7.{number}.1", network.now)
@@ -436,7 +435,7 @@ def test_get_records_pages_so_every_answer_fits_one_datagram() -> None:
 
 
 def test_an_oversized_datagram_is_refused() -> None:
-    node = OverlayNode(new_identity("n"))
+    node = seeded_node("n")
     assert node.datagram_received(b"\x00" * (messages.MAX_DATAGRAM + 1), ("10.0.0.2", 9), EPOCH) == []
     assert node.dropped[messages.TOO_LARGE] == 1
 
@@ -444,13 +443,13 @@ def test_an_oversized_datagram_is_refused() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=1600))
 def test_arbitrary_bytes_never_raise_and_get_no_answer(data: bytes) -> None:
-    node = OverlayNode(new_identity("n"))
+    node = seeded_node("n")
     assert node.datagram_received(data, ("10.0.0.2", 9), EPOCH) == []
     assert len(node.table) == 0 and node.next_deadline() is None
 
 
 def test_bad_arguments_are_named() -> None:
-    node = OverlayNode(new_identity("n"))
+    node = seeded_node("n")
     with pytest.raises(ValueError, match="IP literal"):
         node.datagram_received(b"", ("example.org", 9), EPOCH)
     with pytest.raises(ValueError, match="port"):
@@ -462,11 +461,11 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(KeyError, match="no lookup 99"):
         node.lookup_result(99)
     with pytest.raises(TypeError, match="Identity"):
-        OverlayNode("not a key")  # type: ignore[arg-type]
+        OverlayNode("not a key", randomness=random.Random(1))  # type: ignore[arg-type]
 
 
 def test_a_lookup_with_an_empty_table_finishes_empty() -> None:
-    node = OverlayNode(new_identity("alone"))
+    node = seeded_node("alone")
     lookup_id = node.start_lookup(NodeId(1), EPOCH)
     assert node.poll(EPOCH) == []
     assert node.lookup_result(lookup_id) == []

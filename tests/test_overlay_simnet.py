@@ -6,40 +6,42 @@ tests are about (newcomers during churn) go through the real protocol.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 
-import nacl.signing
 import pytest
 import trio
 import trio.testing
 
-from seattle.keys import Identity
+from seattle.overlay.join import join
 from seattle.overlay.nodeid import Contact, NodeId
-from seattle.overlay.protocol import OverlayNode
-from seattle.overlay.simnet import SimNetwork, Traffic
+from seattle.overlay.protocol import Address, OverlayNode
+from seattle.overlay.simnet import DatagramObserver, SimNetwork, Traffic
+from seattle.testing.overlay import seeded_node, simulated_overlay
 
 K = 8
 
 
 def new_node(name: str) -> OverlayNode:
-    """Keys derived from the name, so node ids (and every routing decision) are the same on every run."""
-    key = nacl.signing.SigningKey(hashlib.blake2b(name.encode(), digest_size=32).digest())
-    return OverlayNode(Identity(name, key), k=K)
+    return seeded_node(name, k=K)
 
 
-def build(count: int, seed: int, loss: float = 0.0) -> tuple[SimNetwork, list[OverlayNode]]:
-    sim = SimNetwork(seed, latency=(0.005, 0.08), loss=loss)
-    nodes = [new_node(f"sim{number}") for number in range(count)]
-    for node in nodes:
-        sim.attach(node)
-    sim.seed_tables()
-    return sim, nodes
+def build(count: int, seed: int, loss: float = 0.0, observer: DatagramObserver | None = None) -> tuple[
+        SimNetwork, list[OverlayNode]]:
+    return simulated_overlay(count, seed, k=K, loss=loss, observer=observer)
 
 
 def true_closest(sim: SimNetwork, nodes: list[OverlayNode], target: NodeId, me: OverlayNode) -> list[NodeId]:
     live = [node.node_id for node in nodes if node is not me and sim.alive(node)]
     return sorted(live, key=target.distance)[:K]
+
+
+async def join_via(sim: SimNetwork, node: OverlayNode, via: OverlayNode) -> None:
+    """Join as the simulation does: bootstrap from `via` (retried: the network may be lossy), then look up
+    our own id."""
+    joined = await join(sim.transport(node), [sim.address(via)], 60.0, attempts=3)
+    assert joined.answers and not joined.lookup_timed_out
 
 
 def ids(contacts: list[Contact]) -> list[NodeId]:
@@ -62,11 +64,11 @@ async def test_500_nodes_with_one_percent_loss_find_the_closest(
     exact = 0
     async with sim.running():
         for node in newcomers:  # real joins, through the same lossy network
-            await sim.join(node, nodes[0])
+            await join_via(sim, node, nodes[0])
         for _ in range(25):
             me = chooser.choice(nodes)
             target = NodeId(chooser.getrandbits(256))
-            found = ids(await sim.lookup(me, target))
+            found = ids(await sim.transport(me).lookup(target))
             truth = true_closest(sim, nodes, target, me)
             # A lost reply can cost a lookup one or two of the closest: a peer whose answer is lost counts as
             # failed, and when every other answer names only peers already known, nobody replaces it.
@@ -93,16 +95,16 @@ async def test_2000_nodes_with_churn_keep_answering_with_live_nodes(
             sim.kill(node)
         survivors = [node for node in nodes if sim.alive(node)]
         for node in newcomers:
-            await sim.join(node, chooser.choice(survivors))
+            await join_via(sim, node, chooser.choice(survivors))
         for node in killed[:50]:
             sim.revive(node)
         for newcomer in newcomers[:10]:
             me = chooser.choice(survivors)
-            assert ids(await sim.lookup(me, newcomer.node_id))[0] == newcomer.node_id
+            assert ids(await sim.transport(me).lookup(newcomer.node_id))[0] == newcomer.node_id
         for _ in range(15):
             me = chooser.choice(survivors)
             target = NodeId(chooser.getrandbits(256))
-            found = ids(await sim.lookup(me, target))
+            found = ids(await sim.transport(me).lookup(target))
             live = {node.node_id for node in everyone if sim.alive(node)}
             assert set(found) <= live  # only nodes that answered come back, never a dead one
             assert len(set(found) & set(true_closest(sim, everyone, target, me))) >= K - 2
@@ -115,14 +117,14 @@ async def test_a_partition_hides_the_other_side_until_healed(autojump_clock: tri
     me, wanted = side_a[0], side_b[0]
     async with sim.running():
         sim.partition(side_a, side_b)
-        found = ids(await sim.lookup(me, wanted.node_id))
+        found = ids(await sim.transport(me).lookup(wanted.node_id))
         assert not set(found) & {node.node_id for node in side_b}
         with pytest.raises(TimeoutError, match="got no answer"):
-            await sim.ping(me, sim.contact(wanted))
+            await sim.transport(me).ping(sim.contact(wanted))
         assert sim.traffic.partitioned > 0
         sim.heal()
-        assert ids(await sim.lookup(me, wanted.node_id))[0] == wanted.node_id
-        answer = await sim.ping(me, sim.contact(wanted))
+        assert ids(await sim.transport(me).lookup(wanted.node_id))[0] == wanted.node_id
+        answer = await sim.transport(me).ping(sim.contact(wanted))
         assert answer.sender_id == wanted.node_id
 
 
@@ -134,7 +136,8 @@ async def scenario(seed: int) -> tuple[Traffic, list[list[NodeId]], float]:
     async with sim.running():
         sim.kill(nodes[7])
         for _ in range(6):
-            results.append(ids(await sim.lookup(chooser.choice(nodes[8:]), NodeId(chooser.getrandbits(256)))))
+            me = sim.transport(chooser.choice(nodes[8:]))
+            results.append(ids(await me.lookup(NodeId(chooser.getrandbits(256)))))
         duration = trio.current_time() - started
     return sim.traffic, results, duration
 
@@ -146,16 +149,54 @@ async def test_the_same_seed_gives_the_same_run(autojump_clock: trio.testing.Moc
     assert other[0] != first[0]  # different latencies and loss draws give a different run
 
 
+def traced_run(seed: int) -> tuple[str, Traffic]:
+    """A small seeded run (joins through a lossy network, lookups, pings) in its own trio run and MockClock;
+    returns a hash of every datagram sent (time, source, destination, bytes) and the traffic counters."""
+    trace = hashlib.blake2b()
+
+    def observe(at: float, source: Address, destination: Address, data: bytes) -> None:
+        trace.update(repr((at, source, destination)).encode() + data)
+
+    sim, nodes = build(40, seed=seed, loss=0.02, observer=observe)
+    newcomers = [new_node(f"traced{number}") for number in range(4)]
+    for node in newcomers:
+        sim.attach(node)
+    chooser = random.Random(seed)
+
+    async def run() -> None:
+        async with sim.running():
+            for node in newcomers:
+                await join_via(sim, node, chooser.choice(nodes))
+            for _ in range(5):
+                await sim.transport(chooser.choice(nodes)).lookup(NodeId(chooser.getrandbits(256)))
+            for node in nodes[:6]:  # on a lossy network some pings go unanswered: the same ones every run
+                with contextlib.suppress(TimeoutError):
+                    await sim.transport(newcomers[0]).ping(sim.contact(node))
+            await trio.sleep(10)  # let the last answers land
+
+    trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+    return trace.hexdigest(), sim.traffic
+
+
+def test_a_seeded_run_sends_the_same_bytes_every_time() -> None:
+    """The engines draw txids and token secrets from their seeded `randomness`, so a seeded simulation is
+    reproducible byte for byte, not only in its counters."""
+    first, second = traced_run(5), traced_run(5)
+    assert first == second
+    assert first[1].sent > 100 and first[1].lost > 0
+    assert traced_run(6)[0] != first[0]
+
+
 async def test_churn_bootstrap_and_dead_nodes(autojump_clock: trio.testing.MockClock) -> None:
     sim, nodes = build(30, seed=2)
     async with sim.running():
         sim.kill(nodes[1])
         with pytest.raises(TimeoutError):
-            await sim.bootstrap(nodes[0], sim.address(nodes[1]))
+            await sim.transport(nodes[0]).bootstrap(*sim.address(nodes[1]))
         with pytest.raises(RuntimeError, match="killed"):
-            await sim.lookup(nodes[1], nodes[0].node_id)
+            await sim.transport(nodes[1]).lookup(nodes[0].node_id)
         sim.revive(nodes[1])
-        answer = await sim.bootstrap(nodes[0], sim.address(nodes[1]))
+        answer = await sim.transport(nodes[0]).bootstrap(*sim.address(nodes[1]))
         assert answer.sender_id == nodes[1].node_id and answer.body["nodes"]
 
         # Killed while awaiting an answer, a node keeps its state; revived, its timers run again.
@@ -164,7 +205,7 @@ async def test_churn_bootstrap_and_dead_nodes(autojump_clock: trio.testing.MockC
 
         async def doomed_ping() -> None:
             with pytest.raises(TimeoutError, match="got no answer"):
-                await sim.ping(sleeper, sim.contact(silent))
+                await sim.transport(sleeper).ping(sim.contact(silent))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(doomed_ping)
@@ -173,7 +214,7 @@ async def test_churn_bootstrap_and_dead_nodes(autojump_clock: trio.testing.MockC
             await trio.sleep(30)  # its ping's deadline passes while it is down
             sim.revive(sleeper)
         with pytest.raises(TimeoutError, match="got no answer"):
-            await sim.ping(sleeper, sim.contact(silent))
+            await sim.transport(sleeper).ping(sim.contact(silent))
 
 
 def test_bad_arguments_are_named() -> None:

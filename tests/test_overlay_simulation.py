@@ -1,4 +1,4 @@
-"""The overlay experiment (`seattle.overlay.experiment`) and its command (`simulations/overlay.py`), on small
+"""The overlay simulation (`seattle.overlay.simulation`) and its command (`simulations/overlay.py`), on small
 overlays: real protocol engines on the simulated network, in virtual time."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from seattle.overlay.experiment import Config, LiveIds, run_experiment, write_csv, write_plot
 from seattle.overlay.nodeid import ID_BITS
+from seattle.overlay.simulation import Config, LiveIds, run_simulation, write_csv, write_plot
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,12 +21,12 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def calm() -> object:
-    return run_experiment(Config(nodes=300, lookups=60, seed=7))
+    return run_simulation(Config(nodes=300, lookups=60, seed=7))
 
 
 @pytest.fixture(scope="module")
 def churned() -> object:
-    return run_experiment(Config(nodes=300, lookups=60, churn=0.3, loss=0.01, seed=7))
+    return run_simulation(Config(nodes=300, lookups=60, churn=0.3, loss=0.01, seed=7))
 
 
 def test_without_churn_every_lookup_finds_the_closest_node(calm) -> None:
@@ -57,9 +57,9 @@ def test_churn_and_loss_leave_and_join_nodes_and_lookups_still_find_the_closest(
 
 def test_the_same_seed_gives_the_same_figures() -> None:
     config = Config(nodes=120, lookups=15, churn=0.2, loss=0.02, seed=3)
-    first, second = run_experiment(config), run_experiment(config)
+    first, second = run_simulation(config), run_simulation(config)
     assert first.lookups == second.lookups
-    other = run_experiment(Config(nodes=120, lookups=15, churn=0.2, loss=0.02, seed=4))
+    other = run_simulation(Config(nodes=120, lookups=15, churn=0.2, loss=0.02, seed=4))
     assert other.lookups != first.lookups
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from seattle.advertise.records import (
+from seattle.keys import Identity, PublicKey, generate_identity
+from seattle.overlay.records import (
     BAD_SIGNATURE,
     EXPIRED,
     NOT_YET_VALID,
@@ -16,7 +17,6 @@ from seattle.advertise.records import (
     sign_tombstone,
     verify,
 )
-from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.store import FULL, RATE_LIMITED, STALE, RecordStore
 
 NOW = 1_800_000_000.0

@@ -7,7 +7,6 @@ test needs one timeout, not three.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import secrets
 from contextlib import AsyncExitStack
@@ -24,19 +23,19 @@ from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
+from seattle.testing.overlay import seeded_identity
 
 K = 4
 COUNT = 14
 
 
 def new_node(name: str) -> OverlayNode:
-    identity = Identity(
-        name, nacl.signing.SigningKey(hashlib.blake2b(name.encode(), digest_size=32).digest())
-    )
+    identity = seeded_identity(name)
     own_id = NodeId.from_public_key(identity.public_key)
     table = RoutingTable(own_id, k=K, max_failures=1, max_per_subnet=K)
     # A 1 s floor on reply timeouts, so a loaded test machine's scheduling stall is not taken for a dead peer.
-    return OverlayNode(identity, table=table, rtt=RttEstimator(initial_timeout=1.0, min_timeout=1.0))
+    rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
+    return OverlayNode(identity, randomness=random.SystemRandom(), table=table, rtt=rtt)
 
 
 def true_closest(overlays: list[UdpOverlay], target: NodeId, me: UdpOverlay) -> list[NodeId]:

@@ -24,8 +24,9 @@ from typing import Protocol
 
 import trio
 
-from seattle.advertise.dht import OverlayTransport, publish
-from seattle.advertise.records import (
+from seattle.advertise.dht import publish
+from seattle.keys import Identity, PublicKey
+from seattle.overlay.records import (
     DEFAULT_LIFETIME,
     MAX_ADDRESSES,
     MAX_LIFETIME,
@@ -33,7 +34,7 @@ from seattle.advertise.records import (
     sign,
     sign_tombstone,
 )
-from seattle.keys import Identity, PublicKey
+from seattle.overlay.transport import OverlayTransport
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,14 @@ PACING = 10.0
 class VesselView(Protocol):
     """What the advertiser reads of a vessel (`seattle.nodemgr.store.VesselRecord` has these)."""
 
-    owner: bytes
-    users: tuple[bytes, ...]
-    advertise: bool
+    @property
+    def owner(self) -> bytes: ...
+
+    @property
+    def users(self) -> tuple[bytes, ...]: ...
+
+    @property
+    def advertise(self) -> bool: ...
 
 
 def subjects_of(node_key: PublicKey, vessels: Iterable[VesselView]) -> frozenset[PublicKey]:

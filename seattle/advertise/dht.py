@@ -14,31 +14,22 @@ live nodes closest to it, and then talk to all of them at once:
   gives the newest state. Every record is verified here again: a holder is just another peer.
 
 Each request has its own timeout, so a dead or slow holder costs at most that long and never stalls the rest.
+Both run over any `seattle.overlay.transport.OverlayTransport` (UDP or simulated) and read the time from it
+(`transport.now()`), so records are checked against the same clock the engine uses.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Any, Protocol
-
 import trio
 
-from seattle.advertise.records import RecordRejected, VesselRecord, dht_key, merge, verify
 from seattle.keys import PublicKey
-from seattle.overlay.messages import Kind, Message
+from seattle.overlay.messages import Kind
 from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.records import RecordRejected, VesselRecord, dht_key, merge, verify
+from seattle.overlay.transport import OverlayTransport
 
 #: A holder caps records per key at 64 by default; more pages than this from one holder is a holder lying.
 MAX_PAGES = 32
-
-
-class OverlayTransport(Protocol):
-    """What publishing and reading need from a transport; `seattle.overlay.udp.UdpOverlay` is one."""
-
-    async def lookup(self, target: NodeId, timeout: float = ...) -> list[Contact]: ...
-
-    async def request(self, contact: Contact, kind: Kind, body: dict[str, Any], timeout: float = ...) -> Message:
-        ...
 
 
 async def publish(transport: OverlayTransport, raw_record: bytes, *, timeout: float) -> int:
@@ -47,7 +38,7 @@ async def publish(transport: OverlayTransport, raw_record: bytes, *, timeout: fl
     Returns how many of them stored it. A holder that refuses (stale sequence, full, rate limited) or does not
     answer within `timeout` simply does not count; RecordRejected if the record itself is not valid now.
     """
-    record = verify(raw_record, time.time())
+    record = verify(raw_record, transport.now())
     contacts = await _lookup(transport, dht_key(record.subject), timeout)
     stored = 0
 
@@ -94,7 +85,7 @@ async def find_records(transport: OverlayTransport, subject: PublicKey, *, timeo
                 if answer.kind is not Kind.RECORDS:
                     return
                 raws: list[bytes] = answer.body["records"]
-                found.extend(_valid(raws, subject))
+                found.extend(_valid(raws, subject, transport.now()))
                 skip += len(raws)
                 if not answer.body["more"] or not raws:
                     return
@@ -105,9 +96,8 @@ async def find_records(transport: OverlayTransport, subject: PublicKey, *, timeo
     return merge(found)
 
 
-def _valid(raws: list[bytes], subject: PublicKey) -> list[VesselRecord]:
-    """The records that verify now and are about `subject` (a holder may return anything under the key)."""
-    now = time.time()
+def _valid(raws: list[bytes], subject: PublicKey, now: float) -> list[VesselRecord]:
+    """The records that verify at `now` and are about `subject` (a holder may return anything under the key)."""
     valid = []
     for raw in raws:
         try:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +28,15 @@ import trio
 
 from seattle.addresses import split_ip_port
 from seattle.advertise.dht import find_records
-from seattle.advertise.records import VesselRecord
 from seattle.errors import BadBootstrapNode, NoBootstrapNode, OverlayUnreachable
 from seattle.experiment.fanout import exception_chain
 from seattle.home import seattle_home
 from seattle.keys import PublicKey, generate_identity
 from seattle.nodemgr.client import NodeClient, NodeClientError
+from seattle.overlay.join import join
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.records import VesselRecord
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
 
@@ -131,7 +133,7 @@ def _light_client(starts: Sequence[tuple[str, int]]) -> OverlayNode:
         # two contacts per subnet and bucket would hide all but two of them.
         table = RoutingTable(NodeId.from_public_key(identity.public_key))
         table.max_per_subnet = table.k
-    return OverlayNode(identity, table=table, serve=False)
+    return OverlayNode(identity, randomness=random.SystemRandom(), table=table, serve=False)
 
 
 def _bind_host(starts: Sequence[tuple[str, int]], family: int) -> str:
@@ -142,24 +144,14 @@ def _bind_host(starts: Sequence[tuple[str, int]], family: int) -> str:
 
 
 async def _join(overlay: UdpOverlay, starts: Sequence[tuple[str, int]], timeout: float) -> None:
-    """Send a bootstrap request to every bootstrap node at once; one answer is enough."""
-    errors: list[str] = []
-    answered = False
-
-    async def ask(host: str, port: int) -> None:
-        nonlocal answered
-        try:
-            await overlay.bootstrap(host, port, timeout)
-            answered = True
-        except (TimeoutError, OSError) as exc:
-            errors.append(f"{_address(host, port)}: {exc}")
-
+    """Send a bootstrap request to every bootstrap node at once; one answer is enough. A light client meets
+    no neighbours (`join(meet_neighbours=False)`): `find_records` does the lookups it needs."""
+    joined = None
     with trio.move_on_after(timeout):
-        async with trio.open_nursery() as nursery:
-            for host, port in starts:
-                nursery.start_soon(ask, host, port)
-    if not answered:
+        joined = await join(overlay, starts, timeout, meet_neighbours=False)
+    if joined is None or not joined.answers:
         tried = [_address(host, port) for host, port in starts]
+        errors = [f"{_address(host, port)}: {why}" for (host, port), why in joined.silent] if joined else []
         raise OverlayUnreachable(tried, "; ".join(errors) or f"no answer within {timeout:g} s")
 
 

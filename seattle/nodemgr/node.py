@@ -10,22 +10,15 @@ destination. Opening runs `NodeState.recover()` before anything can start a vess
 running when a previous daemon died are marked Terminated. Leaving the `async with` stops accepting, stops
 every running vessel (recording it Stopped), ends the launcher's zygote and closes the database.
 
-With `overlay=True` the node also joins the overlay (`seattle.overlay`): a full `OverlayNode` under the node's
-own key, on UDP at the same host and port number as the TCP API, so one address serves both. It joins through
-`bootstrap` and through the contacts saved in `routing.json` (so a restarted node rejoins without its
-bootstrap node; none of either: it starts a new overlay), then looks up its own id, and runs the advertiser
-(`seattle.advertise.advertiser`). The routing table is saved to `<node_dir>/routing.json` (mode 0600, atomic)
-every SAVE_INTERVAL and when the node stops; a damaged file is logged and ignored.
+With `overlay=True` the node also runs its overlay service (`seattle.nodemgr.overlay_service`): it joins the
+overlay on UDP at the same host and port number as the TCP API, advertises the node's vessels and keeps its
+routing table in `<node_dir>/routing.json`.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
-import json
 import logging
-import os
-import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -33,33 +26,17 @@ from types import TracebackType
 
 import trio
 
-from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
 from seattle.keys import Identity, PublicKey, generate_identity, load_identity, save_identity
 from seattle.nodemgr.api import NodeAPI
+from seattle.nodemgr.overlay_service import ROUTING_FILE, OverlayService
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
-from seattle.overlay.lookup import RttEstimator
-from seattle.overlay.messages import Message
-from seattle.overlay.nodeid import NodeId
-from seattle.overlay.protocol import OverlayNode
-from seattle.overlay.routing import RoutingTable
-from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
 from seattle.vessel.host.launcher import VesselLauncher
 
 log = logging.getLogger(__name__)
-
-#: The saved routing table (`RoutingTable.to_dict` as JSON) in the node directory.
-ROUTING_FILE = "routing.json"
-#: A routing table is small (k contacts per bucket); anything bigger is not one of ours.
-MAX_ROUTING_FILE = 1024 * 1024
-SAVE_INTERVAL = 180.0
-#: While the node knows no peer (its bootstrap nodes were down), it tries to join again this often.
-REJOIN_INTERVAL = 30.0
-#: How long one overlay request or lookup of the node may take.
-OVERLAY_TIMEOUT = 5.0
 
 #: The node identity's name: its key files are node.privatekey and node.publickey in the node directory.
 NODE_IDENTITY = "node"
@@ -109,11 +86,10 @@ class NodeManager:
         self.allow_unconfined = allow_unconfined
         self.use_overlay = overlay
         self.bootstrap = tuple(bootstrap)
-        #: The running overlay transport and the advertiser's record set (None without the overlay).
+        #: The overlay service and its running UDP transport (None without the overlay).
+        self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
-        self.advertiser: AdvertiserState | None = None
         self._overlay_stack = AsyncExitStack()
-        self._subjects: tuple[int, frozenset[PublicKey]] | None = None
         self.identity: Identity | None = None
         self.state: NodeState | None = None
         self.api: NodeAPI | None = None
@@ -156,9 +132,10 @@ class NodeManager:
             if self.use_overlay:
                 # Entered before the nursery, left after it: trio nurseries nest, and the overlay's own
                 # tasks must outlive the tasks that use it.
-                self.overlay = await self._overlay_stack.enter_async_context(
-                    UdpOverlay(self._overlay_node(), self.host, self.port))
-                self.advertiser = AdvertiserState(self.identity)
+                self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
+                    self.identity, self.host, self.port, self.node_dir / ROUTING_FILE, self.bootstrap, state,
+                    self.advertised_addresses))
+                self.overlay = self.overlay_service.transport
             self._nursery = await self._nursery_manager.__aenter__()
         except BaseException:
             await self._overlay_stack.aclose()
@@ -169,8 +146,8 @@ class NodeManager:
             raise
         await self._nursery.start(self.api.run)
         await self._nursery.start(self._serve, listeners)
-        if self.overlay is not None:
-            self._nursery.start_soon(self._run_overlay)
+        if self.overlay_service is not None:
+            self._nursery.start_soon(self.overlay_service.run)
         return self
 
     async def _serve(self, listeners: list[trio.SocketListener],
@@ -193,9 +170,7 @@ class NodeManager:
                 suppress = await self._nursery_manager.__aexit__(kind, value, traceback)
             finally:
                 try:
-                    if self.overlay is not None:
-                        self._save_logged()
-                    await self._overlay_stack.aclose()
+                    await self._overlay_stack.aclose()  # saves the routing table
                 finally:
                     await self._launcher.__aexit__(None, None, None)
                     assert self.state is not None
@@ -204,139 +179,12 @@ class NodeManager:
 
     # -- the overlay ------------------------------------------------------------------------------------
 
-    @property
-    def routing_path(self) -> Path:
-        return self.node_dir / ROUTING_FILE
-
     def advertised_addresses(self) -> list[str]:
         """Where researchers reach this node: the bound addresses, or the local IPs when bound to all."""
         if not ipaddress.ip_address(self.host).is_unspecified:
             return list(self.addresses)
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in self.local_ips]
 
-    def save_routing(self) -> None:
-        """Write the routing table to routing.json: mode 0600, fsync'd temp file renamed over the old one."""
-        assert self.overlay is not None
-        data = json.dumps(self.overlay.node.table.to_dict()).encode()
-        temporary = self.routing_path.with_name(ROUTING_FILE + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)
-            os.write(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, self.routing_path)
-
-    def _overlay_node(self) -> OverlayNode:
-        assert self.identity is not None
-        if ipaddress.ip_address(self.host).is_loopback:
-            # Loopback overlays (tests, one-machine demos) put every node in one /24 and one source address:
-            # keep the per-subnet cap from hiding all but two peers per bucket, let the store take every
-            # neighbour's writes (they all come from this one address) and give replies a 1 s floor so a busy
-            # machine's scheduling stall is not taken for a dead peer.
-            fresh = RoutingTable(NodeId.from_public_key(self.identity.public_key))
-            fresh.max_per_subnet = fresh.k
-            store = RecordStore(max_writes_per_source=10_000)
-            rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
-        else:
-            fresh, store, rtt = RoutingTable(NodeId.from_public_key(self.identity.public_key)), None, None
-        table = self._load_routing(fresh)
-        return OverlayNode(self.identity, table=table, store=store, rtt=rtt)
-
-    def _load_routing(self, fresh: RoutingTable) -> RoutingTable:
-        """The saved table if routing.json is there and sound, else `fresh`; a damaged file only logs."""
-        try:
-            with self.routing_path.open("rb") as file:
-                data = file.read(MAX_ROUTING_FILE + 1)
-        except FileNotFoundError:
-            return fresh
-        except OSError as exc:
-            log.warning("%s cannot be read (%s); joining without it", self.routing_path, exc)
-            return fresh
-        try:
-            if len(data) > MAX_ROUTING_FILE:
-                raise ValueError(f"over {MAX_ROUTING_FILE} bytes")
-            table = RoutingTable.from_dict(json.loads(data))
-            if table.own_id != fresh.own_id:
-                raise ValueError("it belongs to another node key")
-        except (ValueError, TypeError, RecursionError) as exc:
-            log.warning("%s is damaged (%s); ignoring it and joining through the bootstrap nodes",
-                        self.routing_path, exc)
-            return fresh
-        log.info("loaded %d overlay contacts from %s", len(table), self.routing_path)
-        return table
-
-    async def _run_overlay(self) -> None:
-        """Join, then advertise and save the routing table until the node stops."""
-        assert self.overlay is not None and self.advertiser is not None
-        if not self.advertised_addresses():
-            log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
-                        "address to advertise; researchers will not find this node's vessels")
-        await self._join()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._keep_joined)
-            nursery.start_soon(self._save_periodically)
-            nursery.start_soon(functools.partial(run_advertiser, self.advertiser, self.overlay,
-                                                 self._read_for_advertiser, time.time,
-                                                 keep_locally=self._keep_locally))
-
-    async def _join(self) -> None:
-        """Ask the bootstrap nodes for our neighbours, then look up our own id from their answers and any
-        saved contacts."""
-        overlay = self.overlay
-        assert overlay is not None
-        answers: list[Message] = []
-
-        async def ask(host: str, port: int) -> None:
-            try:
-                answers.append(await overlay.bootstrap(host, port, OVERLAY_TIMEOUT))
-            except (TimeoutError, OSError) as exc:
-                log.warning("overlay bootstrap node %s:%s did not answer: %s", host, port, exc)
-
-        async with trio.open_nursery() as nursery:
-            for host, port in self.bootstrap:
-                nursery.start_soon(ask, host, port)
-        if len(overlay.node.table) == 0:
-            log.info("overlay: udp %s:%d, no peers yet (%s)", *overlay.address,
-                     "bootstrap nodes silent" if self.bootstrap else "started a new overlay")
-            return
-        try:
-            await overlay.lookup(overlay.node.node_id, OVERLAY_TIMEOUT * 4, answers)
-        except TimeoutError:
-            log.warning("overlay: the join lookup did not finish in time")
-        log.info("overlay: udp %s:%d, joined, %d contacts", *overlay.address, len(overlay.node.table))
-
-    async def _keep_joined(self) -> None:
-        """A node whose bootstrap nodes were down at start keeps trying, so it is not alone for ever."""
-        assert self.overlay is not None
-        while True:
-            await trio.sleep(REJOIN_INTERVAL)
-            if len(self.overlay.node.table) == 0 and self.bootstrap:
-                await self._join()
-
-    async def _save_periodically(self) -> None:
-        while True:
-            await trio.sleep(SAVE_INTERVAL)
-            self._save_logged()
-
-    def _save_logged(self) -> None:
-        try:
-            self.save_routing()
-        except OSError as exc:
-            log.warning("cannot save %s: %s", self.routing_path, exc)
-
-    def _read_for_advertiser(self) -> tuple[int, frozenset[PublicKey], list[str]]:
-        """(change counter, subjects, addresses); the vessels are read only when the counter moved."""
-        assert self.state is not None and self.identity is not None
-        counter = self.state.change_counter()
-        if self._subjects is None or self._subjects[0] != counter:
-            self._subjects = (counter, subjects_of(self.identity.public_key, self.state.get_vessels()))
-        return counter, self._subjects[1], self.advertised_addresses()
-
-    def _keep_locally(self, raw: bytes) -> None:
-        assert self.overlay is not None
-        self.overlay.node.store.put(raw, self.overlay.address[0], self.overlay.now())
 
 def _raw(key: object, what: str) -> bytes:
     if not isinstance(key, PublicKey):

@@ -42,7 +42,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 import nacl.bindings
 import nacl.exceptions
 
@@ -55,7 +55,7 @@ MAX_DATAGRAM = 1400
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 TXID_SIZE = 8
 TOKEN_SIZE = 16
-#: A vessel record is at most 1,024 bytes (`seattle.advertise.records.MAX_RECORD_SIZE`); a little slack here
+#: A vessel record is at most 1,024 bytes (`seattle.overlay.records.MAX_RECORD_SIZE`); a little slack here
 #: lets a newer record format grow without a new message version, and the store enforces the real limit.
 MAX_RECORD_BYTES = 1200
 MAX_CODE_LENGTH = 64
@@ -295,7 +295,7 @@ def encode(
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
     key, secret = identity.sodium_key_pair
-    payload = _PACKER.pack(fields_list)
+    payload: bytes = _PACKER.pack(fields_list)
     signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
     data = signature + key + payload
     if len(data) > MAX_DATAGRAM:

@@ -67,7 +67,7 @@ class NodeId:
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is NodeId:
-            return self.value == other.value  # type: ignore[attr-defined]
+            return self.value == other.value
         return NotImplemented
 
     def __lt__(self, other: NodeId) -> bool:
@@ -187,7 +187,7 @@ class Contact:
             return True
         if other.__class__ is not Contact:
             return NotImplemented
-        return (self.node_id, self.host, self.port) == (other.node_id, other.host, other.port)  # type: ignore
+        return (self.node_id, self.host, self.port) == (other.node_id, other.host, other.port)
 
     def __hash__(self) -> int:
         return hash((self.node_id.value, self.host, self.port))

@@ -23,6 +23,10 @@ Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret,
 `add_record` is accepted only with a token for the sender's IP under the current or the previous secret.
 Secrets rotate every TOKEN_ROTATION seconds, so a token lives 5 to 10 minutes, and a spoofed-source writer,
 who never sees the answers sent to the address it forges, cannot store anything.
+
+Randomness (transaction ids, token secrets) comes from the `randomness` the driver passes in, as time does:
+a real node passes a CSPRNG (`random.SystemRandom()`: txids and secrets must be unguessable), the simulator
+a seeded `random.Random`, so a seeded simulation sends the same bytes every run.
 """
 
 from __future__ import annotations
@@ -33,19 +37,19 @@ import hmac
 import ipaddress
 import itertools
 import math
-import secrets
+import random
 from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from seattle.advertise.records import RecordRejected
 from seattle.keys import Identity
 from seattle.overlay import messages
 from seattle.overlay.lookup import Lookup, RttEstimator
 from seattle.overlay.messages import Kind, Message, MessageRejected
 from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 
@@ -81,7 +85,7 @@ _PING, _PONG, _FIND_NODE, _NODES, _ERROR = Kind.PING, Kind.PONG, Kind.FIND_NODE,
 
 
 @dataclass(frozen=True)
-class Outcome:
+class RequestOutcome:
     """What became of a request made with `request`/`ping`/`bootstrap`: `message` is set once answered."""
 
     status: Status
@@ -113,6 +117,7 @@ class OverlayNode:
         self,
         identity: Identity,
         *,
+        randomness: random.Random,
         store: RecordStore | None = None,
         k: int = 20,
         alpha: int = 3,
@@ -145,14 +150,16 @@ class OverlayNode:
         self._outbox: list[Datagram] = []
         self._searches: dict[int, _Search] = {}
         self._results: OrderedDict[int, list[Contact]] = OrderedDict()
-        self._outcomes: OrderedDict[bytes, Outcome] = OrderedDict()
+        self._outcomes: OrderedDict[bytes, RequestOutcome] = OrderedDict()
         self._lookup_ids = itertools.count(1)
         #: How many requests and lookups have ended so far: a transport wakes whoever awaits an outcome or a
         #: lookup result only when this changes, not after every datagram.
         self.finished = 0
+        #: Where transaction ids and token secrets come from: the driver's choice (module docstring).
+        self._randbytes = randomness.randbytes
         self._txid_pool, self._txid_offset = b"", 0
-        self._secret = secrets.token_bytes(32)
-        self._previous_secret = secrets.token_bytes(32)
+        self._secret = self._randbytes(32)
+        self._previous_secret = self._randbytes(32)
         self._rotated_at: float | None = None
 
     # --- the transport's entry points -------------------------------------------------------------------
@@ -191,7 +198,7 @@ class OverlayNode:
                     continue
                 del self._pending[txid]
                 if pending.tracked:
-                    self._settle(txid, Outcome(Status.TIMED_OUT))
+                    self._settle(txid, RequestOutcome(Status.TIMED_OUT))
                 if pending.contact is not None:
                     self._verifying.discard(pending.contact.node_id)
                     self.table.record_failure(pending.contact.node_id, now)
@@ -245,10 +252,10 @@ class OverlayNode:
         self._check_room()
         return self._queue(address, None, Kind.FIND_NODE, {"target": self.node_id}, now, None)
 
-    def outcome(self, txid: bytes) -> Outcome:
+    def outcome(self, txid: bytes) -> RequestOutcome:
         """What became of request `txid`; KeyError if this node never made it (or forgot it, oldest first)."""
         if txid in self._pending:
-            return Outcome(Status.WAITING)
+            return RequestOutcome(Status.WAITING)
         return self._outcomes[txid]
 
     def forget_outcome(self, txid: bytes) -> None:
@@ -393,7 +400,7 @@ class OverlayNode:
         if pending.lookup is None:
             self.rtt.sample(now - pending.sent_at)
             if pending.tracked:
-                self._settle(answer.txid, Outcome(Status.ANSWERED, answer))
+                self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
             return
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
@@ -464,10 +471,10 @@ class OverlayNode:
         return txid
 
     def _new_txid(self) -> bytes:
-        """A fresh random transaction id, cut from a pool drawn from the OS's CSPRNG 64 ids at a time (one
-        system call each, instead of one per request)."""
+        """A fresh random transaction id, cut from a pool drawn from the driver's random source 64 ids at a
+        time (with a CSPRNG, one system call each instead of one per request)."""
         if self._txid_offset >= len(self._txid_pool):
-            self._txid_pool, self._txid_offset = secrets.token_bytes(64 * messages.TXID_SIZE), 0
+            self._txid_pool, self._txid_offset = self._randbytes(64 * messages.TXID_SIZE), 0
         start = self._txid_offset
         self._txid_offset = start + messages.TXID_SIZE
         return self._txid_pool[start : self._txid_offset]
@@ -477,7 +484,7 @@ class OverlayNode:
         if len(self._pending) >= MAX_PENDING:
             raise RuntimeError(f"this node already awaits {MAX_PENDING} answers; let some finish first")
 
-    def _settle(self, txid: bytes, outcome: Outcome) -> None:
+    def _settle(self, txid: bytes, outcome: RequestOutcome) -> None:
         self.finished += 1
         self._outcomes[txid] = outcome
         while len(self._outcomes) > MAX_OUTCOMES:
@@ -508,8 +515,8 @@ class OverlayNode:
         elapsed = now - self._rotated_at
         if elapsed < TOKEN_ROTATION:
             return
-        keep = self._secret if elapsed < 2 * TOKEN_ROTATION else secrets.token_bytes(32)
-        self._previous_secret, self._secret = keep, secrets.token_bytes(32)
+        keep = self._secret if elapsed < 2 * TOKEN_ROTATION else self._randbytes(32)
+        self._previous_secret, self._secret = keep, self._randbytes(32)
         self._rotated_at = now
 
 

@@ -6,9 +6,13 @@ deliveries and node wake-ups), not a task per node: under `trio.testing.MockCloc
 the clock jumps straight to the next event, so thousands of nodes run in seconds of wall time and the cost
 is the protocol's own work (signing and checking every datagram).
 
-Determinism: with the same seed, the same nodes attached in the same order and the same calls, a run sends
-the same datagrams at the same virtual times. Link latencies derive from (seed, link), loss draws come from
-one seeded generator in event order, and ties in the heap break by insertion order.
+Determinism: with the same seed, the same nodes (same keys, engines built with seeded `randomness`) attached
+in the same order and the same calls, a run sends the same datagrams, byte for byte, at the same virtual
+times. Link latencies derive from (seed, link), loss draws come from one seeded generator in event order, and
+ties in the heap break by insertion order. An `observer` sees every datagram sent, e.g. to hash the trace.
+
+A node acts through `sim.transport(node)`, a `SimTransport`: the same `OverlayTransport` interface as
+`UdpOverlay`, so the join, publishing and reading run here unchanged.
 
 Addresses are fake but well formed: node i gets 127.a.b.1 (one /24 per node, so the routing table's
 per-subnet cap never hides a simulated node) and nothing ever touches a socket.
@@ -30,9 +34,10 @@ import trio
 import trio.testing
 
 from seattle.overlay.lookup import Lookup
-from seattle.overlay.messages import Kind, Message
+from seattle.overlay.messages import Message
 from seattle.overlay.nodeid import ID_BITS, Contact, NodeId
-from seattle.overlay.protocol import Address, Datagram, Outcome, OverlayNode, Status
+from seattle.overlay.protocol import Address, Datagram, OverlayNode
+from seattle.overlay.transport import EngineTransport
 
 #: Records carry wall-clock times, so virtual time starts at a plausible wall-clock moment.
 EPOCH = 1_800_000_000.0
@@ -60,10 +65,21 @@ class Traffic:
     unreachable: int = 0
 
 
-class SimNetwork:
-    """Attach nodes, then run the network inside `async with sim.running():` and use the async helpers."""
+#: Called with (send time, source, destination, bytes) for every datagram sent, before loss is drawn.
+DatagramObserver = Callable[[float, Address, Address, bytes], None]
 
-    def __init__(self, seed: int, latency: tuple[float, float] = (0.01, 0.05), loss: float = 0.0) -> None:
+
+class SimNetwork:
+    """Attach nodes, then run the network inside `async with sim.running():` and act for a node through
+    its transport (`sim.transport(node)`)."""
+
+    def __init__(
+        self,
+        seed: int,
+        latency: tuple[float, float] = (0.01, 0.05),
+        loss: float = 0.0,
+        observer: DatagramObserver | None = None,
+    ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise TypeError(f"simulation seed must be an int, got {type(seed).__name__}")
         if not (
@@ -81,6 +97,8 @@ class SimNetwork:
         self.latency = (float(latency[0]), float(latency[1]))
         self.loss = float(loss)
         self.traffic = Traffic()
+        #: Sees every datagram sent (e.g. to hash a run's byte trace); None when nobody watches.
+        self.observer = observer
         self._random = random.Random(seed)
         self._nodes: dict[Address, OverlayNode] = {}
         self._addresses: dict[OverlayNode, Address] = {}
@@ -122,6 +140,10 @@ class SimNetwork:
 
     def contact(self, node: OverlayNode) -> Contact:
         return Contact(node.node_id, *self._address_of(node))
+
+    def transport(self, node: OverlayNode) -> SimTransport:
+        """The attached `node`'s `OverlayTransport`: how it sends requests and lookups on this network."""
+        return SimTransport(self, node)
 
     def alive(self, node: OverlayNode) -> bool:
         return self._address_of(node) not in self._dead
@@ -227,17 +249,18 @@ class SimNetwork:
         offset = self._offset
         assert offset is not None  # `running()` sets it before starting this task
         clock = trio.lowlevel.current_clock()
-        jumpable = isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0
+        autojump_clock = clock if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0 else None
         alone = False  # True while every other task is known to be blocked
         while True:
             now = trio.current_time() + offset
             while self._heap and self._heap[0][0] <= now:
                 _, _, what, payload = heapq.heappop(self._heap)
                 if what == _DELIVER:
-                    self._deliver(*payload, now)
+                    source, destination, data = payload
+                    self._deliver(source, destination, data, now)
                 else:
                     self._wake(payload, now)
-            if jumpable and self._heap:
+            if autojump_clock is not None and self._heap:
                 if not alone:
                     await trio.testing.wait_all_tasks_blocked()
                     alone = True
@@ -245,7 +268,7 @@ class SimNetwork:
                 statistics = trio.lowlevel.current_statistics()
                 gap = self._heap[0][0] - offset - trio.current_time()
                 if statistics.tasks_runnable == 0 and 0 < gap < statistics.seconds_to_next_deadline:
-                    clock.jump(gap)
+                    autojump_clock.jump(gap)
                     continue
             with trio.move_on_at(self._heap[0][0] - offset if self._heap else math.inf):
                 await self._changed.wait()
@@ -274,8 +297,11 @@ class SimNetwork:
         self._reschedule(address)
 
     def _send(self, source: Address, datagrams: list[Datagram], now: float) -> None:
+        observer = self.observer
         for data, destination in datagrams:
             self.traffic.sent += 1
+            if observer is not None:
+                observer(now, source, destination, data)
             if self.loss and self._random.random() < self.loss:
                 self.traffic.lost += 1
                 continue
@@ -323,12 +349,6 @@ class SimNetwork:
             raise ValueError(f"node {getattr(node, 'node_id', node)} is not attached to this network")
         return address
 
-    def _live_address(self, node: OverlayNode) -> Address:
-        address = self._address_of(node)
-        if address in self._dead:
-            raise RuntimeError(f"node {node.node_id} at {address} is killed; revive it first")
-        return address
-
     async def _until(self, address: Address, ready: Callable[[], bool], timeout: float, what: str) -> None:
         """Sleep until `ready()`, rechecking whenever the node handled something; TimeoutError after
         `timeout` virtual seconds."""
@@ -346,75 +366,42 @@ class SimNetwork:
             return
         raise TimeoutError(f"{what} did not finish within {timeout} s")
 
-    # --- helpers (the same as UdpOverlay's, with the node to act for first) -----------------------------
 
-    async def request(
-        self,
-        node: OverlayNode,
-        contact: Contact,
-        kind: Kind,
-        body: dict[str, Any],
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> Message:
-        """Send a request from `node` and return the answer (possibly an ERROR message).
+class SimTransport(EngineTransport):
+    """One attached node's view of the simulated network: the `OverlayTransport` its users await on, the
+    same interface (and helpers) as `UdpOverlay`'s. Get it from `SimNetwork.transport(node)`."""
 
-        Raises TimeoutError when the engine gave up on it (no answer within its RTT-based deadline).
-        """
-        address = self._live_address(node)
-        txid = node.request(contact, kind, body, self.now())
-        return await self._answer(node, address, txid, f"{kind} to {contact.host}:{contact.port}", timeout)
+    default_timeout = DEFAULT_TIMEOUT
 
-    async def ping(self, node: OverlayNode, contact: Contact, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        return await self.request(node, contact, Kind.PING, {}, timeout)
+    def __init__(self, network: SimNetwork, node: OverlayNode) -> None:
+        super().__init__(node)
+        self.network = network
+        self._address = network.address(node)
 
-    async def bootstrap(
-        self, node: OverlayNode, address: Address, timeout: float = DEFAULT_TIMEOUT
-    ) -> Message:
-        """Ask `address` for `node`'s neighbours (`OverlayNode.bootstrap`); it enters `node`'s table.
-        TimeoutError if it never answers."""
-        own = self._live_address(node)
-        txid = node.bootstrap(address, self.now())
-        return await self._answer(node, own, txid, f"bootstrap request to {address[0]}:{address[1]}", timeout)
+    @property
+    def address(self) -> Address:
+        return self._address
 
-    async def lookup(
-        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
-    ) -> list[Contact]:
-        """The k live nodes closest to `target` that `node` can find, nearest first."""
-        return (await self.traced_lookup(node, target, timeout, answers)).result()
+    def now(self) -> float:
+        return self.network.now()
+
+    def _check_running(self) -> None:
+        if not self.network.alive(self._node):
+            raise RuntimeError(f"node {self._node.node_id} at {self._address} is killed; revive it first")
+
+    async def _queued(self) -> None:
+        self.network._flush(self._address)
+
+    async def _until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
+        await self.network._until(self._address, ready, timeout, what)
 
     async def traced_lookup(
-        self, node: OverlayNode, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
+        self, target: NodeId, timeout: float | None = None, answers: Sequence[Message] = ()
     ) -> Lookup:
-        """`lookup`, returning the finished `Lookup` itself, whose requests and hops experiments measure."""
-        address = self._live_address(node)
-        lookup_id = node.start_lookup(target, self.now(), answers)
-        lookup = node.running_lookup(lookup_id)
-        self._flush(address)
-        await self._until(address, lambda: node.lookup_result(lookup_id) is not None, timeout, "a lookup")
+        """`lookup`, returning the finished `Lookup` itself, whose requests and hops simulations measure."""
+        self._check_running()
+        lookup_id = self._node.start_lookup(target, self.now(), answers)
+        lookup = self._node.running_lookup(lookup_id)
+        await self._finish_lookup(lookup_id, timeout)
+        self._node.forget_lookup(lookup_id)
         return lookup
-
-    async def join(
-        self, node: OverlayNode, via: OverlayNode, attempts: int = 3, timeout: float = DEFAULT_TIMEOUT
-    ) -> None:
-        """How a node joins: bootstrap from `via` (retried, as a lossy network may eat the request or its
-        answer), then look up its own id from that answer to meet its neighbours. TimeoutError if every
-        bootstrap request went unanswered.
-        """
-        for attempt in range(attempts):
-            try:
-                answer = await self.bootstrap(node, self._address_of(via), timeout)
-                break
-            except TimeoutError:
-                if attempt == attempts - 1:
-                    raise
-        await self.lookup(node, node.node_id, timeout, [answer])
-
-    async def _answer(
-        self, node: OverlayNode, address: Address, txid: bytes, what: str, timeout: float
-    ) -> Message:
-        self._flush(address)
-        await self._until(address, lambda: node.outcome(txid).status is not Status.WAITING, timeout, what)
-        outcome: Outcome = node.outcome(txid)
-        if outcome.message is None:
-            raise TimeoutError(f"{what} got no answer")
-        return outcome.message

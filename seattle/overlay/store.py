@@ -26,7 +26,8 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from seattle.advertise.records import (
+from seattle.overlay.nodeid import NodeId
+from seattle.overlay.records import (
     DEFAULT_CLOCK_SKEW,
     MAX_LIFETIME,
     RecordRejected,
@@ -34,7 +35,6 @@ from seattle.advertise.records import (
     dht_key,
     verify,
 )
-from seattle.overlay.nodeid import NodeId
 
 STALE = "stale"
 FULL = "full"

@@ -3,7 +3,7 @@
 Two tasks per node: a receive loop that feeds every datagram to the engine and sends what it returns, and a
 timer that sleeps until the engine's `next_deadline()` (woken early whenever a helper queues new work) and
 calls `poll`. All protocol decisions stay in the sans-IO engine, so this runs the very code the simulator
-(`seattle.overlay.simnet`) runs.
+(`seattle.overlay.simnet`) runs, and offers the same `OverlayTransport` interface.
 
 The socket is a plain non-blocking one, waited on with `trio.lowlevel.wait_readable`: once it is readable the
 loop drains up to RECEIVE_BATCH datagrams, and replies are sent at once (a datagram that finds the send buffer
@@ -21,16 +21,15 @@ import ipaddress
 import math
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any
 
 import trio
 
-from seattle.overlay.messages import MAX_DATAGRAM, Kind, Message
-from seattle.overlay.nodeid import Contact, NodeId
-from seattle.overlay.protocol import Address, Datagram, OverlayNode, Status
+from seattle.overlay.messages import MAX_DATAGRAM
+from seattle.overlay.protocol import Address, Datagram, OverlayNode
+from seattle.overlay.transport import EngineTransport
 
 #: How long a helper waits for an answer or a lookup (seconds); the engine's own timeouts end it sooner.
 DEFAULT_TIMEOUT = 30.0
@@ -38,8 +37,13 @@ DEFAULT_TIMEOUT = 30.0
 RECEIVE_BATCH = 32
 
 
-class UdpOverlay:
-    """`async with UdpOverlay(node, "127.0.0.1", 0) as overlay:` serves `node` until the block ends."""
+class UdpOverlay(EngineTransport):
+    """`async with UdpOverlay(node, "127.0.0.1", 0) as overlay:` serves `node` until the block ends.
+
+    The helpers (request, ping, bootstrap, lookup) are `EngineTransport`'s; this class only drives the engine.
+    """
+
+    default_timeout = DEFAULT_TIMEOUT
 
     def __init__(self, node: OverlayNode, host: str = "127.0.0.1", port: int = 0) -> None:
         if not isinstance(node, OverlayNode):
@@ -52,7 +56,7 @@ class UdpOverlay:
             raise ValueError(
                 f"UdpOverlay port must be an int in 0..65535 (0: any free port), got {port!r:.40}"
             )
-        self.node = node
+        super().__init__(node)
         self._host = host
         self._port = port
         self._socket: socket.socket | None = None
@@ -72,11 +76,6 @@ class UdpOverlay:
         if self._address is None:
             raise RuntimeError("the overlay is not running (use `async with UdpOverlay(...)`)")
         return self._address
-
-    @property
-    def contact(self) -> Contact:
-        """How peers reach this node."""
-        return Contact(self.node.node_id, *self.address)
 
     def now(self) -> float:
         return trio.current_time() + self._offset
@@ -126,17 +125,17 @@ class UdpOverlay:
                     continue  # e.g. an ICMP error queued for an earlier send: not this datagram's fault
                 # An IPv4 source is already (host, port); an IPv6 one carries flow info and scope id too.
                 address = source if len(source) == 2 else (source[0], source[1])
-                replies = self.node.datagram_received(data, address, self.now())
+                replies = self._node.datagram_received(data, address, self.now())
                 await self._send(replies)
 
     async def _timer_loop(self) -> None:
         while True:
-            deadline = self.node.next_deadline()
+            deadline = self._node.next_deadline()
             wake = math.inf if deadline is None else deadline - self._offset
             with trio.move_on_at(wake):
                 await self._kick.wait()
             self._kick = trio.Event()
-            await self._send(self.node.poll(self.now()))
+            await self._send(self._node.poll(self.now()))
 
     async def _send(self, datagrams: list[Datagram]) -> None:
         sock = self._running_socket()
@@ -147,10 +146,13 @@ class UdpOverlay:
                 # A full send buffer (BlockingIOError) or an unreachable peer: the datagram is lost, as on a
                 # congested network, and the engine's timeout for its answer handles it.
                 pass
-        if self._watchers and self.node.finished != self._finished:
-            self._finished = self.node.finished
+        if self._watchers and self._node.finished != self._finished:
+            self._finished = self._node.finished
             progress, self._progress = self._progress, trio.Event()
             progress.set()
+
+    def _check_running(self) -> None:
+        self._running_socket()
 
     def _running_socket(self) -> socket.socket:
         if self._socket is None:
@@ -159,7 +161,7 @@ class UdpOverlay:
 
     async def _queued(self) -> None:
         """A helper queued work on the engine: send it now and let the timer see the new deadline."""
-        await self._send(self.node.poll(self.now()))
+        await self._send(self._node.poll(self.now()))
         self._kick.set()
 
     async def _until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
@@ -172,49 +174,3 @@ class UdpOverlay:
                     self._watchers -= 1
             return
         raise TimeoutError(f"{what} did not finish within {timeout} s")
-
-    # --- helpers for callers ----------------------------------------------------------------------------
-
-    async def request(
-        self, contact: Contact, kind: Kind, body: dict[str, Any], timeout: float = DEFAULT_TIMEOUT
-    ) -> Message:
-        """Send a request and return its answer (possibly an ERROR message).
-
-        TimeoutError when the engine gave up waiting (its RTT-based deadline passed without an answer).
-        """
-        self._running_socket()
-        txid = self.node.request(contact, kind, body, self.now())
-        return await self._answer(txid, f"{kind} to {contact.host}:{contact.port}", timeout)
-
-    async def ping(self, contact: Contact, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        return await self.request(contact, Kind.PING, {}, timeout)
-
-    async def bootstrap(self, host: str, port: int, timeout: float = DEFAULT_TIMEOUT) -> Message:
-        """Ask a node known only by address for our neighbours (`OverlayNode.bootstrap`); it enters our
-        table, and its answer can seed the join lookup (`lookup(own id, answers=[...])`). TimeoutError if
-        silent."""
-        self._running_socket()
-        txid = self.node.bootstrap((host, port), self.now())
-        return await self._answer(txid, f"bootstrap request to {host}:{port}", timeout)
-
-    async def lookup(
-        self, target: NodeId, timeout: float = DEFAULT_TIMEOUT, answers: Sequence[Message] = ()
-    ) -> list[Contact]:
-        """The k live nodes closest to `target` that answered, nearest first; `answers` as `start_lookup`'s."""
-        self._running_socket()
-        lookup_id = self.node.start_lookup(target, self.now(), answers)
-        await self._queued()
-        await self._until(lambda: self.node.lookup_result(lookup_id) is not None, timeout, "a lookup")
-        result = self.node.lookup_result(lookup_id)
-        assert result is not None  # _until returned, so the lookup finished
-        self.node.forget_lookup(lookup_id)
-        return result
-
-    async def _answer(self, txid: bytes, what: str, timeout: float) -> Message:
-        await self._queued()
-        await self._until(lambda: self.node.outcome(txid).status is not Status.WAITING, timeout, what)
-        message = self.node.outcome(txid).message
-        self.node.forget_outcome(txid)
-        if message is None:
-            raise TimeoutError(f"{what} got no answer")
-        return message

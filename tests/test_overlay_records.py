@@ -7,8 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seattle.advertise import records
-from seattle.advertise.records import (
+from seattle.envelope import SIGNATURE_SIZE
+from seattle.keys import Identity, PublicKey, generate_identity
+from seattle.nodemgr import signing
+from seattle.overlay import records
+from seattle.overlay.nodeid import NodeId
+from seattle.overlay.records import (
     BAD_SIGNATURE,
     CONTEXT,
     EXPIRED,
@@ -25,10 +29,6 @@ from seattle.advertise.records import (
     sign_tombstone,
     verify,
 )
-from seattle.envelope import SIGNATURE_SIZE
-from seattle.keys import Identity, PublicKey, generate_identity
-from seattle.nodemgr import signing
-from seattle.overlay.nodeid import NodeId
 
 NOW = 1_800_000_000.0
 NODE = generate_identity("node")

@@ -1,19 +1,20 @@
-"""Overlay experiments at scale: N real protocol engines on the simulated network, with churn and loss.
+"""Overlay simulations at scale: N real protocol engines on the simulated network, with churn and loss.
 
-`run_experiment(Config)` builds the overlay (tables seeded by `SimNetwork.seed_tables`), then runs a lookup
+`run_simulation(Config)` builds the overlay (tables seeded by `SimNetwork.seed_tables`), then runs a lookup
 phase in virtual time during which lookups start at a steady rate while nodes leave and join (churn), and
 returns a `Result`: one `LookupFigures` per lookup and a `Summary`. `write_csv` and `write_plot` turn a result
 into files. Definitions (churn, success, hops, messages) are in docs/simulations.md; in short:
 
 * churn F: F·N nodes of the starting population are killed abruptly and F·N new nodes join through the real
-  protocol (`SimNetwork.join`), at random moments spread over the lookup phase; with `rejoin=False` nobody
+  protocol (`seattle.overlay.join.join`), at random moments spread over the lookup phase; with `rejoin=False` nobody
   joins (abrupt departures only, as the DHT survey measured churn);
 * success: the lookup's result holds the live node closest to the target when the lookup ends;
 * hops: `Lookup.hops()`, the requests on the chain that found the closest node that answered;
 * messages: the find_node requests a lookup sent plus the answers it got; `datagrams_per_lookup` is everything
   the network carried during the phase (ping-backs and joins included) divided by the lookups.
 
-Everything random comes from the seed, so one seed gives one run.
+Everything random comes from the seed (node keys, the engines' `randomness`, the schedule), so one seed gives
+one run, byte for byte.
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ import trio
 import trio.testing
 
 from seattle.keys import Identity
+from seattle.overlay.join import join
 from seattle.overlay.nodeid import ID_BITS, NodeId
 from seattle.overlay.protocol import OverlayNode
-from seattle.overlay.simnet import SimNetwork
+from seattle.overlay.simnet import DEFAULT_TIMEOUT, SimNetwork
 
 #: Virtual seconds after the last lookup starts before the phase ends, so every lookup and join can finish.
 _DRAIN = 70.0
@@ -44,7 +46,7 @@ _DRAIN = 70.0
 
 @dataclass(frozen=True)
 class Config:
-    """One experiment. `interval` is the virtual time between lookup starts; the phase lasts
+    """One simulation run. `interval` is the virtual time between lookup starts; the phase lasts
     lookups × interval seconds, and churn is spread over the same span."""
 
     nodes: int = 1000
@@ -124,7 +126,7 @@ class Result:
     lookups: list[LookupFigures]
 
 
-def run_experiment(config: Config) -> Result:
+def run_simulation(config: Config) -> Result:
     """Build the overlay, run the lookup phase under a MockClock, and summarise it (see the module doc)."""
     started = time.perf_counter()
     sim = SimNetwork(config.seed, latency=config.latency, loss=config.loss)
@@ -140,9 +142,11 @@ def run_experiment(config: Config) -> Result:
 
 
 def _new_node(config: Config, name: str) -> OverlayNode:
-    """Keys derived from the seed and a name, so node ids (and every routing decision) repeat run to run."""
+    """Keys and the engine's random source derived from the seed and a name, so node ids, every routing decision
+    and every datagram's bytes repeat run to run."""
     seed = hashlib.blake2b(f"{config.seed}/{name}".encode(), digest_size=32).digest()
-    return OverlayNode(Identity(name, nacl.signing.SigningKey(seed)), k=config.k, alpha=config.alpha)
+    identity = Identity(name, nacl.signing.SigningKey(seed))
+    return OverlayNode(identity, randomness=random.Random(seed), k=config.k, alpha=config.alpha)
 
 
 class LiveIds:
@@ -179,6 +183,7 @@ class _Phase:
     def __init__(self, config: Config, sim: SimNetwork, population: list[OverlayNode]) -> None:
         self.config = config
         self.sim = sim
+        # The label predates the module's rename; kept so that published results repeat.
         self.random = random.Random(f"experiment/{config.seed}")
         self.members = list(population)  # live and joined: who may start a lookup, leave, or be joined via
         self.live = LiveIds(node.node_id.value for node in population)
@@ -236,13 +241,14 @@ class _Phase:
 
     async def _join(self, newcomer: OverlayNode, via: OverlayNode) -> None:
         try:
-            await self.sim.join(newcomer, via)
-        except TimeoutError:
+            # Retried: a lossy network may eat the bootstrap request or its answer.
+            joined = await join(self.sim.transport(newcomer), [self.sim.address(via)], DEFAULT_TIMEOUT, attempts=3)
+        finally:
+            self.busy.discard(via)
+        if not joined.answers or joined.lookup_timed_out:
             self.joins_failed += 1
             self.sim.kill(newcomer)  # a node that could not join gives up; it is not counted as live
             return
-        finally:
-            self.busy.discard(via)
         self.members.append(newcomer)
         self.live.add(newcomer.node_id.value)
         self.joined += 1
@@ -250,7 +256,7 @@ class _Phase:
     async def _lookup(self, index: int, me: OverlayNode, target: NodeId, started: float) -> None:
         begun = trio.current_time()
         try:
-            lookup = await self.sim.traced_lookup(me, target)
+            lookup = await self.sim.transport(me).traced_lookup(target)
         except TimeoutError:
             self.figures.append(LookupFigures(index, started, False, 0.0, 0, trio.current_time() - begun, 0, True))
             return

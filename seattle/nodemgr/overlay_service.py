@@ -1,0 +1,201 @@
+"""The node manager's overlay service: everything a node does on the overlay, in one place.
+
+    async with OverlayService(identity, host, port, routing_path, bootstrap, state, addresses) as service:
+        nursery.start_soon(service.run)   # join, rejoin when alone, save the table, advertise
+
+A full `OverlayNode` under the node's own key, on UDP at the same host and port number as the TCP API, so one
+address serves both. It joins (`seattle.overlay.join`) through the bootstrap nodes and through the contacts
+saved in the routing file (so a restarted node rejoins without its bootstrap node; none of either: it starts
+a new overlay), and keeps trying every REJOIN_INTERVAL while it knows no peer. It runs the advertiser
+(`seattle.advertise.advertiser`) over the node's vessels. The routing table is saved (mode 0600, atomic)
+every SAVE_INTERVAL and when the service stops; a damaged file is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+
+import trio
+
+from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
+from seattle.keys import Identity, PublicKey
+from seattle.nodemgr.vessels import NodeState
+from seattle.overlay.join import join
+from seattle.overlay.lookup import RttEstimator
+from seattle.overlay.nodeid import NodeId
+from seattle.overlay.protocol import Address, OverlayNode
+from seattle.overlay.routing import RoutingTable
+from seattle.overlay.store import RecordStore
+from seattle.overlay.udp import UdpOverlay
+
+log = logging.getLogger(__name__)
+
+#: The saved routing table (`RoutingTable.to_dict` as JSON) in the node directory.
+ROUTING_FILE = "routing.json"
+#: A routing table is small (k contacts per bucket); anything bigger is not one of ours.
+MAX_ROUTING_FILE = 1024 * 1024
+SAVE_INTERVAL = 180.0
+#: While the node knows no peer (its bootstrap nodes were down), it tries to join again this often.
+REJOIN_INTERVAL = 30.0
+#: How long one overlay request or lookup of the node may take.
+OVERLAY_TIMEOUT = 5.0
+
+
+class OverlayService:
+    """See the module docstring. `addresses()` gives where researchers reach the node (what it advertises)."""
+
+    def __init__(self, identity: Identity, host: str, port: int, routing_path: Path,
+                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]]) -> None:
+        self.identity = identity
+        self.host = host
+        self.port = port
+        self.routing_path = routing_path
+        self.bootstrap = tuple(bootstrap)
+        self.state = state
+        self.addresses = addresses
+        #: The advertiser's record set.
+        self.advertiser = AdvertiserState(identity)
+        self._transport: UdpOverlay | None = None
+        self._stack = AsyncExitStack()
+        self._subjects: tuple[int, frozenset[PublicKey]] | None = None
+
+    @property
+    def transport(self) -> UdpOverlay:
+        """The running UDP overlay; RuntimeError outside the `async with`."""
+        if self._transport is None:
+            raise RuntimeError("the overlay service is not running (use `async with OverlayService(...)`)")
+        return self._transport
+
+    async def __aenter__(self) -> OverlayService:
+        self._transport = await self._stack.enter_async_context(UdpOverlay(self._overlay_node(), self.host,
+                                                                           self.port))
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        try:
+            self._save_logged()
+        finally:
+            await self._stack.aclose()
+            self._transport = None
+
+    async def run(self) -> None:
+        """Join, then advertise and save the routing table until cancelled."""
+        transport = self.transport
+        if not self.addresses():
+            log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
+                        "address to advertise; researchers will not find this node's vessels")
+        await self._join()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._keep_joined)
+            nursery.start_soon(self._save_periodically)
+            nursery.start_soon(functools.partial(run_advertiser, self.advertiser, transport,
+                                                 self._read_for_advertiser, time.time,
+                                                 keep_locally=self._keep_locally))
+
+    def save_routing(self) -> None:
+        """Write the routing table to the routing file: mode 0600, fsync'd temp file renamed over the old one."""
+        data = json.dumps(self.transport.node.table.to_dict()).encode()
+        temporary = self.routing_path.with_name(self.routing_path.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(descriptor, 0o600)
+            os.write(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, self.routing_path)
+
+    def _overlay_node(self) -> OverlayNode:
+        own_id = NodeId.from_public_key(self.identity.public_key)
+        store: RecordStore | None = None
+        rtt: RttEstimator | None = None
+        fresh = RoutingTable(own_id)
+        if ipaddress.ip_address(self.host).is_loopback:
+            # Loopback overlays (tests, one-machine demos) put every node in one /24 and one source address:
+            # keep the per-subnet cap from hiding all but two peers per bucket, let the store take every
+            # neighbour's writes (they all come from this one address) and give replies a 1 s floor so a busy
+            # machine's scheduling stall is not taken for a dead peer.
+            fresh.max_per_subnet = fresh.k
+            store = RecordStore(max_writes_per_source=10_000)
+            rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
+        table = self._load_routing(fresh)
+        # A CSPRNG: transaction ids and write-token secrets must be unguessable to peers.
+        return OverlayNode(self.identity, randomness=random.SystemRandom(), table=table, store=store, rtt=rtt)
+
+    def _load_routing(self, fresh: RoutingTable) -> RoutingTable:
+        """The saved table if the routing file is there and sound, else `fresh`; a damaged file only logs."""
+        try:
+            with self.routing_path.open("rb") as file:
+                data = file.read(MAX_ROUTING_FILE + 1)
+        except FileNotFoundError:
+            return fresh
+        except OSError as exc:
+            log.warning("%s cannot be read (%s); joining without it", self.routing_path, exc)
+            return fresh
+        try:
+            if len(data) > MAX_ROUTING_FILE:
+                raise ValueError(f"over {MAX_ROUTING_FILE} bytes")
+            table = RoutingTable.from_dict(json.loads(data))
+            if table.own_id != fresh.own_id:
+                raise ValueError("it belongs to another node key")
+        except (ValueError, TypeError, RecursionError) as exc:
+            log.warning("%s is damaged (%s); ignoring it and joining through the bootstrap nodes",
+                        self.routing_path, exc)
+            return fresh
+        log.info("loaded %d overlay contacts from %s", len(table), self.routing_path)
+        return table
+
+    async def _join(self) -> None:
+        """Ask the bootstrap nodes for our neighbours, then look up our own id from their answers and any
+        saved contacts (`seattle.overlay.join`)."""
+        transport = self.transport
+        joined = await join(transport, self.bootstrap, OVERLAY_TIMEOUT, lookup_timeout=OVERLAY_TIMEOUT * 4)
+        for (host, port), why in joined.silent:
+            log.warning("overlay bootstrap node %s:%s did not answer: %s", host, port, why)
+        if len(transport.node.table) == 0:
+            log.info("overlay: udp %s:%d, no peers yet (%s)", *transport.address,
+                     "bootstrap nodes silent" if self.bootstrap else "started a new overlay")
+            return
+        if joined.lookup_timed_out:
+            log.warning("overlay: the join lookup did not finish in time")
+        log.info("overlay: udp %s:%d, joined, %d contacts", *transport.address, len(transport.node.table))
+
+    async def _keep_joined(self) -> None:
+        """A node whose bootstrap nodes were down at start keeps trying, so it is not alone for ever."""
+        while True:
+            await trio.sleep(REJOIN_INTERVAL)
+            if len(self.transport.node.table) == 0 and self.bootstrap:
+                await self._join()
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await trio.sleep(SAVE_INTERVAL)
+            self._save_logged()
+
+    def _save_logged(self) -> None:
+        try:
+            self.save_routing()
+        except OSError as exc:
+            log.warning("cannot save %s: %s", self.routing_path, exc)
+
+    def _read_for_advertiser(self) -> tuple[int, frozenset[PublicKey], list[str]]:
+        """(change counter, subjects, addresses); the vessels are read only when the counter moved."""
+        counter = self.state.change_counter()
+        if self._subjects is None or self._subjects[0] != counter:
+            self._subjects = (counter, subjects_of(self.identity.public_key, self.state.get_vessels()))
+        return counter, self._subjects[1], self.addresses()
+
+    def _keep_locally(self, raw: bytes) -> None:
+        transport = self.transport
+        transport.node.store.put(raw, transport.address[0], transport.now())
