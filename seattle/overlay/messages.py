@@ -42,7 +42,7 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 import nacl.bindings
 import nacl.exceptions
 
