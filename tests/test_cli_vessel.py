@@ -1,19 +1,15 @@
-"""`seattle vessel run` and `seattle vessel doctor` through the real command line."""
+"""`seattle vessel run` and `seattle vessel doctor` through the command line (in process; the vessels are real)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+
 from seattle.vessel.status import EXIT_CODE_UNSAFE, EXIT_UNCAUGHT
+from tests.cli_runner import seattle
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def seattle(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
 
 
 def test_run_prints_the_log_and_exits_zero() -> None:
