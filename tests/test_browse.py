@@ -34,6 +34,7 @@ from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
+from tests.cli_runner import ok
 
 WAIT = 20.0
 TIMEOUT = 3.0
@@ -253,12 +254,6 @@ def test_bootstrap_nodes_come_from_the_option_the_environment_or_the_file(
         bootstrap_nodes()
 
 
-def seattle(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
 async def run_daemon(node_dir: Path, *bootstrap: str) -> tuple[subprocess.Popen[bytes], int]:
     """`seattle node run` in the background; returns it and its port once it printed `listening on`."""
     options = [word for address in bootstrap for word in ("--bootstrap", address)]
@@ -285,12 +280,12 @@ def stop_daemon(process: subprocess.Popen[bytes]) -> None:
 
 
 async def test_seattle_node_run_joins_the_overlay_through_bootstrap(tmp_path: Path) -> None:
-    seattle("keygen", "alice")
+    ok("keygen", "alice")
     alice = resolve("alice")
     first, second = tmp_path / "first", tmp_path / "second"
-    seattle("node", "init", "--dir", str(first), "--port", "0", "--owner", "alice")
+    ok("node", "init", "--dir", str(first), "--port", "0", "--owner", "alice")
     # node.json keeps init's --bootstrap; run's --bootstrap replaces it (this one points nowhere useful).
-    seattle("node", "init", "--dir", str(second), "--port", "0", "--owner", "alice", "--bootstrap", f"{HOST}:9")
+    ok("node", "init", "--dir", str(second), "--port", "0", "--owner", "alice", "--bootstrap", f"{HOST}:9")
     assert json.loads((second / "node.json").read_text())["bootstrap"] == [f"{HOST}:9"]
     daemons = [await run_daemon(first)]
     try:

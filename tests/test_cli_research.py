@@ -1,8 +1,8 @@
 """The researcher's commands through the real command line, against real node managers on loopback.
 
 The node managers run in-process in a background thread (one trio loop for all of them, real sockets, real
-vessel sandboxes); every `seattle` command is a subprocess in the test's own SEATTLE_HOME, so the session
-file carries state from one command to the next exactly as it does for a researcher.
+vessel sandboxes); every `seattle` command runs in process (tests/cli_runner.py) in the test's own SEATTLE_HOME,
+and the session file carries state from one command to the next exactly as it does for a researcher.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import json
 import os
 import queue
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,23 +23,14 @@ import trio
 from seattle.keys import PublicKey, read_public_key
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
+from tests.cli_runner import ok
+from tests.cli_runner import seattle as run
 from tests.net_helpers import closed_port
 
 WAIT = 30.0
 LOOP_PROGRAM = b'log("looping\\n")\nwhile True:\n  sleep(0.1)\n'
 PIECE = Resources({"cpu": 0.05, "memory": 16 * 1024 * 1024, "diskused": 1024 * 1024, "events": 4},
                   messport=frozenset({63100}), connport=frozenset({63100}))
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    result = run(*args, env=env)
-    assert result.returncode == 0, f"{args}: {result.stdout}{result.stderr}"
-    return result.stdout
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
 
 
 class NodesInThread:
