@@ -31,6 +31,8 @@ from seattle.vessel.checker import check_and_compile
 from seattle.vessel.context import VesselContext
 from seattle.vessel.runtime import build_globals
 
+pytestmark = pytest.mark.slow
+
 LOCAL = "127.0.0.1"
 RATE = 1_000_000.0
 DEADLINE = 10.0

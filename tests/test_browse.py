@@ -111,6 +111,7 @@ async def records_for(key: PublicKey, start: NodeManager) -> set[PublicKey]:
         return {record.node for record in await find_records(reader, key, timeout=TIMEOUT)}
 
 
+@pytest.mark.slow
 async def test_vessels_are_found_by_owner_and_user_and_follow_changes(tmp_path: Path) -> None:
     alice, bob, carol, dave, erin = (generate_identity(n) for n in ("alice", "bob", "carol", "dave", "erin"))
     async with cluster(tmp_path) as nodes:
@@ -167,6 +168,7 @@ async def test_vessels_are_found_by_owner_and_user_and_follow_changes(tmp_path: 
         assert result.vessels == [] and result.unreachable == [(f"{HOST}:{n3.port}", "refused")]
 
 
+@pytest.mark.slow
 async def test_a_node_restarted_from_its_routing_table_rejoins_without_its_bootstrap_node(tmp_path: Path) -> None:
     owner = generate_identity("owner")
     async with cluster(tmp_path) as nodes:
@@ -205,6 +207,7 @@ async def test_a_node_restarted_from_its_routing_table_rejoins_without_its_boots
         await until("the restarted node is found through the others", x_is_found)
 
 
+@pytest.mark.slow
 async def test_a_damaged_routing_file_is_ignored_and_replaced(tmp_path: Path) -> None:
     owner = generate_identity("owner")
     async with cluster(tmp_path) as nodes:
@@ -222,6 +225,7 @@ async def _finds(key: PublicKey, node: NodeManager) -> bool:
     return where(await browse(key, [(HOST, node.port)], timeout=TIMEOUT)) == {(node.port, "v1")}
 
 
+@pytest.mark.slow
 async def test_browse_says_when_no_bootstrap_node_answers() -> None:
     silent = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with silent:
@@ -279,6 +283,7 @@ def stop_daemon(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+@pytest.mark.slow
 async def test_seattle_node_run_joins_the_overlay_through_bootstrap(tmp_path: Path) -> None:
     ok("keygen", "alice")
     alice = resolve("alice")

@@ -23,7 +23,7 @@ CONSOLE_SCRIPT = Path(sys.executable).parent / "seattle"
 
 
 def _smoke(command: list[str]) -> None:
-    """`--help` lists every subcommand; `keygen` writes an identity to SEATTLE_HOME and exits 0; a usage error exits 2."""
+    """`--help` lists every subcommand, `keygen` writes an identity to SEATTLE_HOME, a usage error exits 2."""
     shown = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert all(name in shown.stdout for name in COMMANDS)

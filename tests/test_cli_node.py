@@ -118,6 +118,7 @@ def test_init_writes_a_node_directory_owned_by_the_identity(node_dir: Path) -> N
     assert json.loads((node_dir / "node.json").read_text()) == config
 
 
+@pytest.mark.slow
 def test_owner_drives_a_vessel_from_the_shell(node: Node, tmp_path: Path) -> None:
     info = ok("call", node.address, "GetNodeInfo")
     assert read_public_key(node.directory / "node.publickey").to_text() in info
@@ -142,6 +143,7 @@ def test_owner_drives_a_vessel_from_the_shell(node: Node, tmp_path: Path) -> Non
     assert vessels(node.address)["v1"]["status"] == "Stopped"
 
 
+@pytest.mark.slow
 def test_a_stranger_is_refused_and_the_node_keeps_serving(node: Node, tmp_path: Path) -> None:
     ok("keygen", "mallory")
     program = tmp_path / "evil.r2py"
@@ -154,6 +156,7 @@ def test_a_stranger_is_refused_and_the_node_keeps_serving(node: Node, tmp_path: 
     assert ok("call", "--as", "alice", node.address, "ListFilesInVessel", "v1").split() == []
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_vessels_and_the_restarted_node_reports_them_stopped(node_dir: Path) -> None:
     first = start_node(node_dir)
     try:
@@ -189,6 +192,7 @@ def test_mistakes_on_the_command_line_are_named_before_anything_is_sent(tmp_path
     assert str(tmp_path / "no") in missing.stderr and "No such file" in missing.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_node_is_reported(tmp_path: Path) -> None:
     result = seattle("call", "127.0.0.1:1", "GetNodeInfo")
     assert result.returncode == 1

@@ -121,6 +121,7 @@ def wait_for_logs(text: str, count: int) -> str:
     pytest.fail(f"{text!r} did not appear in {count} logs; last output:\n{out}")
 
 
+@pytest.mark.slow
 def test_a_whole_experiment(two_nodes: NodesInThread, tmp_path: Path) -> None:
     for address in two_nodes.addresses:
         ok("contact", address)
@@ -158,6 +159,7 @@ def test_a_whole_experiment(two_nodes: NodesInThread, tmp_path: Path) -> None:
     assert "refused: not_running" in refused.stdout
 
 
+@pytest.mark.slow
 def test_split_join_and_owner_and_user_changes_seen_by_a_second_identity(tmp_path: Path, alice: str) -> None:
     ok("genkeys", "bob")
     ok("as", "alice")
@@ -195,6 +197,7 @@ def silent_port() -> Iterator[int]:
     server.close()
 
 
+@pytest.mark.slow
 def test_unreachable_and_slow_nodes_are_reported_with_their_reasons(tmp_path: Path, alice: str,
                                                                     silent_port: int) -> None:
     dead = closed_port()
@@ -231,6 +234,7 @@ def test_usage_errors_exit_2_with_one_line(alice: str, tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_savestate_and_loadstate_round_trip(tmp_path: Path, alice: str) -> None:
     ok("as", "alice")
     ok("add", "127.0.0.1:1224:v1", "to", "mine")
@@ -260,6 +264,7 @@ def test_savestate_and_loadstate_round_trip(tmp_path: Path, alice: str) -> None:
     assert key_file.stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow
 def test_browse_finds_the_vessels_through_the_overlay(tmp_path: Path, alice: str) -> None:
     with NodesInThread(make_nodes(tmp_path, "alice", [1, 2, 1]), overlay=True) as nodes:
         bootstrap = nodes.addresses[0]
@@ -282,6 +287,7 @@ def test_browse_finds_the_vessels_through_the_overlay(tmp_path: Path, alice: str
         assert "4 of 4 vessels ok" in ok("list", "--on", "browsegood")
 
 
+@pytest.mark.slow
 def test_the_remaining_commands_each_do_their_job(tmp_path: Path, alice: str) -> None:
     with NodesInThread(make_nodes(tmp_path, "alice", [2])) as nodes:
         address = nodes.addresses[0]

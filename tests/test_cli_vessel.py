@@ -12,12 +12,14 @@ from tests.cli_runner import seattle
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
+@pytest.mark.slow
 def test_run_prints_the_log_and_exits_zero() -> None:
     result = seattle("vessel", "run", str(EXAMPLES / "hello.py"), "one", "two")
     assert result.returncode == 0, result.stderr
     assert "hello from a vessel; arguments: ['one', 'two']" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_reports_an_uncaught_exception(tmp_path: Path) -> None:
     program = tmp_path / "boom.py"
     program.write_text("x = {}\nx['missing']\n")
@@ -27,6 +29,7 @@ def test_run_reports_an_uncaught_exception(tmp_path: Path) -> None:
     assert "uncaught exception" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_reports_unsafe_code(tmp_path: Path) -> None:
     program = tmp_path / "unsafe.py"
     program.write_text("print(().__class__)\n")
@@ -35,6 +38,7 @@ def test_run_reports_unsafe_code(tmp_path: Path) -> None:
     assert "CodeUnsafeError" in result.stdout and "line 1" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_with_a_resource_file(tmp_path: Path) -> None:
     resources = tmp_path / "small.resources"
     resources.write_text("resource cpu 0.25\nresource memory 100000000\nresource diskused 1000000\n"
@@ -60,6 +64,7 @@ def test_missing_program_is_a_clear_error(tmp_path: Path) -> None:
     assert "nope.py" in result.stderr and "does not exist" in result.stderr
 
 
+@pytest.mark.slow
 def test_doctor_reports_every_layer() -> None:
     result = seattle("vessel", "doctor")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from rich.console import Console
 
 from seattle.cli.demo import print_latency_table
@@ -55,6 +56,7 @@ def assert_nothing_left(tmp_path: Path) -> None:
     assert alive == [], [p.cmdline() for p in alive]
 
 
+@pytest.mark.slow
 def test_the_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "latency.png"
     result = subprocess.run([sys.executable, "-m", "seattle.cli", "demo", "--out", str(out)],
@@ -81,6 +83,7 @@ def test_the_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     assert_nothing_left(tmp_path)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_demo_stops_everything(tmp_path: Path) -> None:
     demo = subprocess.Popen([sys.executable, "-m", "seattle.cli", "demo", "--out", str(tmp_path / "x.png")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=demo_env(tmp_path))

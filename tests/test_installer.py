@@ -18,6 +18,8 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from seattle.keys import generate_identity, save_identity
 from seattle.planner.installer import PROFILE_MEMBER, build_installer
 from seattle.planner.profile import read_profile
@@ -32,6 +34,7 @@ def _tree(root: Path) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, files in os.walk(root) for n in dirs + files}
 
 
+@pytest.mark.slow
 def test_build_install_start_and_uninstall(tmp_path: Path) -> None:
     planner, bob = generate_identity("planner"), generate_identity("bob")
     save_identity(planner)

@@ -22,6 +22,8 @@ from seattle.nodemgr.donation import fallback_machine, init_node_from_profile
 from seattle.planner.profile import VesselPlan, read_profile, write_profile
 from tests.cli_runner import ok, seattle
 
+pytestmark = pytest.mark.slow
+
 MEMORY_PROGRAM = b'data = "x" * 30000000\nlog("holding\\n")\nwhile True:\n  sleep(0.1)\n'
 #: Sends itself 1000-byte datagrams over loopback (v1's ports 47100-47101), 20 a second for at most 20 s.
 LOOPBACK_PROGRAM = b"""

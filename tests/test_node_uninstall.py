@@ -21,6 +21,7 @@ def _tree(root: Path) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, files in os.walk(root) for n in dirs + files}
 
 
+@pytest.mark.slow
 def test_uninstall_stops_the_node_and_leaves_nothing_behind(tmp_path: Path) -> None:
     owner = generate_identity("alice")
     save_identity(owner)
