@@ -28,6 +28,8 @@ from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
 from seattle.testing.overlay import seeded_identity
 
+pytestmark = pytest.mark.slow
+
 K = 4
 COUNT = 14
 TIMEOUT = 3.0

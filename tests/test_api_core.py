@@ -574,6 +574,7 @@ def test_uncaught_exception_in_a_thread_ends_the_vessel_with_its_traceback(harne
     wait_until(lambda: harness.usage("events") == 0)
 
 
+@pytest.mark.slow
 def test_a_thread_the_os_refuses_ends_the_vessel_with_thread_err(tmp_path: Path) -> None:
     """A real child process whose address-space limit leaves no room for a thread stack."""
     program = textwrap.dedent(f"""

@@ -304,6 +304,7 @@ def test_file_objects_expose_only_their_methods(api: dict[str, Any]) -> None:
     assert not hasattr(fake, "readat")
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_resource_exhausted(tmp_path: Path) -> None:
     """In a real child process whose RLIMIT_FSIZE is 10 KiB (Python ignores SIGXFSZ, so write gets EFBIG)."""
     program = textwrap.dedent(f"""

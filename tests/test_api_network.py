@@ -31,6 +31,8 @@ from seattle.vessel.child.context import VesselContext
 from seattle.vessel.child.runtime import build_globals
 from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
 
+pytestmark = pytest.mark.slow
+
 LOCAL = "127.0.0.1"
 RATE = 1_000_000.0
 DEADLINE = 10.0

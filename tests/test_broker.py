@@ -112,11 +112,13 @@ def connected_pair(broker: Broker) -> tuple[int, int, int]:
 # -- information ops -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_getmyip_and_usage(broker: Broker) -> None:
     assert broker.call(protocol.OP_GETMYIP) == LOCAL
     assert broker.call(protocol.OP_USAGE) == USAGE
 
 
+@pytest.mark.slow
 def test_gethostbyname(broker: Broker) -> None:
     assert broker.call(protocol.OP_GETHOSTBYNAME, "localhost") == LOCAL
     assert broker.call(protocol.OP_GETHOSTBYNAME, "127.0.0.5") == "127.0.0.5"
@@ -131,6 +133,7 @@ def test_gethostbyname(broker: Broker) -> None:
 # -- UDP -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_udp_listen_send_receive(broker: Broker) -> None:
     server_port, client_port = broker.ports[:2]
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, server_port)
@@ -145,6 +148,7 @@ def test_udp_listen_send_receive(broker: Broker) -> None:
         broker.call(protocol.OP_UDP_RECV, listener)
 
 
+@pytest.mark.slow
 def test_udp_send_uses_own_listener_as_source(broker: Broker) -> None:
     """Sending from the address of a UDPServerSocket sends from that very socket (it stays bound)."""
     a, b = broker.ports[:2]
@@ -156,6 +160,7 @@ def test_udp_send_uses_own_listener_as_source(broker: Broker) -> None:
     broker.call(protocol.OP_CLOSE, listener_a)
 
 
+@pytest.mark.slow
 def test_udp_send_without_local_address_is_the_v1_form(broker: Broker) -> None:
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
     assert broker.call(protocol.OP_UDP_SEND, LOCAL, broker.ports[0], b"anon", None, 0) == 4
@@ -164,6 +169,7 @@ def test_udp_send_without_local_address_is_the_v1_form(broker: Broker) -> None:
     assert (ip, data) == (LOCAL, b"anon") and port not in broker.ports
 
 
+@pytest.mark.slow
 def test_udp_errors(broker: Broker) -> None:
     port = broker.ports[0]
     with pytest.raises(errors.RepyArgumentError, match="9216-byte limit"):
@@ -178,6 +184,7 @@ def test_udp_errors(broker: Broker) -> None:
         broker.call(protocol.OP_UDP_LISTEN, LOCAL, port)
 
 
+@pytest.mark.slow
 def test_udp_address_held_by_another_process() -> None:
     b = start_broker()
     try:
@@ -195,6 +202,7 @@ def test_udp_address_held_by_another_process() -> None:
 # -- TCP -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tcp_connect_accept_send_recv(broker: Broker) -> None:
     _, conn, accepted = connected_pair(broker)
     with pytest.raises(errors.SocketWouldBlockError):
@@ -208,12 +216,14 @@ def test_tcp_connect_accept_send_recv(broker: Broker) -> None:
     assert broker.call(protocol.OP_TCP_RECV, conn, 2) == b"ck"
 
 
+@pytest.mark.slow
 def test_tcp_accept_would_block(broker: Broker) -> None:
     listener = broker.call(protocol.OP_TCP_LISTEN, LOCAL, broker.ports[0])
     with pytest.raises(errors.SocketWouldBlockError):
         broker.call(protocol.OP_TCP_ACCEPT, listener)
 
 
+@pytest.mark.slow
 def test_tcp_send_would_block_when_the_peer_does_not_read(broker: Broker) -> None:
     _, conn, _ = connected_pair(broker)
     chunk = b"x" * protocol.MAX_TCP_CHUNK
@@ -223,6 +233,7 @@ def test_tcp_send_would_block_when_the_peer_does_not_read(broker: Broker) -> Non
     assert broker.call(protocol.OP_WAIT, conn, "w", 0) is False
 
 
+@pytest.mark.slow
 def test_tcp_remote_close(broker: Broker) -> None:
     _, conn, accepted = connected_pair(broker)
     assert broker.call(protocol.OP_CLOSE, accepted) is True
@@ -233,6 +244,7 @@ def test_tcp_remote_close(broker: Broker) -> None:
         broker.call(protocol.OP_TCP_SEND, conn, b"anyone?")
 
 
+@pytest.mark.slow
 def test_close_local_then_use(broker: Broker) -> None:
     _, conn, _ = connected_pair(broker)
     assert broker.call(protocol.OP_CLOSE, conn) is True
@@ -243,11 +255,13 @@ def test_close_local_then_use(broker: Broker) -> None:
             broker.call(op, *args)
 
 
+@pytest.mark.slow
 def test_tcp_connection_refused(broker: Broker) -> None:
     with pytest.raises(errors.ConnectionRefusedError, match="refused"):
         broker.call(protocol.OP_TCP_CONNECT, LOCAL, broker.forbidden, LOCAL, broker.ports[0], 5.0)
 
 
+@pytest.mark.slow
 def test_tcp_connect_timeout(broker: Broker) -> None:
     """A listener whose accept queue is full drops new SYNs, so the connect can only time out."""
     full = socket.socket()
@@ -271,6 +285,7 @@ def test_tcp_connect_timeout(broker: Broker) -> None:
             sock.close()
 
 
+@pytest.mark.slow
 def test_tcp_duplicate_tuple_and_already_listening(broker: Broker) -> None:
     listener, _, _ = connected_pair(broker)
     with pytest.raises(errors.DuplicateTupleError, match="already exists"):
@@ -284,6 +299,7 @@ def test_tcp_duplicate_tuple_and_already_listening(broker: Broker) -> None:
     broker.call(protocol.OP_TCP_LISTEN, LOCAL, broker.ports[0])
 
 
+@pytest.mark.slow
 def test_tcp_listen_on_address_another_process_listens_on(broker: Broker) -> None:
     outsider = socket.socket()
     outsider.bind((LOCAL, broker.ports[0]))
@@ -295,6 +311,7 @@ def test_tcp_listen_on_address_another_process_listens_on(broker: Broker) -> Non
         outsider.close()
 
 
+@pytest.mark.slow
 def test_local_ip_not_on_this_host_is_an_address_binding_error() -> None:
     # 192.0.2.1 (TEST-NET-1) is allowed by the policy but not configured: bind fails, nothing is sent.
     b = start_broker({"local_ips": (LOCAL, "192.0.2.1")})
@@ -310,6 +327,7 @@ def test_local_ip_not_on_this_host_is_an_address_binding_error() -> None:
 # -- the second layer: the broker's own checks ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_forbidden_ports_are_refused_by_the_broker_itself(broker: Broker) -> None:
     bad = broker.forbidden
     cases = [
@@ -328,6 +346,7 @@ def test_forbidden_ports_are_refused_by_the_broker_itself(broker: Broker) -> Non
     probe.close()
 
 
+@pytest.mark.slow
 def test_local_ips_outside_the_policy_are_refused(broker: Broker) -> None:
     with pytest.raises(errors.ResourceForbiddenError, match=r"may not use the local IP 127\.0\.0\.2"):
         broker.call(protocol.OP_TCP_LISTEN, "127.0.0.2", broker.ports[0])
@@ -335,6 +354,7 @@ def test_local_ips_outside_the_policy_are_refused(broker: Broker) -> None:
         broker.call(protocol.OP_UDP_SEND, LOCAL, broker.ports[0], b"x", "127.0.0.3", broker.ports[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("op", "args", "message"),
     [
@@ -360,6 +380,7 @@ def test_bad_arguments_are_refused(
         broker.call(op, *args)
 
 
+@pytest.mark.slow
 def test_bad_handles(broker: Broker) -> None:
     udp = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
     with pytest.raises(errors.RepyArgumentError, match="no socket with handle 999"):
@@ -374,12 +395,14 @@ def test_bad_handles(broker: Broker) -> None:
         broker.call(protocol.OP_UDP_RECV, -1)
 
 
+@pytest.mark.slow
 def test_oversized_tcp_send_is_refused(broker: Broker) -> None:
     _, conn, _ = connected_pair(broker)
     with pytest.raises(errors.RepyArgumentError, match="65536-byte limit"):
         broker.call(protocol.OP_TCP_SEND, conn, b"x" * (protocol.MAX_TCP_CHUNK + 1))
 
 
+@pytest.mark.slow
 def test_socket_counts_are_capped_by_the_broker() -> None:
     b = start_broker({"insockets": 1, "outsockets": 1})
     try:
@@ -400,6 +423,7 @@ def test_socket_counts_are_capped_by_the_broker() -> None:
 # -- waiting, concurrency, shutdown --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_wait_wakes_when_data_arrives_and_other_calls_go_on(broker: Broker) -> None:
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
     result: list[object] = []
@@ -414,6 +438,7 @@ def test_wait_wakes_when_data_arrives_and_other_calls_go_on(broker: Broker) -> N
     assert result == [True]
 
 
+@pytest.mark.slow
 def test_closing_a_socket_ends_its_waits(broker: Broker) -> None:
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
     outcome: list[BaseException] = []
@@ -432,6 +457,7 @@ def test_closing_a_socket_ends_its_waits(broker: Broker) -> None:
     assert len(outcome) == 1
 
 
+@pytest.mark.slow
 def test_many_threads_share_one_client(broker: Broker) -> None:
     """Each reply reaches the thread that asked, even when replies come back out of order (lookups run
     on the broker's pool while other ops are answered on its loop)."""
@@ -453,6 +479,7 @@ def test_many_threads_share_one_client(broker: Broker) -> None:
     assert failures == []
 
 
+@pytest.mark.slow
 def test_server_close_closes_every_socket_and_fails_the_client() -> None:
     b = start_broker()
     b.call(protocol.OP_TCP_LISTEN, LOCAL, b.ports[0])
@@ -485,6 +512,7 @@ def test_server_close_closes_every_socket_and_fails_the_client() -> None:
     b.client.close()
 
 
+@pytest.mark.slow
 def test_serve_returns_when_the_child_end_closes() -> None:
     b = start_broker()
     b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[0])
@@ -566,6 +594,7 @@ def test_client_turns_replies_into_exceptions(reply: bytes, error: type[Exceptio
     thread.join(10)
 
 
+@pytest.mark.slow
 def test_client_refuses_oversized_requests(broker: Broker) -> None:
     with pytest.raises(errors.RepyArgumentError, match="exceeds the 131072-byte limit"):
         broker.call(protocol.OP_TCP_SEND, 1, b"x" * protocol.MAX_MESSAGE)

@@ -36,6 +36,7 @@ from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.records import sign
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
+from tests.cli_runner import ok
 
 WAIT = 20.0
 TIMEOUT = 3.0
@@ -112,6 +113,7 @@ async def records_for(key: PublicKey, start: NodeManager) -> set[PublicKey]:
         return {record.node for record in await find_records(reader, key, timeout=TIMEOUT)}
 
 
+@pytest.mark.slow
 async def test_vessels_are_found_by_owner_and_user_and_follow_changes(tmp_path: Path) -> None:
     alice, bob, carol, dave, erin = (generate_identity(n) for n in ("alice", "bob", "carol", "dave", "erin"))
     async with cluster(tmp_path) as nodes:
@@ -168,6 +170,7 @@ async def test_vessels_are_found_by_owner_and_user_and_follow_changes(tmp_path: 
         assert result.vessels == [] and result.unreachable == [(f"{HOST}:{n3.port}", "refused")]
 
 
+@pytest.mark.slow
 async def test_a_node_restarted_from_its_routing_table_rejoins_without_its_bootstrap_node(tmp_path: Path) -> None:
     owner = generate_identity("owner")
     async with cluster(tmp_path) as nodes:
@@ -206,6 +209,7 @@ async def test_a_node_restarted_from_its_routing_table_rejoins_without_its_boots
         await until("the restarted node is found through the others", x_is_found)
 
 
+@pytest.mark.slow
 async def test_a_damaged_routing_file_is_ignored_and_replaced(tmp_path: Path) -> None:
     owner = generate_identity("owner")
     async with cluster(tmp_path) as nodes:
@@ -223,6 +227,7 @@ async def _finds(key: PublicKey, node: NodeManager) -> bool:
     return where(await browse(key, [(HOST, node.port)], timeout=TIMEOUT)) == {(node.port, "v1")}
 
 
+@pytest.mark.slow
 async def test_browse_says_when_no_bootstrap_node_answers() -> None:
     silent = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
     with silent:
@@ -255,12 +260,6 @@ def test_bootstrap_nodes_come_from_the_option_the_environment_or_the_file(
         bootstrap_nodes()
 
 
-def seattle(*args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
-
-
 async def run_daemon(node_dir: Path, *bootstrap: str) -> tuple[subprocess.Popen[bytes], int]:
     """`seattle node run` in the background; returns it and its port once it printed `listening on`."""
     options = [word for address in bootstrap for word in ("--bootstrap", address)]
@@ -286,13 +285,14 @@ def stop_daemon(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+@pytest.mark.slow
 async def test_seattle_node_run_joins_the_overlay_through_bootstrap(tmp_path: Path) -> None:
-    seattle("keygen", "alice")
+    ok("keygen", "alice")
     alice = resolve("alice")
     first, second = tmp_path / "first", tmp_path / "second"
-    seattle("node", "init", "--dir", str(first), "--port", "0", "--owner", "alice")
+    ok("node", "init", "--dir", str(first), "--port", "0", "--owner", "alice")
     # node.json keeps init's --bootstrap; run's --bootstrap replaces it (this one points nowhere useful).
-    seattle("node", "init", "--dir", str(second), "--port", "0", "--owner", "alice", "--bootstrap", f"{HOST}:9")
+    ok("node", "init", "--dir", str(second), "--port", "0", "--owner", "alice", "--bootstrap", f"{HOST}:9")
     assert json.loads((second / "node.json").read_text())["bootstrap"] == [f"{HOST}:9"]
     daemons = [await run_daemon(first)]
     try:

@@ -538,6 +538,7 @@ def test_parser_bombs_are_refused_not_crashes(bomb: str, reason: str) -> None:
     assert refusal(bomb)[2].startswith(reason)
 
 
+@pytest.mark.slow
 def test_node_count_limit() -> None:
     source = "x = [" + "1," * MAX_NODES + "]"
     assert len(source) < MAX_SOURCE_BYTES

@@ -1,18 +1,13 @@
-"""`seattle keygen` through the real command line, in the SEATTLE_HOME each test gets."""
+"""`seattle keygen` through the command line (in process), in the SEATTLE_HOME each test gets."""
 
 from __future__ import annotations
 
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 from seattle.keys import load_identity
-
-
-def seattle(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True, timeout=60)
+from tests.cli_runner import seattle
 
 
 def test_keygen_writes_a_private_key_only_its_owner_can_read() -> None:

@@ -1,7 +1,8 @@
 """`seattle node init|run` and `seattle call` through the real command line: real daemon, real sockets.
 
-Every command runs as a subprocess in the SEATTLE_HOME the autouse fixture gives each test; the node listens
-on 127.0.0.1 with a port chosen by the OS, and the tests learn it from the daemon's `listening on` line.
+Every command runs in process (tests/cli_runner.py) in the SEATTLE_HOME the autouse fixture gives each test,
+except `seattle node run`, a daemon in the foreground, which runs as a subprocess; the node listens on 127.0.0.1
+with a port chosen by the OS, and the tests learn it from the daemon's `listening on` line.
 """
 
 from __future__ import annotations
@@ -26,21 +27,11 @@ from seattle.errors import BadCallArguments, BadNodeAddress, UnknownCall
 from seattle.keys import generate_identity, read_public_key, save_identity
 from seattle.nodemgr.api import CALLS
 from seattle.nodemgr.calls import parse_call, usage
+from tests.cli_runner import ok, seattle
 
 STARTUP_TIMEOUT = 30.0
 SHUTDOWN_TIMEOUT = 30.0
 LOOP_PROGRAM = b'log("looping\\n")\nwhile True:\n  sleep(0.1)\n'
-
-
-def seattle(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], input=stdin, capture_output=True,
-                          timeout=60)
-
-
-def ok(*args: str, stdin: bytes | None = None) -> str:
-    result = seattle(*args, stdin=stdin)
-    assert result.returncode == 0, result.stderr.decode()
-    return result.stdout.decode()
 
 
 @dataclass
@@ -123,10 +114,11 @@ def test_init_writes_a_node_directory_owned_by_the_identity(node_dir: Path) -> N
     assert (node_dir / "node.privatekey").stat().st_mode & 0o077 == 0
     result = seattle("node", "init", "--dir", str(node_dir), "--owner", "alice")
     assert result.returncode == 2
-    assert "already holds a node" in result.stderr.decode()
+    assert "already holds a node" in result.stderr
     assert json.loads((node_dir / "node.json").read_text()) == config
 
 
+@pytest.mark.slow
 def test_owner_drives_a_vessel_from_the_shell(node: Node, tmp_path: Path) -> None:
     info = ok("call", node.address, "GetNodeInfo")
     assert read_public_key(node.directory / "node.publickey").to_text() in info
@@ -151,18 +143,20 @@ def test_owner_drives_a_vessel_from_the_shell(node: Node, tmp_path: Path) -> Non
     assert vessels(node.address)["v1"]["status"] == "Stopped"
 
 
+@pytest.mark.slow
 def test_a_stranger_is_refused_and_the_node_keeps_serving(node: Node, tmp_path: Path) -> None:
     ok("keygen", "mallory")
     program = tmp_path / "evil.r2py"
     program.write_bytes(b"log('mine now')\n")
     result = seattle("call", "--as", "mallory", node.address, "AddFileToVessel", "v1", "evil.r2py", str(program))
     assert result.returncode == 1
-    assert "insufficient_permissions" in result.stderr.decode()
+    assert "insufficient_permissions" in result.stderr
     refused = json.loads(seattle("call", "--as", "mallory", "--json", node.address, "StopVessel", "v1").stdout)
     assert (refused["status"], refused["code"]) == ("error", "insufficient_permissions")
     assert ok("call", "--as", "alice", node.address, "ListFilesInVessel", "v1").split() == []
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_vessels_and_the_restarted_node_reports_them_stopped(node_dir: Path) -> None:
     first = start_node(node_dir)
     try:
@@ -185,36 +179,37 @@ def test_mistakes_on_the_command_line_are_named_before_anything_is_sent(tmp_path
     # Port 1 has no node: each of these must fail on its words, not on the connection.
     unknown = seattle("call", "127.0.0.1:1", "GetVesels")
     assert unknown.returncode == 2
-    assert "'GetVesels'" in unknown.stderr.decode() and "GetVessels" in unknown.stderr.decode()
+    assert "'GetVesels'" in unknown.stderr and "GetVessels" in unknown.stderr
     count = seattle("call", "--as", "alice", "127.0.0.1:1", "AddFileToVessel", "v1", "x")
     assert count.returncode == 2
-    assert "AddFileToVessel VESSEL FILENAME LOCAL_FILE|-" in count.stderr.decode()
+    assert "AddFileToVessel VESSEL FILENAME LOCAL_FILE|-" in count.stderr
     unsigned = seattle("call", "127.0.0.1:1", "StopVessel", "v1")
-    assert unsigned.returncode == 2 and "--as IDENTITY" in unsigned.stderr.decode()
+    assert unsigned.returncode == 2 and "--as IDENTITY" in unsigned.stderr
     address = seattle("call", "localhost", "GetNodeInfo")
-    assert address.returncode == 2 and "HOST:PORT" in address.stderr.decode()
+    assert address.returncode == 2 and "HOST:PORT" in address.stderr
     missing = seattle("call", "--as", "alice", "127.0.0.1:1", "AddFileToVessel", "v1", "x", str(tmp_path / "no"))
     assert missing.returncode == 2
-    assert str(tmp_path / "no") in missing.stderr.decode() and "No such file" in missing.stderr.decode()
+    assert str(tmp_path / "no") in missing.stderr and "No such file" in missing.stderr
 
 
+@pytest.mark.slow
 def test_an_unreachable_node_is_reported(tmp_path: Path) -> None:
     result = seattle("call", "127.0.0.1:1", "GetNodeInfo")
     assert result.returncode == 1
-    assert "127.0.0.1:1" in result.stderr.decode()
+    assert "127.0.0.1:1" in result.stderr
 
 
 def test_run_and_init_refuse_bad_directories_and_settings(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     result = seattle("node", "run", "--dir", str(empty))
-    assert result.returncode == 2 and "node.json" in result.stderr.decode()
+    assert result.returncode == 2 and "node.json" in result.stderr
     assert seattle("node", "init", "--dir", str(tmp_path / "n"), "--host", "nowhere").returncode == 2
     no_owner = seattle("node", "init", "--dir", str(tmp_path / "n"))
-    assert no_owner.returncode == 2 and "--owner" in no_owner.stderr.decode()
+    assert no_owner.returncode == 2 and "--owner" in no_owner.stderr
     ok("keygen", "alice")
     ok("keygen", "bob")
     two = seattle("node", "init", "--dir", str(tmp_path / "n"))
-    assert two.returncode == 2 and "alice, bob" in two.stderr.decode()
+    assert two.returncode == 2 and "alice, bob" in two.stderr
     assert not (tmp_path / "n" / "node.json").exists()
 
 

@@ -1,8 +1,8 @@
 """The researcher's commands through the real command line, against real node managers on loopback.
 
 The node managers run in-process in a background thread (one trio loop for all of them, real sockets, real
-vessel sandboxes); every `seattle` command is a subprocess in the test's own SEATTLE_HOME, so the session
-file carries state from one command to the next exactly as it does for a researcher.
+vessel sandboxes); every `seattle` command runs in process (tests/cli_runner.py) in the test's own SEATTLE_HOME,
+and the session file carries state from one command to the next exactly as it does for a researcher.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import json
 import os
 import queue
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,23 +23,14 @@ import trio
 from seattle.keys import PublicKey, read_public_key
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
+from tests.cli_runner import ok
+from tests.cli_runner import seattle as run
 from tests.net_helpers import closed_port
 
 WAIT = 30.0
 LOOP_PROGRAM = b'log("looping\\n")\nwhile True:\n  sleep(0.1)\n'
 PIECE = Resources({"cpu": 0.05, "memory": 16 * 1024 * 1024, "diskused": 1024 * 1024, "events": 4},
                   messport=frozenset({63100}), connport=frozenset({63100}))
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    result = run(*args, env=env)
-    assert result.returncode == 0, f"{args}: {result.stdout}{result.stderr}"
-    return result.stdout
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
 
 
 class NodesInThread:
@@ -132,6 +121,7 @@ def wait_for_logs(text: str, count: int) -> str:
     pytest.fail(f"{text!r} did not appear in {count} logs; last output:\n{out}")
 
 
+@pytest.mark.slow
 def test_a_whole_experiment(two_nodes: NodesInThread, tmp_path: Path) -> None:
     for address in two_nodes.addresses:
         ok("contact", address)
@@ -169,6 +159,7 @@ def test_a_whole_experiment(two_nodes: NodesInThread, tmp_path: Path) -> None:
     assert "refused: not_running" in refused.stdout
 
 
+@pytest.mark.slow
 def test_split_join_and_owner_and_user_changes_seen_by_a_second_identity(tmp_path: Path, alice: str) -> None:
     ok("genkeys", "bob")
     ok("as", "alice")
@@ -206,6 +197,7 @@ def silent_port() -> Iterator[int]:
     server.close()
 
 
+@pytest.mark.slow
 def test_unreachable_and_slow_nodes_are_reported_with_their_reasons(tmp_path: Path, alice: str,
                                                                     silent_port: int) -> None:
     dead = closed_port()
@@ -242,6 +234,7 @@ def test_usage_errors_exit_2_with_one_line(alice: str, tmp_path: Path) -> None:
         assert result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_savestate_and_loadstate_round_trip(tmp_path: Path, alice: str) -> None:
     ok("as", "alice")
     ok("add", "127.0.0.1:1224:v1", "to", "mine")
@@ -271,6 +264,7 @@ def test_savestate_and_loadstate_round_trip(tmp_path: Path, alice: str) -> None:
     assert key_file.stat().st_mode & 0o077 == 0
 
 
+@pytest.mark.slow
 def test_browse_finds_the_vessels_through_the_overlay(tmp_path: Path, alice: str) -> None:
     with NodesInThread(make_nodes(tmp_path, "alice", [1, 2, 1]), overlay=True) as nodes:
         bootstrap = nodes.addresses[0]
@@ -293,6 +287,7 @@ def test_browse_finds_the_vessels_through_the_overlay(tmp_path: Path, alice: str
         assert "4 of 4 vessels ok" in ok("list", "--on", "browsegood")
 
 
+@pytest.mark.slow
 def test_the_remaining_commands_each_do_their_job(tmp_path: Path, alice: str) -> None:
     with NodesInThread(make_nodes(tmp_path, "alice", [2])) as nodes:
         address = nodes.addresses[0]

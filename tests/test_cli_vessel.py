@@ -1,27 +1,25 @@
-"""`seattle vessel run` and `seattle vessel doctor` through the real command line."""
+"""`seattle vessel run` and `seattle vessel doctor` through the command line (in process; the vessels are real)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
+
 from seattle.vessel.status import EXIT_CODE_UNSAFE, EXIT_UNCAUGHT
+from tests.cli_runner import seattle
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def seattle(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True,
-                          timeout=120, cwd=cwd)
-
-
+@pytest.mark.slow
 def test_run_prints_the_log_and_exits_zero() -> None:
     result = seattle("vessel", "run", str(EXAMPLES / "hello.py"), "one", "two")
     assert result.returncode == 0, result.stderr
     assert "hello from a vessel; arguments: ['one', 'two']" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_reports_an_uncaught_exception(tmp_path: Path) -> None:
     program = tmp_path / "boom.py"
     program.write_text("x = {}\nx['missing']\n")
@@ -31,6 +29,7 @@ def test_run_reports_an_uncaught_exception(tmp_path: Path) -> None:
     assert "uncaught exception" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_reports_unsafe_code(tmp_path: Path) -> None:
     program = tmp_path / "unsafe.py"
     program.write_text("print(().__class__)\n")
@@ -39,6 +38,7 @@ def test_run_reports_unsafe_code(tmp_path: Path) -> None:
     assert "CodeUnsafeError" in result.stdout and "line 1" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_with_a_resource_file(tmp_path: Path) -> None:
     resources = tmp_path / "small.resources"
     resources.write_text("resource cpu 0.25\nresource memory 100000000\nresource diskused 1000000\n"
@@ -64,6 +64,7 @@ def test_missing_program_is_a_clear_error(tmp_path: Path) -> None:
     assert "nope.py" in result.stderr and "does not exist" in result.stderr
 
 
+@pytest.mark.slow
 def test_doctor_reports_every_layer() -> None:
     result = seattle("vessel", "doctor")
     assert result.returncode == 0, result.stdout + result.stderr

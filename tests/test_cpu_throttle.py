@@ -74,6 +74,7 @@ def test_a_process_exactly_at_its_share_is_never_stopped() -> None:
         assert throttle.observe(step * TICK * 0.5, step * TICK) == 0.0
 
 
+@pytest.mark.slow
 def test_idle_time_banks_at_most_one_burst() -> None:
     throttle = CpuThrottle(0.1, burst_seconds=0.05)
     throttle.observe(0.0, 0.0)

@@ -1,5 +1,7 @@
 """`seattle demo` end to end, as a user runs it: a subprocess with no configuration, real node managers,
 real vessels pinging each other over UDP on loopback; afterwards nothing of it may be left running or on disk.
+The demo runs as a subprocess because its temporary directory (TMPDIR) and its processes are checked from outside
+and Ctrl-C goes to it alone; a usage error, which starts nothing, is checked in process.
 
 Each test points TMPDIR at a directory of its own, so the demo's temporary directory is created there and
 the test can see that it is gone; processes are recognised by that path in their command line or
@@ -19,10 +21,12 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from rich.console import Console
 
 from seattle.cli.demo import print_latency_table
 from seattle.demo.matrix import LatencyMatrix, build_matrix, finished, parse_rtts
+from tests.cli_runner import seattle
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DEMO_TIMEOUT = 90
@@ -52,6 +56,7 @@ def assert_nothing_left(tmp_path: Path) -> None:
     assert alive == [], [p.cmdline() for p in alive]
 
 
+@pytest.mark.slow
 def test_the_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     out = tmp_path / "latency.png"
     result = subprocess.run([sys.executable, "-m", "seattle.cli", "demo", "--out", str(out)],
@@ -78,6 +83,7 @@ def test_the_demo_runs_end_to_end_and_cleans_up(tmp_path: Path) -> None:
     assert_nothing_left(tmp_path)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_demo_stops_everything(tmp_path: Path) -> None:
     demo = subprocess.Popen([sys.executable, "-m", "seattle.cli", "demo", "--out", str(tmp_path / "x.png")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=demo_env(tmp_path))
@@ -106,10 +112,9 @@ def test_ctrl_c_during_the_demo_stops_everything(tmp_path: Path) -> None:
 
 def test_a_bad_output_path_is_refused_before_anything_starts(tmp_path: Path) -> None:
     out = tmp_path / "missing" / "x.png"
-    result = subprocess.run([sys.executable, "-m", "seattle.cli", "demo", "--out", str(out)],
-                            capture_output=True, env=demo_env(tmp_path), timeout=DEMO_TIMEOUT)
+    result = seattle("demo", "--out", str(out), env=demo_env(tmp_path))
     assert result.returncode == 2
-    assert str(out) in result.stderr.decode() and "does not exist" in result.stderr.decode()
+    assert str(out) in result.stderr and "does not exist" in result.stderr
     assert_nothing_left(tmp_path)
 
 

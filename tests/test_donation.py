@@ -78,6 +78,7 @@ def _times(resources: Resources, count: int) -> Resources:
     return total
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(machine=machines, shares=percents(), percent=st.integers(1, 100),
        pool_start=st.integers(1024, 60000), pool_size=st.integers(1, 300))
@@ -101,6 +102,7 @@ def test_division_conserves_the_donation_and_keeps_ports_disjoint(
     assert donation.donated["events"] == min(DONATED_EVENTS, capacity["events"])
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None)
 @given(shares=percents())
 def test_shares_follow_the_percents(shares: list[int]) -> None:

@@ -112,6 +112,7 @@ def test_every_capability_attack_stopped_by_the_language_layer_has_a_second_laye
             assert len(attack.stopped_by) >= 2, attack.path.name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a.path.stem for a in ATTACKS])
 async def test_attack_is_contained(attack: Attack, launcher: VesselLauncher, tmp_path: Path) -> None:
     host_layers = launcher.default_layers()

@@ -158,6 +158,7 @@ def test_there_are_run_time_stage_attacks() -> None:
     assert RUN_TIME_STAGE, "type(type(0)) and friends must be in the corpus"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RUN_TIME_STAGE, ids=lambda path: path.stem)
 def test_run_time_stage_attacks_are_stopped_by_the_safe_builtins(path: Path) -> None:
     result = subprocess.run(
@@ -172,6 +173,7 @@ def test_run_time_stage_attacks_are_stopped_by_the_safe_builtins(path: Path) -> 
     assert "blocked:" in result.stdout
 
 
+@pytest.mark.slow
 def test_run_time_stage_attacks_do_escape_with_the_real_builtins() -> None:
     # The control experiment: the same programs with the host's builtins obtain what they were after,
     # so the test above proves the safe builtins stopped them and not some mistake in the program.

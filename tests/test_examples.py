@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import trio
 
 from seattle.vessel.host.launcher import VesselLauncher
 from seattle.vessel.status import EXIT_NORMAL
 from tests.vessel_helpers import log_text, run_vessel, start_vessel
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -313,6 +313,7 @@ def check_host(program: Program, outcome: Outcome) -> None:
         f"{followup.reason}, log {log_text(followup)!r}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", PROGRAMS, ids=[p.name for p in PROGRAMS])
 def test_program_is_contained_and_the_host_unaffected(program: Program, corpus: CorpusRun) -> None:
     outcome = corpus.outcomes[program.name]
@@ -320,6 +321,7 @@ def test_program_is_contained_and_the_host_unaffected(program: Program, corpus: 
     check_host(program, outcome)
 
 
+@pytest.mark.slow
 def test_the_host_is_clean_after_the_whole_corpus(corpus: CorpusRun) -> None:
     assert corpus.host_rss_growth < HOST_RSS_GROWTH, f"the host grew by {corpus.host_rss_growth:,} bytes"
     # The zygote, and its spare: a supervisor and a vessel process forked ahead of the next request.
@@ -330,6 +332,7 @@ def test_the_host_is_clean_after_the_whole_corpus(corpus: CorpusRun) -> None:
         f"processes left after the launcher closed: {corpus.descendants_closed}")
 
 
+@pytest.mark.slow
 def test_a_log_flood_overflows_the_circular_log_but_the_host_keeps_only_its_tail(corpus: CorpusRun) -> None:
     outcome = corpus.outcomes["flood_log_past_buffer"]
     match = _FLOOD_LINE.search(log_text(outcome.handle))

@@ -23,6 +23,8 @@ from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
 from tests.net_helpers import closed_port
 
+pytestmark = pytest.mark.slow
+
 WAIT = 30.0
 
 

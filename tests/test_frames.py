@@ -177,6 +177,7 @@ arbitrary_bytes = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(data=arbitrary_bytes, cuts=st.lists(st.integers(min_value=0), max_size=12))
 def test_any_bytes_in_any_chunking_decode_as_a_whole_or_fail(data: bytes, cuts: list[int]) -> None:
@@ -190,6 +191,7 @@ def test_any_bytes_in_any_chunking_decode_as_a_whole_or_fail(data: bytes, cuts: 
         assert chunked_error is not None and chunked_error.code == whole_error.code
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(messages=st.lists(values, max_size=6), cuts=st.lists(st.integers(min_value=0), max_size=12))
 def test_valid_streams_round_trip_in_any_chunking(messages: list[object], cuts: list[int]) -> None:
@@ -199,6 +201,7 @@ def test_valid_streams_round_trip_in_any_chunking(messages: list[object], cuts: 
     assert packed(received) == packed(messages)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(
     prefix=st.lists(values, max_size=3),

@@ -4,7 +4,8 @@ This machine has no network, and one dependency (pyseccomp) is in no local packa
 the installer with `--pip-args "--no-deps --no-index"` and makes the dependencies visible through PYTHONPATH
 (this test environment's site-packages). Everything else is the real thing: the installer creates the
 virtual environment, pip installs the wheel it carries, and the installed `seattle` (not this source tree)
-creates, starts, reports and uninstalls the node.
+creates, starts, reports and uninstalls the node, each as a subprocess. `seattle installer build` itself runs in
+process (tests/cli_runner.py).
 """
 
 from __future__ import annotations
@@ -17,23 +18,23 @@ import sysconfig
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from seattle.keys import generate_identity, save_identity
 from seattle.planner.installer import PROFILE_MEMBER, build_installer
 from seattle.planner.profile import read_profile
+from tests.cli_runner import seattle
 
 
 def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
 
 
-def seattle(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "seattle.cli", *args], cwd)
-
-
 def _tree(root: Path) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, files in os.walk(root) for n in dirs + files}
 
 
+@pytest.mark.slow
 def test_build_install_start_and_uninstall(tmp_path: Path) -> None:
     planner, bob = generate_identity("planner"), generate_identity("bob")
     save_identity(planner)

@@ -23,6 +23,8 @@ from seattle.nodemgr.daemon import read_config
 from seattle.resources import parse_resources
 from seattle.testbed import LocalTestbed, NodeSpec, free_port_pool, owned_vessels
 
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parent.parent / "simulations" / "local_testbed.py"
 WAIT = 30.0
 

@@ -87,6 +87,7 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
 # --- CPU ------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_busy_child_is_throttled_and_its_stops_recorded(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn(BUSY)
     measured = psutil.Process(child.pid)
@@ -113,6 +114,7 @@ def test_a_busy_child_is_throttled_and_its_stops_recorded(spawn: Spawn, tmp_path
     assert usage["stoptimes"] and all(len(pair) == 2 for pair in usage["stoptimes"])
 
 
+@pytest.mark.slow
 def test_stop_returns_none_and_leaves_the_child_running(spawn: Spawn, tmp_path: Path) -> None:
     # At 1 % the child spends nearly all its time stopped, so `stop` lands in the middle of a pause.
     child = spawn(BUSY)
@@ -123,6 +125,7 @@ def test_stop_returns_none_and_leaves_the_child_running(spawn: Spawn, tmp_path: 
     assert child.poll() is None, "the nanny must not kill the child on stop"
 
 
+@pytest.mark.slow
 def test_a_child_that_exits_ends_the_run_with_no_verdict(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn("pass")
     runner = NannyThread(Nanny(child.pid, allotment(), tmp_path))
@@ -131,6 +134,7 @@ def test_a_child_that_exits_ends_the_run_with_no_verdict(spawn: Spawn, tmp_path:
     assert child.wait() == 0
 
 
+@pytest.mark.slow
 def test_a_reaped_child_ends_the_run_at_once(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn("pass")
     nanny = Nanny(child.pid, allotment(), tmp_path)
@@ -145,6 +149,7 @@ def test_a_reaped_child_ends_the_run_at_once(spawn: Spawn, tmp_path: Path) -> No
         stop_timer.cancel()
 
 
+@pytest.mark.slow
 def test_both_cpu_sources_and_the_rss_reading_agree_with_psutil(spawn: Spawn) -> None:
     """The process CPU clock is preferred; /proc/<pid>/stat (10 ms ticks) is the fallback. Same answer."""
     child = spawn("import time\nblock = b'm' * (30 * 1024 * 1024)\nwhile time.monotonic() < 1e12: pass")
@@ -175,6 +180,7 @@ def test_both_cpu_sources_and_the_rss_reading_agree_with_psutil(spawn: Spawn) ->
 # --- memory and disk ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_child_over_its_memory_allotment_is_killed(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn("import time\nblock = b'x' * (200 * 1024 * 1024)\ntime.sleep(60)")
     limit = 64 * MIB
@@ -205,6 +211,7 @@ time.sleep(60)
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "program", [FILL_ONE_BIG_FILE, FILL_MANY_SMALL_FILES], ids=["big-file", "small-files"]
 )
@@ -221,6 +228,7 @@ def test_a_child_over_its_disk_allotment_is_killed(spawn: Spawn, tmp_path: Path,
     assert child.wait(JOIN_TIMEOUT) == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_a_child_within_its_allotment_is_left_alone(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn("import time\nopen('small', 'wb').write(b'z' * 100)\ntime.sleep(60)")
     runner = NannyThread(Nanny(child.pid, allotment(), tmp_path, disk_tick=0.05))
@@ -311,6 +319,7 @@ def test_a_missing_vessel_dir_is_refused(tmp_path: Path) -> None:
         Nanny(os.getpid(), allotment(), tmp_path / "nowhere")
 
 
+@pytest.mark.slow
 def test_run_may_be_called_only_once(spawn: Spawn, tmp_path: Path) -> None:
     child = spawn("pass")
     nanny = Nanny(child.pid, allotment(), tmp_path)

@@ -1,6 +1,7 @@
-"""`seattle node init --profile`, `start`, `status`, `top` and `stop` as real processes over the control socket.
+"""`seattle node init --profile`, `start`, `status`, `top` and `stop` against a real daemon over the control socket.
 
-Every command runs as a subprocess in the test's own SEATTLE_HOME; the node listens on 127.0.0.1 with a port
+Every command runs in process (tests/cli_runner.py) in the test's own SEATTLE_HOME; `node start` starts the node
+manager as a background process, as it does for a donor; the node listens on 127.0.0.1 with a port
 chosen by the OS, and its vessels get a port pool of their own. Every wait is bounded.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 import json
 import socket
 import stat
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,9 @@ from seattle.keys import generate_identity, save_identity
 from seattle.nodemgr.control import SOCKET_NAME, control_request, is_locked
 from seattle.nodemgr.donation import fallback_machine, init_node_from_profile
 from seattle.planner.profile import VesselPlan, read_profile, write_profile
+from tests.cli_runner import ok, seattle
+
+pytestmark = pytest.mark.slow
 
 MEMORY_PROGRAM = b'data = "x" * 30000000\nlog("holding\\n")\nwhile True:\n  sleep(0.1)\n'
 #: Sends itself 1000-byte datagrams over loopback (v1's ports 47100-47101), 20 a second for at most 20 s.
@@ -35,17 +37,6 @@ for i in range(400):
         pass
     sleep(0.05)
 """
-
-
-def seattle(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], input=stdin and stdin.decode(),
-                          capture_output=True, text=True, timeout=90)
-
-
-def ok(*args: str, stdin: bytes | None = None) -> str:
-    result = seattle(*args, stdin=stdin)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,23 +14,14 @@ from seattle.nodemgr.donation import fallback_machine, init_node_from_profile
 from seattle.nodemgr.service import unit_name, unit_text
 from seattle.nodemgr.uninstall import MANIFEST, read_manifest, uninstall
 from seattle.planner.profile import Profile, VesselPlan
-
-
-def seattle(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "seattle.cli", *args], capture_output=True, text=True,
-                          timeout=90, env=env)
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    result = seattle(*args, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from tests.cli_runner import ok, seattle
 
 
 def _tree(root: Path) -> set[str]:
     return {os.path.relpath(os.path.join(d, n), root) for d, dirs, files in os.walk(root) for n in dirs + files}
 
 
+@pytest.mark.slow
 def test_uninstall_stops_the_node_and_leaves_nothing_behind(tmp_path: Path) -> None:
     owner = generate_identity("alice")
     save_identity(owner)

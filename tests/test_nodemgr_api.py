@@ -27,6 +27,8 @@ from seattle.nodemgr.signing import NONCE_SIZE, sign_request
 from seattle.nodemgr.store import NodeError
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources, parse_resources
 
+pytestmark = pytest.mark.slow
+
 MIB = 1024 * 1024
 #: Generous bound on anything a vessel does; a test that needs longer is a failed test, not a slow one.
 WAIT = 20.0

@@ -24,12 +24,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.store import Store
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeError, NodeState
 from seattle.resources import Resources
 from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus
+
+pytestmark = pytest.mark.slow
 
 KILLS = 30
 NODE_KEY = b"N" * 32

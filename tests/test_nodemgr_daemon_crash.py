@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import pytest
 import trio
 from test_nodemgr_crash import FILENAMES, Invariants, _allotment, _is_whole, _random_request, _self_checking
 
@@ -38,6 +39,8 @@ from seattle.nodemgr.daemon import CONFIG_FILE, NodeConfig
 from seattle.nodemgr.node import init_node
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import parse_resources
+
+pytestmark = pytest.mark.slow
 
 KILLS = 15
 #: Bounds on how long the daemon runs client calls before it is killed.

@@ -62,6 +62,7 @@ async def _read_until_closed(stream: trio.SocketStream) -> list[object]:
     return messages
 
 
+@pytest.mark.slow
 async def test_pipelined_responses_come_back_in_request_order(
         start_node: NodeFactory, owner: Identity) -> None:
     async with start_node() as nm, await NodeClient.connect("127.0.0.1", nm.port, owner) as client:
@@ -86,6 +87,7 @@ async def test_pipelined_responses_come_back_in_request_order(
                 assert response.result == sorted(f"f{i}" for i in range(1, index, 3))
 
 
+@pytest.mark.slow
 async def test_half_closed_connection_gets_its_response(start_node: NodeFactory) -> None:
     async with start_node() as nm:
         stream = await _raw_connection(nm.port)
@@ -96,6 +98,7 @@ async def test_half_closed_connection_gets_its_response(start_node: NodeFactory)
         assert response.code == "ok" and response.result["vessels"][0]["name"] == "v1"
 
 
+@pytest.mark.slow
 async def test_frame_over_the_limit_is_refused_from_its_header(start_node: NodeFactory) -> None:
     async with start_node(ServerLimits(max_frame=1024)) as nm:
         stream = await _raw_connection(nm.port)
@@ -110,6 +113,7 @@ async def test_frame_over_the_limit_is_refused_from_its_header(start_node: NodeF
                 await client.call("GetVesselResources", vessel="v" * 2000)
 
 
+@pytest.mark.slow
 async def test_bad_frame_is_answered_then_the_connection_closed(start_node: NodeFactory) -> None:
     async with start_node() as nm:
         stream = await _raw_connection(nm.port)
@@ -126,6 +130,7 @@ async def test_bad_frame_is_answered_then_the_connection_closed(start_node: Node
         assert parse_response(reply).code == "bad_frame"
 
 
+@pytest.mark.slow
 async def test_malformed_public_request_keeps_the_connection(start_node: NodeFactory) -> None:
     async with start_node() as nm:
         stream = await _raw_connection(nm.port)
@@ -137,6 +142,7 @@ async def test_malformed_public_request_keeps_the_connection(start_node: NodeFac
         assert [r.code for r in replies] == ["malformed", "malformed", "ok"]
 
 
+@pytest.mark.slow
 async def test_idle_connection_is_closed(start_node: NodeFactory) -> None:
     async with start_node(ServerLimits(idle_timeout=0.2)) as nm:
         stream = await _raw_connection(nm.port)
@@ -155,6 +161,7 @@ async def test_idle_connection_is_closed(start_node: NodeFactory) -> None:
                 await client.call("GetVessels")
 
 
+@pytest.mark.slow
 async def test_connection_limit_per_address(start_node: NodeFactory) -> None:
     async with start_node(ServerLimits(max_connections_per_address=2)) as nm:
         first = await NodeClient.connect("127.0.0.1", nm.port)
@@ -175,6 +182,7 @@ async def test_connection_limit_per_address(start_node: NodeFactory) -> None:
         await second.aclose()
 
 
+@pytest.mark.slow
 async def test_total_connection_limit(start_node: NodeFactory) -> None:
     async with start_node(ServerLimits(max_connections=1)) as nm:
         admitted = await NodeClient.connect("127.0.0.1", nm.port)
@@ -184,6 +192,7 @@ async def test_total_connection_limit(start_node: NodeFactory) -> None:
             assert refused.value.code == "too_many_connections" and "maximum of 1" in refused.value.message
 
 
+@pytest.mark.slow
 async def test_replayed_request_is_refused_and_public_calls_may_be_signed(
         start_node: NodeFactory, owner: Identity) -> None:
     async with start_node() as nm, await NodeClient.connect("127.0.0.1", nm.port, owner) as client:
@@ -194,6 +203,7 @@ async def test_replayed_request_is_refused_and_public_calls_may_be_signed(
         assert (await client.call("GetVessels"))["vessels"][0]["name"] == "v1"
 
 
+@pytest.mark.slow
 async def test_a_flooding_client_does_not_starve_another(start_node: NodeFactory, owner: Identity) -> None:
     """One connection sends requests as fast as it can and never reads; another must still be served."""
     limits = ServerLimits(pipeline_depth=4)
@@ -222,6 +232,7 @@ async def test_a_flooding_client_does_not_starve_another(start_node: NodeFactory
         await flooder.aclose()
 
 
+@pytest.mark.slow
 async def test_a_client_that_vanishes_mid_pipeline_does_not_disturb_the_node(start_node: NodeFactory) -> None:
     async with start_node() as nm:
         for _ in range(3):

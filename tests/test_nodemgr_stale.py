@@ -6,11 +6,14 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 import trio
 
 from seattle.keys import generate_identity
 from seattle.nodemgr.client import NodeClient
 from seattle.nodemgr.node import NodeManager, init_node
+
+pytestmark = pytest.mark.slow
 
 LOOPING = b"while True:\n    sleep(0.05)\n"
 

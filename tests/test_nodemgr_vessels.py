@@ -650,6 +650,7 @@ def _check_invariants(node: NodeState, total: Resources, seen: set[int]) -> None
     seen |= numbers
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_split_and_join_conserve_the_total(data: st.DataObject) -> None:

@@ -147,6 +147,7 @@ def accepted_nothing(server: socket.socket) -> bool:
 # ---------------------------------------------------------------- detection and plans
 
 
+@pytest.mark.slow
 def test_detect_names_every_layer_and_is_cached() -> None:
     support = detect()
     assert detect() is support
@@ -162,6 +163,7 @@ def test_detect_names_every_layer_and_is_cached() -> None:
             assert support.details[layer].startswith("no "), support.details
 
 
+@pytest.mark.slow
 def test_probe_leaves_the_caller_unconfined() -> None:
     namespace = os.readlink("/proc/self/ns/net")
     probe()
@@ -220,6 +222,7 @@ def test_plan_refuses_a_vessel_dir_holding_interpreter_files(tmp_path: Path) -> 
 # ---------------------------------------------------------------- always applied
 
 
+@pytest.mark.slow
 def test_baseline_is_applied_even_with_no_layers(tmp_path: Path) -> None:
     def body() -> dict[str, object]:
         applied = apply_layers(make_plan(tmp_path), detect())
@@ -237,6 +240,7 @@ def test_baseline_is_applied_even_with_no_layers(tmp_path: Path) -> None:
     assert result["capabilities"] == 0
 
 
+@pytest.mark.slow
 def test_child_dies_with_its_parent(tmp_path: Path) -> None:
     """The middle process exits once the layers are on; its confined child must die by the death signal.
 
@@ -273,6 +277,7 @@ def test_child_dies_with_its_parent(tmp_path: Path) -> None:
         os.close(alive_read)
 
 
+@pytest.mark.slow
 def test_apply_refuses_a_threaded_process(tmp_path: Path) -> None:
     def body() -> dict[str, object]:
         stop = threading.Event()
@@ -290,6 +295,7 @@ def test_apply_refuses_a_threaded_process(tmp_path: Path) -> None:
     assert "single-threaded" in str(run_in_child(body)["error"])
 
 
+@pytest.mark.slow
 def test_unavailable_layers_are_skipped(tmp_path: Path) -> None:
     bare = HostSupport(seccomp=False, landlock_abi=0, user_namespaces=False, net_namespaces=False)
 
@@ -304,6 +310,7 @@ def test_unavailable_layers_are_skipped(tmp_path: Path) -> None:
     assert run_in_child(body) == {"applied": ["rlimits"], "fork_status": 7}
 
 
+@pytest.mark.slow
 def test_failing_layer_raises_naming_it(tmp_path: Path) -> None:
     if not host_has("landlock"):
         return
@@ -325,6 +332,7 @@ def test_failing_layer_raises_naming_it(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- rlimits
 
 
+@pytest.mark.slow
 def test_rlimits_memory_stops_a_big_allocation_but_lets_64_threads_start(tmp_path: Path) -> None:
     memory = 64 * MiB
 
@@ -350,6 +358,7 @@ def test_rlimits_memory_stops_a_big_allocation_but_lets_64_threads_start(tmp_pat
     assert run_in_child(body) == {"half": "ok", "huge": "MemoryError", "started": THREAD_ALLOWANCE}
 
 
+@pytest.mark.slow
 def test_rlimits_file_size(tmp_path: Path) -> None:
     limit = 256 * 1024
 
@@ -362,6 +371,7 @@ def test_rlimits_file_size(tmp_path: Path) -> None:
     assert run_in_child(body) == {"exact": "ok", "over": f"OSError:{errno.EFBIG}"}
 
 
+@pytest.mark.slow
 def test_rlimits_open_files(tmp_path: Path) -> None:
     def body() -> dict[str, object]:
         apply_layers(make_plan(tmp_path, "rlimits", max_open_files=32), detect())
@@ -400,6 +410,7 @@ def _threads_until_refused(limit: int = 200) -> int:
     return len(threads)
 
 
+@pytest.mark.slow
 def test_rlimits_caps_threads_of_an_unprivileged_child(tmp_path: Path) -> None:
     """RLIMIT_NPROC: the uid's tasks now plus THREAD_ALLOWANCE (other `nobody` tasks may take a few)."""
 
@@ -418,6 +429,7 @@ def test_rlimits_caps_threads_of_an_unprivileged_child(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- landlock
 
 
+@pytest.mark.slow
 def test_landlock_confines_files_to_the_vessel(tmp_path: Path, other_dir: Path) -> None:
     if not host_has("landlock"):
         return
@@ -466,6 +478,7 @@ def test_landlock_confines_files_to_the_vessel(tmp_path: Path, other_dir: Path) 
     assert not (other_dir / "dropped.txt").exists()
 
 
+@pytest.mark.slow
 def test_landlock_denies_tcp(tmp_path: Path, listener: socket.socket) -> None:
     if not host_has("landlock"):
         return
@@ -486,6 +499,7 @@ def test_landlock_denies_tcp(tmp_path: Path, listener: socket.socket) -> None:
     assert accepted_nothing(listener)
 
 
+@pytest.mark.slow
 def test_landlock_scopes_signals_and_abstract_sockets(tmp_path: Path) -> None:
     if not host_has("landlock"):
         return
@@ -516,6 +530,7 @@ def test_landlock_scopes_signals_and_abstract_sockets(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- seccomp
 
 
+@pytest.mark.slow
 def test_seccomp_denies_processes_and_sockets_but_not_threads(tmp_path: Path) -> None:
     if not host_has("seccomp"):
         return
@@ -586,6 +601,7 @@ def test_seccomp_denies_processes_and_sockets_but_not_threads(tmp_path: Path) ->
 # ---------------------------------------------------------------- namespaces
 
 
+@pytest.mark.slow
 def test_namespaces_cut_the_child_off_the_network(tmp_path: Path, listener: socket.socket) -> None:
     if not host_has("namespaces"):
         return
@@ -612,6 +628,7 @@ def test_namespaces_cut_the_child_off_the_network(tmp_path: Path, listener: sock
     assert accepted_nothing(listener)
 
 
+@pytest.mark.slow
 def test_namespaces_for_an_unprivileged_child(tmp_path: Path, listener: socket.socket) -> None:
     """Without root the layer goes through a user namespace; the child keeps its own uid and gets
     an exact thread allowance, because the kernel counts RLIMIT_NPROC per user namespace."""
@@ -649,6 +666,7 @@ def test_namespaces_for_an_unprivileged_child(tmp_path: Path, listener: socket.s
 # ---------------------------------------------------------------- all together
 
 
+@pytest.mark.slow
 def test_all_layers_still_run_an_ordinary_program(
     tmp_path: Path, other_dir: Path, listener: socket.socket
 ) -> None:
@@ -696,6 +714,7 @@ def test_all_layers_still_run_an_ordinary_program(
     assert accepted_nothing(listener)
 
 
+@pytest.mark.slow
 def test_landlock_rule_for_a_file_keeps_only_file_rights(tmp_path: Path) -> None:
     """/dev/null and /etc/ld.so.cache are files: a directory right on them would make the kernel refuse."""
     if not host_has("landlock"):

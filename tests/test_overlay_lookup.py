@@ -125,6 +125,7 @@ def test_finds_the_true_k_closest_live_nodes(network: Network, seed: int) -> Non
     assert run.max_in_flight <= 3
 
 
+@pytest.mark.slow
 def test_stale_tables_everywhere_still_give_nearly_the_true_set(stale_network: Network) -> None:
     """Replies that list dead nodes cost a timeout each, and may hide a live node just past the k-th place."""
     overlaps = []

@@ -225,6 +225,7 @@ _VALUES = st.recursive(
 _FIELDS = ("subject", "addrs", "seq", "iat", "exp", "tomb")
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(_VALUES | st.fixed_dictionaries(dict.fromkeys(_FIELDS, _VALUES)))
 def test_arbitrary_signed_envelopes_only_ever_raise_record_rejected(body: object) -> None:

@@ -52,6 +52,7 @@ def settled(traffic: Traffic) -> bool:
     return traffic.sent == traffic.delivered + traffic.lost + traffic.partitioned + traffic.unreachable
 
 
+@pytest.mark.slow
 async def test_500_nodes_with_one_percent_loss_find_the_closest(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -80,6 +81,7 @@ async def test_500_nodes_with_one_percent_loss_find_the_closest(
     assert sim.traffic.lost > 0 and sim.traffic.delivered > 0 and settled(sim.traffic)
 
 
+@pytest.mark.slow
 async def test_2000_nodes_with_churn_keep_answering_with_live_nodes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -142,6 +144,7 @@ async def scenario(seed: int) -> tuple[Traffic, list[list[NodeId]], float]:
     return sim.traffic, results, duration
 
 
+@pytest.mark.slow
 async def test_the_same_seed_gives_the_same_run(autojump_clock: trio.testing.MockClock) -> None:
     first, second = await scenario(42), await scenario(42)
     assert first == second  # same traffic, same lookup results, same virtual duration

@@ -29,6 +29,7 @@ def churned() -> object:
     return run_simulation(Config(nodes=300, lookups=60, churn=0.3, loss=0.01, seed=7))
 
 
+@pytest.mark.slow
 def test_without_churn_every_lookup_finds_the_closest_node(calm) -> None:
     summary = calm.summary
     assert summary.lookups == len(calm.lookups) == 60
@@ -42,6 +43,7 @@ def test_without_churn_every_lookup_finds_the_closest_node(calm) -> None:
     assert 0 < summary.latency_median <= summary.latency_p90 < 5
 
 
+@pytest.mark.slow
 def test_churn_and_loss_leave_and_join_nodes_and_lookups_still_find_the_closest(churned, calm) -> None:
     summary = churned.summary
     assert summary.left == 90 and summary.joined + summary.joins_failed == 90
@@ -55,6 +57,7 @@ def test_churn_and_loss_leave_and_join_nodes_and_lookups_still_find_the_closest(
     assert summary.datagrams_per_lookup > calm.summary.datagrams_per_lookup
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_figures() -> None:
     config = Config(nodes=120, lookups=15, churn=0.2, loss=0.02, seed=3)
     first, second = run_simulation(config), run_simulation(config)
@@ -63,6 +66,7 @@ def test_the_same_seed_gives_the_same_figures() -> None:
     assert other.lookups != first.lookups
 
 
+@pytest.mark.slow
 def test_csv_and_png_hold_every_lookup(calm, tmp_path: Path) -> None:
     write_csv(calm, tmp_path / "lookups.csv")
     write_plot(calm, tmp_path / "lookups.png")
@@ -74,6 +78,7 @@ def test_csv_and_png_hold_every_lookup(calm, tmp_path: Path) -> None:
     assert (tmp_path / "lookups.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+@pytest.mark.slow
 def test_the_command_prints_json_and_writes_its_files(tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [
@@ -90,6 +95,7 @@ def test_the_command_prints_json_and_writes_its_files(tmp_path: Path) -> None:
     assert (out / "lookups.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
+@pytest.mark.slow
 def test_without_rejoin_churn_only_removes_nodes(tmp_path: Path) -> None:
     command = [
         sys.executable, str(ROOT / "simulations" / "overlay.py"), "--nodes", "150", "--lookups", "20",
@@ -101,6 +107,7 @@ def test_without_rejoin_churn_only_removes_nodes(tmp_path: Path) -> None:
     assert summary["success_rate"] >= 0.9
 
 
+@pytest.mark.slow
 def test_the_command_names_a_bad_flag(tmp_path: Path) -> None:
     command = [sys.executable, str(ROOT / "simulations" / "overlay.py"), "--churn", "1.5", "--out", str(tmp_path)]
     finished = subprocess.run(command, capture_output=True, text=True, timeout=60)

@@ -42,6 +42,7 @@ def true_closest(overlays: list[UdpOverlay], target: NodeId, me: UdpOverlay) -> 
     return sorted((o.node.node_id for o in overlays if o is not me), key=target.distance)[:K]
 
 
+@pytest.mark.slow
 async def test_a_loopback_overlay_bootstraps_looks_up_and_drops_the_dead() -> None:
     overlays = [UdpOverlay(new_node(f"udp{number}"), "127.0.0.1", 0) for number in range(COUNT)]
     stacks = [AsyncExitStack() for _ in overlays]
@@ -81,6 +82,7 @@ async def test_a_loopback_overlay_bootstraps_looks_up_and_drops_the_dead() -> No
                 await stack.aclose()
 
 
+@pytest.mark.slow
 async def test_forged_datagrams_from_a_plain_socket_are_ignored() -> None:
     node = new_node("target")
     with trio.fail_after(10):

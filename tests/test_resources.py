@@ -305,6 +305,7 @@ def resources_strategy(top: int = 10**12) -> st.SearchStrategy[Resources]:
     )
 
 
+@pytest.mark.slow
 @given(resources_strategy(top=10**15))
 def test_text_and_dict_round_trips_are_exact(r: Resources) -> None:
     assert parse_resources(r.to_text()) == r
@@ -313,6 +314,7 @@ def test_text_and_dict_round_trips_are_exact(r: Resources) -> None:
     assert Resources.from_dict(msgpack.unpackb(msgpack.packb(r.to_dict()))) == r
 
 
+@pytest.mark.slow
 @given(resources_strategy(), resources_strategy())
 def test_addition_and_subtraction_undo_each_other(a: Resources, b: Resources) -> None:
     b = b.replace(messport=b.messport - a.messport, connport=b.connport - a.connport)
@@ -472,6 +474,7 @@ def conserved_total(vessels: list[Resources], offcut: Resources) -> Resources:
     return total
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None)
 @given(st.data())
 def test_split_and_join_conserve_resources(data: st.DataObject) -> None:

@@ -12,8 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from seattle.keys import PassphraseCost, generate_identity, save_identity
 from tests.test_cli_research import NodesInThread, make_nodes, ok, run
+
+pytestmark = pytest.mark.slow
 
 WAIT = 30.0
 _ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\r")

@@ -542,6 +542,7 @@ def test_parse_response_names_the_bad_field(message: object, complaint: str) -> 
 # --- over a real connection -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_pipelined_requests_over_loopback_then_one_shot_close() -> None:
     """A client writes three requests back to back and half-closes; the node answers each, in order."""
     checker = verifier()

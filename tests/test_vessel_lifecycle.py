@@ -19,6 +19,8 @@ from seattle.vessel.status import (
 )
 from tests.vessel_helpers import log_text, run_vessel, start_vessel
 
+pytestmark = pytest.mark.slow
+
 
 async def test_program_runs_and_its_output_reaches_the_log(launcher: VesselLauncher, tmp_path: Path) -> None:
     handle = await run_vessel(launcher, tmp_path, "print('hello', callargs)\nlog('no newline')\n",

@@ -98,6 +98,7 @@ def test_meter_reports_byte_counts_and_rates_over_each_interval() -> None:
     assert meter.report(now=12.5)["netsend"] == 0.0  # no time passed: no rate, and no division by zero
 
 
+@pytest.mark.slow
 def test_broker_counts_what_it_moves_over_udp_and_tcp(broker: Broker) -> None:
     a, b = broker.ports[:2]
     inbox = broker.call(protocol.OP_UDP_LISTEN, LOCAL, a)
@@ -117,6 +118,7 @@ def test_broker_counts_what_it_moves_over_udp_and_tcp(broker: Broker) -> None:
     assert broker.server.traffic.snapshot() == {"netsend": 0, "netrecv": 0, "loopsend": 1500, "looprecv": 1500}
 
 
+@pytest.mark.slow
 async def test_a_vessels_usage_report_carries_its_loopback_traffic(
         launcher: VesselLauncher, tmp_path: Path) -> None:
     ports = free_ports(4)
