@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from seattle.nodemgr import vesselfiles
-from seattle.nodemgr.store import Store
+from seattle.nodemgr.database import Store
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeError, NodeState
 from seattle.resources import Resources
 from seattle.vessel.logbuffer import CircularLog

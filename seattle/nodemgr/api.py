@@ -36,8 +36,8 @@ import seattle
 from seattle.errors import SeattleError
 from seattle.keys import PublicKey
 from seattle.nodemgr import vesselfiles
+from seattle.nodemgr.database import NodeError, VesselRow
 from seattle.nodemgr.signing import error, ok, warning
-from seattle.nodemgr.store import NodeError, VesselRecord
 from seattle.nodemgr.vessels import RUNNING, NodeState
 from seattle.vessel.api.files import MAX_FILENAME
 from seattle.vessel.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
@@ -437,7 +437,7 @@ class PermissionRefused(Exception):
     """The signer may not make this call on this vessel."""
 
 
-def _check_permission(call: Call, caller: PublicKey | None, record: VesselRecord) -> None:
+def _check_permission(call: Call, caller: PublicKey | None, record: VesselRow) -> None:
     if call.permission is Permission.PUBLIC:
         return
     assert caller is not None  # unsigned requests for such calls were refused before
@@ -455,7 +455,7 @@ def _who(permission: Permission) -> str:
     return "owner" if permission is Permission.OWNER else "owner or one of its users"
 
 
-def _describe(record: VesselRecord) -> dict[str, Any]:
+def _describe(record: VesselRow) -> dict[str, Any]:
     return {
         "name": record.name,
         "status": record.status.value,

@@ -42,8 +42,8 @@ import trio
 
 from seattle.errors import NodeControlFailed, NodeNotRunning, NodeStartFailed
 from seattle.keys import PublicKey
+from seattle.nodemgr.database import LOCK_NAME
 from seattle.nodemgr.donation import read_donation
-from seattle.nodemgr.store import LOCK_NAME
 from seattle.vessel.nanny import disk_usage
 
 if TYPE_CHECKING:

@@ -39,12 +39,12 @@ from pathlib import Path
 from types import TracebackType
 
 from seattle.nodemgr import vesselfiles
-from seattle.nodemgr.store import (
+from seattle.nodemgr.database import (
     MAX_OWNERINFO,
     NodeError,
     Store,
     Transaction,
-    VesselRecord,
+    VesselRow,
     check_key,
     vessel_number,
 )
@@ -60,8 +60,6 @@ from seattle.resources import (
 )
 from seattle.vessel.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus
-
-__all__ = ["NodeError", "NodeState", "VesselRecord"]
 
 VESSELS_DIR = "vessels"
 LOGS_DIR = "logs"
@@ -148,16 +146,16 @@ class NodeState:
             return self._read().node().offcut
 
     def change_counter(self) -> int:
-        """Grows at every change to any vessel; compare with a VesselRecord's `last_change`."""
+        """Grows at every change to any vessel; compare with a VesselRow's `last_change`."""
         with self._lock:
             return self._read().node().change_counter
 
-    def get_vessels(self) -> list[VesselRecord]:
+    def get_vessels(self) -> list[VesselRow]:
         """Every vessel, in order of number."""
         with self._lock:
             return self._read().vessels()
 
-    def get_vessel(self, name: str) -> VesselRecord:
+    def get_vessel(self, name: str) -> VesselRow:
         """The vessel `name`, or NodeError("no_such_vessel")."""
         with self._lock:
             return self._read().vessel(name)

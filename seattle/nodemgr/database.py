@@ -92,7 +92,7 @@ class NodeError(Exception):
 
 
 @dataclass(frozen=True)
-class VesselRecord:
+class VesselRow:
     """One vessel as stored. `last_change` is the node's change counter at this vessel's latest change."""
 
     name: str
@@ -158,7 +158,7 @@ class Transaction:
             "SELECT node_key, offcut, next_vessel, change_counter FROM node WHERE id = 1").fetchone()
         return NodeRecord(key, self._parse(offcut, "offcut"), next_vessel, counter)
 
-    def vessel(self, name: str) -> VesselRecord:
+    def vessel(self, name: str) -> VesselRow:
         """The vessel called `name`, or NodeError("no_such_vessel")."""
         number = vessel_number(name)
         row = self._conn.execute(f"{_SELECT_VESSEL} WHERE number = ?", (number,)).fetchone()
@@ -168,7 +168,7 @@ class Transaction:
             "SELECT user_key FROM vessel_user WHERE vessel = ? ORDER BY position", (number,))]
         return self._record(row, users)
 
-    def vessels(self) -> list[VesselRecord]:
+    def vessels(self) -> list[VesselRow]:
         """Every vessel, in order of number."""
         users: dict[int, list[bytes]] = {}
         for number, key in self._conn.execute(
@@ -249,10 +249,10 @@ class Transaction:
         self._conn.executemany("INSERT INTO vessel_user VALUES (?, ?, ?)",
                                [(number, position, key) for position, key in enumerate(users)])
 
-    def _record(self, row: tuple[Any, ...], users: list[bytes]) -> VesselRecord:
+    def _record(self, row: tuple[Any, ...], users: list[bytes]) -> VesselRow:
         number, owner, ownerinfo, advertise, status, resources, created, last_change = row
         name = f"v{number}"
-        return VesselRecord(
+        return VesselRow(
             name=name, owner=owner, users=tuple(users), ownerinfo=ownerinfo, advertise=bool(advertise),
             status=VesselStatus(status), resources=self._parse(resources, f"resources of {name}"),
             created=created, last_change=last_change,

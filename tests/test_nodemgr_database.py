@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from seattle.nodemgr.store import (
+from seattle.nodemgr.database import (
     DB_NAME,
     KEY_BYTES,
     SCHEMA_VERSION,
