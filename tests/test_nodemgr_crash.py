@@ -26,7 +26,8 @@ from pathlib import Path
 
 from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.database import Store
-from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeError, NodeState
+from seattle.nodemgr.nodeerror import NodeError
+from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import Resources
 from seattle.vessel.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus

@@ -32,8 +32,8 @@ import trio
 from seattle.addresses import split_ip_port
 from seattle.errors import BadNodeConfig, NodeExists, NodeNotFound, NodeStartFailed
 from seattle.keys import PublicKey
-from seattle.nodemgr.database import NodeError
 from seattle.nodemgr.node import NODE_IDENTITY, Layout, NodeManager, init_node
+from seattle.nodemgr.nodeerror import NodeError
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.resources import ResourceParseError, Resources, parse_resources
 from seattle.vessel.status import VesselStatus
 
@@ -76,19 +77,6 @@ CREATE TABLE vessel_user (
     UNIQUE (vessel, user_key)
 );
 """
-
-
-class NodeError(Exception):
-    """A call the node state refuses. `code` is stable and machine-readable; `message` is for a person.
-
-    Messages keep the original node manager's wording where it had one ("No such vessel", "String Too
-    Long", ...), followed by the particulars.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from seattle.nodemgr.database import NodeError
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.vessel import errors
 from seattle.vessel.api.files import check_filename, is_valid_filename
 from seattle.vessel.nanny import PER_FILE_OVERHEAD, disk_usage

@@ -41,13 +41,13 @@ from types import TracebackType
 from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.database import (
     MAX_OWNERINFO,
-    NodeError,
     Store,
     Transaction,
     VesselRow,
     check_key,
     vessel_number,
 )
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.resources import (
     DEFAULT_OFFCUT,
     PORT_SETS,

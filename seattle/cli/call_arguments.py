@@ -4,7 +4,7 @@
     response = make_call(parse_address("127.0.0.1:1224"), identity, name, args)
     text_or_bytes = render(response.result)          # or render_json(response)
 
-Each parameter of `api.CALLS` has one way of being written on a command line (`_WORDS`): names and text as
+Each parameter of `calltable.CALLS` has one way of being written on a command line (`_WORDS`): names and text as
 they are; file data and resource text as a path to read (`-` = standard input); keys as an identity name or
 `ed25519:` text (`keys.resolve`); true/false words for flags. The last parameter of StartVessel (the
 program's arguments) and of ChangeUsers (the users) takes all remaining words, so `StartVessel v1 prog.py a
@@ -30,7 +30,7 @@ from seattle.errors import (
     UnknownCall,
 )
 from seattle.keys import Identity, resolve
-from seattle.nodemgr.api import CALLS, MAX_FILE_DATA, PUBLIC_CALLS
+from seattle.nodemgr.calltable import CALLS, MAX_FILE_DATA, PUBLIC_CALLS
 from seattle.nodemgr.client import DEFAULT_TIMEOUT, NodeClient, NodeClientError
 from seattle.nodemgr.signing import ERROR, WARNING, Response
 
