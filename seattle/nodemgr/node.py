@@ -24,7 +24,6 @@ import functools
 import ipaddress
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -34,8 +33,9 @@ from types import TracebackType
 import trio
 
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
-from seattle.keys import Identity, PublicKey, generate_identity, load_identity, save_identity
+from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.api import NodeAPI
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
@@ -51,8 +51,6 @@ from seattle.vessel.launcher import VesselLauncher
 
 log = logging.getLogger(__name__)
 
-#: The saved routing table (`RoutingTable.to_dict` as JSON) in the node directory.
-ROUTING_FILE = "routing.json"
 #: A routing table is small (k contacts per bucket); anything bigger is not one of ours.
 MAX_ROUTING_FILE = 1024 * 1024
 SAVE_INTERVAL = 180.0
@@ -60,9 +58,6 @@ SAVE_INTERVAL = 180.0
 REJOIN_INTERVAL = 30.0
 #: How long one overlay request or lookup of the node may take.
 OVERLAY_TIMEOUT = 5.0
-
-#: The node identity's name: its key files are node.privatekey and node.publickey in the node directory.
-NODE_IDENTITY = "node"
 
 #: (resources, owner, users) of one vessel of a node's first layout.
 Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
@@ -78,21 +73,21 @@ def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
     if not isinstance(owner, PublicKey):
         raise TypeError(f"owner must be a PublicKey, not {type(owner).__name__}")
     node_dir = Path(node_dir)
-    node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    NodeDir(node_dir).create()
     entries = layout if layout is not None else [(DEFAULT_ALLOTMENT, owner, ())]
     raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
                   for resources, key, users in entries]
-    identity = generate_identity(NODE_IDENTITY)
+    identity = generate_identity(NodeDir.IDENTITY)
     with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
         state.create_initial_vessels(raw_layout)
     # The key is written last: a node directory with a key is a complete one.
-    save_identity(identity, node_dir)
+    NodeDir(node_dir).save_identity(identity)
     return identity.public_key
 
 
 def load_node_identity(node_dir: Path) -> Identity:
     """The node's key pair from `node_dir` (refused if the file is readable by others)."""
-    return load_identity(NODE_IDENTITY, Path(node_dir))
+    return NodeDir(node_dir).load_identity()
 
 
 class NodeManager:
@@ -206,7 +201,7 @@ class NodeManager:
 
     @property
     def routing_path(self) -> Path:
-        return self.node_dir / ROUTING_FILE
+        return NodeDir(self.node_dir).routing_path
 
     def advertised_addresses(self) -> list[str]:
         """Where researchers reach this node: the bound addresses, or the local IPs when bound to all."""
@@ -217,16 +212,7 @@ class NodeManager:
     def save_routing(self) -> None:
         """Write the routing table to routing.json: mode 0600, fsync'd temp file renamed over the old one."""
         assert self.overlay is not None
-        data = json.dumps(self.overlay.node.table.to_dict()).encode()
-        temporary = self.routing_path.with_name(ROUTING_FILE + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)
-            os.write(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, self.routing_path)
+        NodeDir(self.node_dir).write_routing(json.dumps(self.overlay.node.table.to_dict()).encode())
 
     def _overlay_node(self) -> OverlayNode:
         assert self.identity is not None

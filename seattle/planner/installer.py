@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if subprocess.run(command, cwd=target if target.exists() else None).returncode != 0:
                 print(f"error: {what} failed (see above); nothing was started", file=sys.stderr)
                 return 1
-    record = ("import sys; from pathlib import Path; from seattle.nodemgr.uninstall import record_outside\n"
+    record = ("import sys; from pathlib import Path; from seattle.donor.manifest import record_outside\n"
               "for p in sys.argv[2:]: record_outside(Path(sys.argv[1]), Path(p))")
     subprocess.run([str(python), "-c", record, str(node), *map(str, reversed(created))], cwd=target, check=True)
     seattle = venv / "bin" / "seattle"

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from seattle.atomicfile import write_atomic
-from seattle.nodemgr.uninstall import record_outside
+from seattle.donor.manifest import record_outside
 
 #: Bounds a `systemctl` call made while uninstalling (a wedged user manager must not hang uninstall).
 SYSTEMCTL_TIMEOUT = 20.0
