@@ -12,6 +12,7 @@ import ipaddress
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seattle.addresses import split_ip_port
 from seattle.errors import BadNodeConfig
@@ -68,8 +69,11 @@ class NodeConfig:
         bootstrap = data.get("bootstrap", [])
         if not isinstance(bootstrap, list):
             raise BadNodeConfig(f"{path}: bootstrap must be a list of HOST:PORT texts")
+        # Unchecked JSON values: __post_init__ checks them and says what is wrong.
+        host: Any = data.get("host")
+        port: Any = data.get("port")
         try:
-            return cls(data.get("host"), data.get("port"), tuple(local_ips), tuple(bootstrap))
+            return cls(host, port, tuple(local_ips), tuple(bootstrap))
         except BadNodeConfig as exc:
             raise BadNodeConfig(f"{path}: {exc.detail}") from None
 
