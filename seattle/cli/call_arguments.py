@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import trio
 
+from seattle.atomicfile import write_atomic
 from seattle.errors import (
     BadCallArguments,
     CallRefused,
@@ -230,14 +231,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_output(data: bytes, out_path: Path | None, stdout: BinaryIO) -> None:
-    """Result bytes to `out_path` (written whole under a temporary name first) or to standard output."""
+    """Result bytes to `out_path` (written atomically, `seattle.atomicfile`) or to standard output."""
     if out_path is None:
         stdout.write(data)
         stdout.flush()
         return
-    temporary = out_path.with_name(out_path.name + ".part")
     try:
-        temporary.write_bytes(data)
-        temporary.replace(out_path)
+        write_atomic(out_path, data, mode=0o644)
     except OSError as exc:
         raise OutputNotWritten(out_path, exc.strerror or str(exc)) from None

@@ -210,7 +210,7 @@ class NodeManager:
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in self.local_ips]
 
     def save_routing(self) -> None:
-        """Write the routing table to routing.json: mode 0600, fsync'd temp file renamed over the old one."""
+        """Write the routing table to routing.json (`NodeDir.write_routing`: mode 0600, atomic)."""
         assert self.overlay is not None
         NodeDir(self.node_dir).write_routing(json.dumps(self.overlay.node.table.to_dict()).encode())
 

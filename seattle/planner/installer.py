@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     target = args.dir.absolute()
     venv, node = target / "venv", target / "node"
-    if (node / "node.json").exists():
+    if (node / "node.json").exists():  # NodeDir.CONFIG: this part runs before seattle is installed
         print(f"error: {node} already holds a node; uninstall it first with "
               f"`{venv / 'bin' / 'seattle'} node uninstall --dir {node}`", file=sys.stderr)
         return 2
