@@ -238,7 +238,7 @@ class OverlayUnreachable(SeattleError):
         )
 
 
-# Planner profiles, donations and the donor's node commands (seattle.planner, seattle.nodemgr.donation).
+# Planner profiles, donations and the donor's node commands (seattle.planner, seattle.donor).
 
 
 class BadProfile(SeattleError):

@@ -38,6 +38,7 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
+from seattle.atomicfile import write_atomic
 from seattle.errors import (
     BadKeyName,
     BadNamesFile,
@@ -508,37 +509,14 @@ def _locked(directory: Path) -> Iterator[Path]:
 
 
 def _write_atomically(path: Path, data: bytes, mode: int, *, replace: bool = True) -> None:
-    """Write `data` to a new O_EXCL file of `mode`, then move it into place (over `path` only if replace).
-
-    `replace=False` uses link(), which fails if `path` exists, so two writers cannot both think they created
-    the same identity.
-    """
-    temporary = path.with_name(f".{path.name}.{nacl.utils.random(6).hex()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    """`write_atomic`, with `replace=False` (the target must not exist) refused as IdentityExists, so two
+    writers cannot both think they created the same identity."""
     try:
-        try:
-            os.fchmod(fd, mode)  # the umask may have cleared bits we want (the public file's 0644)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(path, data, mode=mode, overwrite=replace)
+    except FileExistsError:
         if replace:
-            os.replace(temporary, path)
-        else:
-            try:
-                os.link(temporary, path)
-            except FileExistsError:
-                raise IdentityExists(path.name.rsplit(".", 1)[0], path) from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    directory_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory_fd)
-    finally:
-        os.close(directory_fd)
+            raise
+        raise IdentityExists(path.name.rsplit(".", 1)[0], path) from None
 
 
 def _join_lines(lines: list[str]) -> bytes:

@@ -38,11 +38,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType, TracebackType
 
+from seattle.donor.donation import DEFAULT_PERCENT, MachineResources, init_node_from_profile
 from seattle.errors import NodeExists, TestbedStartFailed
 from seattle.keys import PublicKey
-from seattle.nodemgr.daemon import CONFIG_FILE, NodeConfig, read_config
-from seattle.nodemgr.donation import DEFAULT_PERCENT, MachineResources, init_node_from_profile
+from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.node import init_node
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.planner.profile import Profile
 from seattle.resources import DEFAULT_ALLOTMENT
 
@@ -130,13 +131,11 @@ def from_profile(profile: Profile, *, percent: int = DEFAULT_PERCENT,
 def write_node_config(node_dir: Path, host: str, bootstrap: Sequence[str]) -> None:
     """Make `node_dir` listen on `host` with an OS-chosen port, let its vessels use `host`, and join the
     overlay through `bootstrap`; any other setting a factory wrote is kept. Replaced atomically."""
+    paths = NodeDir(node_dir)
     config = NodeConfig(host, 0, (host,), tuple(bootstrap))
-    path = Path(node_dir) / CONFIG_FILE
-    if path.exists():
-        config = replace(read_config(node_dir), host=host, port=0, local_ips=(host,), bootstrap=tuple(bootstrap))
-    temporary = path.with_name(CONFIG_FILE + ".tmp")
-    temporary.write_text(config.to_json(), encoding="utf-8")
-    os.replace(temporary, path)
+    if paths.config_path.exists():
+        config = replace(paths.read_config(), host=host, port=0, local_ips=(host,), bootstrap=tuple(bootstrap))
+    paths.write_config(config)
 
 
 def free_port_pool(count: int, host: str = "127.0.0.1", *, port_range: range = PORT_RANGE) -> list[int]:

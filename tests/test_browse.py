@@ -30,7 +30,7 @@ from seattle.home import seattle_home
 from seattle.keys import Identity, PublicKey, generate_identity, resolve
 from seattle.nodemgr.client import NodeClient
 from seattle.nodemgr.node import NodeManager, init_node
-from seattle.nodemgr.overlay_service import ROUTING_FILE
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.records import sign
@@ -191,7 +191,7 @@ async def test_a_node_restarted_from_its_routing_table_rejoins_without_its_boots
         await until("x learns of c and d", x_knows_c_and_d)
         port = x.port
         await nodes.stop("x")
-        saved = tmp_path / "x" / ROUTING_FILE
+        saved = tmp_path / "x" / NodeDir.ROUTING
         assert stat.S_IMODE(os.stat(saved).st_mode) == 0o600
         table = RoutingTable.from_dict(json.loads(saved.read_text()))
         assert ids(c, d) <= {contact.node_id for contact in table}
@@ -214,13 +214,13 @@ async def test_a_damaged_routing_file_is_ignored_and_replaced(tmp_path: Path) ->
     owner = generate_identity("owner")
     async with cluster(tmp_path) as nodes:
         nodes.create("n", owner.public_key)
-        (tmp_path / "n" / ROUTING_FILE).write_text('{"format": "seattle-routing-v1", "contacts": [')
+        (tmp_path / "n" / NodeDir.ROUTING).write_text('{"format": "seattle-routing-v1", "contacts": [')
         node = await nodes.start("n")
         assert node.overlay is not None and len(node.overlay.node.table) == 0
         # Alone in a new overlay, the node still answers for its own vessels.
         await until("the lone node is found", lambda: _finds(owner.public_key, node))
         await nodes.stop("n")
-    assert json.loads((tmp_path / "n" / ROUTING_FILE).read_text())["format"] == "seattle-routing-v1"
+    assert json.loads((tmp_path / "n" / NodeDir.ROUTING).read_text())["format"] == "seattle-routing-v1"
 
 
 async def _finds(key: PublicKey, node: NodeManager) -> bool:
@@ -308,4 +308,4 @@ async def test_seattle_node_run_joins_the_overlay_through_bootstrap(tmp_path: Pa
         for process, _ in daemons:
             stop_daemon(process)
     assert "overlay on udp" in (second / "nodemanager.log").read_text()
-    assert (second / ROUTING_FILE).exists()
+    assert (second / NodeDir.ROUTING).exists()

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from seattle.addresses import parse_address
+from seattle.cli.call_arguments import parse_call, usage
 from seattle.errors import BadCallArguments, BadNodeAddress, UnknownCall
 from seattle.keys import generate_identity, read_public_key, save_identity
-from seattle.nodemgr.api import CALLS
-from seattle.nodemgr.calls import parse_call, usage
+from seattle.nodemgr.calltable import CALLS
 from tests.cli_runner import ok, seattle
 
 STARTUP_TIMEOUT = 30.0

@@ -11,21 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall, NodeExists
-from seattle.keys import PublicKey, generate_identity
-from seattle.nodemgr.daemon import read_config
-from seattle.nodemgr.donation import (
+from seattle.donor.donation import (
     DEFAULT_PORTS,
     DONATED_EVENTS,
-    DONATION_FILE,
     Donation,
     divide,
     fallback_machine,
     init_node_from_profile,
     measure_machine,
-    read_donation,
 )
-from seattle.nodemgr.uninstall import read_manifest
+from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall, NodeExists
+from seattle.keys import PublicKey, generate_identity
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import NodeState
 from seattle.planner.profile import Profile, VesselPlan
 from seattle.resources import DEFAULT_OFFCUT, QUANTITY_NAMES, RENEWABLE, RENEWABLE_RESOLUTION, Resources
@@ -167,7 +164,7 @@ def test_init_node_from_profile_creates_the_divided_node(tmp_path: Path) -> None
     node_dir = tmp_path / "node"
     donation = init_node_from_profile(node_dir, profile, percent=20, port=0, ports=range(40000, 40010),
                                       machine=fallback_machine(cores=2))
-    config = read_config(node_dir)
+    config = NodeDir(node_dir).read_config()
     assert (config.host, config.port, config.bootstrap) == ("127.0.0.1", 0, ("127.0.0.1:9999",))
     with NodeState.open(node_dir) as state:
         vessels = state.get_vessels()
@@ -176,10 +173,10 @@ def test_init_node_from_profile_creates_the_divided_node(tmp_path: Path) -> None
     assert [(PublicKey(v.owner), tuple(map(PublicKey, v.users))) for v in vessels] == [
         (KEYS[0], ()), (KEYS[1], (KEYS[2],))]
     assert sorted(vessels[0].resources.connport) == list(range(40000, 40007))
-    record = read_donation(node_dir)
+    record = NodeDir(node_dir).read_donation()
     assert record is not None and record["percent"] == 20 and record["donated"] == donation.donated
-    assert json.loads((node_dir / DONATION_FILE).read_text())["vessels"][1]["percent"] == 30
-    assert read_manifest(node_dir)["created_dir"] is True
+    assert json.loads(NodeDir(node_dir).donation_path.read_text())["vessels"][1]["percent"] == 30
+    assert NodeDir(node_dir).read_manifest()["created_dir"] is True
     with pytest.raises(NodeExists):
         init_node_from_profile(node_dir, profile, machine=fallback_machine())
 

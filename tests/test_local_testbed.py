@@ -19,7 +19,7 @@ from seattle.errors import NodeExists, TestbedStartFailed
 from seattle.experiment.browse import browse
 from seattle.keys import PublicKey, generate_identity
 from seattle.nodemgr.client import NodeClient
-from seattle.nodemgr.daemon import read_config
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.resources import parse_resources
 from seattle.testbed import LocalTestbed, NodeSpec, free_port_pool, owned_vessels
 
@@ -90,9 +90,9 @@ def test_the_script_prints_every_node_and_sigterm_stops_them_all(tmp_path: Path)
         keys = {trio.run(node_info, address)["node_key"] for address in addresses}
         assert len(keys) == 3, "three different node managers answer"
         # node 0 started the overlay; the others were told to join through it
-        assert read_config(tmp_path / "tb" / "node0").bootstrap == ()
+        assert NodeDir(tmp_path / "tb" / "node0").read_config().bootstrap == ()
         for index in (1, 2):
-            assert read_config(tmp_path / "tb" / f"node{index}").bootstrap == (addresses[0],)
+            assert NodeDir(tmp_path / "tb" / f"node{index}").read_config().bootstrap == (addresses[0],)
         owner = PublicKey.from_text(lines[3].removeprefix("vessels owned by "))
         # one overlay: asked through the last node, it names every node's vessel
         assert trio.run(nodes_advertising, owner, addresses[2], 3) == set(addresses)

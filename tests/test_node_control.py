@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from seattle.donor.daemonctl import control_request, is_locked
+from seattle.donor.donation import fallback_machine, init_node_from_profile
 from seattle.keys import generate_identity, save_identity
-from seattle.nodemgr.control import SOCKET_NAME, control_request, is_locked
-from seattle.nodemgr.donation import fallback_machine, init_node_from_profile
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.planner.profile import VesselPlan, read_profile, write_profile
 from tests.cli_runner import ok, seattle
 
@@ -61,7 +62,7 @@ def node_dir(tmp_path: Path) -> Iterator[Path]:
 def test_start_status_stop(node_dir: Path) -> None:
     started = ok("node", "start", "--dir", str(node_dir))
     assert "node started" in started and "listening on 127.0.0.1:" in started
-    mode = (node_dir / SOCKET_NAME).stat().st_mode
+    mode = NodeDir(node_dir).control_socket_path.stat().st_mode
     assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
 
     again = seattle("node", "start", "--dir", str(node_dir))
@@ -81,7 +82,7 @@ def test_start_status_stop(node_dir: Path) -> None:
 
     stopped = ok("node", "stop", "--dir", str(node_dir))
     assert f"node stopped (pid {status['pid']})" in stopped
-    assert not (node_dir / SOCKET_NAME).exists() and not is_locked(node_dir)
+    assert not NodeDir(node_dir).control_socket_path.exists() and not is_locked(node_dir)
     after = seattle("node", "status", "--dir", str(node_dir))
     assert after.returncode == 1 and "is not running" in after.stderr
     assert "stop requested over the control socket" in (node_dir / "nodemanager.log").read_text()
@@ -135,7 +136,7 @@ def test_status_shows_a_vessels_network_rates_and_bytes(node_dir: Path) -> None:
 
 def test_bad_control_requests_are_answered_and_the_node_keeps_running(node_dir: Path) -> None:
     ok("node", "start", "--dir", str(node_dir))
-    path = str(node_dir / SOCKET_NAME)
+    path = str(NodeDir(node_dir).control_socket_path)
     for request in (b"not json\n", b'{"cmd": "reboot"}\n', b"[1, 2]\n", b"x" * 5000 + b"\n"):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from seattle.donor.daemonctl import is_locked
+from seattle.donor.donation import fallback_machine, init_node_from_profile
+from seattle.donor.service import unit_name, unit_text
+from seattle.donor.uninstall import uninstall
 from seattle.errors import NoManifest
 from seattle.keys import generate_identity, save_identity
-from seattle.nodemgr.control import is_locked
-from seattle.nodemgr.donation import fallback_machine, init_node_from_profile
-from seattle.nodemgr.service import unit_name, unit_text
-from seattle.nodemgr.uninstall import MANIFEST, read_manifest, uninstall
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.planner.profile import Profile, VesselPlan
 from tests.cli_runner import ok, seattle
 
@@ -54,7 +55,7 @@ def test_files_seattle_did_not_create_are_kept_with_their_directory(tmp_path: Pa
     key = generate_identity("k").public_key
     init_node_from_profile(node_dir, Profile((VesselPlan(100, key),), (), key), port=0,
                            machine=fallback_machine())
-    assert read_manifest(node_dir)["created_dir"] is False
+    assert NodeDir(node_dir).read_manifest()["created_dir"] is False
     result = uninstall(node_dir)
     assert not result.stopped
     assert sorted(p.name for p in result.kept) == ["node.json.bak", "notes.txt"]
@@ -79,10 +80,11 @@ def test_without_a_manifest_nothing_is_removed(tmp_path: Path) -> None:
         uninstall(node_dir)
     refused = seattle("node", "uninstall", "--dir", str(node_dir), "--yes")
     assert refused.returncode == 2 and "nothing was removed" in refused.stderr
-    (node_dir / MANIFEST).write_text('{"format": "seattle-manifest-v1", "created_dir": true, "outside": ["rel"]}')
+    NodeDir(node_dir).manifest_path.write_text(
+        '{"format": "seattle-manifest-v1", "created_dir": true, "outside": ["rel"]}')
     with pytest.raises(NoManifest):  # a manifest naming a relative outside path is not one seattle wrote
         uninstall(node_dir)
-    assert sorted(os.listdir(node_dir)) == [MANIFEST, "node.json"]
+    assert sorted(os.listdir(node_dir)) == [NodeDir.MANIFEST, "node.json"]
     assert not is_locked(node_dir)
 
 

@@ -19,12 +19,12 @@ import pytest
 import trio
 
 from seattle.keys import Identity, IdentityExists, generate_identity
-from seattle.nodemgr.api import CALLS, MAX_FILE_DATA, PUBLIC_CALLS, Permission
+from seattle.nodemgr.calltable import CALLS, MAX_FILE_DATA, PUBLIC_CALLS, Permission
 from seattle.nodemgr.client import CallFailed, NodeClient
 from seattle.nodemgr.frames import encode_frame
 from seattle.nodemgr.node import NodeManager, init_node, load_node_identity
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.signing import NONCE_SIZE, sign_request
-from seattle.nodemgr.store import NodeError
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources, parse_resources
 
 pytestmark = pytest.mark.slow

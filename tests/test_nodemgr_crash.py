@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from seattle.nodemgr import vesselfiles
-from seattle.nodemgr.store import Store
-from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeError, NodeState
+from seattle.nodemgr.database import Store
+from seattle.nodemgr.nodeerror import NodeError
+from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import Resources
 from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus

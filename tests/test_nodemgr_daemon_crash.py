@@ -35,8 +35,9 @@ from test_nodemgr_crash import FILENAMES, Invariants, _allotment, _is_whole, _ra
 
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
-from seattle.nodemgr.daemon import CONFIG_FILE, NodeConfig
+from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.node import init_node
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import parse_resources
 
@@ -201,7 +202,7 @@ def test_sigkill_of_the_daemon_never_breaks_the_node(tmp_path: Path) -> None:
     users = [generate_identity(f"user-{i}").public_key for i in range(3)]
     layout = [(_allotment(63100 + 10 * i), owners[i % 2].public_key, users[:i]) for i in range(4)]
     init_node(node_dir, owners[0].public_key, layout)
-    (node_dir / CONFIG_FILE).write_text(NodeConfig(host="127.0.0.1", port=0).to_json())
+    NodeDir(node_dir).config_path.write_text(NodeConfig(host="127.0.0.1", port=0).to_json())
     with NodeState.open(node_dir) as node:
         invariants = Invariants(copy_dir, node.total())
     by_text = {identity.public_key.to_text(): identity for identity in owners}

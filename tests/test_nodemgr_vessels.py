@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from seattle.nodemgr import vesselfiles
-from seattle.nodemgr.store import Store
-from seattle.nodemgr.vessels import RECOVERY_NOTE, NodeError, NodeState
+from seattle.nodemgr.database import Store
+from seattle.nodemgr.nodeerror import NodeError
+from seattle.nodemgr.vessels import RECOVERY_NOTE, NodeState
 from seattle.resources import (
     DEFAULT_OFFCUT,
     PORT_SETS,

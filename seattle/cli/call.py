@@ -1,4 +1,4 @@
-"""`seattle call`: make any node manager call from the shell (the words are parsed by nodemgr.calls)."""
+"""`seattle call`: make any node manager call from the shell (the words are parsed by call_arguments)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from pathlib import Path
 import click
 
 from seattle.addresses import parse_address
-from seattle.errors import SignedCallNeedsIdentity
-from seattle.keys import Identity, is_protected, load_identity
-from seattle.nodemgr.api import CALLS
-from seattle.nodemgr.calls import (
+from seattle.cli.call_arguments import (
     check_response,
     make_call,
     needs_identity,
@@ -21,6 +18,9 @@ from seattle.nodemgr.calls import (
     usage,
     write_output,
 )
+from seattle.errors import SignedCallNeedsIdentity
+from seattle.keys import Identity, is_protected, load_identity
+from seattle.nodemgr.calltable import CALLS
 
 _EPILOG = "\b\nThe calls (see docs/researchers-guide.md):\n" + "\n".join(
     f"  {usage(name)}" for name in sorted(CALLS))

@@ -1,7 +1,7 @@
 """The donor's node commands beyond init/run: start, stop, status, top, service install, uninstall.
 
-Each command is one function that calls the library (`seattle.nodemgr.control`, `.service`, `.uninstall`,
-`.donation`) and prints; `seattle/cli/node.py` attaches them to the `node` group and calls
+Each command is one function that calls the donor library (`seattle.donor.daemonctl`, `.service`,
+`.uninstall`, `.donation`) and prints; `seattle/cli/node.py` attaches them to the `node` group and calls
 `init_from_profile` for `seattle node init --profile`.
 """
 
@@ -10,22 +10,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from seattle.errors import BadPortPool, NodeAlreadyRunning, NodeControlFailed, NodeNotRunning
+from seattle.errors import BadPortPool, NodeControlFailed
 from seattle.keys import PublicKey
 
-#: How long `node start` waits for the control socket to answer, and `node stop` for the node to exit.
-START_TIMEOUT = 60.0
+#: How long `node stop` waits for the node to exit.
 STOP_TIMEOUT = 60.0
-#: The file `node start` sends the detached node manager's standard output and error to.
-START_LOG = "node.out"
 
 _DIR = click.option("--dir", "node_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
                     help="The node directory made by `seattle node init`.")
@@ -34,7 +29,7 @@ _DIR = click.option("--dir", "node_dir", required=True, type=click.Path(path_typ
 def init_from_profile(node_dir: Path, profile_path: Path, percent: int, host: str, port: int,
                       ports: str | None, bootstrap: tuple[str, ...], local_ips: tuple[str, ...]) -> None:
     """`seattle node init --profile`: measure, divide, create the node, and tell the donor what is given."""
-    from seattle.nodemgr.donation import init_node_from_profile
+    from seattle.donor.donation import init_node_from_profile
     from seattle.planner.profile import read_profile
 
     profile = read_profile(profile_path)
@@ -68,53 +63,20 @@ def parse_ports(text: str) -> list[int]:
               help="Start vessels even if the host offers neither seccomp nor Landlock.")
 def start(node_dir: Path, allow_unconfined: bool) -> None:
     """Start the node manager in the background and wait until it answers."""
-    from seattle.nodemgr import control
-    from seattle.nodemgr.daemon import read_config
+    from seattle.donor.daemonctl import start_daemon
 
-    read_config(node_dir)  # a missing or damaged node fails here, with its own message
-    if control.is_locked(node_dir):
-        raise NodeAlreadyRunning(node_dir)
-    command = [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(node_dir)]
-    if allow_unconfined:
-        command.append("--allow-unconfined")
-    with open(node_dir / START_LOG, "ab") as out:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                   start_new_session=True, close_fds=True)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        try:
-            status = control.control_request(node_dir, "status")["status"]
-            break
-        except NodeNotRunning:
-            pass
-        if process.poll() is not None:
-            raise NodeControlFailed(node_dir, f"the node manager exited with status {process.returncode} "
-                                              f"while starting: {_tail(node_dir / START_LOG)}")
-        if time.monotonic() >= deadline:
-            raise NodeControlFailed(node_dir, f"it did not answer within {START_TIMEOUT:g} s of starting")
-        time.sleep(0.1)
+    status = start_daemon(node_dir, allow_unconfined=allow_unconfined)
     click.echo(f"node started (pid {status['pid']}), listening on {', '.join(status['addresses'])}")
-
-
-def _tail(path: Path, limit: int = 4096) -> str:
-    """The last line of the start log that says something (a traceback ends in frames of `|` and `+-`)."""
-    try:
-        text = path.read_bytes()[-limit:].decode("utf-8", "replace")
-    except OSError:
-        return "(no output)"
-    lines = [line.strip(" |+-") for line in text.splitlines()]
-    meaningful = [line for line in lines if any(c.isalpha() for c in line)]
-    return meaningful[-1][:300] if meaningful else "(no output)"
 
 
 @click.command()
 @_DIR
 def stop(node_dir: Path) -> None:
     """Stop the node manager (its vessels are stopped and recorded first) and wait until it has exited."""
-    from seattle.nodemgr import control
+    from seattle.donor.daemonctl import control_request, wait_until_stopped
 
-    pid = control.control_request(node_dir, "stop")["pid"]
-    if not control.wait_until_stopped(node_dir, STOP_TIMEOUT):
+    pid = control_request(node_dir, "stop")["pid"]
+    if not wait_until_stopped(node_dir, STOP_TIMEOUT):
         raise NodeControlFailed(node_dir, f"it did not stop within {STOP_TIMEOUT:g} s (pid {pid})")
     click.echo(f"node stopped (pid {pid})")
 
@@ -124,9 +86,9 @@ def stop(node_dir: Path) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON document.")
 def status(node_dir: Path, as_json: bool) -> None:
     """What the node's vessels use of this machine right now, against what was donated."""
-    from seattle.nodemgr import control
+    from seattle.donor.daemonctl import control_request
 
-    answer = control.control_request(node_dir, "status")["status"]
+    answer = control_request(node_dir, "status")["status"]
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
@@ -144,13 +106,13 @@ def top(node_dir: Path, interval: float, count: int | None) -> None:
     """A live view of the vessels: status and use against their shares, refreshed until Ctrl-C."""
     from rich.live import Live
 
-    from seattle.nodemgr import control
+    from seattle.donor.daemonctl import control_request
 
     refreshes = 0
-    with Live(status_view(control.control_request(node_dir, "status")["status"]), auto_refresh=False) as live:
+    with Live(status_view(control_request(node_dir, "status")["status"]), auto_refresh=False) as live:
         try:
             while count is None or refreshes < count:
-                live.update(status_view(control.control_request(node_dir, "status")["status"]), refresh=True)
+                live.update(status_view(control_request(node_dir, "status")["status"]), refresh=True)
                 refreshes += 1
                 if count is None or refreshes < count:
                     time.sleep(interval)
@@ -230,10 +192,10 @@ def service() -> None:
 @click.option("--enable", is_flag=True, help="Also enable and start the unit with `systemctl --user`.")
 def service_install(node_dir: Path, enable: bool) -> None:
     """Write a systemd user unit that runs this node, and print the commands that enable it (or run them)."""
-    from seattle.nodemgr import daemon
-    from seattle.nodemgr import service as units
+    from seattle.donor import service as units
+    from seattle.nodemgr.nodedir import NodeDir
 
-    daemon.read_config(node_dir)
+    NodeDir(node_dir).read_config()
     path = units.install_unit(node_dir)
     click.echo(f"wrote {path}")
     problem = units.enable(path) if enable else None
@@ -252,10 +214,10 @@ def service_install(node_dir: Path, enable: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def uninstall(node_dir: Path, yes: bool) -> None:
     """Stop the node and remove everything seattle created for it (its keys and vessels included)."""
-    from seattle.nodemgr.uninstall import read_manifest
-    from seattle.nodemgr.uninstall import uninstall as remove
+    from seattle.donor.uninstall import uninstall as remove
+    from seattle.nodemgr.nodedir import NodeDir
 
-    read_manifest(node_dir)
+    NodeDir(node_dir).read_manifest()
     if not yes:
         click.confirm(f"Remove the node in {node_dir}, its key, its vessels and their files?", abort=True)
     result = remove(node_dir)

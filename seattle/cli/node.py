@@ -9,10 +9,12 @@ import click
 
 from seattle.cli.donor import COMMANDS as DONOR_COMMANDS
 from seattle.cli.donor import init_from_profile
+from seattle.donor.manifest import record_install
 from seattle.errors import NoOwnerGiven
 from seattle.keys import PublicKey, list_identities, resolve
-from seattle.nodemgr.daemon import CONFIG_FILE, DEFAULT_HOST, DEFAULT_PORT, NodeConfig, create_node, run_daemon
-from seattle.nodemgr.uninstall import record_install
+from seattle.nodemgr.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig
+from seattle.nodemgr.daemon import create_node, run_daemon
+from seattle.nodemgr.nodedir import NodeDir
 
 
 @click.group()
@@ -55,7 +57,7 @@ def init(node_dir: Path, host: str, port: int, local_ips: tuple[str, ...], owner
     click.echo(f"  node key:    {node_key.to_text()}")
     click.echo(f"  fingerprint: {node_key.fingerprint()}")
     click.echo(f"  owner:       {owner_key.to_text()}")
-    click.echo(f"  listens on:  {host}:{port} (change it in {node_dir / CONFIG_FILE})")
+    click.echo(f"  listens on:  {host}:{port} (change it in {NodeDir(node_dir).config_path})")
     click.echo(f"start it with: seattle node run --dir {node_dir}")
 
 

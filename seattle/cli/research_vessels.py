@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from seattle.atomicfile import write_atomic
 from seattle.cli.research_common import (
     Options,
     block,
@@ -118,13 +119,10 @@ def download(opts: Options, remote: str, local: Path | None) -> None:
 
 
 def write_local(path: Path, data: bytes) -> None:
-    """Written under PATH.part and renamed, so PATH is never half written."""
-    partial = path.with_name(path.name + ".part")
+    """Written atomically (`seattle.atomicfile`), so PATH is never half written."""
     try:
-        partial.write_bytes(data)
-        partial.replace(path)
+        write_atomic(path, data, mode=0o644)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise LocalFileError(path, exc.strerror or str(exc)) from None
 
 

@@ -7,9 +7,10 @@ involved, and it works on a headless CI machine.
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
+from seattle.atomicfile import write_atomic
 from seattle.demo.matrix import LatencyMatrix
 from seattle.errors import OutputNotWritten
 
@@ -50,11 +51,10 @@ def write_heatmap(matrix: LatencyMatrix, path: Path, *, title: str = "All-pairs 
                               color="black" if value > middle else "white")
     figure.tight_layout()
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
+    png = io.BytesIO()
+    figure.savefig(png, format="png")
     try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
+        write_atomic(path, png.getvalue(), mode=0o644)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise OutputNotWritten(path, exc.strerror or str(exc)) from None
     return path

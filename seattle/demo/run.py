@@ -34,11 +34,11 @@ import trio
 
 from seattle.demo.heatmap import write_heatmap
 from seattle.demo.matrix import LatencyMatrix, build_matrix, finished, parse_rtts
+from seattle.donor.donation import measure_machine
 from seattle.errors import DemoFailed, OutputNotWritten, SeattleError
 from seattle.experiment.browse import FoundVessel, browse
 from seattle.keys import Identity, PublicKey, generate_identity, save_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
-from seattle.nodemgr.donation import measure_machine
 from seattle.planner.profile import VesselPlan, write_profile
 from seattle.resources import ResourceParseError, parse_resources
 from seattle.testbed import LocalTestbed, TestbedNode, from_profile

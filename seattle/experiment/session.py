@@ -9,11 +9,11 @@ vessels you control, which is nobody else's business.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seattle.atomicfile import write_atomic
 from seattle.errors import BadSessionFile, BadSetting, SeattleError
 from seattle.experiment.targets import ALL, Targets
 from seattle.home import seattle_home
@@ -94,19 +94,4 @@ def load_session(path: Path | None = None) -> Session:
 
 def save_session(session: Session, path: Path | None = None) -> None:
     """Write the session atomically with mode 0600."""
-    write_private_file(path or session_path(), json.dumps(session.to_json(), indent=1).encode("utf-8"))
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Temporary file (0600, O_EXCL) in the same directory, fsync, rename: never half written, never readable."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    write_atomic(path or session_path(), json.dumps(session.to_json(), indent=1).encode("utf-8"), mode=0o600)

@@ -24,8 +24,9 @@ import nacl.secret
 import nacl.signing
 import nacl.utils
 
+from seattle.atomicfile import write_atomic
 from seattle.errors import BadStateFile, IdentityExists, StateFilePassphrase
-from seattle.experiment.session import Session, write_private_file
+from seattle.experiment.session import Session
 from seattle.keys import (
     PUBLIC_SUFFIX,
     Identity,
@@ -59,7 +60,7 @@ def save_state(path: Path, passphrase: str, session: Session, identities: list[I
     salt = nacl.utils.random(_ARGON.SALTBYTES)
     box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
     sealed = box.encrypt(json.dumps(payload).encode("utf-8"))
-    write_private_file(Path(path), MAGIC + salt + _HEADER.pack(opslimit, memlimit // 1024) + bytes(sealed))
+    write_atomic(Path(path), MAGIC + salt + _HEADER.pack(opslimit, memlimit // 1024) + bytes(sealed))
 
 
 def load_state(path: Path, passphrase: str) -> SavedState:

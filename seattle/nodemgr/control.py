@@ -1,7 +1,8 @@
-"""The node's control socket: how `seattle node status`/`stop` talk to a running node manager.
+"""The node's control socket, the daemon's side: how `seattle node status`/`stop` reach a running node manager.
 
     reason = await serve_until_stopped(node_dir, node, signals)   # in the daemon, once the node is up
-    control_request(node_dir, "status")                           # from any process of the donor's user
+
+The donor's side (`control_request`, `wait_until_stopped`) is `seattle.donor.daemonctl`.
 
 `<node_dir>/control.sock` is an AF_UNIX stream socket of mode 0600 in the node directory (itself 0700), so
 only the donor's user can reach it: the file system is the authentication, as for any local daemon. It
@@ -18,16 +19,11 @@ netsend, netrecv, loopsend and looprecv the rate in bytes/s over the last report
 plus `<name>_bytes`, the bytes since the vessel started); a vessel that does not run uses no CPU, memory or
 network, and its disk is counted the way the nanny counts it. The node's `usage` is the vessels' sum, to set
 against `donated` (whose netsend/netrecv are rates too).
-
-`wait_until_stopped` tells a stopped node by its `node.lock`: the daemon holds that flock until its state is
-closed, which is after every vessel has been stopped, and the kernel drops it if the process dies.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
@@ -40,10 +36,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from seattle.errors import NodeControlFailed, NodeNotRunning, NodeStartFailed
+from seattle.errors import NodeStartFailed
 from seattle.keys import PublicKey
-from seattle.nodemgr.donation import read_donation
-from seattle.nodemgr.store import LOCK_NAME
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.vessel.supervisor.nanny import disk_usage
 
 if TYPE_CHECKING:
@@ -51,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "control.sock"
 MAX_REQUEST = 4096
 MAX_ANSWER = 1024 * 1024
 REQUEST_TIMEOUT = 5.0
@@ -61,14 +55,10 @@ _MAX_SOCKET_PATH = 107
 _NETWORK = ("netsend", "netrecv", "loopsend", "looprecv")
 
 
-def socket_path(node_dir: Path) -> Path:
-    return Path(node_dir) / SOCKET_NAME
-
-
 async def serve_until_stopped(node_dir: Path, node: NodeManager, signals: AsyncIterator[int]) -> str:
     """Answer control requests for `node` (a running NodeManager) until a stop request or one of `signals`;
     returns why it stopped, for the log. The socket file is removed on the way out."""
-    path = socket_path(node_dir)
+    path = NodeDir(node_dir).control_socket_path
     listener = await _bind(path)
     started = time.time()
     reasons: list[str] = []
@@ -156,7 +146,7 @@ def _handle(data: bytes, node: NodeManager, node_dir: Path, started: float) -> t
 def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, Any]:
     """What `seattle node status` shows: the node, the donation, and each vessel's use against its share."""
     assert node.state is not None and node.api is not None, "the node manager is running"
-    donation = read_donation(node_dir)
+    donation = NodeDir(node_dir).read_donation()
     vessels = []
     total: dict[str, float] = {"cpu": 0.0, "memory": 0, "diskused": 0}
     for name in _NETWORK:
@@ -194,71 +184,3 @@ def _summary(resources: Any) -> dict[str, Any]:
 
 def _key_text(raw: bytes) -> str:
     return PublicKey(raw).to_text()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The client side: plain blocking sockets, for one-shot commands.
-
-
-def control_request(node_dir: Path, command: str, timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
-    """Send one command to the node in `node_dir`; its answer's payload. NodeNotRunning if nobody listens,
-    NodeControlFailed if the answer is missing, too large or an error."""
-    path = socket_path(node_dir)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        try:
-            sock.connect(os.fspath(path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NodeNotRunning(node_dir) from None
-        except OSError as exc:
-            if exc.errno in (errno.ENOENT, errno.ECONNREFUSED):
-                raise NodeNotRunning(node_dir) from None
-            raise NodeControlFailed(node_dir, f"its control socket cannot be reached: {exc.strerror}") from None
-        try:
-            sock.sendall(json.dumps({"cmd": command}).encode("utf-8") + b"\n")
-            data = b""
-            while b"\n" not in data and len(data) <= MAX_ANSWER:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except TimeoutError:
-            raise NodeControlFailed(node_dir, f"no answer to {command!r} within {timeout:g} s") from None
-        except OSError as exc:
-            raise NodeControlFailed(node_dir, f"the control connection failed: {exc.strerror}") from None
-    line, newline, _ = data.partition(b"\n")
-    try:
-        if not newline:
-            raise ValueError
-        reply = json.loads(line)
-    except ValueError:
-        raise NodeControlFailed(node_dir, f"its answer to {command!r} is not one JSON line") from None
-    if not isinstance(reply, dict) or reply.get("ok") is not True:
-        error = reply.get("error") if isinstance(reply, dict) else None
-        raise NodeControlFailed(node_dir, f"{command!r} refused: {error}")
-    return reply
-
-
-def is_locked(node_dir: Path) -> bool:
-    """True while a node manager holds the node's state open (node.lock is flocked)."""
-    try:
-        fd = os.open(Path(node_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def wait_until_stopped(node_dir: Path, timeout: float) -> bool:
-    """Poll (every 0.1 s, at most `timeout` s) until no node manager holds the node; True if none does."""
-    deadline = time.monotonic() + timeout
-    while is_locked(node_dir):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True

@@ -15,107 +15,32 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import ipaddress
-import json
 import logging
 import logging.handlers
-import os
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
 from seattle.addresses import split_ip_port
-from seattle.errors import BadNodeConfig, NodeExists, NodeNotFound, NodeStartFailed
+from seattle.errors import NodeExists, NodeStartFailed
 from seattle.keys import PublicKey
-from seattle.nodemgr.node import NODE_IDENTITY, Layout, NodeManager, init_node
-from seattle.nodemgr.store import NodeError
+from seattle.nodemgr.config import NodeConfig
+from seattle.nodemgr.control import serve_until_stopped
+from seattle.nodemgr.node import Layout, NodeManager, init_node
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "node.json"
-CONFIG_FORMAT = "seattle-node-config-v1"
-LOG_FILE = "nodemanager.log"
-#: The original node manager's port: what researchers try when a donor gives only a host name.
-DEFAULT_PORT = 1224
-#: Loopback unless the donor says otherwise: exposing a node to the network is a deliberate choice.
-DEFAULT_HOST = "127.0.0.1"
 #: 1 MiB per log file and three old ones: enough for weeks of calls, bounded for ever.
 LOG_MAX_BYTES = 1024 * 1024
 LOG_BACKUPS = 3
 
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, and the overlay
-    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay)."""
-
-    host: str
-    port: int
-    local_ips: tuple[str, ...] = ()
-    bootstrap: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_ip("host", self.host)
-        if type(self.port) is not int or not 0 <= self.port <= 65535:
-            raise BadNodeConfig(f"port must be an integer from 0 to 65535, not {self.port!r}")
-        for ip in self.local_ips:
-            _check_ip("local IP", ip)
-        for address in self.bootstrap:
-            try:
-                split_ip_port(address)
-            except ValueError as exc:
-                raise BadNodeConfig(f"the bootstrap node {address!r:.80} is not usable: {exc}") from None
-
-    def to_json(self) -> str:
-        return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
-                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap)},
-                          indent=2) + "\n"
-
-
-def _check_ip(what: str, value: object) -> None:
-    if not isinstance(value, str):
-        raise BadNodeConfig(f"the {what} must be an IP address written as text, not {value!r}")
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise BadNodeConfig(f"the {what} {value!r} is not an IP address (for example 127.0.0.1)") from None
-
-
-def read_config(node_dir: Path) -> NodeConfig:
-    """The node's `node.json`; NodeNotFound if the directory holds no node, BadNodeConfig if it is damaged."""
-    path = Path(node_dir) / CONFIG_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NodeNotFound(Path(node_dir), CONFIG_FILE) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadNodeConfig(f"{path} cannot be read: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise BadNodeConfig(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
-        raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
-    unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap"})
-    if unknown:
-        raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
-    local_ips = data.get("local_ips", [])
-    if not isinstance(local_ips, list):
-        raise BadNodeConfig(f"{path}: local_ips must be a list of IP addresses")
-    bootstrap = data.get("bootstrap", [])
-    if not isinstance(bootstrap, list):
-        raise BadNodeConfig(f"{path}: bootstrap must be a list of HOST:PORT texts")
-    try:
-        return NodeConfig(data.get("host"), data.get("port"), tuple(local_ips), tuple(bootstrap))
-    except BadNodeConfig as exc:
-        raise BadNodeConfig(f"{path}: {exc.detail}") from None
 
 
 def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None) -> PublicKey:
@@ -126,15 +51,13 @@ def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: La
     researchers know the node by or the vessels' state.
     """
     node_dir = Path(node_dir)
-    if (node_dir / CONFIG_FILE).exists() or (node_dir / f"{NODE_IDENTITY}.privatekey").exists():
+    if NodeDir(node_dir).holds_node():
         raise NodeExists(node_dir)
     try:
         node_key = init_node(node_dir, owner, layout)
     except NodeError as exc:
         raise NodeExists(node_dir, exc.args[0]) from None
-    temporary = node_dir / (CONFIG_FILE + ".tmp")
-    temporary.write_text(config.to_json(), encoding="utf-8")
-    os.replace(temporary, node_dir / CONFIG_FILE)
+    NodeDir(node_dir).write_config(config)
     return node_key
 
 
@@ -145,7 +68,7 @@ def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | 
     `bootstrap` ("HOST:PORT" texts), when given, replaces node.json's overlay bootstrap nodes for this run.
     """
     node_dir = Path(node_dir)
-    config = read_config(node_dir)
+    config = NodeDir(node_dir).read_config()
     if bootstrap:
         config = dataclasses.replace(config, bootstrap=tuple(bootstrap))
     handler = _open_log(node_dir)
@@ -161,7 +84,7 @@ def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | 
 
 
 def _open_log(node_dir: Path) -> logging.Handler:
-    handler = logging.handlers.RotatingFileHandler(node_dir / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+    handler = logging.handlers.RotatingFileHandler(NodeDir(node_dir).log_path, maxBytes=LOG_MAX_BYTES,
                                                    backupCount=LOG_BACKUPS, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     return handler
@@ -186,8 +109,6 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
             log.info("overlay on udp %s, joining through %s", node.addresses[0],
                      ", ".join(config.bootstrap) or "its saved contacts only (none: a new overlay)")
             print(f"listening on {node.addresses[0]}", file=out, flush=True)
-            from seattle.nodemgr.control import serve_until_stopped  # control imports this module
-
             reason = await serve_until_stopped(node_dir, node, signals)
             log.info("%s: stopping the vessels and shutting down", reason)
     log.info("node manager stopped cleanly")

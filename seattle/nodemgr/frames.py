@@ -44,7 +44,7 @@ def encode_frame(message: object, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
 
     Checking on the sending side turns "the node hung up on me" into an error that says what was too big.
     """
-    body = msgpack.packb(message, use_bin_type=True)
+    body: bytes = msgpack.packb(message, use_bin_type=True)
     if len(body) > _check_limit(max_frame):
         raise FrameError(FRAME_TOO_LARGE, f"message of {len(body)} bytes exceeds the frame limit {max_frame}")
     return HEADER.pack(len(body)) + body

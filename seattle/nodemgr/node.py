@@ -26,9 +26,10 @@ from types import TracebackType
 
 import trio
 
-from seattle.keys import Identity, PublicKey, generate_identity, load_identity, save_identity
+from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.api import NodeAPI
-from seattle.nodemgr.overlay_service import ROUTING_FILE, OverlayService
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.overlay_service import OverlayService
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
@@ -37,9 +38,6 @@ from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
 from seattle.vessel.host.launcher import VesselLauncher
 
 log = logging.getLogger(__name__)
-
-#: The node identity's name: its key files are node.privatekey and node.publickey in the node directory.
-NODE_IDENTITY = "node"
 
 #: (resources, owner, users) of one vessel of a node's first layout.
 Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
@@ -55,21 +53,21 @@ def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
     if not isinstance(owner, PublicKey):
         raise TypeError(f"owner must be a PublicKey, not {type(owner).__name__}")
     node_dir = Path(node_dir)
-    node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    NodeDir(node_dir).create()
     entries = layout if layout is not None else [(DEFAULT_ALLOTMENT, owner, ())]
     raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
                   for resources, key, users in entries]
-    identity = generate_identity(NODE_IDENTITY)
+    identity = generate_identity(NodeDir.IDENTITY)
     with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
         state.create_initial_vessels(raw_layout)
     # The key is written last: a node directory with a key is a complete one.
-    save_identity(identity, node_dir)
+    NodeDir(node_dir).save_identity(identity)
     return identity.public_key
 
 
 def load_node_identity(node_dir: Path) -> Identity:
     """The node's key pair from `node_dir` (refused if the file is readable by others)."""
-    return load_identity(NODE_IDENTITY, Path(node_dir))
+    return NodeDir(node_dir).load_identity()
 
 
 class NodeManager:
@@ -133,7 +131,7 @@ class NodeManager:
                 # Entered before the nursery, left after it: trio nurseries nest, and the overlay's own
                 # tasks must outlive the tasks that use it.
                 self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
-                    self.identity, self.host, self.port, self.node_dir / ROUTING_FILE, self.bootstrap, state,
+                    self.identity, self.host, self.port, NodeDir(self.node_dir), self.bootstrap, state,
                     self.advertised_addresses))
                 self.overlay = self.overlay_service.transport
             self._nursery = await self._nursery_manager.__aenter__()

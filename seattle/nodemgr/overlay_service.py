@@ -1,12 +1,12 @@
 """The node manager's overlay service: everything a node does on the overlay, in one place.
 
-    async with OverlayService(identity, host, port, routing_path, bootstrap, state, addresses) as service:
+    async with OverlayService(identity, host, port, node_dir, bootstrap, state, addresses) as service:
         nursery.start_soon(service.run)   # join, rejoin when alone, save the table, advertise
 
 A full `OverlayNode` under the node's own key, on UDP at the same host and port number as the TCP API, so one
 address serves both. It joins (`seattle.overlay.join`) through the bootstrap nodes and through the contacts
-saved in the routing file (so a restarted node rejoins without its bootstrap node; none of either: it starts
-a new overlay), and keeps trying every REJOIN_INTERVAL while it knows no peer. It runs the advertiser
+saved in the node directory's routing file (so a restarted node rejoins without its bootstrap node; none of
+either: it starts a new overlay), and keeps trying every REJOIN_INTERVAL while it knows no peer. It runs the advertiser
 (`seattle.advertise.advertiser`) over the node's vessels. The routing table is saved (mode 0600, atomic)
 every SAVE_INTERVAL and when the service stops; a damaged file is logged and ignored.
 """
@@ -17,18 +17,17 @@ import functools
 import ipaddress
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import TracebackType
 
 import trio
 
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
 from seattle.keys import Identity, PublicKey
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.join import join
 from seattle.overlay.lookup import RttEstimator
@@ -40,10 +39,6 @@ from seattle.overlay.udp import UdpOverlay
 
 log = logging.getLogger(__name__)
 
-#: The saved routing table (`RoutingTable.to_dict` as JSON) in the node directory.
-ROUTING_FILE = "routing.json"
-#: A routing table is small (k contacts per bucket); anything bigger is not one of ours.
-MAX_ROUTING_FILE = 1024 * 1024
 SAVE_INTERVAL = 180.0
 #: While the node knows no peer (its bootstrap nodes were down), it tries to join again this often.
 REJOIN_INTERVAL = 30.0
@@ -54,12 +49,13 @@ OVERLAY_TIMEOUT = 5.0
 class OverlayService:
     """See the module docstring. `addresses()` gives where researchers reach the node (what it advertises)."""
 
-    def __init__(self, identity: Identity, host: str, port: int, routing_path: Path,
+    def __init__(self, identity: Identity, host: str, port: int, node_dir: NodeDir,
                  bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]]) -> None:
         self.identity = identity
         self.host = host
         self.port = port
-        self.routing_path = routing_path
+        self.node_dir = node_dir
+        self.routing_path = node_dir.routing_path
         self.bootstrap = tuple(bootstrap)
         self.state = state
         self.addresses = addresses
@@ -104,17 +100,8 @@ class OverlayService:
                                                  keep_locally=self._keep_locally))
 
     def save_routing(self) -> None:
-        """Write the routing table to the routing file: mode 0600, fsync'd temp file renamed over the old one."""
-        data = json.dumps(self.transport.node.table.to_dict()).encode()
-        temporary = self.routing_path.with_name(self.routing_path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(descriptor, 0o600)
-            os.write(descriptor, data)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.replace(temporary, self.routing_path)
+        """Write the routing table to the node directory (`NodeDir.write_routing`: mode 0600, atomic)."""
+        self.node_dir.write_routing(json.dumps(self.transport.node.table.to_dict()).encode())
 
     def _overlay_node(self) -> OverlayNode:
         own_id = NodeId.from_public_key(self.identity.public_key)
@@ -136,16 +123,13 @@ class OverlayService:
     def _load_routing(self, fresh: RoutingTable) -> RoutingTable:
         """The saved table if the routing file is there and sound, else `fresh`; a damaged file only logs."""
         try:
-            with self.routing_path.open("rb") as file:
-                data = file.read(MAX_ROUTING_FILE + 1)
-        except FileNotFoundError:
-            return fresh
+            data = self.node_dir.read_routing()
         except OSError as exc:
             log.warning("%s cannot be read (%s); joining without it", self.routing_path, exc)
             return fresh
+        if data is None:
+            return fresh
         try:
-            if len(data) > MAX_ROUTING_FILE:
-                raise ValueError(f"over {MAX_ROUTING_FILE} bytes")
             table = RoutingTable.from_dict(json.loads(data))
             if table.own_id != fresh.own_id:
                 raise ValueError("it belongs to another node key")

@@ -8,6 +8,9 @@ What is added here is what the original node manager did on top:
   them, and ResetVessel keeps them.
 * An upload is written to a temporary file, fsynced, then renamed over the target and the directory
   fsynced, so a node manager killed at any moment leaves the old file or the new one, never a torn one.
+  This is the one atomic write that does not use `seattle.atomicfile`: it works through a descriptor of the
+  vessel directory (`dir_fd`), so a symlink planted in place of the directory or its path cannot send the
+  write elsewhere, which a path-based helper would give up.
   Temporary names start with `.`, which no Repy file name may, so the program can neither open nor list
   them; `remove_partial_uploads` clears any a kill left behind.
 * The upload disk check charges the new file its size plus the nanny's 4096 bytes, and does not credit the
@@ -29,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from seattle.nodemgr.store import NodeError
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.vessel import errors
 from seattle.vessel.child.api.files import check_filename, is_valid_filename
 from seattle.vessel.supervisor.nanny import PER_FILE_OVERHEAD, disk_usage

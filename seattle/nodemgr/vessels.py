@@ -39,15 +39,16 @@ from pathlib import Path
 from types import TracebackType
 
 from seattle.nodemgr import vesselfiles
-from seattle.nodemgr.store import (
+from seattle.nodemgr.database import (
     MAX_OWNERINFO,
-    NodeError,
     Store,
     Transaction,
-    VesselRecord,
+    VesselRow,
     check_key,
     vessel_number,
 )
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.resources import (
     DEFAULT_OFFCUT,
     PORT_SETS,
@@ -61,10 +62,6 @@ from seattle.resources import (
 from seattle.vessel.host.logbuffer import CircularLog
 from seattle.vessel.status import VesselStatus
 
-__all__ = ["NodeError", "NodeState", "VesselRecord"]
-
-VESSELS_DIR = "vessels"
-LOGS_DIR = "logs"
 #: States in which a vessel's process may be running: it must be stopped before a split, join or reset.
 RUNNING = frozenset({VesselStatus.STARTED, VesselStatus.STALE})
 #: Written to the log of a vessel that `recover()` finds recorded as running.
@@ -81,6 +78,7 @@ class NodeState:
     def __init__(self, node_dir: Path, store: Store) -> None:
         """Use `create` or `open`."""
         self.node_dir = node_dir
+        self.paths = NodeDir(node_dir)
         self._store = store
         self._lock = threading.Lock()
 
@@ -91,8 +89,8 @@ class NodeState:
         """A new node with no vessels yet (see `create_initial_vessels`); NodeError if one exists there."""
         node_dir = Path(node_dir)
         store = Store.create(node_dir, node_key, offcut)
-        (node_dir / VESSELS_DIR).mkdir(mode=0o700, exist_ok=True)
-        (node_dir / LOGS_DIR).mkdir(mode=0o700, exist_ok=True)
+        NodeDir(node_dir).vessels_path.mkdir(mode=0o700, exist_ok=True)
+        NodeDir(node_dir).logs_path.mkdir(mode=0o700, exist_ok=True)
         return cls(node_dir, store)
 
     @classmethod
@@ -148,16 +146,16 @@ class NodeState:
             return self._read().node().offcut
 
     def change_counter(self) -> int:
-        """Grows at every change to any vessel; compare with a VesselRecord's `last_change`."""
+        """Grows at every change to any vessel; compare with a VesselRow's `last_change`."""
         with self._lock:
             return self._read().node().change_counter
 
-    def get_vessels(self) -> list[VesselRecord]:
+    def get_vessels(self) -> list[VesselRow]:
         """Every vessel, in order of number."""
         with self._lock:
             return self._read().vessels()
 
-    def get_vessel(self, name: str) -> VesselRecord:
+    def get_vessel(self, name: str) -> VesselRow:
         """The vessel `name`, or NodeError("no_such_vessel")."""
         with self._lock:
             return self._read().vessel(name)
@@ -180,11 +178,11 @@ class NodeState:
 
     def vessel_dir(self, name: str) -> Path:
         """The directory a vessel's program runs in (the launcher's `VesselSpec.vessel_dir`)."""
-        return self.node_dir / VESSELS_DIR / f"v{vessel_number(name)}"
+        return self.paths.vessels_path / f"v{vessel_number(name)}"
 
     def log_path(self, name: str) -> Path:
         """The base path of a vessel's CircularLog (the launcher's `log_path`): `.old`/`.new` are added."""
-        return self.node_dir / LOGS_DIR / f"v{vessel_number(name)}.log"
+        return self.paths.logs_path / f"v{vessel_number(name)}.log"
 
     def read_log(self, name: str) -> bytes:
         """The last 16 KiB of the vessel's log (ReadVesselLog)."""
@@ -376,7 +374,7 @@ class NodeState:
 
     def _reconcile_files(self) -> None:
         """Make the directories match the committed state after whatever a kill interrupted."""
-        vessels_dir, logs_dir = self.node_dir / VESSELS_DIR, self.node_dir / LOGS_DIR
+        vessels_dir, logs_dir = self.paths.vessels_path, self.paths.logs_path
         vessels_dir.mkdir(mode=0o700, exist_ok=True)
         logs_dir.mkdir(mode=0o700, exist_ok=True)
         tx = self._read()

@@ -27,6 +27,7 @@ import argparse
 import base64
 import configparser
 import hashlib
+import io
 import os
 import shlex
 import subprocess
@@ -49,24 +50,22 @@ _ZIP_TIME = (2024, 1, 1, 0, 0, 0)
 
 def build_installer(out: Path, profile_path: Path) -> Path:
     """Check the profile, then write the installer to `out` (mode 0755); returns `out`."""
+    from seattle.atomicfile import write_atomic
     from seattle.errors import InstallerBuildFailed
     from seattle.planner.profile import read_profile
 
     read_profile(profile_path)  # a planner must never ship a profile every donor would refuse
     out = Path(out)
     name, wheel = build_wheel()
-    temporary = out.with_name(f".{out.name}.tmp")
+    content = io.BytesIO()
+    content.write(_SHEBANG)
+    with zipfile.ZipFile(content, "w", zipfile.ZIP_DEFLATED) as archive:
+        _add(archive, MAIN_MEMBER, Path(__file__).read_bytes())
+        _add(archive, PROFILE_MEMBER, Path(profile_path).read_bytes())
+        _add(archive, name, wheel)
     try:
-        with open(temporary, "wb") as f:
-            f.write(_SHEBANG)
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as archive:
-                _add(archive, MAIN_MEMBER, Path(__file__).read_bytes())
-                _add(archive, PROFILE_MEMBER, Path(profile_path).read_bytes())
-                _add(archive, name, wheel)
-        os.chmod(temporary, 0o755)
-        temporary.replace(out)
+        write_atomic(out, content.getvalue(), mode=0o755)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise InstallerBuildFailed(f"cannot write {out}: {exc.strerror or exc}") from None
     return out
 
@@ -80,8 +79,6 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def build_wheel() -> tuple[str, bytes]:
     """(file name, content) of a py3-none-any wheel of the running seattle package."""
-    import io
-
     import seattle
 
     package = Path(seattle.__file__).parent
@@ -151,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     target = args.dir.absolute()
     venv, node = target / "venv", target / "node"
-    if (node / "node.json").exists():
+    if (node / "node.json").exists():  # NodeDir.CONFIG: this part runs before seattle is installed
         print(f"error: {node} already holds a node; uninstall it first with "
               f"`{venv / 'bin' / 'seattle'} node uninstall --dir {node}`", file=sys.stderr)
         return 2
@@ -175,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if subprocess.run(command, cwd=target if target.exists() else None).returncode != 0:
                 print(f"error: {what} failed (see above); nothing was started", file=sys.stderr)
                 return 1
-    record = ("import sys; from pathlib import Path; from seattle.nodemgr.uninstall import record_outside\n"
+    record = ("import sys; from pathlib import Path; from seattle.donor.manifest import record_outside\n"
               "for p in sys.argv[2:]: record_outside(Path(sys.argv[1]), Path(p))")
     subprocess.run([str(python), "-c", record, str(node), *map(str, reversed(created))], cwd=target, check=True)
     seattle = venv / "bin" / "seattle"

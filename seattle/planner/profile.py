@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from seattle.addresses import split_ip_port
+from seattle.atomicfile import write_atomic
 from seattle.envelope import EnvelopeRejected, seal, unseal
 from seattle.errors import BadProfile
 from seattle.keys import Identity, PublicKey
@@ -115,9 +116,7 @@ def write_profile(path: Path, vessels: Iterable[VesselPlan], bootstrap: Iterable
     """Validate, sign and write a profile to `path` (replacing it atomically); returns what was written."""
     path = Path(path)
     content = make_profile(vessels, bootstrap, planner)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(content)
-    temporary.replace(path)
+    write_atomic(path, content, mode=0o644)
     return parse_profile(content, path)
 
 

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from seattle.nodemgr.store import (
-    DB_NAME,
+from seattle.nodemgr.database import (
     KEY_BYTES,
     SCHEMA_VERSION,
-    NodeError,
     Store,
     check_key,
     vessel_number,
 )
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.resources import DEFAULT_OFFCUT, Resources
 from seattle.vessel.status import VesselStatus
 
@@ -36,7 +36,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def raw(path: Path) -> sqlite3.Connection:
     """A second, independent connection: what is really on disk, not what the store believes."""
-    return sqlite3.connect(path / DB_NAME, isolation_level=None)
+    return sqlite3.connect(NodeDir(path).database_path, isolation_level=None)
 
 
 def test_create_writes_the_node_row_schema_version_and_wal_mode(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_create_refuses_an_existing_node(store: Store, tmp_path: Path) -> None:
 
 
 def test_create_completes_a_creation_that_was_killed_before_its_commit(tmp_path: Path) -> None:
-    sqlite3.connect(tmp_path / DB_NAME).close()  # an empty database at version 0
+    sqlite3.connect(NodeDir(tmp_path).database_path).close()  # an empty database at version 0
     store = Store.create(tmp_path, NODE_KEY, DEFAULT_OFFCUT)
     assert store.reader().node().node_key == NODE_KEY
     store.close()
@@ -103,12 +103,12 @@ def test_open_without_a_node(tmp_path: Path) -> None:
     with pytest.raises(NodeError) as info:
         Store.open(tmp_path)
     assert info.value.code == "no_store"
-    assert DB_NAME in info.value.message
-    assert not (tmp_path / DB_NAME).exists()
+    assert NodeDir.DATABASE in info.value.message
+    assert not NodeDir(tmp_path).database_path.exists()
 
 
 def test_open_a_database_whose_creation_never_committed(tmp_path: Path) -> None:
-    sqlite3.connect(tmp_path / DB_NAME).execute("CREATE TABLE t (x)").connection.close()
+    sqlite3.connect(NodeDir(tmp_path).database_path).execute("CREATE TABLE t (x)").connection.close()
     with pytest.raises(NodeError) as info:
         Store.open(tmp_path)
     assert info.value.code == "no_store"
@@ -127,12 +127,12 @@ def test_open_refuses_a_newer_schema(store: Store, tmp_path: Path) -> None:
 
 
 def test_open_refuses_a_file_that_is_not_a_database(tmp_path: Path) -> None:
-    (tmp_path / DB_NAME).write_bytes(b"this is not SQLite" * 100)
+    NodeDir(tmp_path).database_path.write_bytes(b"this is not SQLite" * 100)
     with pytest.raises(NodeError) as info:
         Store.open(tmp_path)
     assert info.value.code == "bad_store"
     # the lock is released again, so a repaired directory can be opened at once
-    (tmp_path / DB_NAME).unlink()
+    NodeDir(tmp_path).database_path.unlink()
     Store.create(tmp_path, NODE_KEY, DEFAULT_OFFCUT).close()
 
 

@@ -4,7 +4,7 @@
     response = make_call(parse_address("127.0.0.1:1224"), identity, name, args)
     text_or_bytes = render(response.result)          # or render_json(response)
 
-Each parameter of `api.CALLS` has one way of being written on a command line (`_WORDS`): names and text as
+Each parameter of `calltable.CALLS` has one way of being written on a command line (`_WORDS`): names and text as
 they are; file data and resource text as a path to read (`-` = standard input); keys as an identity name or
 `ed25519:` text (`keys.resolve`); true/false words for flags. The last parameter of StartVessel (the
 program's arguments) and of ChangeUsers (the users) takes all remaining words, so `StartVessel v1 prog.py a
@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 import trio
 
+from seattle.atomicfile import write_atomic
 from seattle.errors import (
     BadCallArguments,
     CallRefused,
@@ -30,7 +31,7 @@ from seattle.errors import (
     UnknownCall,
 )
 from seattle.keys import Identity, resolve
-from seattle.nodemgr.api import CALLS, MAX_FILE_DATA, PUBLIC_CALLS
+from seattle.nodemgr.calltable import CALLS, MAX_FILE_DATA, PUBLIC_CALLS
 from seattle.nodemgr.client import DEFAULT_TIMEOUT, NodeClient, NodeClientError
 from seattle.nodemgr.signing import ERROR, WARNING, Response
 
@@ -230,14 +231,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_output(data: bytes, out_path: Path | None, stdout: BinaryIO) -> None:
-    """Result bytes to `out_path` (written whole under a temporary name first) or to standard output."""
+    """Result bytes to `out_path` (written atomically, `seattle.atomicfile`) or to standard output."""
     if out_path is None:
         stdout.write(data)
         stdout.flush()
         return
-    temporary = out_path.with_name(out_path.name + ".part")
     try:
-        temporary.write_bytes(data)
-        temporary.replace(out_path)
+        write_atomic(out_path, data, mode=0o644)
     except OSError as exc:
         raise OutputNotWritten(out_path, exc.strerror or str(exc)) from None

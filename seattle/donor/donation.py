@@ -23,7 +23,6 @@ numbers are guesses.
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import time
@@ -35,9 +34,12 @@ from typing import Any
 
 import psutil
 
+from seattle.donor.manifest import record_install
 from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall
 from seattle.keys import PublicKey
-from seattle.nodemgr.daemon import NodeConfig, create_node
+from seattle.nodemgr.config import NodeConfig
+from seattle.nodemgr.daemon import create_node
+from seattle.nodemgr.nodedir import NodeDir
 from seattle.planner.profile import Profile, VesselPlan
 from seattle.resources import (
     DEFAULT_OFFCUT,
@@ -54,8 +56,8 @@ DEFAULT_PORTS: tuple[int, ...] = tuple(range(63100, 63200))
 #: Threads donated whatever the percent (the original's fixed `events`), unless the process limit is lower.
 DONATED_EVENTS = 500
 DEFAULT_PERCENT = 10
-#: Written by `init_node_from_profile` next to node.json: what was donated, for `seattle node status`.
-DONATION_FILE = "donation.json"
+#: The record `init_node_from_profile` stores in the node directory (`NodeDir.write_donation`), for
+#: `seattle node status`.
 DONATION_FORMAT = "seattle-donation-v1"
 
 _MB = 1_000_000
@@ -365,26 +367,12 @@ def init_node_from_profile(node_dir: Path, profile: Profile, *, percent: int = D
     """Create a node in `node_dir` laid out by `profile`: measure (unless `machine` is given), divide, write
     the node's key, vessels, `node.json` (with the profile's bootstrap nodes), `donation.json` and the
     manifest `seattle node uninstall` works from. Refuses a directory that already holds a node."""
-    from seattle.nodemgr.uninstall import record_install  # uninstall imports this module's file names
-
     node_dir = Path(node_dir)
     created_dir = not node_dir.exists()
     config = NodeConfig(host, port, tuple(local_ips), profile.bootstrap)
     donation = divide(machine or measure_machine(node_dir), profile.vessels, percent, ports)
     create_node(node_dir, profile.vessels[0].owner, config, donation.vessels)
-    temporary = node_dir / (DONATION_FILE + ".tmp")
-    temporary.write_text(json.dumps(donation.to_dict(), indent=2) + "\n", encoding="utf-8")
-    temporary.replace(node_dir / DONATION_FILE)
+    NodeDir(node_dir).write_donation(donation.to_dict())
     record_install(node_dir, created_dir)
     return donation
 
-
-def read_donation(node_dir: Path) -> dict[str, Any] | None:
-    """The node's donation record, or None for a node made without a profile (or a damaged record)."""
-    try:
-        with open(Path(node_dir) / DONATION_FILE, "rb") as f:
-            data = json.loads(f.read(1024 * 1024))
-        donated = Resources.from_dict(data["donated"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return {"percent": data.get("percent"), "donated": donated}

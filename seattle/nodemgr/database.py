@@ -35,12 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.resources import ResourceParseError, Resources, parse_resources
 from seattle.vessel.status import VesselStatus
 
 SCHEMA_VERSION = 1
-DB_NAME = "node.db"
-LOCK_NAME = "node.lock"
 #: An Ed25519 public key: the only key form the store accepts for the node, owners and users.
 KEY_BYTES = 32
 #: The longest owner information string (the original's limit).
@@ -78,21 +78,8 @@ CREATE TABLE vessel_user (
 """
 
 
-class NodeError(Exception):
-    """A call the node state refuses. `code` is stable and machine-readable; `message` is for a person.
-
-    Messages keep the original node manager's wording where it had one ("No such vessel", "String Too
-    Long", ...), followed by the particulars.
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
 @dataclass(frozen=True)
-class VesselRecord:
+class VesselRow:
     """One vessel as stored. `last_change` is the node's change counter at this vessel's latest change."""
 
     name: str
@@ -158,7 +145,7 @@ class Transaction:
             "SELECT node_key, offcut, next_vessel, change_counter FROM node WHERE id = 1").fetchone()
         return NodeRecord(key, self._parse(offcut, "offcut"), next_vessel, counter)
 
-    def vessel(self, name: str) -> VesselRecord:
+    def vessel(self, name: str) -> VesselRow:
         """The vessel called `name`, or NodeError("no_such_vessel")."""
         number = vessel_number(name)
         row = self._conn.execute(f"{_SELECT_VESSEL} WHERE number = ?", (number,)).fetchone()
@@ -168,7 +155,7 @@ class Transaction:
             "SELECT user_key FROM vessel_user WHERE vessel = ? ORDER BY position", (number,))]
         return self._record(row, users)
 
-    def vessels(self) -> list[VesselRecord]:
+    def vessels(self) -> list[VesselRow]:
         """Every vessel, in order of number."""
         users: dict[int, list[bytes]] = {}
         for number, key in self._conn.execute(
@@ -249,10 +236,10 @@ class Transaction:
         self._conn.executemany("INSERT INTO vessel_user VALUES (?, ?, ?)",
                                [(number, position, key) for position, key in enumerate(users)])
 
-    def _record(self, row: tuple[Any, ...], users: list[bytes]) -> VesselRecord:
+    def _record(self, row: tuple[Any, ...], users: list[bytes]) -> VesselRow:
         number, owner, ownerinfo, advertise, status, resources, created, last_change = row
         name = f"v{number}"
-        return VesselRecord(
+        return VesselRow(
             name=name, owner=owner, users=tuple(users), ownerinfo=ownerinfo, advertise=bool(advertise),
             status=VesselStatus(status), resources=self._parse(resources, f"resources of {name}"),
             created=created, last_change=last_change,
@@ -303,7 +290,7 @@ class Store:
         if not isinstance(offcut, Resources):
             raise NodeError("bad_resources", f"The offcut must be a Resources value, got {_short(offcut)}")
         node_dir = Path(node_dir)
-        node_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        NodeDir(node_dir).create()
         store = cls._connect(node_dir, create=True)
         try:
             version = store._user_version()
@@ -320,16 +307,17 @@ class Store:
     def open(cls, node_dir: Path) -> Store:
         """Open the node database in `node_dir`; NodeError("no_store") if there is none."""
         node_dir = Path(node_dir)
-        if not (node_dir / DB_NAME).is_file():
-            raise NodeError("no_store", f"{node_dir} holds no node state ({DB_NAME} is missing)")
+        database = NodeDir(node_dir).database_path
+        if not database.is_file():
+            raise NodeError("no_store", f"{node_dir} holds no node state ({NodeDir.DATABASE} is missing)")
         store = cls._connect(node_dir, create=False)
         try:
             version = store._user_version()
             if version == 0:
-                raise NodeError("no_store", f"{node_dir / DB_NAME} was never completely created")
+                raise NodeError("no_store", f"{database} was never completely created")
             if version != SCHEMA_VERSION:
                 raise NodeError("store_version",
-                                f"{node_dir / DB_NAME} has schema version {version}; this seattle knows "
+                                f"{database} has schema version {version}; this seattle knows "
                                 f"version {SCHEMA_VERSION} only")
         except BaseException:
             store.close()
@@ -338,13 +326,14 @@ class Store:
 
     @classmethod
     def _connect(cls, node_dir: Path, *, create: bool) -> Store:
-        lock_fd = os.open(node_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        paths = NodeDir(node_dir)
+        lock_fd = os.open(paths.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
             raise NodeError("store_locked", f"Another node manager is using {node_dir}") from None
-        path = node_dir / DB_NAME
+        path = paths.database_path
         mode = "rwc" if create else "rw"
         try:
             conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, isolation_level=None,

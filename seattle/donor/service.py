@@ -21,7 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seattle.nodemgr.uninstall import record_outside
+from seattle.atomicfile import write_atomic
+from seattle.donor.manifest import record_outside
 
 #: Bounds a `systemctl` call made while uninstalling (a wedged user manager must not hang uninstall).
 SYSTEMCTL_TIMEOUT = 20.0
@@ -72,9 +73,7 @@ def install_unit(node_dir: Path) -> Path:
     directory = unit_directory()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / unit_name(node_dir)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(unit_text(node_dir), encoding="utf-8")
-    temporary.replace(path)
+    write_atomic(path, unit_text(node_dir).encode("utf-8"), mode=0o644)
     record_outside(node_dir, path)
     return path
 
