@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from seattle.resources import Resources
-from seattle.vessel.supervisor.nanny import PER_FILE_OVERHEAD, Nanny, NannyVerdict, _WatchedProcess, disk_usage
+from seattle.vessel.diskusage import PER_FILE_OVERHEAD, disk_usage
+from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict, _WatchedProcess
 
 MIB = 1024 * 1024
 BUSY = "while True: pass"

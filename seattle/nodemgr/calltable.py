@@ -20,6 +20,7 @@ from typing import Any
 from seattle.errors import SeattleError
 from seattle.keys import PublicKey
 from seattle.nodemgr.nodeerror import NodeError
+from seattle.vessel.filenames import MAX_FILENAME
 
 #: The largest file AddFileToVessel accepts: the frame limit leaves 64 KiB for the envelope around it.
 MAX_FILE_DATA = 4 * 1024 * 1024
@@ -30,9 +31,6 @@ MAX_PROGRAM_ARGS_BYTES = 64 * 1024
 MAX_RESOURCE_TEXT = 64 * 1024
 MAX_USERS = 64
 MAX_VESSEL_NAME = 24
-#: The vessel's own limit on a file name (`seattle.vessel.api.files.MAX_FILENAME`, which the full name rules
-#: of `vesselfiles` apply later); repeated here so the table does not import the sandbox, and tested equal.
-MAX_FILENAME = 120
 
 
 class Permission(StrEnum):

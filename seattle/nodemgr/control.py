@@ -39,7 +39,7 @@ import trio
 from seattle.errors import NodeStartFailed
 from seattle.keys import PublicKey
 from seattle.nodemgr.nodedir import NodeDir
-from seattle.vessel.supervisor.nanny import disk_usage
+from seattle.vessel.diskusage import disk_usage
 
 if TYPE_CHECKING:
     from seattle.nodemgr.node import NodeManager

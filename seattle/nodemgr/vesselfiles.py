@@ -1,7 +1,7 @@
 """A vessel's files as the node manager handles them: one flat directory per vessel.
 
 The vessel program sees the same directory through the Repy file API, so the node manager applies the same
-file-name rules (`seattle.vessel.child.api.files`) and the nanny's disk arithmetic (`seattle.vessel.supervisor.nanny`).
+file-name rules (`seattle.vessel.filenames`) and disk arithmetic (`seattle.vessel.diskusage`).
 What is added here is what the original node manager did on top:
 
 * Names starting with `private_` belong to the program: users can neither upload, fetch, delete nor list
@@ -33,9 +33,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from seattle.nodemgr.nodeerror import NodeError
-from seattle.vessel import errors
-from seattle.vessel.child.api.files import check_filename, is_valid_filename
-from seattle.vessel.supervisor.nanny import PER_FILE_OVERHEAD, disk_usage
+from seattle.vessel.diskusage import PER_FILE_OVERHEAD, disk_usage
+from seattle.vessel.filenames import filename_problem, is_valid_filename
 
 PRIVATE_PREFIX = "private_"
 #: Temporary upload files; the leading '.' keeps them out of every Repy file name.
@@ -65,10 +64,10 @@ def check_user_filename(filename: object) -> str:
     if filename.startswith(PRIVATE_PREFIX):
         raise NodeError("private_filename",
                         f"User is not allowed to use file names starting with '{PRIVATE_PREFIX}'")
-    try:
-        return check_filename(filename)
-    except errors.RepyArgumentError as exc:
-        raise NodeError("bad_filename", f"Bad filename: {exc}") from None
+    problem = filename_problem(filename)
+    if problem:
+        raise NodeError("bad_filename", f"Bad filename: {problem}")
+    return filename
 
 
 def add_file(vessel_dir: Path, filename: str, data: bytes, disk_limit: int) -> None:

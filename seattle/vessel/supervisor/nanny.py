@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from seattle.vessel.diskusage import disk_usage
 from seattle.vessel.supervisor.cpu_throttle import CpuThrottle
 
 if TYPE_CHECKING:
     from seattle.resources import Resources
 
-#: The original's disk rule: each file costs its size plus one 4 KiB block.
-PER_FILE_OVERHEAD = 4096
 #: How many pauses `stoptimes()` remembers (Repy's getresources reports the recent ones).
 STOPTIMES_KEPT = 100
 
@@ -59,36 +58,6 @@ class NannyVerdict:
     limit: int
     observed: int
     message: str
-
-
-def disk_usage(vessel_dir: Path) -> int:
-    """Bytes charged to `diskused`: every regular file's size plus 4096, found recursively.
-
-    Symlinks are neither followed nor charged, so a link cannot make the vessel pay for (or learn the size
-    of) a file outside its directory. Files and directories that vanish while being walked are skipped:
-    the program keeps running during the walk. The walk uses an explicit stack, so a deeply nested tree
-    cannot overflow the interpreter's recursion limit.
-    """
-    root = Path(vessel_dir)
-    if not root.is_dir():
-        raise NotADirectoryError(f"vessel directory {str(root)!r} does not exist or is not a directory")
-    total = 0
-    pending: list[str | Path] = [root]
-    while pending:
-        directory = pending.pop()
-        try:
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            pending.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size + PER_FILE_OVERHEAD
-                    except FileNotFoundError:
-                        continue
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    return total
 
 
 class _ProcessGone(Exception):

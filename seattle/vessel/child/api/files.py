@@ -29,15 +29,13 @@ from seattle.vessel.child.api.checks import (
     require_str,
     require_str_or_bytes,
 )
+from seattle.vessel.filenames import MAX_FILENAME, filename_problem, is_valid_filename
 
 if TYPE_CHECKING:
     from seattle.vessel.child.context import VesselContext
 
 #: Disk use is charged in blocks of this many bytes.
 BLOCK = 4096
-#: The longest file name Repy allows.
-MAX_FILENAME = 120
-FILENAME_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
 
 _OPEN_FLAGS = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -101,19 +99,10 @@ def exports(ctx: VesselContext) -> dict[str, object]:
 def check_filename(value: object, name: str = "filename") -> str:
     """A valid vessel file name, or RepyArgumentError saying which rule it breaks."""
     filename = require_str(value, name, max_length=MAX_FILENAME, allow_empty=False)
-    bad = sorted(set(filename) - FILENAME_CHARACTERS)
-    if bad:
-        raise errors.RepyArgumentError(
-            f"{name} {filename!r} may only hold a-z, 0-9, '.', '_' and '-'; it has {''.join(bad)!r}"
-        )
-    if filename.startswith("."):
-        raise errors.RepyArgumentError(f"{name} {filename!r} must not start with '.'")
+    problem = filename_problem(filename, name)
+    if problem:
+        raise errors.RepyArgumentError(problem)
     return filename
-
-
-def is_valid_filename(filename: str) -> bool:
-    return (0 < len(filename) <= MAX_FILENAME and not filename.startswith(".")
-            and set(filename) <= FILENAME_CHARACTERS)
 
 
 def list_files(ctx: VesselContext) -> list[str]:
