@@ -1,1 +1,20 @@
+"""seattle: a decentralized Seattle testbed. Packages, from the top layer down (docs/architecture.md draws
+them; `lint-imports` enforces that each imports only the layers below it):
+
+    cli         the `seattle` command
+    demo        `seattle demo`: a whole experiment on a local testbed
+    testbed     N node managers on loopback in one overlay
+    experiment  the researcher's library: browse, targets, fan-out, sessions
+    donor       the donor's side of a node: donation, start/stop, service, uninstall
+    planner     signed installer profiles and the installer
+    nodemgr     the node manager daemon: signed API, vessels' state, node directory, overlay service
+    advertise   vessel advertisements published in and read from the overlay
+    overlay     the Kademlia DHT: sans-IO engine, signed records, UDP and simulated transports
+    vessel      the sandbox, by the process that runs each part (host, supervisor, vessel child)
+    testing     the one fake network, for tests, benchmarks and simulations
+
+Shared leaves, imported by any layer and importing none: resources, keys, envelope, errors, refusal,
+addresses, home, atomicfile.
+"""
+
 __version__ = "0.1.0"

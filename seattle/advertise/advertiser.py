@@ -51,7 +51,7 @@ PACING = 10.0
 
 
 class VesselView(Protocol):
-    """What the advertiser reads of a vessel (`seattle.nodemgr.store.VesselRecord` has these)."""
+    """What the advertiser reads of a vessel (`seattle.nodemgr.database.VesselRow` has these)."""
 
     @property
     def owner(self) -> bytes: ...

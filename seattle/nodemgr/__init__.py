@@ -15,6 +15,7 @@ Imports neither the donor layer (`seattle.donor`) nor the planner (`seattle.plan
     nodedir       NodeDir: every path, read and write of a node directory
     config        NodeConfig: what node.json holds
     node          NodeManager: key, state, launcher, server (and the overlay) started and stopped together
+    overlay_service  the node on the overlay: join, rejoin when alone, routing table, advertiser
     control       the control socket's server: status and stop for the donor's commands
     daemon        create_node and run_daemon: `seattle node init` and `seattle node run`
 """
