@@ -5,7 +5,7 @@ tests run hundreds of commands. In process, a command sees the same SEATTLE_HOME
 `os.environ`), gets its own stdin, stdout and stderr, and its exit code is reported as a subprocess's would be,
 so a test reads the same whether the command ran here or in a child. Commands that must be separate processes
 (a daemon in the foreground, anything that must outlive the test) still use `subprocess`; so does the one smoke
-test per entry point in `tests/test_cli_entry_points.py`.
+test per entry point in `tests/cli/test_entry_points.py`.
 
 Commands that call `trio.run` work from a sync test; an async (pytest-trio) test must call `seattle` through
 `trio.to_thread.run_sync`, since trio refuses to start a loop inside a running one.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from seattle.keys import PassphraseCost, generate_identity, save_identity
-from tests.test_cli_research import NodesInThread, make_nodes, ok, run
+from tests.cli.test_research import NodesInThread, make_nodes, ok, run
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """The escape corpus, run in real vessels: with every layer on, and with each listed layer off in turn.
 
-Each program in tests/escape_corpus/ names in its header the layers that stop it on its own (`stopped-by`).
+Each program in tests/vessel/escape_corpus/ names in its header the layers that stop it on its own (`stopped-by`).
 A program prints a line starting with ESCAPED only if it obtained what it was after, so the first assertion
 everywhere is that no such line appears. The second is *which* layer stopped it: the checker's refusal (exit
 code 2), or the error the OS layer produces (EPERM from seccomp, EACCES from Landlock, ENETUNREACH in the empty

@@ -15,7 +15,7 @@ import pytest
 from seattle.overlay.nodeid import ID_BITS
 from seattle.overlay.simulation import Config, LiveIds, run_simulation, write_csv, write_plot
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -1,6 +1,6 @@
 """The resource-exhaustion corpus, run in real vessels: each program is contained and the host is unaffected.
 
-Each program in tests/exhaustion_corpus/ exhausts one resource and says in its header what must happen:
+Each program in tests/vessel/exhaustion_corpus/ exhausts one resource and says in its header what must happen:
 
     # attack: <what it exhausts>
     # expect: killed-memory | killed-disk | error:<ExceptionName> | throttled | rate:<resource>

@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "bench_overlay_udp.py"
 NODES = 30
 #: One batch of reads: kademlia's reads that meet a dead node take its 5 s RPC timeout, so keep them few.

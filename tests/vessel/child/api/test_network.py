@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from test_broker import free_ports
 
 from seattle.resources import Resources
 from seattle.vessel import broker_protocol as protocol
@@ -30,6 +29,7 @@ from seattle.vessel.child.checker import check_and_compile
 from seattle.vessel.child.context import VesselContext
 from seattle.vessel.child.runtime import build_globals
 from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
+from tests.vessel.test_broker import free_ports
 
 pytestmark = pytest.mark.slow
 

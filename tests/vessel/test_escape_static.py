@@ -1,4 +1,4 @@
-"""The escape corpus (tests/escape_corpus/), checked without running a vessel.
+"""The escape corpus (tests/vessel/escape_corpus/), checked without running a vessel.
 
 Each corpus file is one attack program. Its header says what it is after and who must stop it:
 

@@ -9,7 +9,7 @@ import pytest
 from seattle.vessel.status import EXIT_CODE_UNSAFE, EXIT_UNCAUGHT
 from tests.cli_runner import seattle
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 @pytest.mark.slow

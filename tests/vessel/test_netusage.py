@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 import trio
-from test_broker import LOCAL, Broker, connected_pair, free_ports, start_broker, stop_broker, wait_readable
 
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
 from seattle.vessel import broker_protocol as protocol
 from seattle.vessel.host.launcher import VesselLauncher
 from seattle.vessel.supervisor.broker_server import Traffic
 from seattle.vessel.supervisor.supervise import NetworkMeter
+from tests.vessel.test_broker import LOCAL, Broker, connected_pair, free_ports, start_broker, stop_broker, wait_readable
 from tests.vessel_helpers import log_text, start_vessel
 
 #: What the vessel program below sends to itself: UDP datagrams, then one TCP stream.

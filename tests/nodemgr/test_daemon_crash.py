@@ -1,6 +1,6 @@
 """SIGKILL a running node manager daemon in the middle of client calls, restart it, check every invariant.
 
-tests/test_nodemgr_crash.py kills a process driving `NodeState` directly; this one kills the whole daemon —
+tests/nodemgr/test_crash.py kills a process driving `NodeState` directly; this one kills the whole daemon —
 server, launcher, zygote parent — while a client drives it over loopback with random mutating calls (split,
 join, owner/users/ownerinfo/advertise changes, uploads, deletions, start and stop of a looping program).
 After each kill:
@@ -31,7 +31,6 @@ from pathlib import Path
 import psutil
 import pytest
 import trio
-from test_nodemgr_crash import FILENAMES, Invariants, _allotment, _is_whole, _random_request, _self_checking
 
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
@@ -40,6 +39,7 @@ from seattle.nodemgr.node import init_node
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import RECOVERY_NOTE, RUNNING, NodeState
 from seattle.resources import parse_resources
+from tests.nodemgr.test_crash import FILENAMES, Invariants, _allotment, _is_whole, _random_request, _self_checking
 
 pytestmark = pytest.mark.slow
 
