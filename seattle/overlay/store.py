@@ -35,8 +35,8 @@ Cost: a write is O(log n) in the records held (a heap ordered by expiry, and per
 count so that the most represented source is found in O(1)); nothing scans the store. Memory is bounded in
 bytes: at most `max_records` records, each charged RECORD_COST bytes (a maximal record with its slot, key and
 source entries, as measured by tests/overlay/test_hostile_store.py), plus RATE_ENTRY_COST per tracked source.
-At the defaults: 4096 x 4 KiB = 16 MiB of records and 2 x 10,000 x 256 B = 5 MiB of rate tables; one key holds
-at most 64 records (256 KiB).
+At the defaults: 4096 x 6 KiB = 24 MiB of records and 2 x 10,000 x 256 B = 5 MiB of rate tables; one key holds
+at most 64 records (384 KiB).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ STALE = "stale"
 RATE_LIMITED = "rate_limited"
 
 #: Bytes one held record may cost at most, everything it brings counted (checked by a tracemalloc test).
-RECORD_COST = 4096
+RECORD_COST = 6144
 #: Bytes one rate-table entry may cost at most.
 RATE_ENTRY_COST = 256
 #: Prefix lengths that make a source: (network, address) for IPv4 and for IPv6.
