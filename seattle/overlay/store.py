@@ -96,7 +96,7 @@ class _Tally:
     """Counts per name, with the name holding the most found in O(1): names are kept in buckets by count,
     each in the order they reached that count."""
 
-    __slots__ = ("counts", "buckets", "top")
+    __slots__ = ("buckets", "counts", "top")
 
     def __init__(self) -> None:
         self.counts: dict[str, int] = {}
@@ -137,7 +137,7 @@ class _Holdings:
     """The records of one key, or of the whole store, by source: counted per network and per address within
     it, each address's records oldest first. Every operation is O(1)."""
 
-    __slots__ = ("networks", "addresses", "records", "count")
+    __slots__ = ("addresses", "count", "networks", "records")
 
     def __init__(self) -> None:
         self.networks = _Tally()
