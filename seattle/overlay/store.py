@@ -270,6 +270,8 @@ class RecordStore:
         self._order = itertools.count()
         #: Records dropped to make room ("key_full", "store_full") and slots expired ("expired"): for stats.
         self.evicted: Counter[str] = Counter()
+        #: Writes refused, by code ("rate_limited", "stale", and `records.verify`'s): for stats.
+        self.refused: Counter[str] = Counter()
 
     @property
     def max_bytes(self) -> int:
@@ -281,8 +283,16 @@ class RecordStore:
         return self._all.count
 
     def put(self, raw: bytes, source_ip: str, now: float) -> VesselRecord:
-        """Store the record `raw` sent from `source_ip` at time `now`, or raise RecordRejected saying why."""
+        """Store the record `raw` sent from `source_ip` at time `now`, or raise RecordRejected saying why
+        (and count it in `refused`)."""
         source = source_of(source_ip)
+        try:
+            return self._put(raw, source, now)
+        except RecordRejected as rejected:
+            self.refused[rejected.code] += 1
+            raise
+
+    def _put(self, raw: bytes, source: Source, now: float) -> VesselRecord:
         self._admit_write(source, now)
         record = verify(raw, now, self.clock_skew, max_lifetime=self.max_lifetime)
         self._expire(now)

@@ -92,7 +92,7 @@ def test_a_network_has_a_write_budget_beyond_its_addresses() -> None:
         except RecordRejected as exc:
             assert exc.code == "rate_limited" and "198.51.100.0/24" in exc.message
             refused += 1
-    assert refused == 12
+    assert refused == 12 and store.refused["rate_limited"] == 12
     store.put(advert(DONOR), "192.0.2.7", NOW)  # another network is not affected
 
 
