@@ -186,6 +186,7 @@ def snapshot(store: RecordStore) -> dict[tuple[bytes, bytes], bytes]:
     return {SLOT_OF[raw]: raw for subject in SUBJECTS for raw in store.get(dht_key(subject), -math.inf)}
 
 
+@pytest.mark.slow  # about 0.7 s: 150 examples of up to 40 signed writes
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(write, min_size=1, max_size=40))
 def test_store_invariants_hold_for_random_writes(writes: list[tuple[int, int, int, float, float, bool]]) -> None:
