@@ -148,6 +148,7 @@ def test_memory_per_record_stays_within_its_charge() -> None:
         tracemalloc.stop()
     per_record = (grown + sum(len(raw) + 33 for raw in raws)) / count  # the raw bytes were allocated above
     assert per_record < RECORD_COST, per_record
+    assert grown < store.max_bytes
 
 
 # --- properties: random writes from random sources at random times ----------------------------------------
