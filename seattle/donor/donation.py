@@ -35,7 +35,7 @@ from typing import Any
 import psutil
 
 from seattle.donor.manifest import record_install
-from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall
+from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall, UntrustedPlanner
 from seattle.keys import PublicKey
 from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.daemon import create_node
@@ -361,12 +361,17 @@ def _sum(parts: Sequence[Resources]) -> Resources:
     return total
 
 
-def init_node_from_profile(node_dir: Path, profile: Profile, *, percent: int = DEFAULT_PERCENT,
+def init_node_from_profile(node_dir: Path, profile: Profile, *, planner: PublicKey, percent: int = DEFAULT_PERCENT,
                            host: str = "127.0.0.1", port: int = 1224, ports: Sequence[int] | None = None,
                            machine: MachineResources | None = None, local_ips: Sequence[str] = ()) -> Donation:
     """Create a node in `node_dir` laid out by `profile`: measure (unless `machine` is given), divide, write
     the node's key, vessels, `node.json` (with the profile's bootstrap nodes), `donation.json` and the
-    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node."""
+    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node.
+
+    `planner` is the key the donor trusts (pinned or confirmed): a profile signed by any other key is refused
+    (UntrustedPlanner) before anything is created, so every caller has to say whom it trusts."""
+    if profile.planner != planner:
+        raise UntrustedPlanner(profile.planner.fingerprint(), profile.planner.to_text(), planner.fingerprint())
     node_dir = Path(node_dir)
     created_dir = not node_dir.exists()
     config = NodeConfig(host, port, tuple(local_ips), profile.bootstrap)
