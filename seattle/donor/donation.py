@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ def _disk_rates(where: Path) -> dict[str, Measured]:
     """Write, fsync, drop from the page cache and read back one probe file; {} if that is not possible."""
     if not os.path.isdir(where) or not hasattr(os, "posix_fadvise"):
         return {}
-    probe = where / f".seattle-disk-probe-{os.getpid()}"
+    probe = where / f".seattle-disk-probe-{secrets.token_hex(6)}"  # unguessable: nobody can occupy it first
     data = os.urandom(_PROBE_BYTES)
     try:
         fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)

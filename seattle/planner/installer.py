@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:  # mkdtemp: 0700, a fresh name nobody else can plant into
         wheel_name = next(n for n in members if n.endswith(".whl"))
         wheel, profile = Path(scratch) / wheel_name, Path(scratch) / PROFILE_MEMBER
-        wheel.write_bytes(members[wheel_name])
-        profile.write_bytes(members[PROFILE_MEMBER])
+        _write_new(wheel, members[wheel_name])
+        _write_new(profile, members[PROFILE_MEMBER])
         steps = []
         if not python.exists():
             steps.append(("creating a virtual environment", [sys.executable, "-m", "venv", str(venv)]))
