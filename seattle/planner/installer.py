@@ -1,19 +1,26 @@
 """The self-contained installer: one file a donor runs to install seattle and create a node from a profile.
 
     build_installer(out, profile_path)        # `seattle installer build`: writes out (a .pyz, mode 0755)
-    python3 seattle-installer.pyz [--dir D] [--percent N] [--start]      # on the donor's machine
+                                              # and out.sha256 (its SHA-256, for the planner to publish)
+    python3 seattle-installer.pyz --planner FP [--dir D] [--percent N] [--start]      # on the donor's machine
 
-The installer is a Python zipapp holding three members:
+The installer is a Python zipapp holding four members:
 
     __main__.py                 this very module (its `main` below uses the standard library only)
     profile.seattle             the planner's signed profile
     seattle-V-py3-none-any.whl  seattle itself, as a pure-Python wheel built from the running package
+    payload.sha256              `sha256sum` lines of the three others
 
-Run, it creates a virtual environment `D/venv` (unless one is there), pip-installs the wheel into it
-(`--pip-args` passes options to pip: a mirror, a proxy, or `--no-deps --no-index` where the dependencies are
-already visible), runs `seattle node init --dir D/node --profile ...` (which measures the machine and tells
-the donor what is given away) and records the environment and D in the node's manifest, so that
-`seattle node uninstall --dir D/node` removes all of it. Nothing else on the machine is touched.
+Run, it first checks its members against payload.sha256 (a damaged or partly swapped file runs nothing),
+prints its own SHA-256 (which the donor compares with the one the planner published: the only check a forger
+cannot rewrite, since anything inside the file can be) and the fingerprint of the profile's signer, and goes
+on only for the planner the donor pins (`--planner`) or confirms on a terminal. Then it creates a virtual
+environment `D/venv` (unless one is there; marked `.seattle-node` for uninstall), pip-installs the wheel into
+it (`--pip-args` passes options to pip: a mirror, a proxy, or `--no-deps --no-index` where the dependencies
+are already visible), runs `seattle node init --dir D/node --profile ... --planner PIN` (which verifies the
+profile with the pinned key, measures the machine and tells the donor what is given away) and records the
+environment and D in the node's manifest, so that `seattle node uninstall --dir D/node` removes all of it.
+Nothing else on the machine is touched.
 
 The wheel is assembled here rather than by a build backend: the package is pure Python, and this works the
 same from a source tree and from an installed seattle, with no network and no `wheel` package. Its
