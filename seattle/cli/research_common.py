@@ -215,6 +215,6 @@ def block(outcome: Outcome) -> str:
     result = outcome.result
     if isinstance(result, bytes):
         result = result.decode("utf-8", errors="replace")
-    if isinstance(result, list):
-        result = " ".join(map(str, result))
+    if isinstance(result, list):  # file names: each escaped whole, so a "\n" in one cannot forge a line
+        result = " ".join(printable(item) for item in result)
     return f"{header(outcome)}\n{str(result).rstrip()}"

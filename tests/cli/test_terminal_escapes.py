@@ -31,8 +31,10 @@ def hostile_node(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def fan_out(command: str, *args: Any, **kwargs: Any) -> list[Outcome]:
         ref = VesselRef("127.0.0.1", 1224, "v1")
-        if command in ("list", "ownerinfo"):
-            result: Any = {"status": f"Fresh{HOSTILE}", "ownerinfo": f"owner{HOSTILE}\nforged line",
+        if command == "files":
+            result: Any = ["data.txt", f"evil{HOSTILE}\nforged line"]
+        elif command in ("list", "ownerinfo"):
+            result = {"status": f"Fresh{HOSTILE}", "ownerinfo": f"owner{HOSTILE}\nforged line",
                            "owner": "ed25519:x", "users": []}
         else:
             result = f"line one\n\tindented{HOSTILE}\r\n".encode()
@@ -42,13 +44,16 @@ def hostile_node(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("seattle.cli.research_vessels.fan_out", fan_out)
 
 
-@pytest.mark.parametrize("command", [["list"], ["show", "ownerinfo"], ["show", "log"], ["cat", "f"]])
+@pytest.mark.parametrize("command", [["list"], ["show", "ownerinfo"], ["show", "log"], ["cat", "f"],
+                                     ["show", "files"]])
 def test_hostile_node_text_is_escaped(hostile_node: None, command: list[str]) -> None:
     done = run(*command)
     everything = done.stdout + done.stderr
     assert "\x1b" not in everything and "\x07" not in everything and "\r" not in everything
     assert SHOWN in everything  # the refusal's message, and the answer itself
-    if command[0] in ("list", "show") and command[-1] != "log":
+    if command[-1] == "files":
+        assert "\nforged line" not in done.stdout and "evil" + SHOWN + "\\x0aforged line" in done.stdout
+    elif command[0] in ("list", "show") and command[-1] != "log":
         assert "\nforged line" not in done.stdout and "owner" + SHOWN + "\\x0aforged line" in done.stdout
     else:
         assert "line one\n\tindented" + SHOWN in done.stdout  # a log keeps its lines and tabs
