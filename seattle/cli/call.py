@@ -58,9 +58,14 @@ def call(as_identity: str | None, as_json: bool, out_path: Path | None, timeout:
         click.echo(printable(warning), err=True)
     data = render(response.result)
     # Text the node sent is escaped; file bytes stay exact unless they would land on a terminal.
-    if out_path is None and (not isinstance(response.result, bytes) or sys.stdout.isatty()):
+    if out_path is None and (not isinstance(response.result, bytes) or stdout_is_terminal()):
         data = printable(data.decode("utf-8", "replace"), keep_layout=True).encode("utf-8")
     write_output(data, out_path, sys.stdout.buffer)
+
+
+def stdout_is_terminal() -> bool:
+    """Whether output goes to a terminal (where escape sequences act) rather than a file or a pipe."""
+    return sys.stdout.isatty()
 
 
 def _identity(name: str) -> Identity:

@@ -90,3 +90,18 @@ def test_browse_shows_hostile_records_escaped_and_without_markup(capsys: pytest.
                    "role": "owner", "ownerinfo": f"[link=https://evil.example]click[/link]{HOSTILE}"}])
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\\x1b]0;pwned" in out and "[link=https://evil.example]" in out
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_seattle_call_escapes_text_and_keeps_file_bytes_exact_off_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                                            terminal: bool) -> None:
+    from seattle.nodemgr.signing import OK_CODE, SUCCESS, WARNING, Response
+
+    answers = {"GetVessels": Response(WARNING, "odd", f"careful{HOSTILE}", {"ownerinfo": f"x{HOSTILE}"}),
+               "GetVesselResources": Response(SUCCESS, OK_CODE, "", f"file{HOSTILE}\n".encode())}
+    monkeypatch.setattr("seattle.cli.call.make_call", lambda address, identity, name, args, **kw: answers[name])
+    monkeypatch.setattr("seattle.cli.call.stdout_is_terminal", lambda: terminal)
+    text = run("call", "127.0.0.1:1224", "GetVessels")
+    assert "\x1b" not in text.stdout + text.stderr and SHOWN in text.stdout and SHOWN in text.stderr
+    data = run("call", "127.0.0.1:1224", "GetVesselResources", "v1")
+    assert data.stdout_bytes == ((f"file{SHOWN}\n" if terminal else f"file{HOSTILE}\n").encode())
