@@ -138,12 +138,16 @@ class NodeDir:
     # -- the directory ----------------------------------------------------------------------------------
 
     def create(self) -> None:
-        """Make the directory (and its parents) if missing, and leave it 0700 whether it is new or not: it holds
-        the node's private key, its database and its control socket, and a directory others can enter or write
-        lets them read the key or plant files and symlinks the node manager would then use. A wider mode is
-        tightened; a directory owned by another user is refused (UnsafeNodeDirectory), since its owner could
-        loosen it again at any time."""
+        """Make the directory (and its parents) if missing, and `secure` it, whether it is new or not."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.secure()
+
+    def secure(self) -> None:
+        """Leave the directory 0700: it holds the node's private key, its database and its control socket, and
+        a directory others can enter or write lets them read the key or plant files and symlinks the node
+        manager would then use. A wider mode is tightened; a directory owned by another user is refused
+        (UnsafeNodeDirectory), since its owner could loosen it again at any time. Called at `node init` and
+        at every start of the node manager."""
         fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             info = os.fstat(fd)

@@ -58,3 +58,25 @@ def test_start_refuses_a_symlink_planted_as_its_log(tmp_path: Path) -> None:
     with pytest.raises(NodeControlFailed, match="symbolic link"):
         start_daemon(node_dir)
     assert victim.read_text() == "precious\n"
+
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_the_node_manager_tightens_its_directory_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from seattle.nodemgr.daemon import run_daemon
+
+    node_dir = tmp_path / "node"
+    ok("node", "init", "--dir", str(node_dir), "--owner", generate_identity("o").public_key.to_text(), "--port",
+       "0")
+    node_dir.chmod(0o755)
+
+    def stop(*args: object) -> None:  # the first thing opened in the directory after the check
+        raise _Stop
+
+    monkeypatch.setattr("seattle.nodemgr.daemon._open_log", stop)
+    with pytest.raises(_Stop):
+        run_daemon(node_dir)
+    assert stat.S_IMODE(node_dir.stat().st_mode) == 0o700
