@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from seattle.donor.donation import fallback_machine, init_node_from_profile
 from seattle.donor.service import unit_directory, unit_name
@@ -104,3 +106,17 @@ def test_allowed_outside_takes_only_this_nodes_paths(node_dir: Path) -> None:
     assert not allowed_outside(node_dir, Path("/"))
     assert allowed_outside(node_dir, node_dir.parent / "venv")
     assert installer.VENV_MARKER == VENV_MARKER
+
+
+_SEGMENTS = st.sampled_from(["..", ".", "install", "node", "venv", "config", "systemd", "user", "etc", "passwd",
+                             "seattle-node-0123456789.service", ""])
+
+
+@given(st.lists(_SEGMENTS, max_size=8))
+def test_no_spelling_of_a_path_escapes_the_three_allowed_ones(segments: list[str]) -> None:
+    node_dir = Path("/srv/install/node")
+    path = Path("/srv/" + "/".join(segments))
+    allowed = {Path("/srv/install/venv"), Path("/srv/install")}
+    if allowed_outside(node_dir, path):
+        assert path in allowed or path.name == unit_name(node_dir)
+        assert ".." not in path.parts
