@@ -245,9 +245,10 @@ class SimNetwork:
             raise RuntimeError("this simulated network is already running")
         if self._clock is not None:
             raise RuntimeError("this simulated network is driven by hand (`start_stepping`), not by a trio task")
-        self._offset = EPOCH - trio.current_time()
+        self._offset = offset = EPOCH - trio.current_time()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._run)
+            # The offset is passed, not read back: a block that ends before the task first runs resets it.
+            nursery.start_soon(self._run, offset)
             try:
                 yield self
             finally:
@@ -264,7 +265,7 @@ class SimNetwork:
             "the simulated network is not running (use `async with sim.running():` or `sim.start_stepping()`)"
         )
 
-    async def _run(self) -> None:
+    async def _run(self, offset: float) -> None:
         """Handle each event when its moment comes.
 
         Under a MockClock that autojumps at once, waiting for the next event does this: once every task is
@@ -273,8 +274,6 @@ class SimNetwork:
         said so, and we have woken no one since) and no other deadline comes first, the loop makes the same
         jump itself. The order of events, and so the run, is the same either way.
         """
-        offset = self._offset
-        assert offset is not None  # `running()` sets it before starting this task
         clock = trio.lowlevel.current_clock()
         autojump_clock = clock if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0 else None
         alone = False  # True while every other task is known to be blocked

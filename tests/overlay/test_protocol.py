@@ -11,6 +11,7 @@ a hypothesis example, and assert on the engines' state between any two steps. No
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -89,7 +90,9 @@ def true_closest(sim: SimNetwork, target: NodeId, k: int, excluding: NodeId) -> 
     return sorted((i for i in ids if i != excluding), key=target.distance)[:k]
 
 
-def request(sim: SimNetwork, node: OverlayNode, contact: Contact, kind: Kind, body: dict) -> messages.Message:
+def request(
+    sim: SimNetwork, node: OverlayNode, contact: Contact, kind: Kind, body: dict[str, Any]
+) -> messages.Message:
     txid = node.request(contact, kind, body, sim.now())
     sim.flush(node)
     sim.settle()
@@ -143,7 +146,7 @@ def test_a_join_starts_from_the_bootstrap_answer_and_asks_a_far_bootstrap_node_o
     for contact in result:  # our neighbours took us in, from our bound requests
         assert newcomer.node_id in at[(contact.host, contact.port)].table
     with pytest.raises(ValueError, match="nodes messages"):
-        newcomer.start_lookup(newcomer.node_id, sim.now(), ["not a message"])
+        newcomer.start_lookup(newcomer.node_id, sim.now(), ["not a message"])  # type: ignore[list-item]
 
 
 def test_lookups_find_the_true_k_closest(joined: tuple[SimNetwork, list[OverlayNode]]) -> None:
@@ -190,7 +193,7 @@ def test_a_lookup_answer_after_its_timeout_still_counts_and_clears_the_miss() ->
         holder.table.observe(Contact(known.node_id, *where[known.node_id]), EPOCH)
     now = EPOCH
 
-    def deliver(data: bytes, source: tuple[str, int], destination: tuple[str, int]) -> list:
+    def deliver(data: bytes, source: Address, destination: Address) -> list[tuple[bytes, Address, Address]]:
         return [(reply, destination, to) for reply, to in nodes[destination].datagram_received(data, source, now)]
 
     lookup_id = a.start_lookup(NodeId(12345), now)
