@@ -329,6 +329,8 @@ class SimNetwork:
 
     def advance(self, seconds: float) -> None:
         """Move the clock `seconds` ahead, handling in order every event due by then."""
+        if not seconds >= 0:
+            raise ValueError(f"the clock only moves forward, not by {seconds!r} s")
         until = self._manual_clock() + seconds
         while self._heap and self._heap[0][0] <= until:
             self.step()

@@ -276,6 +276,8 @@ def test_stepped_by_hand_injected_bytes_and_the_clock_moved_on() -> None:
     sim.inject(("10.9.9.9", 5000), sim.address(nodes[0]), forged)
     sim.advance(0.5)  # past every link's latency: the forged datagram arrived and was dropped unanswered
     assert sim.now() == EPOCH + 50.5
+    with pytest.raises(ValueError, match="forward"):
+        sim.advance(-1)
     assert (sim.traffic.sent, sim.traffic.delivered) == (1, 1) and nodes[0].dropped
     nodes[0].ping(sim.contact(nodes[1]), sim.now())
     sim.flush(nodes[0])
