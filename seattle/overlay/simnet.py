@@ -125,6 +125,7 @@ class SimNetwork:
         self._offset: float | None = None
         #: After `start_stepping()`: the manual clock, moved only by the stepping methods. None otherwise.
         self._clock: float | None = None
+        #: How many simulated addresses `attach` has handed out (a test may place a node at its own address).
         self._numbered = 0
 
     # --- topology ---------------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ class SimNetwork:
             picked += self._random.sample(range(start, end), min(each, end - start))
         return picked
 
-    # --- running ----------------------------------------------------------------------------------------
+    # --- running under trio ------------------------------------------------------------------------------
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[SimNetwork]:
