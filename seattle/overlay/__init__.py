@@ -11,7 +11,8 @@ Nothing here imports `seattle.advertise`: the record format lives here, the adve
 - protocol — `OverlayNode`, the engine: datagrams, time and randomness in, datagrams out
 - transport — `OverlayTransport`, the one interface of a running node, and its helpers written once
 - udp — `UdpOverlay`, the real driver: one engine on a trio UDP socket
-- simnet — `SimNetwork`, the simulated network in virtual time, and each node's `SimTransport`
+- simnet — `SimNetwork`, the simulated network in virtual time (run by a trio task or stepped by hand), and
+  each node's `SimTransport`
 - join — joining the overlay, the same for the node manager, browse, simulations and the bench
 - simulation — overlay simulations at scale on `simnet` (run by `simulations/overlay.py`)
 """

@@ -6,7 +6,15 @@
 
 Everything derives from names and seeds (keys, each engine's random source, the network's latencies and
 loss), so a test sees the same run every time. The network is `seattle.overlay.simnet.SimNetwork`, the one
-the simulations use: tests do not carry a network of their own.
+the simulations use: tests do not carry a network of their own. A synchronous test (the protocol tests, a
+hypothesis example) steps the same network by hand instead of running it under trio:
+
+    sim = SimNetwork(0, latency=(0.001, 0.001))  # a fixed latency: datagrams arrive in the order sent
+    ...attach seeded nodes...
+    sim.start_stepping()
+    txid = node.ping(sim.contact(peer), sim.now())
+    sim.flush(node)
+    sim.settle()
 """
 
 from __future__ import annotations
