@@ -23,6 +23,7 @@ from seattle.overlay.nodeid import (
     id_work,
     solve_identity,
 )
+from seattle.overlay.simulation import Config, _new_node
 from seattle.testing.overlay import seeded_identity
 
 ids = st.binary(min_size=ID_BYTES, max_size=ID_BYTES).map(NodeId.from_bytes)
@@ -157,3 +158,27 @@ def test_seeded_identities_with_work_are_bound_and_repeat() -> None:
     first, again = seeded_identity("sim7", network), seeded_identity("sim7", network)
     assert first.public_key == again.public_key
     assert id_is_bound(_id(first), network)
+
+
+# --- simulations ---------------------------------------------------------------------------------------------
+
+
+def test_simulated_nodes_carry_the_configured_work_and_repeat() -> None:
+    config = Config(nodes=10, puzzle_bits=5)
+    first, again = _new_node(config, "node3"), _new_node(config, "node3")
+    assert first.node_id == again.node_id
+    assert id_work(first.node_id) >= 5
+
+
+def test_simulations_without_work_keep_their_node_ids() -> None:
+    """The default (no work) derives each key from the seed and name exactly as before, so runs repeat."""
+    seed = hashlib.blake2b(b"1/node3", digest_size=32).digest()
+    assert _new_node(Config(), "node3").identity.public_key == PublicKey(
+        bytes(nacl.signing.SigningKey(seed).verify_key)
+    )
+
+
+@pytest.mark.parametrize("bits", [-1, MAX_PUZZLE_BITS + 1])
+def test_a_simulation_refuses_a_puzzle_out_of_range(bits: int) -> None:
+    with pytest.raises(ValueError, match="puzzle_bits"):
+        Config(puzzle_bits=bits)
