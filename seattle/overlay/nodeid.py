@@ -269,9 +269,10 @@ _WORK_PERSON = b"seattle/id-work1"
 #: The most work a network may ask: 32 bits is 4 billion keys per id, far past any donor's patience, and the
 #: check reads only the work hash's first 4 bytes.
 MAX_PUZZLE_BITS = 32
-#: The real network's puzzle: 2**13 = 8,192 keys per id on average, about 0.2 s at this machine's 38,000
-#: keys/s, so the geometric tail keeps `node init` under 2 s at the p99 (ln 100 × mean ≈ 1 s) with room for
-#: a slower or busy computer (bench/bench_idgrind.py measures it). Fixed: changing it splits the network.
+#: The real network's puzzle: 2**13 = 8,192 keys per id on average, about 0.2 s at the 40,000-48,000 keys/s
+#: of the development machine's core, so the geometric tail keeps `node init` under 2 s at the p99 (ln 100 ×
+#: mean ≈ 0.8 s) with room for a slower or busy computer (bench/bench_idgrind.py measures it). Fixed:
+#: nodes that ask different values refuse each other's ids.
 DEFAULT_PUZZLE_BITS = 13
 
 
