@@ -1,6 +1,6 @@
 """What it costs to place overlay node ids next to a chosen key, and what the honest donor pays once.
 
-    python bench/bench_idgrind.py [--inits 50] [--trials 20]
+    python bench/bench_idgrind.py [--inits 50] [--trials 40]
 
 Node ids are BLAKE2b of the node key and must carry `puzzle_bits` of work (`seattle.overlay.nodeid`). Rows:
 
@@ -118,7 +118,7 @@ def duration(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inits", type=int, default=50, help="node inits timed (p50, p99)")
-    parser.add_argument("--trials", type=int, default=20, help="placements ground for real (model check)")
+    parser.add_argument("--trials", type=int, default=40, help="placements ground for real (model check)")
     options = parser.parse_args()
 
     bits = DEFAULT_NETWORK.puzzle_bits
