@@ -9,9 +9,9 @@ collision and preimage margins; SHA-256 would only matter for interoperating wit
 Keys are free to mint (about 40,000 a second on one core), so hashing alone would let anyone grind a key whose
 id lands next to a chosen target. An id is therefore *bound* only if it also carries work, S/Kademlia's static
 puzzle: the id's work hash, a second BLAKE2b of the id under its own personalisation, must start with
-`NetworkParameters.puzzle_bits` zero bits (`id_is_bound`). Each candidate key costs a key generation, so an id that passes
-costs 2**puzzle_bits of them on average, and the attacker who wants an id near a target pays that for every
-candidate, while a donor pays it once at `node init` (`solve_identity`). The check needs the id only, so a
+`NetworkParameters.puzzle_bits` zero bits (`id_is_bound`). Each candidate key costs a key generation, so an id
+that passes costs 2**puzzle_bits of them on average, and the attacker who wants an id near a target pays that
+for every candidate, while a donor pays it once at `node init` (`solve_identity`). The check needs the id only, so a
 contact learnt from a `nodes` answer (id ‖ IP ‖ port) can be judged before anyone talks to it, and the
 solution is the key itself: nothing else is stored or sent. docs/security/node-ids.md has the numbers, why
 the work is one geometric puzzle and not several small ones, and why ids are not bound to addresses.
