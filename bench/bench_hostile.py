@@ -25,7 +25,6 @@ key takes at least an hour. The exit status is 1 if a goal is missed.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from bench.table import Row, print_table  # noqa: E402
 from seattle.experiment.browse import browse  # noqa: E402
 from seattle.keys import Identity, generate_identity  # noqa: E402
+from seattle.nodemgr.client import NodeClient  # noqa: E402
 from seattle.testing.attackers import (  # noqa: E402
     AttackReport,
     Bound,
@@ -48,7 +48,7 @@ from seattle.testing.attackers import (  # noqa: E402
     id_grinding,
     parse_report,
 )
-from seattle.testing.hostile import Calls, MemoryWatch, RunningNode, make_node, owner_calls, start_node, stop_node  # noqa: E402
+from seattle.testing.hostile import Calls, MemoryWatch, make_node, owner_calls, start_node, stop_node  # noqa: E402
 
 GOAL_SUCCESS = 1.0
 GOAL_RATIO = 5.0
@@ -163,7 +163,7 @@ class Bench:
                 attack_command("record_cap_flood", node.target, Bound(80, seconds), victim=victim.public_key),
                 capture_stdout=True, capture_stderr=True, check=False)
             report = parse_report(result.stdout) if result.returncode == 0 else None
-            from seattle.nodemgr.client import NodeClient
+
             async with await NodeClient.connect(node.target.host, node.target.port, self.owner) as client:
                 await client.call("ChangeUsers", vessel="v1", users=[victim.public_key.to_text()])
             await trio.sleep(2.0)  # the advertiser reads the change counter every 0.5 s
