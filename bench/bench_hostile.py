@@ -75,7 +75,8 @@ def attacks(quick: bool) -> list[Attack]:
     scale = 1 if quick else 4
     return [
         Attack("frame_bombs", "frame bombs (4 MiB of 1-byte msgpack objects)", 4 * scale, seconds),
-        Attack("slow_readers", "slow readers (pipelined GetVessels, never read)", 20_000 * scale, seconds),
+        Attack("slow_readers", "slow readers (64 connections, 8 per address: pipelined GetVessels, never read)",
+               10**6, seconds),
         Attack("trickle_writers", "trickle writers (a byte a second, 4 per address)", 300, seconds),
         Attack("connection_flood", "connection flood (4 per address, 16 per /24)", 400, seconds),
         Attack("stranger_flood", "stranger flood (signed by 64 keys without rights)", 15_000 * scale, seconds),

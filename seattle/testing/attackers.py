@@ -198,16 +198,17 @@ async def frame_bombs(target: Target, bound: Bound, *, parallel: int = 2) -> Att
     return await bounded(bound, report, work)
 
 
-async def slow_readers(target: Target, bound: Bound, *, connections: int = 8, batch: int = 64) -> AttackReport:
-    """`connections` connections (from distinct addresses) send pipelined public GetVessels requests, up to
-    `bound.count` in all, and never read an answer; they hold on until the time is up."""
+async def slow_readers(target: Target, bound: Bound, *, connections: int = 64, per_address: int = 8,
+                       batch: int = 64) -> AttackReport:
+    """`connections` connections (`per_address` from each address) send pipelined public GetVessels requests,
+    up to `bound.count` in all, and never read an answer; they hold on until the time is up."""
     report = AttackReport("slow readers")
     frame = encode_frame(public_request("GetVessels", {}))
     share = max(1, bound.count // connections)
 
     async def reader(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index))
+            stream = await _connect(target, source_address(index // per_address))
         except OSError as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
