@@ -280,8 +280,12 @@ async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4
             report.outcomes[_outcome_of(exc)] += 1
             return
         report.sent += 1
-        async with stream:
-            report.outcomes[await _drain_one_frame(stream, bound.seconds)] += 1
+        outcome = "held"  # until the time is up, unless the node answers or hangs up first
+        try:
+            async with stream:
+                outcome = await _drain_one_frame(stream, bound.seconds)
+        finally:
+            report.outcomes[outcome] += 1
 
     async def work() -> None:
         async with trio.open_nursery() as nursery:
