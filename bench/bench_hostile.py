@@ -9,8 +9,9 @@ For each attack class of issue 13, in the same run:
   ListFilesInVessel; `seattle.testing.hostile.owner_call`), `interval` apart;
 * attacked: the same calls while the attack runs in a process of its own
   (`python -m seattle.testing.attackers`, bounded in count and time, from 127.66.x.y addresses);
-* the daemon's peak RSS over the row (sampled every 20 ms), and whether it is still alive afterwards. A
-  crashed daemon is counted and restarted, so one crash does not hide the rows after it.
+* the daemon's peak RSS over the row (sampled every 20 ms), and whether it is still alive afterwards.
+Every row starts a fresh daemon (same node directory), so no row inherits another's memory or connections,
+and a crash does not hide the rows after it.
 
 The record-cap row floods a fresh key U with records from throwaway node keys first, then the owner adds U
 as a user of v1 (so the daemon advertises its vessel under U) and `seattle browse` for U must find it. The
@@ -105,17 +106,14 @@ class Bench:
         self.node = start_node(node_dir)
         self.crashes = 0
 
-    def ensure_running(self) -> bool:
-        """True if the daemon had crashed (it is restarted)."""
-        if self.node.alive:
-            return False
-        self.crashes += 1
+    async def fresh(self) -> None:
+        """A freshly started daemon for the next row, so that no row inherits another's memory (an allocator
+        rarely gives a bomb's 300 MB back) or connections; a crash of the last one is counted."""
+        if not self.node.alive:
+            self.crashes += 1
         stop_node(self.node)
         self.node = start_node(self.node_dir)
-        return True
-
-    async def warm_up(self) -> None:
-        """A few calls first, so the first row's quiet figure is not the daemon's start-up."""
+        # A few calls first, so the quiet figure is not the daemon's start-up.
         await owner_calls(self.node.target, self.owner, Calls(), count=20, interval=0.0)
 
     async def row(self, attack: Attack) -> Measured:
@@ -207,12 +205,12 @@ async def run_rows(bench: Bench, quick: bool, selected: set[str] | None) -> list
     for attack in attacks(quick):
         if selected is not None and attack.name not in selected:
             continue
-        bench.ensure_running()
+        await bench.fresh()
         measured = await bench.row(attack)
         rows += rows_of(attack.label, measured)
         await trio.sleep(1.0)
     if selected is None or "record_cap_flood" in selected:
-        bench.ensure_running()
+        await bench.fresh()
         measured = await bench.record_row(5.0 if quick else 15.0)
         rows += rows_of("record-cap flood (80 records under one key, 8 addresses)", measured)
         rows.append(Row("  donor's record found by browse", "found", "found" if measured.found else "not found",
@@ -246,10 +244,10 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         bench = Bench(make_node(Path(tmp) / "node", owner.public_key), owner, calls)
-        trio.run(bench.warm_up)
         try:
             rows = trio.run(run_rows, bench, options.quick, set(options.only) if options.only else None)
-            bench.ensure_running()
+            if not bench.node.alive:
+                bench.crashes += 1
         finally:
             stop_node(bench.node)
     rows += grinding_rows(2.0 if options.quick else 10.0)
