@@ -51,7 +51,7 @@ import trio
 
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.frames import HEADER, FrameDecoder, FrameError, encode_frame
-from seattle.nodemgr.signing import NONCE_SIZE, public_request, sign_request
+from seattle.nodemgr.signing import DEFAULT_MAX_LIFETIME, NONCE_SIZE, public_request, sign_request
 from seattle.overlay import messages, records
 from seattle.overlay.messages import Kind
 from seattle.overlay.nodeid import Contact, NodeId
@@ -301,7 +301,8 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
                          call: tuple[str, dict[str, str]] = ("ListFilesInVessel", {"vessel": "v1"})) -> AttackReport:
     """`bound.count` requests correctly signed for the node by `keys` random keys that have no rights on it,
     pipelined `batch` at a time on `connections` connections from distinct addresses; answers are read (this
-    is not a slow reader) and counted by code."""
+    is not a slow reader) and counted by code. Each request claims the longest lifetime a node accepts
+    (DEFAULT_MAX_LIFETIME), the worst case for anything the node remembers per request until it expires."""
     report = AttackReport("stranger flood")
     strangers = [generate_identity(f"stranger{i}") for i in range(keys)]
     remaining = bound.count
@@ -322,7 +323,7 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
                     now = time.time()
                     frames = b"".join(encode_frame(sign_request(
                         strangers[(report.sent + i) % keys], node_key, *call, now=now,
-                        nonce=os.urandom(NONCE_SIZE))) for i in range(step))
+                        nonce=os.urandom(NONCE_SIZE), lifetime=DEFAULT_MAX_LIFETIME)) for i in range(step))
                     await stream.send_all(frames)
                     report.sent += step
                     answers: list[object] = []

@@ -5,6 +5,10 @@ bad signatures, source port 0) run, each in its own process and bounded in count
 (`seattle.testing.attackers`), the owner uploads a program, starts it, reads its log until the program's
 output is there, stops it, and keeps making calls on fresh connections. Afterwards the daemon must be alive,
 every owner call must have succeeded, and the daemon's RSS must have stayed under RSS_BUDGET all along.
+
+The record-cap flood has a test of its own (a UDP flood would drop its datagrams and browse's alike, which
+proves nothing about caps): 80 records from throwaway node keys under a fresh key U, then the owner makes U a
+user of v1, and `browse` for U must still find the daemon's vessel.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from seattle.experiment.browse import browse
 from seattle.keys import Identity, generate_identity
 from seattle.nodemgr.client import NodeClient, NodeClientError
 from seattle.testing.attackers import PORT_ZERO, AttackReport, Bound, attack_command, parse_report
@@ -22,8 +27,9 @@ from seattle.testing.hostile import Call, Calls, MemoryWatch, make_node, owner_c
 pytestmark = [
     pytest.mark.slow,
     # On the code before issue 13's fixes the daemon dies of the first port-0 datagram, and without that
-    # attack the connection flood and the trickle writers take all 200 connections from the owner. Remove this
-    # marker once the fixes are merged: the test must then pass.
+    # attack the connection flood and the trickle writers take all 200 connections from the owner; 64 flooded
+    # records fill the victim key's cap, so the donor's own is refused. Remove this marker once the fixes are
+    # merged: both tests must then pass.
     pytest.mark.xfail(reason="issue 13: the daemon falls to these attacks until its fixes are merged",
                       strict=False),
 ]
@@ -108,3 +114,32 @@ def test_the_owner_is_served_while_strangers_attack(tmp_path: Path) -> None:
     broken = [report for report in reports.values() if isinstance(report, str)]
     assert not broken, broken[0]
     assert all(report.sent > 0 or report.note for report in reports.values() if not isinstance(report, str))
+
+
+def test_a_donors_record_is_found_while_its_key_is_flooded(tmp_path: Path) -> None:
+    owner, researcher = generate_identity("owner"), generate_identity("researcher")
+    node = start_node(make_node(tmp_path / "node", owner.public_key))
+    flood: list[AttackReport] = []
+
+    async def main() -> list[int]:
+        result = await trio.run_process(
+            attack_command("record_cap_flood", node.target, Bound(80, 20.0), victim=researcher.public_key),
+            capture_stdout=True, capture_stderr=True, check=False)
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        flood.append(parse_report(result.stdout))
+        async with await NodeClient.connect(node.target.host, node.target.port, owner) as client:
+            await client.call("ChangeUsers", vessel="v1", users=[researcher.public_key.to_text()])
+        ports: list[int] = []
+        with trio.move_on_after(10.0):  # the advertiser reads the node's change counter every 0.5 s
+            while node.target.port not in ports:
+                await trio.sleep(0.5)
+                found = await browse(researcher.public_key, [(node.target.host, node.target.port)], timeout=5.0)
+                ports = [vessel.port for vessel in found.vessels]
+        return ports
+
+    try:
+        ports = trio.run(main)
+    finally:
+        stop_node(node)
+    assert flood[0].sent >= 64, f"the flood did not reach the per-key cap: {flood[0].summary()}"
+    assert node.target.port in ports, f"browse did not find the donor's vessel; flood: {flood[0].summary()}"
