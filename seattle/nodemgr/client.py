@@ -10,6 +10,10 @@ that key, so a request meant for this node cannot be replayed to another; pass `
 key you expect (for example one whose fingerprint the donor published). With `identity=None` requests go
 unsigned, which only public calls accept. One connection carries every call; `call_many` pipelines a batch
 (sending and reading at the same time, so a long batch cannot deadlock on full socket buffers).
+
+A node is a stranger's computer too: its answers are decoded within `boundedmsgpack.RESPONSE_LIMITS` and
+`max_frame` bytes, so a hostile node costs the researcher (browse, every fan-out command) bounded memory and
+work per answer, and an answer over a limit fails that node's call, not the command.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import trio
 
+from seattle.boundedmsgpack import RESPONSE_LIMITS
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
 from seattle.nodemgr.signing import (
@@ -68,7 +73,7 @@ class NodeClient:
         self.max_frame = max_frame
         self.node_key: PublicKey | None = None
         self.node_info: dict[str, Any] = {}
-        self._decoder = FrameDecoder(max_frame)
+        self._decoder = FrameDecoder(max_frame, limits=RESPONSE_LIMITS)
         self._responses: list[object] = []
         self._lock = trio.Lock()
         self._broken: str | None = None
