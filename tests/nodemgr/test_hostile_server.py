@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from seattle.keys import Identity, generate_identity
-from seattle.nodemgr.client import NodeClient
+from seattle.nodemgr.client import NodeClient, NodeClientError
 from seattle.nodemgr.frames import HEADER, FrameDecoder, encode_frame
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.nodemgr.server import NodeServer, ServerLimits
@@ -298,3 +298,35 @@ async def test_a_large_retrieve_is_refused_without_reading_the_file(tmp_path: Pa
     with pytest.raises(NodeError, match="holds 100 bytes"):
         vesselfiles.retrieve_file(tmp_path, "small", limit=99)
     assert vesselfiles.retrieve_file(tmp_path, "small", limit=100) == b"z" * 100
+
+
+@pytest.mark.slow
+async def test_the_client_refuses_a_hostile_nodes_answers_cheaply() -> None:
+    """A node answering GetNodeInfo with a 4 MiB frame of small objects, or announcing a frame over the limit:
+    the researcher's call fails with NodeClientError (that node only), without building the objects."""
+    inner = b"\xdc\xff\xff" + b"\x80" * 0xFFFF
+    bomb = b"\xdc\x00\x40" + inner * 0x40
+    answers = [HEADER.pack(len(bomb)) + bomb, HEADER.pack(64 * 1024 * 1024)]
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+
+    async def hostile_node(stream: trio.SocketStream) -> None:
+        await stream.receive_some(65536)
+        with trio.move_on_after(WAIT):
+            try:
+                await stream.send_all(answers.pop(0))
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, hostile_node, listeners)
+        for complaint in ("more than 65536 objects", "the limit is"):
+            tracemalloc.start()
+            try:
+                with pytest.raises(NodeClientError, match=complaint):
+                    await NodeClient.connect("127.0.0.1", port, timeout=WAIT)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert peak < 3 * len(bomb), peak
+        nursery.cancel_scope.cancel()
