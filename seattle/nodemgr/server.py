@@ -25,7 +25,8 @@ Every byte is from a stranger until a signature says otherwise, so the limits ar
   from connections that have not yet made an authorized call are paced by token buckets per address and per
   network, kept in LRU tables of `prefix_table_size` entries that forget the least recently seen source;
 * when all `max_connections` are taken, a new connection evicts the oldest connection that has never made an
-  authorized call; only when every connection has is the newcomer refused (`too_many_connections`).
+  authorized call; only when every connection has is the newcomer refused (`too_many_connections`). An
+  authorized call is a signed request that passed its checks and whose signer owns or uses a vessel here.
 
 Every refusal and drop is counted in `NodeServer.stats` (a Counter read by tests, benchmarks and the control
 socket's status): nothing a client sends raises out of its connection's tasks.
@@ -215,7 +216,7 @@ class _Connection:
     limits: ServerLimits
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     pending: int = 0  # requests read but not yet answered
-    #: Has made a call that needed and passed a rights check: no longer paced, never evicted.
+    #: Has made a signed call that passed, from an owner or user of a vessel: no longer paced, never evicted.
     authorized: bool = False
     released: bool = False
     #: Free when this connection holds no large frame: one at a time per connection.
@@ -498,10 +499,12 @@ class NodeServer:
         except RequestRejected as exc:
             self.stats[f"rejected_{exc.code}"] += 1
             return exc.response()
-        if rights and connection is not None and not connection.authorized:
+        caller = None if isinstance(request, PublicRequest) else request.caller
+        if connection is not None and not connection.authorized and caller is not None and (
+                rights or self.api.has_rights(caller.raw)):
+            # Signed by an owner or user (of this call's vessel, or of any: a signed public call counts too).
             connection.authorized = True
             self._strangers.pop(connection, None)
-        caller = None if isinstance(request, PublicRequest) else request.caller
         return await self.api.handle(caller, request.call, request.args)
 
 
