@@ -74,6 +74,8 @@ _RECEIVE_SIZE = 64 * 1024
 #: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
 _TRANSIENT_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BACKOFF = (0.01, 1.0)
+#: Refused connections told why at once; beyond that they are closed without a word.
+_MAX_REFUSING = 64
 #: Signed requests larger than this are verified in a worker thread (hashing 4 MiB takes ~10 ms).
 _VERIFY_INLINE = 64 * 1024
 
@@ -104,6 +106,9 @@ class ServerLimits:
     pipeline_depth: int = 16
     #: The kernel's send buffer per connection (SO_SNDBUF), bytes: what a non-reading client can make it hold.
     send_buffer: int = 256 * 1024
+    #: The kernel's receive buffer per connection (SO_RCVBUF), bytes: what a client can park in the kernel
+    #: while its requests wait (autotuning would let it grow to several MiB per connection).
+    receive_buffer: int = 256 * 1024
     #: Requests per second (and burst) a connection without an authorized call may make, per address...
     stranger_rate: float = 20.0
     stranger_burst: int = 40
@@ -117,7 +122,7 @@ class ServerLimits:
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
-                     "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer",
+                     "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
                      "min_transfer_rate", "stranger_burst", "network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
@@ -244,6 +249,7 @@ class NodeServer:
         self._per_address: Counter[str] = Counter()
         self._per_network: Counter[str] = Counter()
         self._total = 0
+        self._refusing = 0  # refused connections still being told why
         #: Connections that have not (yet) made an authorized call, oldest first: the ones evicted when full.
         self._strangers: OrderedDict[_Connection, None] = OrderedDict()
         limits = self.limits
@@ -289,10 +295,16 @@ class NodeServer:
         refusal = self._refusal(address, network)
         if refusal is not None:
             self.stats["connections_refused"] += 1
+            if self._refusing >= _MAX_REFUSING:
+                # A flood of refused connections: telling each why would hold a descriptor per connection.
+                stream.socket.close()
+                return
+            self._refusing += 1
             nursery.start_soon(self._refuse, stream, refusal)
             return
         try:
             stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.receive_buffer)
         except OSError:
             pass  # not a TCP socket we can tune (e.g. a test double): the write deadline still holds
         connection = _Connection(stream, address, network, self.limits)
@@ -333,12 +345,15 @@ class NodeServer:
         self._total -= 1
 
     async def _refuse(self, stream: trio.SocketStream, message: str) -> None:
-        with trio.move_on_after(self.limits.refusal_timeout):
-            try:
-                await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, message)))
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                pass
-        await trio.aclose_forcefully(stream)
+        try:
+            with trio.move_on_after(self.limits.refusal_timeout):
+                try:
+                    await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, message)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            await trio.aclose_forcefully(stream)
+        finally:
+            self._refusing -= 1
 
     async def _serve_connection(self, connection: _Connection) -> None:
         try:
