@@ -191,5 +191,10 @@ class NodeClient:
                 raise trio.BrokenResourceError(
                     f"the node closed the connection after {got} of {count} responses")
             self._responses.extend(self._decoder.feed(data))
-        out, self._responses = self._responses[:count], self._responses[count:]
+        if len(self._responses) > count:
+            # One answer per request, and every earlier batch was read whole: more is a node lying about
+            # which answer belongs to which request (or filling the researcher's memory with unasked answers).
+            raise trio.BrokenResourceError(
+                f"the node sent {len(self._responses) - count} responses nobody asked for")
+        out, self._responses = self._responses, []
         return out

@@ -302,11 +302,13 @@ async def test_a_large_retrieve_is_refused_without_reading_the_file(tmp_path: Pa
 
 @pytest.mark.slow
 async def test_the_client_refuses_a_hostile_nodes_answers_cheaply() -> None:
-    """A node answering GetNodeInfo with a 4 MiB frame of small objects, or announcing a frame over the limit:
-    the researcher's call fails with NodeClientError (that node only), without building the objects."""
+    """A node answering GetNodeInfo with a 4 MiB frame of small objects, announcing a frame over the limit, or
+    sending answers nobody asked for: the researcher's call fails with NodeClientError (that node only),
+    without building the objects."""
     inner = b"\xdc\xff\xff" + b"\x80" * 0xFFFF
     bomb = b"\xdc\x00\x40" + inner * 0x40
-    answers = [HEADER.pack(len(bomb)) + bomb, HEADER.pack(64 * 1024 * 1024)]
+    unasked = encode_frame({"status": "success", "code": "ok", "message": "", "result": {}}) * 2
+    answers = [HEADER.pack(len(bomb)) + bomb, HEADER.pack(64 * 1024 * 1024), unasked]
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
 
@@ -320,7 +322,7 @@ async def test_the_client_refuses_a_hostile_nodes_answers_cheaply() -> None:
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, hostile_node, listeners)
-        for complaint in ("more than 65536 objects", "the limit is"):
+        for complaint in ("more than 65536 objects", "the limit is", "1 responses nobody asked for"):
             tracemalloc.start()
             try:
                 with pytest.raises(NodeClientError, match=complaint):
