@@ -411,8 +411,9 @@ class NodeServer:
                         prefix = decoder.awaiting
                         if prefix is None:
                             break
-                        refusal = await self._admit_large(
-                            connection, prefix, frame_started[1] + limits.frame_timeout)
+                        # It may wait for a slot as long as the whole frame could take to arrive.
+                        refusal = await self._admit_large(connection, prefix, frame_started[1] + limits.transfer_time(
+                            limits.frame_timeout, decoder.current_frame or 0))
                         messages = decoder.decide(refusal)
                         if messages:  # the large frame was already complete: it holds the slot
                             await self._enqueue(connection, _Request(messages[0], large=True))

@@ -332,3 +332,23 @@ async def test_the_client_refuses_a_hostile_nodes_answers_cheaply() -> None:
                 tracemalloc.stop()
             assert peak < 3 * len(bomb), peak
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.slow
+async def test_a_sender_claiming_the_owners_key_holds_a_large_slot_only_until_its_deadline(
+        start_node: NodeFactory, owner: Identity) -> None:
+    """The only large-frame slot is taken by a sender that claims the owner's key and then stalls: it is dropped
+    at the frame deadline, the slot comes back, and the owner's upload (waiting for it) goes through."""
+    async with start_node(ServerLimits(max_large_frames=1, frame_timeout=1.5)) as nm:
+        frame = _signed(owner, nm, "AddFileToVessel", {"vessel": "v1", "filename": "f", "data": b"x" * 100_000})
+        staller = await _connect(nm.port)
+        await staller.send_all(frame[:1000])  # header and prefix: the node takes the frame, then nothing more
+        with trio.fail_after(WAIT):
+            while not _server(nm)._large_frames.value == 0:
+                await trio.sleep(0.01)
+        async with await NodeClient.connect("127.0.0.1", nm.port, owner, timeout=WAIT) as client:
+            await client.call("AddFileToVessel", vessel="v1", filename="mine", data=b"y" * 100_000)
+        server = _server(nm)
+        assert server.stats["frame_timeouts"] == 1 and not server.stats["large_frames_busy"]
+        assert server._large_frames.value == 1  # every slot given back
+        await staller.aclose()
