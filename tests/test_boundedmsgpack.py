@@ -24,13 +24,13 @@ values = st.recursive(
 
 
 @given(values)
-@settings(max_examples=100)
+@settings(max_examples=50)
 def test_valid_values_within_the_limits_round_trip(value: object) -> None:
     assert unpack(msgpack.packb(value, use_bin_type=True), RESPONSE_LIMITS) == value
 
 
 @given(values)
-@settings(max_examples=100)
+@settings(max_examples=50)
 def test_scan_accepts_exactly_what_fits_the_limits(value: object) -> None:
     """Whatever scan accepts, msgpack builds within the same limits; whatever it refuses breaks one."""
     body = msgpack.packb(value, use_bin_type=True)
@@ -67,7 +67,7 @@ def _breaks(value: object, limits: Limits, depth: int) -> bool:
 
 
 @given(st.binary(max_size=200))
-@settings(max_examples=300)
+@settings(max_examples=200)
 def test_arbitrary_bytes_raise_only_value_error(data: bytes) -> None:
     try:
         unpack(data, REQUEST_LIMITS)
@@ -76,7 +76,7 @@ def test_arbitrary_bytes_raise_only_value_error(data: bytes) -> None:
 
 
 @given(values, st.data())
-@settings(max_examples=100)
+@settings(max_examples=50)
 def test_truncated_and_extended_bodies_are_refused(value: object, data: st.DataObject) -> None:
     body = msgpack.packb(value, use_bin_type=True)
     cut = data.draw(st.integers(0, len(body) - 1))
