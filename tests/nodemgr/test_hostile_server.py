@@ -344,7 +344,7 @@ async def test_a_sender_claiming_the_owners_key_holds_a_large_slot_only_until_it
         staller = await _connect(nm.port)
         await staller.send_all(frame[:1000])  # header and prefix: the node takes the frame, then nothing more
         with trio.fail_after(WAIT):
-            while not _server(nm)._large_frames.value == 0:
+            while _server(nm)._large_frames.value != 0:
                 await trio.sleep(0.01)
         async with await NodeClient.connect("127.0.0.1", nm.port, owner, timeout=WAIT) as client:
             await client.call("AddFileToVessel", vessel="v1", filename="mine", data=b"y" * 100_000)
