@@ -70,6 +70,7 @@ def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | 
     """
     node_dir = Path(node_dir)
     config = NodeDir(node_dir).read_config()
+    NodeDir(node_dir).secure()  # before the log, the database or the socket is opened in it
     if bootstrap:
         config = dataclasses.replace(config, bootstrap=tuple(bootstrap))
     handler = _open_log(node_dir)

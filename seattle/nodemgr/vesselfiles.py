@@ -6,11 +6,10 @@ What is added here is what the original node manager did on top:
 
 * Names starting with `private_` belong to the program: users can neither upload, fetch, delete nor list
   them, and ResetVessel keeps them.
-* An upload is written to a temporary file, fsynced, then renamed over the target and the directory
-  fsynced, so a node manager killed at any moment leaves the old file or the new one, never a torn one.
-  This is the one atomic write that does not use `seattle.atomicfile`: it works through a descriptor of the
-  vessel directory (`dir_fd`), so a symlink planted in place of the directory or its path cannot send the
-  write elsewhere, which a path-based helper would give up.
+* An upload is written atomically (`seattle.atomicfile.write_atomic_in`: temporary file, fsync, rename,
+  directory fsync), so a node manager killed at any moment leaves the old file or the new one, never a torn
+  one. It works through a descriptor of the vessel directory (`dir_fd`), so a symlink planted in place of the
+  directory or its path cannot send the write elsewhere.
   Temporary names start with `.`, which no Repy file name may, so the program can neither open nor list
   them; `remove_partial_uploads` clears any a kill left behind.
 * The upload disk check charges the new file its size plus the nanny's 4096 bytes, and does not credit the
@@ -32,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from seattle.atomicfile import write_atomic_in
 from seattle.nodemgr.calltable import MAX_FILE_DATA
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.vessel.diskusage import PER_FILE_OVERHEAD, disk_usage
@@ -42,7 +42,6 @@ PRIVATE_PREFIX = "private_"
 UPLOAD_PREFIX = ".upload-"
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def create_dir(vessel_dir: Path) -> None:
@@ -85,23 +84,9 @@ def add_file(vessel_dir: Path, filename: str, data: bytes, disk_limit: int) -> N
         raise NodeError("disk_full", f"Not enough free disk space: the vessel uses {used} of its "
                                      f"{disk_limit} bytes, and {filename!r} needs {needed} (its size "
                                      f"plus {PER_FILE_OVERHEAD})")
-    temporary = UPLOAD_PREFIX + secrets.token_hex(8)
     with _directory(vessel_dir) as dir_fd:
-        fd = os.open(temporary, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary, dir_fd=dir_fd)
-            raise
-        os.fsync(dir_fd)
+        write_atomic_in(dir_fd, filename, bytes(data), mode=0o600,
+                        temporary=UPLOAD_PREFIX + secrets.token_hex(8))
 
 
 def retrieve_file(vessel_dir: Path, filename: str, limit: int = MAX_FILE_DATA) -> bytes:
