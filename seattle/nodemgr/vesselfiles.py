@@ -32,6 +32,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from seattle.atomicfile import write_atomic_in
+from seattle.nodemgr.calltable import MAX_FILE_DATA
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.vessel.diskusage import PER_FILE_OVERHEAD, disk_usage
 from seattle.vessel.filenames import filename_problem, is_valid_filename
@@ -88,8 +89,11 @@ def add_file(vessel_dir: Path, filename: str, data: bytes, disk_limit: int) -> N
                         temporary=UPLOAD_PREFIX + secrets.token_hex(8))
 
 
-def retrieve_file(vessel_dir: Path, filename: str) -> bytes:
-    """The contents of `filename`; NodeError("file_not_found") if it is missing or not a regular file."""
+def retrieve_file(vessel_dir: Path, filename: str, limit: int = MAX_FILE_DATA) -> bytes:
+    """The contents of `filename`; NodeError("file_not_found") if it is missing or not a regular file,
+    NodeError("file_too_large") if it holds more than `limit` bytes: the size is checked before reading, and
+    no more than `limit` + 1 bytes are ever read (the program may be growing the file meanwhile), so a vessel's
+    large file never costs the node more memory than the largest answer it may send."""
     filename = check_user_filename(filename)
     with _directory(vessel_dir) as dir_fd:
         try:
@@ -102,9 +106,15 @@ def retrieve_file(vessel_dir: Path, filename: str) -> bytes:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise _not_found(filename)
+            if info.st_size > limit:
+                raise _too_large(filename, info.st_size, limit)
             chunks = []
-            while chunk := os.read(fd, 1 << 20):
+            left = limit + 1
+            while left and (chunk := os.read(fd, min(left, 1 << 20))):
                 chunks.append(chunk)
+                left -= len(chunk)
+            if not left:
+                raise _too_large(filename, limit + 1, limit)
             return b"".join(chunks)
         finally:
             os.close(fd)
@@ -172,6 +182,11 @@ def _remove_entry(dir_fd: int, name: str) -> None:
             shutil.rmtree(name, dir_fd=dir_fd)
         else:
             os.unlink(name, dir_fd=dir_fd)
+
+
+def _too_large(filename: str, size: int, limit: int) -> NodeError:
+    return NodeError("file_too_large", f"File {filename!r} holds {size} bytes (or more); RetrieveFileFromVessel "
+                                       f"sends files of at most {limit} bytes")
 
 
 def _not_found(filename: str) -> NodeError:
