@@ -47,6 +47,9 @@ def test_throwaway_keys_from_one_network_cannot_keep_a_donor_out_of_a_key() -> N
         store.put(advert(node, now=NOW + 2), f"198.51.100.{number % 200 + 1}", NOW + 2)
     assert DONOR.public_key in nodes_held(store, NOW + 2)
     assert len(store.get(dht_key(OWNER), NOW + 2)) == store.max_records_per_key
+    held = store.holdings(dht_key(OWNER))
+    assert held[source_of("192.0.2.7")] == 1 and sum(held.values()) == store.max_records_per_key
+    assert store.evicted["key_full"] == 1 + len(THROWAWAY) - 64
 
 
 def test_a_donor_survives_a_flood_from_fewer_networks_than_the_key_holds() -> None:
