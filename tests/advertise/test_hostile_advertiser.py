@@ -42,7 +42,7 @@ def test_a_change_goes_before_due_renewals() -> None:
             state.settle(publication, 3, now)
         now += PACING
     renew_at = now + REPUBLISH_INTERVAL  # every record is due again, and owner B arrives at that moment
-    state.update(wanted_of((OWNER_A, USERS_OF_A[:20]), (OWNER_B, [])), ADDRESSES, renew_at)
+    assert state.update(wanted_of((OWNER_A, USERS_OF_A[:20]), (OWNER_B, [])), ADDRESSES, renew_at) == [OWNER_B]
     first = state.next_batch(renew_at)
     assert len(first) == BATCH
     assert first[0].subject == OWNER_B and not verify(first[0].raw, renew_at).tombstone
