@@ -47,6 +47,7 @@ from typing import Any
 
 import trio
 
+from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.frames import (
@@ -64,6 +65,7 @@ from seattle.nodemgr.signing import (
     claimed_signer,
     error,
     open_request,
+    request_signer,
 )
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,13 @@ class ServerLimits:
     #: ... and per network, all its addresses together.
     network_rate: float = 100.0
     network_burst: int = 200
+    #: A request whose frame claims a signer with rights (`claimed_signer`) is paced by its own buckets, so
+    #: strangers on the owner's address or network cannot slow the owner's calls; the claim is checked by the
+    #: signature at once, and a false one closes the connection. Per address, then per network.
+    claimant_rate: float = 200.0
+    claimant_burst: int = 400
+    claimant_network_rate: float = 1000.0
+    claimant_network_burst: int = 2000
     #: Sources remembered per table (addresses, networks); the least recently seen is forgotten first.
     prefix_table_size: int = 4096
     #: How long a refused connection gets to receive its error frame.
@@ -123,11 +132,13 @@ class ServerLimits:
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
                      "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
-                     "min_transfer_rate", "stranger_burst", "network_burst", "prefix_table_size"):
+                     "min_transfer_rate", "stranger_burst", "network_burst", "claimant_burst",
+                     "claimant_network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
         for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "stranger_rate",
+                     "claimant_rate", "claimant_network_rate",
                      "network_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0 or math.isnan(value):
@@ -230,6 +241,8 @@ class _Connection:
     holds_large: bool = False
     #: A large frame was admitted but is not complete yet: the next request queued is it.
     large_pending: bool = False
+    #: Sent a request claiming a signer with rights whose signature failed: answered, then closed.
+    forged: bool = False
 
     def __post_init__(self) -> None:
         self.send, self.receive = trio.open_memory_channel[_Request | _Broken](self.limits.pipeline_depth)
@@ -255,6 +268,10 @@ class NodeServer:
         limits = self.limits
         self._address_pace = LruTable(limits.prefix_table_size, limits.stranger_rate, limits.stranger_burst)
         self._network_pace = LruTable(limits.prefix_table_size, limits.network_rate, limits.network_burst)
+        self._claimant_address_pace = LruTable(limits.prefix_table_size, limits.claimant_rate,
+                                               limits.claimant_burst)
+        self._claimant_network_pace = LruTable(limits.prefix_table_size, limits.claimant_network_rate,
+                                               limits.claimant_network_burst)
         self._large_frames = trio.Semaphore(limits.max_large_frames)
         self._verify_threads = trio.CapacityLimiter(2)
 
@@ -480,6 +497,8 @@ class NodeServer:
                     self._release_large(connection)
                 await self._write(connection, frame)
                 connection.pending -= 1
+                if connection.forged:
+                    return
 
     async def _write(self, connection: _Connection, frame: bytes) -> None:
         """Hand one answer to the kernel within the write deadline (TooSlowError drops the connection)."""
@@ -490,11 +509,21 @@ class NodeServer:
         """One decoded request frame → its response: checked first, dispatched only if it passes.
 
         A connection that has not made an authorized call is paced first (its address's and network's token
-        buckets), before even the signature check, which is the only work a stranger's request gets."""
+        buckets), before even the signature check, which is the only work a stranger's request gets. A request
+        that claims a signer with rights (`request_signer`) is paced by the claimants' own, larger buckets
+        instead, so the owner's first call on a fresh connection does not queue behind strangers on its address
+        or network; a false claim closes the connection."""
+        claims_rights = False
         if connection is not None and not connection.authorized:
             now = trio.current_time()
-            wait = max(self._address_pace.take(connection.address, now),
-                       self._network_pace.take(connection.network, now))
+            key = request_signer(message) if isinstance(message, bytes) else None
+            claims_rights = key is not None and self.api.has_rights(key)
+            if claims_rights:
+                wait = max(self._claimant_address_pace.take(connection.address, now),
+                           self._claimant_network_pace.take(connection.network, now))
+            else:
+                wait = max(self._address_pace.take(connection.address, now),
+                           self._network_pace.take(connection.network, now))
             if wait > 0:
                 self.stats["requests_paced"] += 1
                 await trio.sleep(wait)
@@ -514,6 +543,10 @@ class NodeServer:
                 request = open_request(message, self.verifier, self.clock(), authorize)
         except RequestRejected as exc:
             self.stats[f"rejected_{exc.code}"] += 1
+            if claims_rights and exc.code == BAD_SIGNATURE:
+                assert connection is not None  # claims_rights is only set for a connection
+                connection.forged = True
+                self.stats["forged_claims_closed"] += 1
             return exc.response()
         caller = None if isinstance(request, PublicRequest) else request.caller
         if connection is not None and not connection.authorized and caller is not None and (

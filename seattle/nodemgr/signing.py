@@ -304,12 +304,16 @@ def claimed_signer(prefix: bytes) -> bytes | None:
     None if the body does not start like a signed request. Nothing is verified: it only tells the node whose
     rights the frame would need, so that it can refuse a large frame from a key that has none."""
     header = _BIN_HEADERS.get(prefix[0]) if prefix else None
-    if header is None:
+    return None if header is None else request_signer(prefix[header:])
+
+
+def request_signer(request: bytes) -> bytes | None:
+    """The raw key a signed request (decoded from its frame) claims to be signed by; None if it does not
+    start like one. Nothing is verified."""
+    start = SIGNATURE_SIZE
+    if request[start:start + len(CONTEXT)] != CONTEXT:
         return None
-    start = header + SIGNATURE_SIZE
-    if prefix[start:start + len(CONTEXT)] != CONTEXT:
-        return None
-    key = prefix[start + len(CONTEXT):start + len(CONTEXT) + PUBLIC_KEY_SIZE]
+    key = request[start + len(CONTEXT):start + len(CONTEXT) + PUBLIC_KEY_SIZE]
     return key if len(key) == PUBLIC_KEY_SIZE else None
 
 

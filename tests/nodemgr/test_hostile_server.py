@@ -352,3 +352,42 @@ async def test_a_sender_claiming_the_owners_key_holds_a_large_slot_only_until_it
         assert server.stats["frame_timeouts"] == 1 and not server.stats["large_frames_busy"]
         assert server._large_frames.value == 1  # every slot given back
         await staller.aclose()
+
+
+@pytest.mark.slow
+async def test_strangers_draining_the_owners_address_do_not_pace_the_owners_signed_calls(
+        start_node: NodeFactory, owner: Identity) -> None:
+    async with start_node() as nm:
+        server = _server(nm)
+        stranger = generate_identity("stranger")
+        # Drain 127.0.0.1's stranger bucket (burst 40) with requests signed by a key without rights.
+        stream = await _connect(nm.port)
+        await stream.send_all(b"".join(_signed(stranger, nm, "GetVessels", {}) for _ in range(60)))
+        await stream.send_eof()
+        await _read_until_closed(stream)
+        paced_before = server.stats["requests_paced"]
+        assert paced_before > 0
+        # The owner's signed call on a fresh connection from the same address is not queued behind them.
+        for _ in range(5):
+            owner_stream = await _connect(nm.port)
+            await owner_stream.send_all(_signed(owner, nm, "ListFilesInVessel", {"vessel": "v1"}))
+            await owner_stream.send_eof()
+            [answer] = await _read_until_closed(owner_stream)
+            assert parse_response(answer).code == "ok"
+        assert server.stats["requests_paced"] == paced_before
+
+
+@pytest.mark.slow
+async def test_a_forged_claim_of_the_owners_key_is_answered_and_its_connection_closed(
+        start_node: NodeFactory, owner: Identity) -> None:
+    async with start_node() as nm:
+        forged = bytearray(sign_request(owner, nm.node_key, "ListFilesInVessel", {"vessel": "v1"},
+                                        now=time.time(), nonce=os.urandom(NONCE_SIZE)))
+        forged[10] ^= 0xFF  # inside the signature: the frame still claims the owner's key
+        stream = await _connect(nm.port)
+        # Two forged requests pipelined: the first is answered, then the connection is closed unread.
+        await stream.send_all(encode_frame(bytes(forged)) * 2)
+        answers = await _read_until_closed(stream)
+        assert [parse_response(m).code for m in answers] == ["bad_signature"]
+        assert _server(nm).stats["forged_claims_closed"] == 1
+        await _owner_works(nm, owner)
