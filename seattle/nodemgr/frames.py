@@ -94,6 +94,8 @@ class FrameDecoder:
         self._failure: FrameError | None = None
         #: Frames completed so far: tells a receiver timing each frame when a new one has begun.
         self.completed = 0
+        #: The last feed stopped at its `limit` with more bytes buffered: feed(b"") goes on.
+        self.more = False
 
     @property
     def buffered(self) -> int:
@@ -114,10 +116,12 @@ class FrameDecoder:
             return None
         return bytes(self._buffer[:self.decision_prefix])
 
-    def feed(self, data: bytes) -> list[object]:
-        """Add bytes read from the stream; return the messages they complete, in order.
+    def feed(self, data: bytes, limit: int | None = None) -> list[object]:
+        """Add bytes read from the stream; return the messages they complete, in order, at most `limit` of them.
 
-        Stops early, keeping the rest, when a large frame needs a decision (`awaiting`). Raises FrameError
+        Stops early, keeping the rest, when a large frame needs a decision (`awaiting`) or `limit` messages
+        are decoded (`more` is then true): a receiver decodes no more requests than it can queue, so a chunk
+        full of tiny pipelined frames costs it one queue's worth of work at a time. Raises FrameError
         for a frame over the limit (as soon as its header is in) or an undecodable body; once it has raised,
         every later call raises the same error. Messages completed earlier in the same call are dropped with
         it: the stream is broken and the connection is about to be closed.
@@ -125,7 +129,7 @@ class FrameDecoder:
         if self._failure is not None:
             raise self._failure
         try:
-            return self._feed(data)
+            return self._feed(data, limit)
         except FrameError as exc:
             self._fail(exc)
             raise
@@ -137,7 +141,7 @@ class FrameDecoder:
             return 0
         return self._body_length
 
-    def decide(self, refusal: str | None) -> list[object]:
+    def decide(self, refusal: str | None, limit: int | None = None) -> list[object]:
         """Take (None) or refuse (`refusal` says why: FrameError frame_too_large) the large frame that is
         `awaiting`, then go on with what is buffered: the messages completed."""
         if self.awaiting is None:
@@ -147,7 +151,7 @@ class FrameDecoder:
             self._fail(exc)
             raise exc
         self._allowed = True
-        return self.feed(b"")
+        return self.feed(b"", limit)
 
     def end_of_stream(self) -> None:
         """The peer closed its side: FrameError if it did so in the middle of a frame."""
@@ -161,12 +165,16 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._body_length = None
 
-    def _feed(self, data: bytes) -> list[object]:
+    def _feed(self, data: bytes, limit: int | None) -> list[object]:
         buffer = self._buffer
         buffer += data
         messages: list[object] = []
         offset = 0
+        self.more = False
         while True:
+            if limit is not None and len(messages) >= limit:
+                self.more = len(buffer) > offset
+                break
             if self._body_length is None:
                 if len(buffer) - offset < HEADER.size:
                     break

@@ -421,17 +421,22 @@ class NodeServer:
                     if not data:
                         decoder.end_of_stream()
                         return
-                    messages = decoder.feed(data)
+                    # Decode no more than the queue takes: pipelined tiny frames cost work only as they are served.
+                    depth = limits.pipeline_depth
+                    messages = decoder.feed(data, depth)
                     while True:
                         for message in messages:
                             await self._enqueue(connection, _Request(message))
                         prefix = decoder.awaiting
                         if prefix is None:
-                            break
+                            if not decoder.more:
+                                break
+                            messages = decoder.feed(b"", depth)
+                            continue
                         # It may wait for a slot as long as the whole frame could take to arrive.
                         refusal = await self._admit_large(connection, prefix, frame_started[1] + limits.transfer_time(
                             limits.frame_timeout, decoder.current_frame or 0))
-                        messages = decoder.decide(refusal)
+                        messages = decoder.decide(refusal, depth)
                         if messages:  # the large frame was already complete: it holds the slot
                             await self._enqueue(connection, _Request(messages[0], large=True))
                             messages = messages[1:]

@@ -149,3 +149,16 @@ def test_a_4_mib_frame_of_small_objects_is_refused_cheaply() -> None:
     assert caught.value.code == BAD_FRAME and "more than 1024 objects" in caught.value.message
     assert peak < 3 * len(payload), peak  # the raw bytes (buffer and one copy), not 300 MiB of objects
     assert elapsed < 2.0, elapsed
+
+
+def test_a_chunk_of_pipelined_frames_is_decoded_one_queue_at_a_time() -> None:
+    # 1,000 tiny requests in one chunk: the server decodes only what its queue takes (pipeline_depth), so a
+    # client that pipelines thousands of frames costs the event loop one queue's worth of work at a time.
+    frames = [encode_frame({"call": "GetVessels", "args": [], "n": n}) for n in range(1000)]
+    decoder = FrameDecoder()
+    decoded = decoder.feed(b"".join(frames), 16)
+    assert len(decoded) == 16 and decoder.more and decoder.completed == 16
+    while decoder.more:
+        decoded += decoder.feed(b"", 16)
+    assert [message["n"] for message in decoded] == list(range(1000))  # type: ignore[index]
+    assert decoder.buffered == 0
