@@ -4,13 +4,19 @@ Sans-IO: no sockets, no clock. Layout of a datagram (at most MAX_DATAGRAM bytes,
 any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
 
     signature (64) ‖ sender public key (32) ‖ payload (msgpack array [kind, txid, body] or, for a request
-                                                     sent to a known node, [kind, txid, body, to, at])
+                                                     sent to a known node, [kind, txid, body, to, at];
+                                                     a request may end with one more element, `pad`)
 
 `to` (the destination's 32-byte node id) and `at` (the sender's clock, seconds since the epoch) bind a request
 to one receiver and one moment, under the signature. A receiver that finds its own id there and a fresh `at`
 knows the request was made for it just now, not replayed from another exchange, so it may take the sender into
-its routing table without a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap requests (whose
+its routing table after a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap requests (whose
 sender does not know the receiver's id yet) use the three-element form.
+
+`pad` (bytes, any content; zeros are sent) makes a request as large as the answer it asks for. A node answers
+an address it has not yet seen answer a request of its own with no more bytes than the request carried, so a
+spoofed source gains no amplification (`protocol`'s module docstring); a requester that wants a full answer
+pays for it in its request (`encode(..., pad_to=...)`).
 
 The signature is Ed25519 over CONTEXT ‖ sender key ‖ payload. CONTEXT is not sent (both ends know it) but it
 differs from the node manager's and the advertisements' contexts, so no other signed object of the same key
@@ -260,15 +266,38 @@ def encode(
     *,
     to: NodeId | None = None,
     at: float | None = None,
+    pad_to: int = 0,
 ) -> bytes:
     """Sign and encode a message; MessageRejected (code malformed / too_large) if it cannot be sent as is.
 
-    `to` and `at` (both or neither, requests only) bind a request to its receiver and time.
+    `to` and `at` (both or neither, requests only) bind a request to its receiver and time. `pad_to`
+    (requests only, at most MAX_DATAGRAM) pads a shorter request to exactly that many bytes (one
+    byte short stays so: no pad element is that small).
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
     if not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
+    payload = _payload(kind, txid, body, to, at, pad_to)
+    key, secret = identity.sodium_key_pair
+    signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
+    data = signature + key + payload
+    if len(data) > MAX_DATAGRAM:
+        raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    return data
+
+
+def encoded_size(kind: Kind, body: dict[str, Any], *, bound: bool = False) -> int:
+    """How many bytes `encode` makes of this message (bound: with `to` and `at`), without signing it.
+
+    A node sizes its padding and its answers' room with this; MessageRejected as `encode`."""
+    to, at = (NodeId(0), 0.0) if bound else (None, None)
+    return _HEADER + len(_payload(kind, bytes(TXID_SIZE), body, to, at, 0))
+
+
+def _payload(kind: Kind, txid: bytes, body: dict[str, Any], to: NodeId | None, at: float | None,
+             pad_to: int) -> bytes:
+    """The msgpack payload `encode` signs: checked as `decode` would check it, padded to `pad_to` in all."""
     try:
         if kind.__class__ is not Kind:
             kind = Kind(kind)
@@ -292,15 +321,20 @@ def encode(
             if kind not in RESPONSE_TO:
                 raise ValueError(f"only requests are bound to a receiver, not a {kind}")
             fields_list += [_node_id_wire(to), _time(at)]
+        if pad_to.__class__ is not int or not 0 <= pad_to <= MAX_DATAGRAM:
+            raise ValueError(f"pad_to must be an int in 0..{MAX_DATAGRAM}, got {pad_to!r:.40}")
+        if pad_to and kind not in RESPONSE_TO:
+            raise ValueError(f"only requests are padded, not a {kind}")
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
-    key, secret = identity.sodium_key_pair
     payload: bytes = _PACKER.pack(fields_list)
-    signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
-    data = signature + key + payload
-    if len(data) > MAX_DATAGRAM:
-        raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
-    return data
+    short = pad_to - _HEADER - len(payload)
+    if short < 2:  # no pad element is smaller than its 2-byte header: a request one byte short stays so
+        return payload
+    # Appended by hand, to hit `pad_to` exactly: the array gains one element (a fixarray: its count is in the
+    # first byte), a bin 8 of up to 255 zero bytes or else a bin 16, header included in `short`.
+    pad = b"\xc4" + bytes([short - 2]) if short - 2 <= 0xFF else b"\xc5" + (short - 3).to_bytes(2, "big")
+    return bytes([payload[0] + 1]) + payload[1:] + pad + bytes(pad_to - _HEADER - len(payload) - len(pad))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -328,8 +362,8 @@ def decode(data: bytes) -> Message:
         decoded = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception:  # the C unpacker raises several unrelated types (and StackError) on hostile input
         raise MessageRejected(MALFORMED, "the payload is not valid msgpack") from None
-    if not isinstance(decoded, list) or len(decoded) not in (3, 5):
-        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)]")
+    if not isinstance(decoded, list) or not 3 <= len(decoded) <= 6:
+        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)(, pad)]")
     raw_kind, txid, body = decoded[:3]
     kind = _KINDS.get(raw_kind) if raw_kind.__class__ is str else None
     if kind is None:
@@ -339,10 +373,15 @@ def decode(data: bytes) -> Message:
     try:
         parsed = _parse_body(kind, body)
         to, at = None, None
-        if len(decoded) == 5:
-            if kind not in RESPONSE_TO:
-                raise ValueError(f"a {kind} is an answer, and only requests carry a receiver and a time")
-            to, at = _node_id_field(decoded[3]), _time(decoded[4])
+        extra = decoded[3:]
+        if extra and kind not in RESPONSE_TO:
+            raise ValueError(f"a {kind} is an answer: only requests carry a receiver, a time or padding")
+        if len(extra) % 2:  # a trailing pad: [.., pad] or [.., to, at, pad]
+            if extra[-1].__class__ is not bytes:
+                raise ValueError(f"a request's padding is bytes, got {type(extra[-1]).__name__}")
+            extra = extra[:-1]
+        if extra:
+            to, at = _node_id_field(extra[0]), _time(extra[1])
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, str(error)) from None
     try:

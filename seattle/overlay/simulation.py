@@ -35,6 +35,7 @@ import trio
 import trio.testing
 
 from seattle.keys import Identity
+from seattle.overlay.addresses import Scope
 from seattle.overlay.join import join
 from seattle.overlay.nodeid import ID_BITS, NodeId
 from seattle.overlay.protocol import OverlayNode
@@ -146,7 +147,10 @@ def _new_node(config: Config, name: str) -> OverlayNode:
     and every datagram's bytes repeat run to run."""
     seed = hashlib.blake2b(f"{config.seed}/{name}".encode(), digest_size=32).digest()
     identity = Identity(name, nacl.signing.SigningKey(seed))
-    return OverlayNode(identity, randomness=random.Random(seed), k=config.k, alpha=config.alpha)
+    # The simulator's addresses are 127.x and 10.x: the whole simulated network is one loopback testbed.
+    return OverlayNode(
+        identity, randomness=random.Random(seed), k=config.k, alpha=config.alpha, network=Scope.LOOPBACK
+    )
 
 
 class LiveIds:

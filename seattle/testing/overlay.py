@@ -18,6 +18,7 @@ from typing import Any
 import nacl.signing
 
 from seattle.keys import Identity
+from seattle.overlay.addresses import Scope
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.simnet import DatagramObserver, SimNetwork
 
@@ -29,7 +30,9 @@ def seeded_identity(name: str) -> Identity:
 
 def seeded_node(name: str, **engine: Any) -> OverlayNode:
     """An `OverlayNode` with `seeded_identity(name)` and a random source seeded from `name` too; `engine`
-    goes to `OverlayNode` (k, alpha, table, store, rtt, serve)."""
+    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, network). Its network is LOOPBACK unless given:
+    the simulator's addresses are 127.x and 10.x."""
+    engine.setdefault("network", Scope.LOOPBACK)
     return OverlayNode(seeded_identity(name), randomness=random.Random(_seed(name)), **engine)
 
 
