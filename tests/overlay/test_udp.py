@@ -110,10 +110,17 @@ async def test_forged_datagrams_from_a_plain_socket_are_ignored() -> None:
                 stale = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {}, to=node.node_id,
                                         at=overlay.now() - 3600)
                 await forger.sendto(stale, overlay.address)
-                # Bound to this node but not fresh: answered, and the unknown requester is pinged back.
+                # Bound to this node but not fresh (a replayed capture): answered, and nobody is pinged back.
+                assert messages.decode(await forger.recv(2048)).kind is Kind.PONG
+                fresh = messages.encode(outsider, Kind.PING, secrets.token_bytes(8), {}, to=node.node_id,
+                                        at=overlay.now(), pad_to=node._pad_to[Kind.PING])
+                await forger.sendto(fresh, overlay.address)
+                # Fresh, bound, and padded for a pong and a ping back: the unknown requester is pinged back,
+                # and enters the table only when that ping is answered (here never).
                 received = [messages.decode(await forger.recv(2048)) for _ in range(2)]
                 assert {message.kind for message in received} == {Kind.PONG, Kind.PING}
                 assert all(message.sender_id == node.node_id for message in received)
+                assert len(node.table) == 0
 
 
 async def test_bad_arguments_and_use_outside_the_block_are_named() -> None:
