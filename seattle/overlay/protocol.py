@@ -384,7 +384,10 @@ class OverlayNode:
             beside_ping = _shrunk(kind, body, size - self._ping_size)
             if beside_ping is not None:
                 self._verifying.add(sender)
-                self._queue(address, verify, _PING, {}, now, None, tracked=False)
+                # Not padded: the pong it asks for is smaller than it, so its receiver answers it in full
+                # without pinging us back in turn (two peers that keep each other out of their tables would
+                # otherwise ping each other forever).
+                self._queue(address, verify, _PING, {}, now, None, tracked=False, padded=False)
                 self._reply(request, address, kind, beside_ping)
                 return
         self._reply(request, address, kind, _shrunk(kind, body, size))
@@ -513,9 +516,10 @@ class OverlayNode:
         now: float,
         lookup: int | None,
         tracked: bool = True,
+        padded: bool = True,
     ) -> bytes:
         txid = self._new_txid()
-        pad_to = self._pad_to[kind]
+        pad_to = self._pad_to[kind] if padded else 0
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
             data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to)
         else:

@@ -261,3 +261,18 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
                                   pad_to=1400)
         [(answer, _)] = node.datagram_received(request, source, EPOCH)
         assert {c.host for c in messages.decode(answer).body["nodes"]} == reachable
+
+
+def test_the_ping_back_is_sent_only_when_the_request_paid_for_it_and_pings_are_not_padded() -> None:
+    node = seeded_node("roomy", network=Scope.LOOPBACK)  # an empty table: room for anyone
+    source: Address = ("10.7.7.7", 7000)
+    needed = messages.encoded_size(Kind.PONG, {}) + node._ping_size
+    assert node._pad_to[Kind.PING] == needed
+    short = _request(Kind.PING, {}, node, pad_to=needed - 1)
+    assert [messages.decode(data).kind for data, _ in node.datagram_received(short, source, EPOCH)] == [Kind.PONG]
+    exact = _request(Kind.PING, {}, node, pad_to=needed)
+    replies = node.datagram_received(exact, source, EPOCH)
+    assert [messages.decode(data).kind for data, _ in replies] == [Kind.PING, Kind.PONG]
+    assert sum(len(data) for data, _ in replies) == len(exact)  # byte-exact: the budget, all of it
+    assert len(replies[0][0]) == node._ping_size  # the ping back is not padded
+    assert len(node.table) == 0  # and nobody is admitted until it answers
