@@ -3,6 +3,7 @@
 Nothing here imports `seattle.advertise`: the record format lives here, the advertiser above builds on it.
 
 - nodeid — 256-bit node ids, XOR distance, contacts (id, IP, port) and their packed form
+- addresses — address scopes: which peer addresses a node on a given network talks to
 - messages — the signed datagram format: encode, decode, message kinds
 - routing — the k-bucket routing table, with per-subnet caps and replacement caches
 - lookup — the iterative lookup as a state machine, and the RTT estimator behind its timeouts
