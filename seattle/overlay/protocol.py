@@ -21,8 +21,8 @@ not, its answer proves the address as a pong would. An unbound request (a bootst
 not know our id yet, or any request of a light client) admits nobody: a full node's requests that follow are
 bound, and a light client must stay out of tables. A known contact sending from its known address is simply
 refreshed. Contacts pass `_admissible` (the address filter of `seattle.overlay.addresses`, for our
-`network`) before they are asked, learned or admitted; contacts sent in `nodes` answers pass it too, for the
-requester's scope.
+`network`) before they are asked, learned or admitted; a node on a private network sends a public requester
+only public contacts (`_handle`).
 
 No amplification: to an address not proven (not in our table as that sender's), everything one request makes
 us send, the answer and a ping back together, is at most as many bytes as that request. `nodes` and
@@ -397,9 +397,11 @@ class OverlayNode:
         kind = request.kind
         if kind is _FIND_NODE:
             nodes = self.table.closest(body["target"])
-            # No private or loopback contacts to a requester that cannot reach them (module docstring).
+            # A node on a private network tells a public requester only of public contacts: it could reach no
+            # others, and our LAN's layout is none of its business. A loopback network is one machine, or the
+            # simulator, whose fake 127.x and 10.x addresses all reach each other: nothing to hide there.
             scope = addresses.scope_of(ip)
-            if scope is not None and scope < self.network:
+            if self.network is not Scope.LOOPBACK and scope is not None and scope < self.network:
                 nodes = [c for c in nodes if addresses.reachable(scope, c.host, c.port)]
             return _NODES, {"nodes": nodes}
         if kind is _PING:
@@ -589,7 +591,7 @@ def _paddings(k: int, ping_size: int) -> dict[Kind, int]:
     """What each request is padded to: its full answer, plus the ping back a peer that does not know us yet
     sends beside it (module docstring). A nodes answer is sized for k IPv6 contacts, the largest; a records
     answer may fill a datagram. An add_record carries a record and a token, larger than its answer already."""
-    widest = [Contact(NodeId(number), "2001:db8::1", 1) for number in range(1, k + 1)]
+    widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
     nodes = messages.encoded_size(_NODES, {"nodes": widest}) + ping_size
     return {
         _PING: messages.encoded_size(_PONG, {}) + ping_size,
