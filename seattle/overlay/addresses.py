@@ -13,10 +13,10 @@ address), or keep contacts nobody can reach. So every address has a `Scope`:
     PRIVATE    RFC 1918, shared address space (100.64/10), unique local IPv6 (fc00::/7)
     LOOPBACK   127/8, ::1
 
-A node's `network` is the widest scope it runs on (the address it is bound to, the bootstrap nodes its owner
-named), and it reaches an address whose scope is at most that: a node on the internet ignores private and
-loopback addresses, a node on a 10.x testbed reaches public and private ones, a node on 127.0.0.1 (tests,
-one-machine testbeds) reaches all three. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack
+A node's scope (`OverlayNode.scope`) is the widest scope it runs on (the address it is bound to, the
+bootstrap nodes its owner named), and it reaches an address whose scope is at most that: a node on the internet
+ignores private and loopback addresses, a node on a 10.x testbed reaches public and private ones, a node on
+127.0.0.1 (tests, one-machine testbeds) reaches all three. An IPv4-mapped IPv6 address (::ffff:a.b.c.d, how a dual-stack
 socket reports IPv4 peers) has the scope of the IPv4 address it carries.
 """
 
@@ -88,14 +88,14 @@ def scope_of(host: str) -> Scope | None:
     return Scope.GLOBAL
 
 
-def reachable(network: Scope, host: str, port: int) -> bool:
-    """Whether a node on `network` talks to (host, port): a scope within its network, and a real port."""
+def reachable(within: Scope, host: str, port: int) -> bool:
+    """Whether a node whose scope is `within` talks to (host, port): a scope no wider, and a real port."""
     scope = scope_of(host)
-    return scope is not None and scope <= network and port.__class__ is int and 1 <= port <= 65535
+    return scope is not None and scope <= within and port.__class__ is int and 1 <= port <= 65535
 
 
-def network_of(host: str) -> Scope:
-    """The network a node bound to `host` runs on: that address's scope; GLOBAL for a wildcard (0.0.0.0, ::)
+def bound_scope(host: str) -> Scope:
+    """The scope of a node bound to `host`: that address's scope; GLOBAL for a wildcard (0.0.0.0, ::)
     or any address that is no peer's (the narrowest choice: the node then reaches only public addresses)."""
     scope = scope_of(host)
     return Scope.GLOBAL if scope is None else scope

@@ -21,7 +21,7 @@ not, its answer proves the address as a pong would. An unbound request (a bootst
 not know our id yet, or any request of a light client) admits nobody: a full node's requests that follow are
 bound, and a light client must stay out of tables. A known contact sending from its known address is simply
 refreshed. Contacts pass `_admissible` (the address filter of `seattle.overlay.addresses`, for our
-`network`) before they are asked, learned or admitted; a node on a private network sends a public requester
+`scope`) before they are asked, learned or admitted; a node on a private network sends a public requester
 only public contacts (`_handle`).
 
 No amplification: to an address not proven (not in our table as that sender's), everything one request makes
@@ -86,7 +86,7 @@ DIRECT_TIMEOUT_FACTOR = 4
 _RECORDS_OVERHEAD = 200
 
 #: Why `datagram_received` dropped a datagram (or left a request unanswered), as counted in `dropped`.
-BAD_SOURCE = "bad_source"  # the source address is no peer's for our network (port 0, special use, scope)
+BAD_SOURCE = "bad_source"  # the source address is no peer's within our scope (port 0, special use, wider)
 OWN_ID = "own_id"
 NOT_SERVING = "not_serving"
 UNEXPECTED = "unexpected"  # an answer to no request of ours (or one that already ended)
@@ -150,7 +150,7 @@ class OverlayNode:
         table: RoutingTable | None = None,
         rtt: RttEstimator | None = None,
         serve: bool = True,
-        network: Scope = Scope.GLOBAL,
+        scope: Scope = Scope.GLOBAL,
     ) -> None:
         if not isinstance(identity, Identity):
             raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
@@ -165,9 +165,9 @@ class OverlayNode:
         #: request, so it never enters another node's routing table or receives records to store.
         self.serve = serve
         #: The widest address scope this node runs on (`seattle.overlay.addresses`): it talks to no address
-        #: beyond it. A driver widens it to where the node is bound (`widen_network`), `bootstrap` to where
+        #: beyond it. A driver widens it to where the node is bound (`widen_scope`), `bootstrap` to where
         #: its bootstrap nodes are; simulations on fake 127.x/10.x addresses pass LOOPBACK.
-        self.network = Scope(network)
+        self.scope = Scope(scope)
         self.store = store if store is not None else RecordStore()
         self.rtt = rtt if rtt is not None else RttEstimator()
         #: Why datagrams were dropped (`DROP_CODES`), for stats, logs and tests.
@@ -203,7 +203,7 @@ class OverlayNode:
         `dropped` under its code (`DROP_CODES`), leaving the table, the store and pending requests as they were.
         """
         source = _source_address(address)
-        if source is None or not addresses.reachable(self.network, *source):
+        if source is None or not addresses.reachable(self.scope, *source):
             self.dropped[BAD_SOURCE] += 1
             return self.poll(now)
         address = source
@@ -286,14 +286,14 @@ class OverlayNode:
         k closest (it then need not learn of us).
         """
         address = _checked_address(address)
-        self.widen_network(addresses.network_of(address[0]))
+        self.widen_scope(addresses.bound_scope(address[0]))
         self._check_room()
         return self._queue(address, None, Kind.FIND_NODE, {"target": self.node_id}, now, None)
 
-    def widen_network(self, scope: Scope) -> None:
-        """Take `scope` into this node's `network`: the driver's bound address, a bootstrap node the owner
+    def widen_scope(self, scope: Scope) -> None:
+        """Take `scope` into this node's `scope`: the driver's bound address, a bootstrap node the owner
         named. Never narrows: a node on 127.0.0.1 that bootstraps from a public address still reaches both."""
-        self.network = max(self.network, Scope(scope))
+        self.scope = max(self.scope, Scope(scope))
 
     def outcome(self, txid: bytes) -> RequestOutcome:
         """What became of request `txid`; KeyError if this node never made it (or forgot it, oldest first)."""
@@ -401,7 +401,7 @@ class OverlayNode:
             # others, and our LAN's layout is none of its business. A loopback network is one machine, or the
             # simulator, whose fake 127.x and 10.x addresses all reach each other: nothing to hide there.
             scope = addresses.scope_of(ip)
-            if self.network is not Scope.LOOPBACK and scope is not None and scope < self.network:
+            if self.scope is not Scope.LOOPBACK and scope is not None and scope < self.scope:
                 nodes = [c for c in nodes if addresses.reachable(scope, c.host, c.port)]
             return _NODES, {"nodes": nodes}
         if kind is _PING:
@@ -476,10 +476,10 @@ class OverlayNode:
     def _admissible(self, contact: Contact) -> bool:
         """Whether `contact` may be asked, learned or admitted to the table: the one check on every way in.
 
-        Its address must be one our network reaches (`seattle.overlay.addresses`). The id binding (ids that
+        Its address must be one our scope reaches (`seattle.overlay.addresses`). The id binding (ids that
         cost work or scarce addresses to place near a key, `seattle.overlay.nodeid`) is checked here too.
         """
-        return addresses.reachable(self.network, contact.host, contact.port)
+        return addresses.reachable(self.scope, contact.host, contact.port)
 
     def _learnable(self, contacts: list[Contact]) -> list[Contact]:
         """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""

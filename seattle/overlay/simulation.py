@@ -149,7 +149,7 @@ def _new_node(config: Config, name: str) -> OverlayNode:
     identity = Identity(name, nacl.signing.SigningKey(seed))
     # The simulator's addresses are 127.x and 10.x: the whole simulated network is one loopback testbed.
     return OverlayNode(
-        identity, randomness=random.Random(seed), k=config.k, alpha=config.alpha, network=Scope.LOOPBACK
+        identity, randomness=random.Random(seed), k=config.k, alpha=config.alpha, scope=Scope.LOOPBACK
     )
 
 

@@ -13,7 +13,7 @@ node's CPU time.
 
 Nothing a socket reports ends the loops: recvfrom and sendto errors (an ICMP error queued for an earlier
 send, ENOBUFS, a full send buffer) cost the one datagram and are counted in `socket_errors` by call and errno
-name; the engine drops and counts whatever it refuses (`OverlayNode.dropped`). The node's network
+name; the engine drops and counts whatever it refuses (`OverlayNode.dropped`). The node's scope
 (`seattle.overlay.addresses`) is widened to the address the socket is bound to, so a node on 127.0.0.1 or a
 10.x testbed talks to its peers there, and one bound to a public or wildcard address to public ones only.
 
@@ -35,7 +35,7 @@ from types import TracebackType
 
 import trio
 
-from seattle.overlay.addresses import network_of
+from seattle.overlay.addresses import bound_scope
 from seattle.overlay.messages import MAX_DATAGRAM
 from seattle.overlay.protocol import Address, Datagram, OverlayNode
 from seattle.overlay.transport import EngineTransport
@@ -101,7 +101,7 @@ class UdpOverlay(EngineTransport):
             sock.bind((self._host, self._port))
             host, port = sock.getsockname()[:2]
             self._socket, self._address = sock, (host, port)
-            self._node.widen_network(network_of(host))
+            self._node.widen_scope(bound_scope(host))
             self._offset = time.time() - trio.current_time()
             nursery = await self._stack.enter_async_context(trio.open_nursery())
             self._stack.callback(nursery.cancel_scope.cancel)

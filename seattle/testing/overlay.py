@@ -30,9 +30,9 @@ def seeded_identity(name: str) -> Identity:
 
 def seeded_node(name: str, **engine: Any) -> OverlayNode:
     """An `OverlayNode` with `seeded_identity(name)` and a random source seeded from `name` too; `engine`
-    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, network). Its network is LOOPBACK unless given:
+    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, scope). Its scope is LOOPBACK unless given:
     the simulator's addresses are 127.x and 10.x."""
-    engine.setdefault("network", Scope.LOOPBACK)
+    engine.setdefault("scope", Scope.LOOPBACK)
     return OverlayNode(seeded_identity(name), randomness=random.Random(_seed(name)), **engine)
 
 

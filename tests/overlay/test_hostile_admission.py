@@ -49,8 +49,8 @@ def _ids(node: OverlayNode) -> set[NodeId]:
     return {contact.node_id for contact in node.table}
 
 
-def _pair(network: Scope = Scope.LOOPBACK) -> tuple[OverlayNode, OverlayNode, Address, Address]:
-    return seeded_node("a", network=network), seeded_node("b", network=network), ("10.0.1.1", 7000), ("10.0.2.1", 7000)
+def _pair(scope: Scope = Scope.LOOPBACK) -> tuple[OverlayNode, OverlayNode, Address, Address]:
+    return seeded_node("a", scope=scope), seeded_node("b", scope=scope), ("10.0.1.1", 7000), ("10.0.2.1", 7000)
 
 
 def test_a_bound_request_alone_admits_nobody_the_pong_to_our_ping_back_does() -> None:
@@ -72,7 +72,7 @@ def test_a_bound_request_alone_admits_nobody_the_pong_to_our_ping_back_does() ->
 def test_a_request_from_a_spoofed_source_never_puts_the_victims_address_in_a_table() -> None:
     """An attacker signs with its own key but forges the source: the ping back goes to the victim, who does
     not answer it, so the attacker's id never enters the table at the victim's address."""
-    target = seeded_node("target", network=Scope.LOOPBACK)
+    target = seeded_node("target", scope=Scope.LOOPBACK)
     attacker = seeded_identity("attacker")
     victim: Address = ("10.0.66.1", 53)
     request = messages.encode(attacker, Kind.FIND_NODE, secrets.token_bytes(8), {"target": NodeId(5)},
@@ -86,7 +86,7 @@ def test_a_request_from_a_spoofed_source_never_puts_the_victims_address_in_a_tab
 
 def test_a_contact_learned_from_a_nodes_answer_enters_only_once_it_answers() -> None:
     a, b, at_a, at_b = _pair()
-    c, at_c = seeded_node("c", network=Scope.LOOPBACK), ("10.0.3.1", 7000)
+    c, at_c = seeded_node("c", scope=Scope.LOOPBACK), ("10.0.3.1", 7000)
     b.table.observe(Contact(c.node_id, *at_c), EPOCH)
     a.table.observe(Contact(b.node_id, *at_b), EPOCH)
     a.request(Contact(b.node_id, *at_b), Kind.FIND_NODE, {"target": c.node_id}, EPOCH)
@@ -114,7 +114,7 @@ def test_a_contact_that_never_answers_never_enters() -> None:
 
 
 def _full_node(name: str = "full", count: int = 40) -> tuple[OverlayNode, Address]:
-    node = seeded_node(name, k=20, network=Scope.LOOPBACK)
+    node = seeded_node(name, k=20, scope=Scope.LOOPBACK)
     for number in range(count):
         node.table.observe(Contact(NodeId((number + 1) << 248 | number), f"10.{number}.1.1", 7000), EPOCH)
     return node, ("10.200.0.1", 7000)
@@ -163,7 +163,7 @@ def test_an_unproven_find_node_gets_exactly_the_contacts_that_fit() -> None:
 
 def test_our_padded_requests_draw_full_answers_and_the_ping_back_from_strangers() -> None:
     node, source = _full_node()
-    asker = seeded_node("asker", k=20, network=Scope.LOOPBACK)
+    asker = seeded_node("asker", k=20, scope=Scope.LOOPBACK)
     asker.request(Contact(node.node_id, "10.0.0.1", 7000), Kind.FIND_NODE, {"target": NodeId(7)}, EPOCH)
     [(request, _)] = asker.poll(EPOCH)
     assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1319
@@ -234,20 +234,20 @@ def test_a_node_reaches_its_own_scope_and_the_wider_ones_only() -> None:
     assert not addresses.reachable(Scope.PRIVATE, "127.0.0.1", 1)
     assert addresses.reachable(Scope.LOOPBACK, "127.0.0.1", 65535)
     assert not addresses.reachable(Scope.LOOPBACK, "127.0.0.1", 0)
-    assert addresses.network_of("0.0.0.0") is Scope.GLOBAL and addresses.network_of("::") is Scope.GLOBAL
-    assert addresses.network_of("10.1.1.1") is Scope.PRIVATE and addresses.network_of("::1") is Scope.LOOPBACK
+    assert addresses.bound_scope("0.0.0.0") is Scope.GLOBAL and addresses.bound_scope("::") is Scope.GLOBAL
+    assert addresses.bound_scope("10.1.1.1") is Scope.PRIVATE and addresses.bound_scope("::1") is Scope.LOOPBACK
 
 
 def test_a_bootstrap_node_on_a_private_testbed_widens_the_network() -> None:
-    node = seeded_node("joiner", network=Scope.GLOBAL)
+    node = seeded_node("joiner", scope=Scope.GLOBAL)
     node.bootstrap(("10.0.0.1", 7000), EPOCH)
-    assert node.network is Scope.PRIVATE
+    assert node.scope is Scope.PRIVATE
     node.bootstrap(("1.2.3.4", 7000), EPOCH)  # never narrows
-    assert node.network is Scope.PRIVATE
+    assert node.scope is Scope.PRIVATE
 
 
 def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
-    node = seeded_node("mixed", k=20, network=Scope.PRIVATE)
+    node = seeded_node("mixed", k=20, scope=Scope.PRIVATE)
     hosts = ["1.2.3.4", "5.6.7.8", "10.0.0.1", "10.1.0.1", "192.168.0.2", "172.16.1.2", "fd00::1", "2a00::1"]
     for number, host in enumerate(hosts, start=1):
         node.table.observe(Contact(NodeId(number << 240), host, 7000), EPOCH)
@@ -263,7 +263,7 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
 
 
 def test_the_ping_back_is_sent_only_when_the_request_paid_for_it_and_pings_are_not_padded() -> None:
-    node = seeded_node("roomy", network=Scope.LOOPBACK)  # an empty table: room for anyone
+    node = seeded_node("roomy", scope=Scope.LOOPBACK)  # an empty table: room for anyone
     source: Address = ("10.7.7.7", 7000)
     needed = messages.encoded_size(Kind.PONG, {}) + node._ping_size
     assert node._pad_to[Kind.PING] == needed
@@ -279,7 +279,7 @@ def test_the_ping_back_is_sent_only_when_the_request_paid_for_it_and_pings_are_n
 
 def test_a_loopback_network_answers_every_contact_as_the_simulator_needs() -> None:
     """The simulator puts nodes on 127.x, then 10.x: on a loopback network they all reach each other."""
-    node = seeded_node("sim", k=20, network=Scope.LOOPBACK)
+    node = seeded_node("sim", k=20, scope=Scope.LOOPBACK)
     for number, host in enumerate(["127.0.1.1", "10.0.0.1", "1.2.3.4"], start=1):
         node.table.observe(Contact(NodeId(number << 240), host, 7000), EPOCH)
     request = _request(Kind.FIND_NODE, {"target": NodeId(1)}, None, pad_to=1400)

@@ -53,7 +53,7 @@ def _signed(payload: bytes, identity: Identity = STRANGER) -> bytes:
 
 
 def _node_with_neighbours() -> OverlayNode:
-    node = seeded_node("victim", k=8, network=Scope.LOOPBACK)
+    node = seeded_node("victim", k=8, scope=Scope.LOOPBACK)
     for number in range(1, 6):
         node.table.observe(Contact(NodeId(number << 200), f"10.0.{number}.1", 4000), EPOCH)
     node.ping(Contact(NodeId(1 << 200), "10.0.1.1", 4000), EPOCH)  # a request still awaited
@@ -90,7 +90,7 @@ def test_every_bad_source_address_is_dropped_and_counted(source: Any) -> None:
 
 
 def test_a_public_node_drops_datagrams_from_private_and_loopback_sources() -> None:
-    node = seeded_node("public", network=Scope.GLOBAL)
+    node = seeded_node("public", scope=Scope.GLOBAL)
     ping = messages.encode(STRANGER, Kind.PING, secrets.token_bytes(8), {})
     for source in (("10.0.0.1", 9), ("127.0.0.1", 9), ("192.168.1.1", 9), ("fd00::1", 9), ("::ffff:10.0.0.1", 9)):
         assert node.datagram_received(ping, source, EPOCH) == []
@@ -169,7 +169,7 @@ def test_no_datagram_from_any_source_raises_or_changes_state(data: bytes, source
 
 def test_an_answer_naming_special_addresses_is_filtered_and_counted() -> None:
     """A nodes answer whose contacts point at hosts that never joined: we ask none of them."""
-    node = seeded_node("asker", k=8, network=Scope.GLOBAL)
+    node = seeded_node("asker", k=8, scope=Scope.GLOBAL)
     peer_identity = seeded_identity("peer")
     peer = Contact(NodeId.from_public_key(peer_identity.public_key), "1.2.3.4", 4000)
     node.table.observe(peer, EPOCH)
@@ -225,7 +225,7 @@ async def test_the_udp_loop_survives_bad_datagrams_and_socket_errors_and_still_a
     client = OverlayNode(Identity("client", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom())
     with trio.fail_after(20):
         async with UdpOverlay(node, "127.0.0.1", 0) as overlay, UdpOverlay(client, "127.0.0.1", 0) as other:
-            assert node.network is Scope.LOOPBACK  # widened to where it is bound
+            assert node.scope is Scope.LOOPBACK  # widened to where it is bound
             wrapped = _Socket(overlay._running_socket())
             overlay._socket = wrapped  # type: ignore[assignment]
             attacker = trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM)
