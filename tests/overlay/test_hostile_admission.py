@@ -13,6 +13,8 @@ from typing import Any
 
 import nacl.bindings
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
@@ -285,3 +287,28 @@ def test_a_loopback_network_answers_every_contact_as_the_simulator_needs() -> No
     request = _request(Kind.FIND_NODE, {"target": NodeId(1)}, None, pad_to=1400)
     [(answer, _)] = node.datagram_received(request, ("10.5.5.1", 7000), EPOCH)
     assert len(messages.decode(answer).body["nodes"]) == 3
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=60), st.ip_addresses().map(str), st.ip_addresses().map(lambda a: f"{a}%eth0")),
+       st.sampled_from(list(Scope)), st.integers(-10, 70000))
+def test_any_host_text_gets_a_scope_or_none_and_never_raises(host: str, within: Scope, port: int) -> None:
+    scope = addresses.scope_of(host)
+    assert scope is None or isinstance(scope, Scope)
+    assert addresses.reachable(within, host, port) == (scope is not None and scope <= within and 1 <= port <= 65535)
+    assert addresses.bound_scope(host) is (scope or Scope.GLOBAL)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([kind for kind in messages.RESPONSE_TO]), st.booleans(), st.integers(0, messages.MAX_DATAGRAM))
+def test_any_padding_decodes_to_the_same_request_of_exactly_that_size(kind: Kind, bound: bool, pad_to: int) -> None:
+    body = {Kind.PING: {}, Kind.FIND_NODE: {"target": NodeId(9)}, Kind.GET_RECORDS: {"key": NodeId(9), "skip": 3},
+            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)}}[kind]
+    binding: dict[str, Any] = {"to": NodeId(1), "at": EPOCH} if bound else {}
+    plain = messages.encode(seeded_identity("p"), kind, bytes(8), body, **binding)
+    data = messages.encode(seeded_identity("p"), kind, bytes(8), body, pad_to=pad_to, **binding)
+    assert len(data) == (pad_to if pad_to >= len(plain) + 2 else len(plain))
+    message = messages.decode(data)
+    assert (message.kind, message.body, message.to, message.at) == (
+        kind, body, binding.get("to"), binding.get("at")
+    )
