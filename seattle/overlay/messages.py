@@ -9,8 +9,9 @@ any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
 
 `to` (the destination's 32-byte node id) and `at` (the sender's clock, seconds since the epoch) bind a request
 to one receiver and one moment, under the signature. A receiver that finds its own id there and a fresh `at`
-knows the request was made for it just now, not replayed from another exchange, so it may take the sender into
-its routing table after a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap requests (whose
+knows a full node made the request for it just now, so it pings the sender back and takes it into its routing
+table when the pong proves its address (`protocol.OverlayNode._answer`); a stale or misdirected capture,
+replayed from a forged source, makes it ping nobody. Answers and bootstrap requests (whose
 sender does not know the receiver's id yet) use the three-element form.
 
 `pad` (bytes, any content; zeros are sent) makes a request as large as the answer it asks for. A node answers
