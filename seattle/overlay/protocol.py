@@ -11,25 +11,27 @@ Every datagram is handled in isolation: a source address, payload or answer that
 counted in `dropped` under a stable code (`DROP_CODES`), and nothing a peer sends raises out of
 `datagram_received`.
 
-Who enters the routing table: only a peer whose signed *reply* came from the address we sent the request to,
-under the id we expected (a reply matches a random 8-byte transaction id, so it proves the sender holds the
-key behind its id and receives at that address). A request proves only the key: its source address may be
-forged, and a contact learned from a `nodes` answer is only what a stranger claims. So the unknown sender of a
-request *bound* to us (naming our id, sent within FRESH_REQUEST seconds of our clock) is pinged back at its
-source address and enters the table when that pong arrives; a sender we are already asking in a lookup is
-not, its answer proves the address as a pong would. An unbound request (a bootstrap request, whose sender does
-not know our id yet, or any request of a light client) admits nobody: a full node's requests that follow are
-bound, and a light client must stay out of tables. A known contact sending from its known address is simply
+Who enters the routing table: only a peer that proved it receives at its address, by a round trip we started.
+Either its signed *reply* came from the address we sent a request to, under the id we expected (a reply
+matches a random 8-byte transaction id), or its signed *ack* came from the address we sent a cookie to. A
+request proves only the key: its source address may be forged, and a contact learned from a `nodes` answer is
+only what a stranger claims. So the answer to the unknown sender of a request *bound* to us (naming our id,
+sent within FRESH_REQUEST seconds of our clock) carries a cookie, HMAC(secret, its id ‖ IP ‖ port) under the
+rotating token secret; the sender's ack brings it back, and only then does the sender enter the table. This
+is stateless (nothing is kept for a stranger meanwhile), and one extra datagram proves the address where a
+ping back took two. A sender we are already asking in a lookup gets no cookie: its answer proves the address.
+An unbound request (a bootstrap request, whose sender does not know our id yet, or any request of a light
+client) admits nobody: a full node's requests that follow are bound, and a light client must stay out of
+tables. A known contact sending from its known address is simply
 refreshed. Contacts pass `_admissible` (the address filter of `seattle.overlay.addresses`, for our
 `scope`) before they are asked, learned or admitted; a node on a private network sends a public requester
 only public contacts (`_handle`).
 
-No amplification: to an address not proven (not in our table as that sender's), everything one request makes
-us send, the answer and a ping back together, is at most as many bytes as that request. `nodes` and
-`records` answers then carry fewer entries, an error a shorter message, and a request too small for even a
-bare answer is dropped (`short_request`). Our own requests are padded (`messages.encode(pad_to=)`) to what
-their full answer and a ping back take (`_pad_to`), so a peer that does not know us yet still answers in
-full; a ping-back is sent only when the request paid for it.
+No amplification: to an address not proven (not in our table as that sender's), the answer to a request,
+cookie included, is at most as many bytes as that request. `nodes` and `records` answers then carry fewer
+entries, an error a shorter message, and a request too small for even a bare answer is dropped
+(`short_request`). Our own requests are padded (`messages.encode(pad_to=)`) to what their full answer and a
+cookie take (`_pad_to`), so a peer that does not know us yet still answers in full.
 
 Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret, requester IP), and
 `add_record` is accepted only with a token for the sender's IP under the current or the previous secret.
@@ -73,10 +75,9 @@ TOKEN_ROTATION = 300.0
 BAD_TOKEN = "bad_token"
 #: Bounds on per-peer state, so a flood of requests or requests-to-send cannot grow memory without limit.
 MAX_PENDING = 4096
-MAX_VERIFYING = 256
 MAX_OUTCOMES = 4096
-#: How far a bound request's send time may be from our clock (either way) for its sender to get a ping back:
-#: a capture replayed later from a forged source makes us ping nobody.
+#: How far a bound request's send time may be from our clock (either way) for its sender to get a cookie: a
+#: capture replayed later from a forged source gets none.
 FRESH_REQUEST = 30.0
 #: A request outside lookups (get_records, add_record, ping) waits this many lookup timeouts. A lookup can
 #: cut its wait short because a late answer still counts (`poll`); a direct request's late answer is lost, and
@@ -93,10 +94,11 @@ UNEXPECTED = "unexpected"  # an answer to no request of ours (or one that alread
 WRONG_SENDER = "wrong_sender"
 WRONG_KIND = "wrong_kind"
 SHORT_REQUEST = "short_request"  # from an unproven address, too small for even a bare answer
+BAD_COOKIE = "bad_cookie"  # an ack whose cookie is not the one we gave that id at that address
 FILTERED_CONTACT = "filtered_contact"  # a contact in a nodes answer we will not ask (counted per contact)
 DROP_CODES = (
     *messages.CHECK_ORDER, BAD_SOURCE, OWN_ID, NOT_SERVING, UNEXPECTED, WRONG_SENDER, WRONG_KIND,
-    SHORT_REQUEST, FILTERED_CONTACT,
+    SHORT_REQUEST, BAD_COOKIE, FILTERED_CONTACT,
 )
 
 
@@ -107,7 +109,9 @@ class Status(Enum):
 
 
 # Python 3.11 reads an enum member through a descriptor (about 100 ns): the per-datagram paths use these names.
-_PING, _PONG, _FIND_NODE, _NODES, _ERROR = Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR
+_PING, _PONG, _FIND_NODE, _NODES, _ERROR, _ACK = (
+    Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR, Kind.ACK
+)
 
 
 @dataclass(frozen=True)
@@ -126,8 +130,6 @@ class _Pending:
     sent_at: float
     deadline: float
     lookup: int | None = None
-    #: False for our own verification pings: nobody asks for their outcome, so none is kept.
-    tracked: bool = True
 
 
 @dataclass
@@ -175,7 +177,6 @@ class OverlayNode:
         self._pending: dict[bytes, _Pending] = {}
         #: No earlier than the first deadline of a pending request outside lookups (lookups time out their own).
         self._expiry = math.inf
-        self._verifying: set[NodeId] = set()
         self._outbox: list[Datagram] = []
         self._searches: dict[int, _Search] = {}
         self._results: OrderedDict[int, list[Contact]] = OrderedDict()
@@ -190,9 +191,7 @@ class OverlayNode:
         self._secret = self._randbytes(32)
         self._previous_secret = self._randbytes(32)
         self._rotated_at: float | None = None
-        #: Sizes that are the same for every message of a kind (fixed-size ids, txids, a float64 time).
-        self._ping_size = messages.encoded_size(_PING, {}, bound=True)
-        self._pad_to = _paddings(self.k, self._ping_size)
+        self._pad_to = _paddings(self.k)
 
     # --- the transport's entry points -------------------------------------------------------------------
 
@@ -214,11 +213,12 @@ class OverlayNode:
             return self.poll(now)
         if message.sender_id.value == self.node_id.value:
             self.dropped[OWN_ID] += 1
+        elif not self.serve and (message.is_request or message.kind is _ACK):
+            self.dropped[NOT_SERVING] += 1
         elif message.is_request:
-            if self.serve:
-                self._answer(message, len(data), address, now)
-            else:
-                self.dropped[NOT_SERVING] += 1
+            self._answer(message, len(data), address, now)
+        elif message.kind is _ACK:
+            self._acked(message, address, now)
         else:
             self._accept_answer(message, address, now)
         return self.poll(now)
@@ -234,10 +234,8 @@ class OverlayNode:
                     self._expiry = min(self._expiry, pending.deadline)
                     continue
                 del self._pending[txid]
-                if pending.tracked:
-                    self._settle(txid, RequestOutcome(Status.TIMED_OUT))
+                self._settle(txid, RequestOutcome(Status.TIMED_OUT))
                 if pending.contact is not None:
-                    self._verifying.discard(pending.contact.node_id)
                     self.table.record_failure(pending.contact.node_id, now)
         for lookup_id, search in list(self._searches.items()) if self._searches else ():
             # A timed-out request stays answerable until the lookup ends (`_finish`): its slot goes to the next
@@ -346,18 +344,12 @@ class OverlayNode:
     # --- server side ------------------------------------------------------------------------------------
 
     def _answer(self, request: Message, size: int, address: Address, now: float) -> None:
-        """Answer `request` (`size` bytes on the wire), pinging back an unknown sender (module docstring).
+        """Answer `request` (`size` bytes on the wire); an unknown sender's answer may carry a cookie.
 
-        An unknown sender of a fresh request bound to us is pinged back at `address`. No ping
-        when one of our lookups awaits this very peer's answer at this address: that answer proves the address
-        as a pong would (a joining node's lookup would otherwise ping back each peer it asks).
-        No ping either when the table has no room for the requester (a full bucket that cannot split, or its
-        subnet at the limit): it would not enter the table, so the ping would buy nothing. A newcomer still
-        enters the tables that matter, its id's neighbours, whose buckets around it are the sparse ones.
-        The ping is queued before the answer on purpose: the requester then still has us in `_verifying`
-        (or awaits our answer) when our ping arrives, so it does not ping back in turn. Answering first
-        would let two peers that keep each other out of their tables (full bucket, subnet limit) ping each
-        other back and forth forever.
+        The cookie goes to the unknown sender of a fresh request bound to us (module docstring), except when
+        one of our lookups awaits this very peer's answer at this address (that answer proves the address),
+        or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
+        not enter, so its ack would buy nothing), or the request did not pay for the cookie's bytes.
         """
         sender = request.sender_id
         known = self._known(sender, address)
@@ -366,31 +358,28 @@ class OverlayNode:
             self.table.observe(known, now)
             self._reply(request, address, kind, _shrunk(kind, body, messages.MAX_DATAGRAM))
             return
-        verify: Contact | None = None
-        if self._bound_to_us(request, now) and size >= self._ping_size:  # unbound: admits nobody
+        if self._bound_to_us(request, now) and not self._awaiting(sender, address):  # unbound: admits nobody
             contact = Contact.at(sender, *address)
-            if (
-                not self._awaiting(sender, address)
-                and self.table.has_room_for(contact)
-                and sender not in self._verifying
-                and len(self._verifying) < MAX_VERIFYING
-                and len(self._pending) < MAX_PENDING
-                and self._admissible(contact)
-            ):
-                verify = contact
-        # Everything sent to this unproven address for this request fits in `size` (module docstring): the
-        # ping back only if the answer still fits beside it.
-        if verify is not None:
-            beside_ping = _shrunk(kind, body, size - self._ping_size)
-            if beside_ping is not None:
-                self._verifying.add(sender)
-                # Not padded: the pong it asks for is smaller than it, so its receiver answers it in full
-                # without pinging us back in turn (two peers that keep each other out of their tables would
-                # otherwise ping each other forever).
-                self._queue(address, verify, _PING, {}, now, None, tracked=False, padded=False)
-                self._reply(request, address, kind, beside_ping)
-                return
+            if self.table.has_room_for(contact) and self._admissible(contact):
+                with_cookie = _shrunk(kind, body, size, cookie=True)
+                if with_cookie is not None:
+                    self._reply(request, address, kind, with_cookie, self._cookie(contact, now))
+                    return
+        # Everything sent to this unproven address for this request fits in `size` (module docstring).
         self._reply(request, address, kind, _shrunk(kind, body, size))
+
+    def _acked(self, ack: Message, address: Address, now: float) -> None:
+        """An ack brings back the cookie of an answer we sent to `address`: its sender receives there."""
+        sender = ack.sender_id
+        known = self._known(sender, address)
+        if known is not None:
+            self.table.observe(known, now)
+            return
+        contact = Contact.at(sender, *address)
+        if not self._cookie_valid(ack.body["cookie"], contact, now):
+            self.dropped[BAD_COOKIE] += 1
+        elif self._admissible(contact):
+            self.table.observe(contact, now)
 
     def _handle(self, request: Message, ip: str, now: float) -> tuple[Kind, dict[str, Any]]:
         body = request.body
@@ -427,12 +416,15 @@ class OverlayNode:
             return _error(rejected.code, rejected.message)
         return Kind.ADDED, {}
 
-    def _reply(self, request: Message, address: Address, kind: Kind, body: dict[str, Any] | None) -> None:
+    def _reply(
+        self, request: Message, address: Address, kind: Kind, body: dict[str, Any] | None,
+        cookie: bytes | None = None,
+    ) -> None:
         """Queue the answer `_shrunk` left; None (no form of it fits what the request paid for) is counted."""
         if body is None:
             self.dropped[SHORT_REQUEST] += 1
             return
-        self._outbox.append((messages.encode(self.identity, kind, request.txid, body), address))
+        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie), address))
 
     # --- answers to our requests ------------------------------------------------------------------------
 
@@ -453,13 +445,14 @@ class OverlayNode:
         del self._pending[answer.txid]
         # The table's own Contact when it has this one (`Contact.at` shares one object per contact anyway).
         contact = self._known(sender, address) or Contact.at(sender, *address)
-        self._verifying.discard(sender)
+        if answer.cookie is not None and self.serve:  # the peer asks us to prove our address: one ack
+            ack = messages.encode(self.identity, _ACK, answer.txid, {"cookie": answer.cookie})
+            self._outbox.append((ack, address))
         if self._admissible(contact):  # a round trip to this address: the one way into the table
             self.table.observe(contact, now)
         if pending.lookup is None:
             self.rtt.sample(now - pending.sent_at)
-            if pending.tracked:
-                self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
+            self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
             return
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
@@ -469,7 +462,7 @@ class OverlayNode:
     # --- helpers ----------------------------------------------------------------------------------------
 
     def _bound_to_us(self, request: Message, now: float) -> bool:
-        """True for a fresh request bound to our id (module docstring): its sender may be pinged back."""
+        """True for a fresh request bound to our id (module docstring): its sender may get a cookie."""
         to, at = request.to, request.at
         return to is not None and to.value == self.node_id.value and at is not None and abs(at - now) <= FRESH_REQUEST
 
@@ -517,11 +510,9 @@ class OverlayNode:
         body: dict[str, Any],
         now: float,
         lookup: int | None,
-        tracked: bool = True,
-        padded: bool = True,
     ) -> bytes:
         txid = self._new_txid()
-        pad_to = self._pad_to[kind] if padded else 0
+        pad_to = self._pad_to[kind]
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
             data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to)
         else:
@@ -531,7 +522,7 @@ class OverlayNode:
             timeout = min(self.rtt.max_timeout, DIRECT_TIMEOUT_FACTOR * timeout)
         deadline = now + timeout
         answer = messages.RESPONSE_TO[kind]
-        self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup, tracked)
+        self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup)
         if lookup is None:
             self._expiry = min(self._expiry, deadline)
         self._outbox.append((data, address))
@@ -567,6 +558,17 @@ class OverlayNode:
         while len(self._results) > MAX_OUTCOMES:
             self._results.popitem(last=False)
 
+    def _cookie(self, contact: Contact, now: float) -> bytes:
+        self._rotate(now)
+        return _cookie_mac(self._secret, contact)
+
+    def _cookie_valid(self, cookie: bytes, contact: Contact, now: float) -> bool:
+        """Given under the current or the previous secret: a cookie lives 5 to 10 minutes, as a token."""
+        self._rotate(now)
+        return any(
+            hmac.compare_digest(cookie, _cookie_mac(s, contact)) for s in (self._secret, self._previous_secret)
+        )
+
     def _token(self, ip: str, now: float) -> bytes:
         self._rotate(now)
         return _mac(self._secret, ip)
@@ -587,22 +589,23 @@ class OverlayNode:
         self._rotated_at = now
 
 
-def _paddings(k: int, ping_size: int) -> dict[Kind, int]:
-    """What each request is padded to: its full answer, plus the ping back a peer that does not know us yet
-    sends beside it (module docstring). A nodes answer is sized for k IPv6 contacts, the largest; a records
-    answer may fill a datagram. An add_record carries a record and a token, larger than its answer already."""
+def _paddings(k: int) -> dict[Kind, int]:
+    """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
+    adds (module docstring). A nodes answer is sized for k IPv6 contacts, the largest; a records answer may
+    fill a datagram. An add_record carries a record and a token, larger than its answer already."""
     widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
-    nodes = messages.encoded_size(_NODES, {"nodes": widest}) + ping_size
+    nodes = messages.encoded_size(_NODES, {"nodes": widest}, cookie=True)
     return {
-        _PING: messages.encoded_size(_PONG, {}) + ping_size,
+        _PING: messages.encoded_size(_PONG, {}, cookie=True),
         _FIND_NODE: min(messages.MAX_DATAGRAM, nodes),  # a larger k's answer is cut to a datagram anyway
         Kind.GET_RECORDS: messages.MAX_DATAGRAM,
         Kind.ADD_RECORD: 0,
     }
 
 
-def _shrunk(kind: Kind, body: dict[str, Any], room: int) -> dict[str, Any] | None:
-    """`body`, or a shorter form of it, whose answer encodes to at most `room` bytes; None if none does.
+def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -> dict[str, Any] | None:
+    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`) encodes to at most `room`
+    bytes; None if none does.
 
     A nodes answer drops its farthest contacts, a records answer its last records (and says there are
     `more`), an error its message; the other answers have one size. Items are dropped by their estimated
@@ -610,7 +613,7 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int) -> dict[str, Any] | Non
     per dropped contact.
     """
     while True:
-        size = messages.encoded_size(kind, body)
+        size = messages.encoded_size(kind, body, cookie=cookie)
         if size <= room:
             return body
         field = "nodes" if body.get("nodes") else "records" if body.get("records") else None
@@ -626,6 +629,13 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int) -> dict[str, Any] | Non
             item = items[keep]
             excess -= 2 + len(item.packed if field == "nodes" else item)
         body = {field: items[:keep]} if field == "nodes" else {**body, "records": items[:keep], "more": True}
+
+
+def _cookie_mac(secret: bytes, contact: Contact) -> bytes:
+    """The cookie for `contact` (id ‖ IP ‖ port); its own domain, so no write token can pass for one."""
+    return hmac.new(secret, b"seattle/overlay/cookie\x00" + contact.packed, hashlib.sha256).digest()[
+        : messages.COOKIE_SIZE
+    ]
 
 
 def _mac(secret: bytes, ip: str) -> bytes:

@@ -55,35 +55,49 @@ def _pair(scope: Scope = Scope.LOOPBACK) -> tuple[OverlayNode, OverlayNode, Addr
     return seeded_node("a", scope=scope), seeded_node("b", scope=scope), ("10.0.1.1", 7000), ("10.0.2.1", 7000)
 
 
-def test_a_bound_request_alone_admits_nobody_the_pong_to_our_ping_back_does() -> None:
+def test_a_bound_request_alone_admits_nobody_the_ack_of_its_cookie_does() -> None:
     a, b, at_a, at_b = _pair()
     a.ping(Contact(b.node_id, *at_b), EPOCH)
     [(request, _)] = a.poll(EPOCH)
     # b sees a fresh request bound to it: before this issue, that alone put a into b's table.
-    replies = b.datagram_received(request, at_a, EPOCH)
-    assert [messages.decode(data).kind for data, _ in replies] == [Kind.PING, Kind.PONG]
-    assert a.node_id not in _ids(b)
-    # a answers the ping back at its address: now, and only now, b takes it in.
-    for data, _ in replies:
-        for answer, back in a.datagram_received(data, at_b, EPOCH):
-            assert back == at_b
-            b.datagram_received(answer, at_a, EPOCH)
+    [(pong, to)] = b.datagram_received(request, at_a, EPOCH)
+    assert to == at_a and messages.decode(pong).cookie is not None
+    assert a.node_id not in _ids(b) and b.next_deadline() is None  # and nothing kept for a meanwhile
+    # a's ack brings the cookie back from a's address: now, and only now, b takes it in.
+    [(ack, back)] = a.datagram_received(pong, at_b, EPOCH)
+    assert back == at_b and messages.decode(ack).kind is Kind.ACK
+    assert b.datagram_received(ack, at_a, EPOCH) == []  # an ack is answered by nothing
     assert _ids(b) == {a.node_id} and _ids(a) == {b.node_id}
 
 
+def test_an_ack_from_another_address_or_with_a_forged_cookie_admits_nobody() -> None:
+    a, b, at_a, at_b = _pair()
+    a.ping(Contact(b.node_id, *at_b), EPOCH)
+    [(request, _)] = a.poll(EPOCH)
+    [(pong, _)] = b.datagram_received(request, at_a, EPOCH)
+    [(ack, _)] = a.datagram_received(pong, at_b, EPOCH)
+    assert b.datagram_received(ack, ("10.0.66.1", 7000), EPOCH) == []  # the cookie binds a's address
+    forged = messages.encode(a.identity, Kind.ACK, bytes(8), {"cookie": bytes(8)})
+    assert b.datagram_received(forged, at_a, EPOCH) == []
+    assert b.dropped == {"bad_cookie": 2} and len(b.table) == 0
+    # The cookie of an ack lives 5 to 10 minutes (the token secret's rotation), then admits nobody.
+    assert b.datagram_received(ack, at_a, EPOCH + 601) == []
+    assert b.dropped["bad_cookie"] == 3 and len(b.table) == 0
+
+
 def test_a_request_from_a_spoofed_source_never_puts_the_victims_address_in_a_table() -> None:
-    """An attacker signs with its own key but forges the source: the ping back goes to the victim, who does
-    not answer it, so the attacker's id never enters the table at the victim's address."""
+    """An attacker signs with its own key but forges the source: the cookie goes to the victim, who does not
+    ack it, so the attacker's id never enters the table at the victim's address."""
     target = seeded_node("target", scope=Scope.LOOPBACK)
     attacker = seeded_identity("attacker")
     victim: Address = ("10.0.66.1", 53)
     request = messages.encode(attacker, Kind.FIND_NODE, secrets.token_bytes(8), {"target": NodeId(5)},
                               to=target.node_id, at=EPOCH, pad_to=1319)
     sent = _run({("10.0.0.1", 7000): target}, [(request, victim, ("10.0.0.1", 7000))], silent=frozenset({victim}))
-    assert len(target.table) == 0
-    assert [messages.decode(data).kind for data, _, _ in sent[1:]] == [Kind.PING, Kind.NODES]
-    target.poll(EPOCH + 60)  # the ping back times out
-    assert len(target.table) == 0 and target.next_deadline() is None
+    assert len(target.table) == 0 and target.next_deadline() is None  # nothing kept for the stranger
+    [answer] = [messages.decode(data) for data, _, _ in sent[1:]]
+    assert answer.kind is Kind.NODES and answer.cookie is not None
+    assert len(sent[1][0]) <= len(request)
 
 
 def test_a_contact_learned_from_a_nodes_answer_enters_only_once_it_answers() -> None:
@@ -163,16 +177,16 @@ def test_an_unproven_find_node_gets_exactly_the_contacts_that_fit() -> None:
     assert one_more > len(request)
 
 
-def test_our_padded_requests_draw_full_answers_and_the_ping_back_from_strangers() -> None:
+def test_our_padded_requests_draw_full_answers_with_a_cookie_from_strangers() -> None:
     node, source = _full_node()
     asker = seeded_node("asker", k=20, scope=Scope.LOOPBACK)
     asker.request(Contact(node.node_id, "10.0.0.1", 7000), Kind.FIND_NODE, {"target": NodeId(7)}, EPOCH)
     [(request, _)] = asker.poll(EPOCH)
-    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1319
-    replies = node.datagram_received(request, source, EPOCH)
-    assert [messages.decode(data).kind for data, _ in replies] == [Kind.PING, Kind.NODES]
-    assert len(messages.decode(replies[1][0]).body["nodes"]) == node.k
-    assert sum(len(data) for data, _ in replies) <= len(request)
+    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1173
+    [(answer, _)] = node.datagram_received(request, source, EPOCH)
+    decoded = messages.decode(answer)
+    assert decoded.kind is Kind.NODES and decoded.cookie is not None and len(decoded.body["nodes"]) == node.k
+    assert len(answer) <= len(request)
 
 
 def test_a_proven_peer_gets_full_answers_to_small_requests() -> None:
@@ -205,7 +219,7 @@ def test_an_answer_carrying_padding_is_malformed() -> None:
     payload = data[messages.SIGNATURE_SIZE + 32 :].replace(b"\xa4ping", b"\xa4pong")
     key, secret = identity.sodium_key_pair
     signature = nacl.bindings.crypto_sign(messages.CONTEXT + key + payload, secret)[: messages.SIGNATURE_SIZE]
-    with pytest.raises(messages.MessageRejected, match="padding"):
+    with pytest.raises(messages.MessageRejected, match="must be 8 bytes"):  # an answer's extra is a cookie
         messages.decode(signature + key + payload)
 
 
@@ -264,29 +278,32 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
         assert {c.host for c in messages.decode(answer).body["nodes"]} == reachable
 
 
-def test_the_ping_back_is_sent_only_when_the_request_paid_for_it_and_pings_are_not_padded() -> None:
-    node = seeded_node("roomy", scope=Scope.LOOPBACK)  # an empty table: room for anyone
-    source: Address = ("10.7.7.7", 7000)
-    needed = messages.encoded_size(Kind.PONG, {}) + node._ping_size
-    assert node._pad_to[Kind.PING] == needed
-    short = _request(Kind.PING, {}, node, pad_to=needed - 1)
-    assert [messages.decode(data).kind for data, _ in node.datagram_received(short, source, EPOCH)] == [Kind.PONG]
-    exact = _request(Kind.PING, {}, node, pad_to=needed)
-    replies = node.datagram_received(exact, source, EPOCH)
-    assert [messages.decode(data).kind for data, _ in replies] == [Kind.PING, Kind.PONG]
-    assert sum(len(data) for data, _ in replies) == len(exact)  # byte-exact: the budget, all of it
-    assert len(replies[0][0]) == node._ping_size  # the ping back is not padded
-    assert len(node.table) == 0  # and nobody is admitted until it answers
+def test_a_bound_request_always_pays_for_a_cookie_the_answer_shrinks_around_it() -> None:
+    node, source = _full_node(count=10)  # room for anyone
+    ping = _request(Kind.PING, {}, node)  # a bound ping is larger than a pong and its cookie: never padded
+    assert node._pad_to[Kind.PING] == messages.encoded_size(Kind.PONG, {}, cookie=True) < len(ping)
+    [(pong, _)] = node.datagram_received(ping, source, EPOCH)
+    assert messages.decode(pong).cookie is not None and len(pong) <= len(ping)
+    small = _request(Kind.FIND_NODE, {"target": NodeId(7)}, node, pad_to=300)
+    [(answer, _)] = node.datagram_received(small, source, EPOCH)
+    decoded = messages.decode(answer)
+    got = len(decoded.body["nodes"])
+    assert decoded.cookie is not None and 0 < got < 10
+    one_more = {"nodes": node.table.closest(NodeId(7))[: got + 1]}
+    assert len(answer) <= len(small) < messages.encoded_size(Kind.NODES, one_more, cookie=True)
+    assert len(node.table) == 10  # and nobody is admitted until it acks
 
 
-def test_a_loopback_network_answers_every_contact_as_the_simulator_needs() -> None:
-    """The simulator puts nodes on 127.x, then 10.x: on a loopback network they all reach each other."""
-    node = seeded_node("sim", k=20, scope=Scope.LOOPBACK)
-    for number, host in enumerate(["127.0.1.1", "10.0.0.1", "1.2.3.4"], start=1):
-        node.table.observe(Contact(NodeId(number << 240), host, 7000), EPOCH)
-    request = _request(Kind.FIND_NODE, {"target": NodeId(1)}, None, pad_to=1400)
-    [(answer, _)] = node.datagram_received(request, ("10.5.5.1", 7000), EPOCH)
-    assert len(messages.decode(answer).body["nodes"]) == 3
+def test_cookies_only_on_answers_and_acks_carry_nothing_else() -> None:
+    identity = seeded_identity("c")
+    with pytest.raises(messages.MessageRejected, match="only answers carry a cookie"):
+        messages.encode(identity, Kind.PING, bytes(8), {}, cookie=bytes(8))
+    with pytest.raises(messages.MessageRejected, match="must be 8 bytes"):
+        messages.encode(identity, Kind.PONG, bytes(8), {}, cookie=bytes(7))
+    data = messages.encode(identity, Kind.ERROR, bytes(8), {"code": "x", "message": ""}, cookie=b"12345678")
+    assert messages.decode(data).cookie == b"12345678"
+    with pytest.raises(messages.MessageRejected, match="only requests are padded"):
+        messages.encode(identity, Kind.ACK, bytes(8), {"cookie": bytes(8)}, pad_to=300)
 
 
 @settings(max_examples=300, deadline=None)
