@@ -13,8 +13,8 @@ them; `lint-imports` enforces that each imports only the layers below it):
     vessel      the sandbox, by the process that runs each part (host, supervisor, vessel child)
     testing     the one fake network, for tests, benchmarks and simulations
 
-Shared leaves, imported by any layer and importing none: resources, keys, envelope, errors, refusal,
-addresses, home, atomicfile.
+Shared leaves, imported by any layer and importing none: resources, keys, envelope, boundedmsgpack (msgpack
+decoding with its cost bounded before objects are built), errors, refusal, addresses, home, atomicfile.
 """
 
 __version__ = "0.1.0"

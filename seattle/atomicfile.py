@@ -2,6 +2,7 @@
 
     write_atomic(path, data, mode=0o644)              # replaces `path`; survives a crash at any moment
     write_atomic(path, data, overwrite=False)         # FileExistsError if `path` is there already
+    write_atomic_in(dir_fd, name, data)               # the same inside a directory held open by descriptor
 
 Every file seattle writes whole (keys, configuration, node directory records, sessions, profiles,
 installers, downloads, unit files) goes through here, so each gets the same guarantees:
@@ -16,8 +17,9 @@ installers, downloads, unit files) goes through here, so each gets the same guar
 * on any failure the temporary is removed and the target is untouched.
 
 Temporary names start with "." and end in ".tmp", a pattern the node directory's uninstall recognises as
-seattle's own. The upload path of `seattle.nodemgr.vesselfiles` keeps its own loop because it works through a
-directory descriptor (which this module's path-based API would give up).
+seattle's own. `write_atomic_in` works through a directory descriptor, for a caller that opened the directory
+once and must not resolve its path again (`seattle.nodemgr.vesselfiles`: a vessel directory that a symlink
+could replace), and lets it name the temporary so its own clean-up recognises it.
 """
 
 from __future__ import annotations
@@ -41,8 +43,19 @@ def write_atomic(path: Path | str, data: bytes, *, mode: int = 0o600, overwrite:
     `overwrite=False` raises FileExistsError, writing nothing, if `path` exists.
     """
     path = Path(path)
-    temporary = path.with_name(temporary_name(path.name))
-    fd = os.open(temporary, _CREATE_FLAGS, 0o600)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        write_atomic_in(dir_fd, path.name, data, mode=mode, overwrite=overwrite)
+    finally:
+        os.close(dir_fd)
+
+
+def write_atomic_in(dir_fd: int, name: str, data: bytes, *, mode: int = 0o600, overwrite: bool = True,
+                    temporary: str | None = None) -> None:
+    """`write_atomic` of the file `name` in the directory open as `dir_fd`; `temporary` names the temporary
+    file (default: `temporary_name(name)`)."""
+    temporary = temporary or temporary_name(name)
+    fd = os.open(temporary, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
     try:
         try:
             os.fchmod(fd, mode)
@@ -53,18 +66,10 @@ def write_atomic(path: Path | str, data: bytes, *, mode: int = 0o600, overwrite:
         finally:
             os.close(fd)
         if overwrite:
-            os.replace(temporary, path)
+            os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         else:
-            os.link(temporary, path)
+            os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+            os.unlink(temporary, dir_fd=dir_fd)
+    os.fsync(dir_fd)

@@ -17,6 +17,7 @@ import msgpack
 import nacl.bindings
 import nacl.exceptions
 
+from seattle.boundedmsgpack import Limits, unpack
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.refusal import Refused
 
@@ -40,11 +41,12 @@ def seal(identity: Identity, context: bytes, fields: dict[str, Any]) -> bytes:
     return bytes(identity.signing_key.sign(context + identity.public_key.raw + envelope))
 
 
-def unseal(raw: object, context: bytes, field_names: frozenset[str], what: str, purpose: str
-           ) -> tuple[bytes, dict[str, Any]]:
+def unseal(raw: object, context: bytes, field_names: frozenset[str], what: str, purpose: str,
+           *, limits: Limits | None = None) -> tuple[bytes, dict[str, Any]]:
     """The signer's raw key and the envelope's fields, once `raw` is shown to be signed by that key under
     `context` and to hold exactly `field_names`. Messages call it a `what` ("request"), and a `purpose`
-    ("node manager request") when the context is wrong."""
+    ("node manager request") when the context is wrong. With `limits` the envelope is decoded within them
+    (`boundedmsgpack`): keys are free to mint, so a valid signature says nothing about the envelope's size."""
     start = SIGNATURE_SIZE + len(context)
     if not isinstance(raw, bytes) or len(raw) <= start + PUBLIC_KEY_SIZE:
         raise EnvelopeRejected(MALFORMED, f"a signed {what} is bytes: signature, context, key, envelope")
@@ -59,7 +61,8 @@ def unseal(raw: object, context: bytes, field_names: frozenset[str], what: str, 
     if raw[SIGNATURE_SIZE:start] != context:
         raise EnvelopeRejected(MALFORMED, f"not a {purpose} of a version this program understands")
     try:
-        fields = msgpack.unpackb(memoryview(raw)[start + PUBLIC_KEY_SIZE:], raw=False)
+        body = memoryview(raw)[start + PUBLIC_KEY_SIZE:]
+        fields = msgpack.unpackb(body, raw=False) if limits is None else unpack(body, limits)
     except (ValueError, TypeError, msgpack.UnpackException):
         raise EnvelopeRejected(MALFORMED, "the signed envelope is not valid msgpack") from None
     if not isinstance(fields, dict) or set(fields) != field_names:

@@ -292,6 +292,44 @@ class NoManifest(SeattleError):
                          "files it created there; nothing was removed")
 
 
+class UntrustedPlanner(SeattleError):
+    """A profile whose signer the donor has not pinned (`--planner`) or confirmed: a node takes its vessels'
+    owners from the profile, so accepting any signer would hand the donation to whoever wrote the file."""
+
+    def __init__(self, fingerprint: str, key_text: str, pinned: str | None = None) -> None:
+        if pinned is not None:
+            super().__init__(f"the profile is signed by planner {fingerprint} ({key_text}), not by the planner "
+                             f"you pinned ({pinned}); nothing was created")
+        else:
+            super().__init__(f"the profile is signed by planner {fingerprint} ({key_text}); a node accepts a "
+                             "profile only from a planner you trust: check that fingerprint with your planner, "
+                             f"then pin it with --planner {fingerprint} (or run on a terminal to confirm it)")
+
+
+class BadPlannerPin(SeattleError):
+    def __init__(self, text: str) -> None:
+        super().__init__(f"--planner {text!r:.80} is neither a 16-character key fingerprint, an ed25519: key nor "
+                         "a name from your names file")
+
+
+class UnsafeUnitValue(SeattleError):
+    def __init__(self, value: str, character: str) -> None:
+        super().__init__(f"cannot write a systemd unit for {value!r:.200}: it holds the control character "
+                         f"{character!r}, which a unit file cannot carry safely; use a node directory without it")
+
+
+class UnsafeManifest(SeattleError):
+    def __init__(self, node_dir: object, path: str) -> None:
+        super().__init__(f"the manifest of {node_dir} names {path!r:.200} outside the node directory, which is "
+                         "neither this node's systemd unit nor its installer's directories: it has been tampered "
+                         "with, so nothing was removed")
+
+
+class UnsafeNodeDirectory(SeattleError):
+    def __init__(self, node_dir: object, detail: str) -> None:
+        super().__init__(f"refusing the node directory {node_dir}: {detail}")
+
+
 class InstallerBuildFailed(SeattleError):
     def __init__(self, detail: str) -> None:
         super().__init__(f"the installer could not be built: {detail}")

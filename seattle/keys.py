@@ -219,17 +219,57 @@ def save_identity(
     """
     name = check_name(identity.name)
     text = _private_key_text(identity, passphrase, cost or PassphraseCost())  # slow with a passphrase
-    with _locked(_directory(directory)) as directory:
+    return _install(name, identity.public_key, text, _directory(directory))
+
+
+def export_private_key(name: str, directory: Path | None = None) -> str:
+    """The text of `name`'s private key file exactly as stored: still encrypted if it has a passphrase, so it can
+    travel (`seattle savestate`) without the key ever being decrypted, and arrive with the same protection."""
+    path, _ = _read_private_file(check_name(name), _directory(directory))
+    return path.read_text(encoding="ascii")
+
+
+def check_private_key(name: str, text: str) -> PublicKey:
+    """The public key of the private key file text `text` for identity `name`, after the checks `load_identity`
+    makes of a file (fields, format; an unprotected secret must belong to its public key): CorruptKeyFile."""
+    source = Path(f"<{check_name(name)} in a state file>")
+    data = text.encode("ascii", "replace")
+    if len(data) > _MAX_KEY_FILE:
+        raise CorruptKeyFile(source, "it is far larger than any key file")
+    fields = _parse_private_text(source, data)
+    try:
+        public_key = PublicKey.from_text(fields["public"])
+    except BadPublicKey as exc:
+        raise CorruptKeyFile(source, f"its public key line is wrong: {exc}") from None
+    if fields["protection"] == "none":
+        seed = _field_bytes(source, fields, "secret")
+        if len(seed) != SEED_SIZE or PublicKey(bytes(nacl.signing.SigningKey(seed).verify_key)) != public_key:
+            raise CorruptKeyFile(source, "the secret does not belong to the public key recorded next to it")
+    return public_key
+
+
+def import_private_key(name: str, text: str, directory: Path | None = None) -> PublicKey:
+    """Install the text of a private key file (`export_private_key`) as identity `name`, as it is: a protected
+    key stays protected by the passphrase it had. Checked first (`check_private_key`); `save_identity`'s
+    refusals (IdentityExists, NameTaken) apply. Returns the identity's public key."""
+    public_key = check_private_key(name, text)
+    _install(check_name(name), public_key, text, _directory(directory))
+    return public_key
+
+
+def _install(name: str, public_key: PublicKey, private_text: str, directory: Path) -> Path:
+    """Write an identity's three files (private 0600, public 0644, its names line) under the directory lock."""
+    with _locked(directory) as directory:
         private_path = directory / (name + PRIVATE_SUFFIX)
         if private_path.exists():
             raise IdentityExists(name, private_path)
         names_path = directory / NAMES_FILE
         lines = _read_lines(names_path)
         bound = dict(_parse_names(names_path, lines)).get(name)
-        if bound is not None and bound != identity.public_key:
+        if bound is not None and bound != public_key:
             raise NameTaken(name, bound.to_text())
-        _write_atomically(private_path, text.encode("ascii"), 0o600, replace=False)
-        public_text = identity.public_key.to_text() + "\n"
+        _write_atomically(private_path, private_text.encode("ascii"), 0o600, replace=False)
+        public_text = public_key.to_text() + "\n"
         _write_atomically(directory / (name + PUBLIC_SUFFIX), public_text.encode("ascii"), 0o644)
         if bound is None:
             _write_atomically(names_path, _join_lines([*lines, f"{name} {public_text.strip()}"]), 0o644)
@@ -401,6 +441,11 @@ def _read_private_file(name: str, directory: Path) -> tuple[Path, dict[str, str]
         os.close(fd)
     if len(data) > _MAX_KEY_FILE:
         raise CorruptKeyFile(path, "it is far larger than any key file")
+    return path, _parse_private_text(path, data)
+
+
+def _parse_private_text(path: Path, data: bytes) -> dict[str, str]:
+    """The fields of a private key file's bytes, checked for format and completeness (CorruptKeyFile)."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
@@ -424,7 +469,7 @@ def _read_private_file(name: str, directory: Path) -> tuple[Path, dict[str, str]
     if set(fields) != required:
         missing, extra = sorted(required - set(fields)), sorted(set(fields) - required)
         raise CorruptKeyFile(path, f"missing fields {missing}, unexpected fields {extra}")
-    return path, fields
+    return fields
 
 
 def _field_bytes(path: Path, fields: dict[str, str], field: str) -> bytes:

@@ -122,8 +122,9 @@ def from_profile(profile: Profile, *, percent: int = DEFAULT_PERCENT,
     port pool as the vessels' ports."""
 
     def make(spec: NodeSpec) -> None:
-        init_node_from_profile(spec.directory, profile, percent=percent, host=spec.host, port=0,
-                               ports=spec.ports, machine=machine)
+        # The caller made (or verified) this profile itself: its signer is the planner this testbed trusts.
+        init_node_from_profile(spec.directory, profile, planner=profile.planner, percent=percent, host=spec.host,
+                               port=0, ports=spec.ports, machine=machine)
 
     return make
 

@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=20, help="bucket size and lookup width")
     parser.add_argument("--alpha", type=int, default=3, help="requests in flight per lookup")
     parser.add_argument("--interval", type=float, default=0.1, help="virtual seconds between lookup starts")
+    parser.add_argument("--puzzle-bits", type=int, default=0,
+                        help="work each node id carries (the real network: 13); each node costs 2**bits keys")
     parser.add_argument("--out", type=Path, help="directory for lookups.csv and lookups.png")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the summary figures")
     options = parser.parse_args(argv)
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             alpha=options.alpha,
             interval=options.interval,
             rejoin=not options.no_rejoin,
+            puzzle_bits=options.puzzle_bits,
         )
     except ValueError as error:
         parser.error(str(error))

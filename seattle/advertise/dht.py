@@ -13,12 +13,22 @@ live nodes closest to it, and then talk to all of them at once:
   tombstone) or lying (it can drop records but not forge them), and only the union, merged by sequence,
   gives the newest state. Every record is verified here again: a holder is just another peer.
 
+What a reader takes from holders is bounded before it is merged: at most MAX_PAGES answers and
+MAX_RECORDS_PER_HOLDER distinct records from one holder (twice what an honest holder keeps under a key), and
+at most MAX_FOUND advertisements in all. Records that do not verify, or are about another subject, are
+dropped and counted (`dropped`, by refusal code). When more than MAX_FOUND advertisements verify (a flood),
+those returned by the most holders are kept: a donor's record is stored on every honest holder (their stores
+share room fairly between sources, `seattle.overlay.store`), while a flood must reach all of them to rank
+as high; every record kept is still a valid signature, and browse asks each node for itself.
+
 Each request has its own timeout, so a dead or slow holder costs at most that long and never stalls the rest.
 Both run over any `seattle.overlay.transport.OverlayTransport` (UDP or simulated) and read the time from it
 (`transport.now()`), so records are checked against the same clock the engine uses.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import trio
 
@@ -30,6 +40,10 @@ from seattle.overlay.transport import OverlayTransport
 
 #: A holder caps records per key at 64 by default; more pages than this from one holder is a holder lying.
 MAX_PAGES = 32
+#: Distinct records read from one holder at most: twice the 64 an honest holder keeps under one key.
+MAX_RECORDS_PER_HOLDER = 128
+#: Advertisements `find_records` returns at most (browse asks every one of them).
+MAX_FOUND = 256
 
 
 async def publish(transport: OverlayTransport, raw_record: bytes, *, timeout: float) -> int:
@@ -65,47 +79,71 @@ async def publish(transport: OverlayTransport, raw_record: bytes, *, timeout: fl
     return stored
 
 
-async def find_records(transport: OverlayTransport, subject: PublicKey, *, timeout: float) -> list[VesselRecord]:
+async def find_records(transport: OverlayTransport, subject: PublicKey, *, timeout: float,
+                       dropped: Counter[str] | None = None) -> list[VesselRecord]:
     """The current advertisements for `subject`: verified, merged across all k closest holders
-    (per node the highest sequence wins; tombstones remove), in a stable order."""
+    (per node the highest sequence wins; tombstones remove), in a stable order (by node key).
+
+    Bounded as the module docstring says; what was refused is counted into `dropped` when given.
+    """
     if not isinstance(subject, PublicKey):
         raise TypeError(f"subject must be a PublicKey, not {type(subject).__name__}")
+    dropped = dropped if dropped is not None else Counter()
     key = dht_key(subject)
     contacts = await _lookup(transport, key, timeout)
     found: list[VesselRecord] = []
+    holders: Counter[tuple[bytes, bytes]] = Counter()  # per slot, how many holders returned it
 
     async def read_from(contact: Contact) -> None:
         skip = 0
+        seen: set[bytes] = set()
+        mine: list[VesselRecord] = []
         with trio.move_on_after(timeout):
             for _ in range(MAX_PAGES):
                 try:
                     answer = await transport.request(contact, Kind.GET_RECORDS, {"key": key, "skip": skip}, timeout)
                 except TimeoutError:
-                    return
+                    break
                 if answer.kind is not Kind.RECORDS:
-                    return
+                    break
                 raws: list[bytes] = answer.body["records"]
-                found.extend(_valid(raws, subject, transport.now()))
                 skip += len(raws)
-                if not answer.body["more"] or not raws:
-                    return
+                fresh = [raw for raw in raws if raw not in seen]
+                room = MAX_RECORDS_PER_HOLDER - len(seen)
+                if len(fresh) > room:
+                    dropped["over_holder_limit"] += len(fresh) - room
+                    fresh = fresh[:room]
+                seen.update(fresh)
+                mine.extend(_valid(fresh, subject, transport.now(), dropped))
+                if not answer.body["more"] or not raws or len(seen) >= MAX_RECORDS_PER_HOLDER:
+                    break
+        found.extend(mine)
+        holders.update({record.slot for record in mine})
 
     async with trio.open_nursery() as nursery:
         for contact in contacts:
             nursery.start_soon(read_from, contact)
-    return merge(found)
+    merged = merge(found)
+    if len(merged) > MAX_FOUND:
+        dropped["over_found_limit"] += len(merged) - MAX_FOUND
+        ranked = sorted(merged, key=lambda record: (-holders[record.slot], record.node.raw))
+        merged = merge(ranked[:MAX_FOUND])
+    return merged
 
 
-def _valid(raws: list[bytes], subject: PublicKey, now: float) -> list[VesselRecord]:
+def _valid(raws: list[bytes], subject: PublicKey, now: float, dropped: Counter[str]) -> list[VesselRecord]:
     """The records that verify at `now` and are about `subject` (a holder may return anything under the key)."""
     valid = []
     for raw in raws:
         try:
             record = verify(raw, now)
-        except RecordRejected:
+        except RecordRejected as rejected:
+            dropped[rejected.code] += 1
             continue
         if record.subject == subject:
             valid.append(record)
+        else:
+            dropped["wrong_subject"] += 1
     return valid
 
 

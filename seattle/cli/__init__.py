@@ -18,5 +18,6 @@ The top layer: it imports every other package and none imports it. Errors are ra
     research_show     show ... and set ...
     research_state    savestate / loadstate
     shell             the interactive shell (seash's successor) over the same commands
+    terminal          printable(): control characters in text from nodes escaped before it is printed
     demo              demo (`seattle.demo`)
 """

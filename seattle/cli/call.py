@@ -18,6 +18,7 @@ from seattle.cli.call_arguments import (
     usage,
     write_output,
 )
+from seattle.cli.terminal import printable
 from seattle.errors import SignedCallNeedsIdentity
 from seattle.keys import Identity, is_protected, load_identity
 from seattle.nodemgr.calltable import CALLS
@@ -54,8 +55,17 @@ def call(as_identity: str | None, as_json: bool, out_path: Path | None, timeout:
         return
     warning = check_response(name, response)
     if warning is not None:
-        click.echo(warning, err=True)
-    write_output(render(response.result), out_path, sys.stdout.buffer)
+        click.echo(printable(warning), err=True)
+    data = render(response.result)
+    # Text the node sent is escaped; file bytes stay exact unless they would land on a terminal.
+    if out_path is None and (not isinstance(response.result, bytes) or stdout_is_terminal()):
+        data = printable(data.decode("utf-8", "replace"), keep_layout=True).encode("utf-8")
+    write_output(data, out_path, sys.stdout.buffer)
+
+
+def stdout_is_terminal() -> bool:
+    """Whether output goes to a terminal (where escape sequences act) rather than a file or a pipe."""
+    return sys.stdout.isatty()
 
 
 def _identity(name: str) -> Identity:

@@ -7,7 +7,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from seattle.cli.terminal import printable
 from seattle.demo.matrix import LatencyMatrix
 from seattle.demo.run import DEFAULT_NODES, DEFAULT_VESSELS_PER_NODE, run_demo
 from seattle.testbed import sigterm_as_interrupt
@@ -27,7 +29,7 @@ def demo(nodes: int, vessels_per_node: int, out: Path, keep: bool) -> None:
     as a heat map; then stop everything and remove the temporary directory."""
     with sigterm_as_interrupt():
         result = run_demo(nodes=nodes, vessels_per_node=vessels_per_node, out=out, keep=keep,
-                          progress=lambda message: click.echo(f"- {message}"))
+                          progress=lambda message: click.echo(printable(f"- {message}")))
     print_latency_table(result.matrix, Console())
     click.echo(f"Done in {result.seconds:.1f} s. Heat map: {result.heatmap}")
     if result.kept is not None:
@@ -48,9 +50,10 @@ def latency_table(matrix: LatencyMatrix) -> Table:
     """The matrix as a rich table: one row per pinging vessel, one column per answering vessel, in ms."""
     table = Table(title="Median UDP round-trip time (ms), from row to column")
     table.add_column("from", style="bold")
-    for label in matrix.labels:
+    labels = [Text(printable(label)) for label in matrix.labels]  # vessel names as nodes reported them
+    for label in labels:
         table.add_column(label, justify="right")
-    for a, (label, row) in enumerate(zip(matrix.labels, matrix.rtt_ms, strict=True)):
+    for a, (label, row) in enumerate(zip(labels, matrix.rtt_ms, strict=True)):
         cells = ["·" if a == b else ("no reply" if value is None else f"{value:.3f}") for b, value in enumerate(row)]
         table.add_row(label, *cells)
     return table

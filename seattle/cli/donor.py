@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from seattle.errors import BadPortPool, NodeControlFailed
+from seattle.errors import BadPortPool, NodeControlFailed, UntrustedPlanner
 from seattle.keys import PublicKey
 
 #: How long `node stop` waits for the node to exit.
@@ -26,21 +27,34 @@ _DIR = click.option("--dir", "node_dir", required=True, type=click.Path(path_typ
                     help="The node directory made by `seattle node init`.")
 
 
-def init_from_profile(node_dir: Path, profile_path: Path, percent: int, host: str, port: int,
+def init_from_profile(node_dir: Path, profile_path: Path, planner: str | None, percent: int, host: str, port: int,
                       ports: str | None, bootstrap: tuple[str, ...], local_ips: tuple[str, ...]) -> None:
-    """`seattle node init --profile`: measure, divide, create the node, and tell the donor what is given."""
+    """`seattle node init --profile`: check the planner is the one the donor trusts (`--planner`, or a
+    confirmation on a terminal), then measure, divide, create the node, and tell the donor what is given."""
     from seattle.donor.donation import init_node_from_profile
-    from seattle.planner.profile import read_profile
+    from seattle.planner.profile import check_planner, read_profile
 
     profile = read_profile(profile_path)
+    signer = profile.planner
+    click.echo(f"the profile is signed by planner {signer.fingerprint()} ({signer.to_text()})")
+    if planner is not None:
+        check_planner(profile, planner)
+    elif not (stdin_is_terminal()
+              and click.confirm(f"Is {signer.fingerprint()} the fingerprint your planner gave you?", default=False)):
+        raise UntrustedPlanner(signer.fingerprint(), signer.to_text())
     if bootstrap:
         profile = dataclasses.replace(profile, bootstrap=tuple(bootstrap))
-    donation = init_node_from_profile(node_dir, profile, percent=percent, host=host, port=port,
+    donation = init_node_from_profile(node_dir, profile, planner=signer, percent=percent, host=host, port=port,
                                       ports=parse_ports(ports) if ports else None, local_ips=local_ips)
     click.echo(donation.summary())
-    click.echo(f"profile signed by {profile.planner.fingerprint()}; overlay bootstrap: "
+    click.echo(f"profile signed by {signer.fingerprint()}; overlay bootstrap: "
                f"{', '.join(profile.bootstrap) or 'none (this node starts an overlay)'}")
     click.echo(f"created node in {node_dir}; start it with: seattle node start --dir {node_dir}")
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question: a script, a pipe or a service manager cannot confirm a planner."""
+    return sys.stdin.isatty()
 
 
 def parse_ports(text: str) -> list[int]:

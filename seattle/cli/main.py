@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from seattle.cli.terminal import printable
 from seattle.errors import SeattleError
 
 #: Subcommand name → "module:attribute" of its click command, in the order `--help` lists them.
@@ -93,7 +94,7 @@ SUMMARIES: dict[str, str] = {
 
 class UserFacingError(click.ClickException):
     def __init__(self, error: SeattleError) -> None:
-        super().__init__(str(error))
+        super().__init__(printable(str(error), keep_layout=True))  # messages quote what nodes said
         # click types exit_code as a ClassVar, yet reads it from the instance (sys.exit(e.exit_code)).
         self.exit_code = error.exit_code  # type: ignore[misc]
 

@@ -38,15 +38,19 @@ def node() -> None:
 @click.option("--profile", "profile", type=click.Path(path_type=Path, dir_okay=False),
               help="A planner's signed installer profile: donate --percent of this machine, divided into its "
                    "vessels (then --owner is not used).")
+@click.option("--planner", metavar="FINGERPRINT|KEY|NAME",
+              help="With --profile: the planner you trust (its key fingerprint, ed25519: key or name); the "
+                   "profile must be signed by it. Without it you are asked on a terminal, and refused elsewhere.")
 @click.option("--percent", default=10, show_default=True, type=int,
               help="With --profile: the percent of this machine to donate.")
 @click.option("--ports", help="With --profile: the vessels' port pool, LOW-HIGH (default 63100-63199).")
 def init(node_dir: Path, host: str, port: int, local_ips: tuple[str, ...], owner: str | None,
-         bootstrap: tuple[str, ...], profile: Path | None, percent: int, ports: str | None) -> None:
+         bootstrap: tuple[str, ...], profile: Path | None, planner: str | None, percent: int,
+         ports: str | None) -> None:
     """Create a node in DIR: a node key and one vessel with the default allotment owned by OWNER, or the
     vessels of a planner's --profile."""
     if profile is not None:
-        init_from_profile(node_dir, profile, percent, host, port, ports, bootstrap, local_ips)
+        init_from_profile(node_dir, profile, planner, percent, host, port, ports, bootstrap, local_ips)
         return
     config = NodeConfig(host, port, local_ips, bootstrap)
     owner_key = _owner_key(owner)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 import click
 
+from seattle.cli.terminal import printable
 from seattle.errors import NoIdentityChosen, NoTargets
 from seattle.experiment.session import Session, load_session, save_session
 from seattle.keys import Identity, PublicKey, is_protected, list_identities, load_identity, resolve
@@ -188,8 +189,8 @@ def report(outcomes: Sequence[Outcome], opts: Options, render: Callable[[Outcome
     elif render is not None:
         for outcome in outcomes:
             text = render(outcome) if outcome.ok else None
-            if text is not None:
-                click.echo(text)
+            if text is not None:  # renders escape single-line fields themselves; this catches the rest
+                click.echo(printable(text, keep_layout=True))
     print_summary(outcomes, err=opts.as_json)
     if any(not outcome.ok for outcome in outcomes):
         raise click.exceptions.Exit(1)
@@ -202,11 +203,11 @@ def print_summary(outcomes: Sequence[Outcome], *, err: bool = False) -> None:
     for reason, members in summarize(outcomes):
         names = ", ".join(f"%{o.number} ({o.ref})" for o in members[:SUMMARY_NAMES])
         more = f" and {len(members) - SUMMARY_NAMES} more" if len(members) > SUMMARY_NAMES else ""
-        click.echo(f"{len(members)} of {total} vessels {reason}: {names}{more}", err=err)
+        click.echo(printable(f"{len(members)} of {total} vessels {reason}: {names}{more}"), err=err)
 
 
 def header(outcome: Outcome) -> str:
-    return f"--- %{outcome.number} {outcome.ref} ---"
+    return f"--- %{outcome.number} {printable(outcome.ref)} ---"
 
 
 def block(outcome: Outcome) -> str:
@@ -214,6 +215,6 @@ def block(outcome: Outcome) -> str:
     result = outcome.result
     if isinstance(result, bytes):
         result = result.decode("utf-8", errors="replace")
-    if isinstance(result, list):
-        result = " ".join(map(str, result))
+    if isinstance(result, list):  # file names: each escaped whole, so a "\n" in one cannot forge a line
+        result = " ".join(printable(item) for item in result)
     return f"{header(outcome)}\n{str(result).rstrip()}"

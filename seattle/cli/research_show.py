@@ -22,6 +22,7 @@ from seattle.cli.research_common import (
     session_for_command,
     targets,
 )
+from seattle.cli.terminal import printable
 from seattle.keys import list_identities, read_names, resolve
 
 if TYPE_CHECKING:
@@ -58,15 +59,15 @@ def _field(name: str) -> Callable[[Outcome], str]:
             value = _key_name(value)
         elif name == "users":
             value = ", ".join(_key_name(user) for user in value) or "(no users)"
-        return f"%{outcome.number:<4} {outcome.ref!s:<32} {value}"
+        return f"%{outcome.number:<4} {printable(outcome.ref):<32} {printable(value)}"
 
     return render
 
 
 def _info(outcome: Outcome) -> str:
     info = outcome.result
-    return (f"%{outcome.number:<4} {outcome.ref!s:<32} version {info.get('version')}  node key "
-            f"{info.get('node_key')}  fingerprint {info.get('fingerprint')}")
+    return printable(f"%{outcome.number:<4} {outcome.ref!s:<32} version {info.get('version')}  node key "
+                     f"{info.get('node_key')}  fingerprint {info.get('fingerprint')}")
 
 
 def _operation(name: str, *call: str) -> Callable[[], VesselOp]:
@@ -112,7 +113,7 @@ def show_ip(on: str | None) -> None:
         numbers = targets(session, Options(on, None, None, False))
         hosts = dict.fromkeys(session.targets.vessels[n].ref.host for n in numbers)
         for host in hosts:
-            click.echo(host)
+            click.echo(printable(host))
 
 
 @show.command("hostname")
@@ -126,7 +127,7 @@ def show_hostname(on: str | None) -> None:
                 name = socket.gethostbyaddr(host)[0]
             except OSError:
                 name = "(no name)"
-            click.echo(f"{host} {name}")
+            click.echo(printable(f"{host} {name}"))  # a PTR record says whatever its zone's owner wants
 
 
 @show.command("targets")
@@ -135,7 +136,7 @@ def show_targets() -> None:
     with session_for_command() as session:
         for number, known in sorted(session.targets.vessels.items()):
             status = known.info.get("status", "?")
-            click.echo(f"%{number:<4} {known.ref!s:<32} {status}")
+            click.echo(f"%{number:<4} {printable(known.ref):<32} {printable(status)}")
         click.echo(f"current target: {session.target} ({len(session.targets.vessels)} vessels known)")
 
 

@@ -21,6 +21,7 @@ from seattle.cli.research_common import (
     session_for_command,
     who_options,
 )
+from seattle.cli.terminal import printable
 from seattle.errors import BadTarget, NoIdentityChosen
 from seattle.experiment import operations
 from seattle.experiment.session import Session
@@ -64,7 +65,7 @@ def browse(opts: Options, bootstrap: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"found {len(numbers)} vessels", err=as_json)
         problems = [f"unreachable: {address}: {why}" for address, why in result.unreachable]
         for problem in [*problems, *(f"left out: {why}" for why in rejected)]:
-            click.echo(problem, err=True)
+            click.echo(printable(problem), err=True)
         if problems or rejected:
             raise click.exceptions.Exit(1)
 
@@ -82,12 +83,14 @@ def _found_row(session: Session, number: int, key: PublicKey) -> dict[str, Any]:
 def _print_found(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     for column in ("target", "node", "vessel", "status", "role", "ownerinfo"):
         table.add_column(column)
-    for row in rows:
-        table.add_row(*(str(row[column]) for column in ("target", "node", "vessel", "status", "role", "ownerinfo")))
+    for row in rows:  # Text, not str: a node's "[link=...]" must not be read as rich markup
+        table.add_row(*(Text(printable(row[column])) for column in ("target", "node", "vessel", "status", "role",
+                                                                   "ownerinfo")))
     Console(soft_wrap=True).print(table)
 
 
@@ -106,7 +109,7 @@ def contact(opts: Options, address: str) -> None:
         session.targets.add_to_group("contactgood", numbers)
         for number in numbers:
             known = session.targets.vessels[number]
-            click.echo(f"%{number:<4} {known.ref}  {known.info.get('status')}")
+            click.echo(printable(f"%{number:<4} {known.ref}  {known.info.get('status')}"))
         click.echo(f"added {len(numbers)} vessels")
 
 

@@ -21,6 +21,7 @@ from seattle.cli.research_common import (
     run_async,
     targets,
 )
+from seattle.cli.terminal import printable
 from seattle.errors import LocalFileError
 from seattle.experiment import operations
 from seattle.experiment.fanout import Node, Outcome, VesselOp
@@ -73,7 +74,8 @@ def list_(opts: Options) -> None:
         def row(outcome: Outcome) -> str:
             entry = outcome.result
             own = "*" if operations.owned_by(entry, mine) else " "
-            return f"%{outcome.number:<4} {own} {outcome.ref!s:<32} {entry['status']:<10} {entry['ownerinfo']}"
+            return (f"%{outcome.number:<4} {own} {printable(outcome.ref):<32} {printable(entry['status']):<10} "
+                    f"{printable(entry['ownerinfo'])}")
 
         if not opts.as_json:
             click.echo(f"{'ID':<5} {'O'} {'vessel':<32} {'status':<10} ownerinfo")
@@ -115,7 +117,8 @@ def download(opts: Options, remote: str, local: Path | None) -> None:
         return str(path)
 
     with command_session(opts) as session:
-        report(fan_out("download", session, opts, fetch), opts, lambda o: f"%{o.number} {o.ref} -> {o.result}")
+        report(fan_out("download", session, opts, fetch), opts,
+               lambda o: printable(f"%{o.number} {o.ref} -> {o.result}"))
 
 
 def write_local(path: Path, data: bytes) -> None:
@@ -196,7 +199,7 @@ def split(opts: Options, resources: Path) -> None:
         numbers = targets(session, opts)
         signer = identity(session, opts)
         outcomes = run_async(lambda: operations.split(session, numbers, text, signer))
-        report(outcomes, opts, lambda o: f"%{o.number} {o.ref} -> {', '.join(o.result)}")
+        report(outcomes, opts, lambda o: printable(f"%{o.number} {o.ref} -> {', '.join(map(str, o.result))}"))
 
 
 @click.command()
@@ -207,5 +210,5 @@ def join(opts: Options) -> None:
         numbers = targets(session, opts)
         signer = identity(session, opts)
         outcomes = run_async(lambda: operations.join(session, numbers, signer))
-        report(outcomes, opts, lambda o: f"%{o.number} {o.ref} -> {o.result}")
+        report(outcomes, opts, lambda o: printable(f"%{o.number} {o.ref} -> {o.result}"))
 

@@ -19,6 +19,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 
 from seattle.cli.research_common import use_session
+from seattle.cli.terminal import printable
 from seattle.experiment.session import Session, load_session
 from seattle.home import seattle_home
 from seattle.keys import list_identities
@@ -75,7 +76,7 @@ def run_line(root: click.Group, line: str) -> int:
     try:
         words = shlex.split(line)
     except ValueError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(printable(f"Error: {exc}"), err=True)
         return 2
     if not words:
         return 0

@@ -42,7 +42,14 @@ def start_daemon(node_dir: Path, *, allow_unconfined: bool = False) -> dict[str,
     command = [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(node_dir)]
     if allow_unconfined:
         command.append("--allow-unconfined")
-    with open(paths.start_log_path, "ab") as out:
+    # O_NOFOLLOW: a symlink planted under node.out must not make the daemon's output go somewhere else.
+    try:
+        log_fd = os.open(paths.start_log_path,
+                         os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise NodeControlFailed(node_dir, f"its start log {paths.start_log_path} cannot be opened "
+                                          f"({exc.strerror}; a symbolic link there is refused)") from None
+    with open(log_fd, "ab") as out:
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                    start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT

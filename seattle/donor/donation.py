@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import resource
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any
 import psutil
 
 from seattle.donor.manifest import record_install
-from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall
+from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall, UntrustedPlanner
 from seattle.keys import PublicKey
 from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.daemon import create_node
@@ -179,7 +180,7 @@ def _disk_rates(where: Path) -> dict[str, Measured]:
     """Write, fsync, drop from the page cache and read back one probe file; {} if that is not possible."""
     if not os.path.isdir(where) or not hasattr(os, "posix_fadvise"):
         return {}
-    probe = where / f".seattle-disk-probe-{os.getpid()}"
+    probe = where / f".seattle-disk-probe-{secrets.token_hex(6)}"  # unguessable: nobody can occupy it first
     data = os.urandom(_PROBE_BYTES)
     try:
         fd = os.open(probe, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -361,12 +362,17 @@ def _sum(parts: Sequence[Resources]) -> Resources:
     return total
 
 
-def init_node_from_profile(node_dir: Path, profile: Profile, *, percent: int = DEFAULT_PERCENT,
+def init_node_from_profile(node_dir: Path, profile: Profile, *, planner: PublicKey, percent: int = DEFAULT_PERCENT,
                            host: str = "127.0.0.1", port: int = 1224, ports: Sequence[int] | None = None,
                            machine: MachineResources | None = None, local_ips: Sequence[str] = ()) -> Donation:
     """Create a node in `node_dir` laid out by `profile`: measure (unless `machine` is given), divide, write
     the node's key, vessels, `node.json` (with the profile's bootstrap nodes), `donation.json` and the
-    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node."""
+    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node.
+
+    `planner` is the key the donor trusts (pinned or confirmed): a profile signed by any other key is refused
+    (UntrustedPlanner) before anything is created, so every caller has to say whom it trusts."""
+    if profile.planner != planner:
+        raise UntrustedPlanner(profile.planner.fingerprint(), profile.planner.to_text(), planner.fingerprint())
     node_dir = Path(node_dir)
     created_dir = not node_dir.exists()
     config = NodeConfig(host, port, tuple(local_ips), profile.bootstrap)

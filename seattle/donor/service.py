@@ -19,10 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 from seattle.atomicfile import write_atomic
 from seattle.donor.manifest import record_outside
+from seattle.errors import UnsafeUnitValue
 
 #: Bounds a `systemctl` call made while uninstalling (a wedged user manager must not hang uninstall).
 SYSTEMCTL_TIMEOUT = 20.0
@@ -40,12 +42,18 @@ def unit_name(node_dir: Path) -> str:
 
 
 def unit_text(node_dir: Path, python: str | None = None) -> str:
+    """The unit file's text. Every value is checked (`_checked`) and quoted or escaped the way systemd reads it,
+    because the node directory's path is whatever the donor (or a script acting for them) typed: a path holding
+    a newline would otherwise add lines, even a second `[Service]` section, to a unit run at every log-in."""
     node_dir = Path(node_dir).resolve()
     command = " ".join(_quote(word) for word in (python or sys.executable, "-m", "seattle.cli", "node", "run",
                                                  "--dir", str(node_dir)))
+    # Description is not unquoted by systemd (quotes show as they are) but its specifiers are expanded; the
+    # closing quote also keeps a path ending in a backslash from continuing the line.
+    description = f'seattle node manager for "{_specifiers(_checked(str(node_dir)))}"'
     return (
         "[Unit]\n"
-        f"Description=seattle node manager for {node_dir}\n"
+        f"Description={description}\n"
         "After=network-online.target\n"
         "\n"
         "[Service]\n"
@@ -61,10 +69,26 @@ def unit_text(node_dir: Path, python: str | None = None) -> str:
     )
 
 
+def _checked(value: str) -> str:
+    """`value`, or UnsafeUnitValue if it holds a control character: no quoting can make a newline safe in a
+    line-based file, and systemd would read a tab or an escape sequence differently from what was written."""
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise UnsafeUnitValue(value, bad)
+    return value
+
+
+def _specifiers(text: str) -> str:
+    """`%` doubled: systemd expands `%h`, `%u`, ... in most settings, and `%%` is a literal percent."""
+    return text.replace("%", "%%")
+
+
 def _quote(word: str) -> str:
-    """systemd's quoting: double quotes, with backslash before `"` and `\\`; `%` doubled (specifiers)."""
-    escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
-    return f'"{escaped}"'
+    """One ExecStart word as systemd parses it: checked for control characters, in double quotes with a
+    backslash before `"` and `\\`, `%` doubled (specifiers) and `$` doubled (`$NAME` and `${NAME}` would be
+    replaced by the service's environment, so a directory named `$HOME` would run somewhere else)."""
+    escaped = _checked(word).replace("\\", "\\\\").replace('"', '\\"').replace("$", "$$")
+    return f'"{_specifiers(escaped)}"'
 
 
 def install_unit(node_dir: Path) -> Path:

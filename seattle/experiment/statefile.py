@@ -3,16 +3,21 @@
 Why encrypted: the file carries the private key of the session's identity (so a researcher can carry an
 experiment to another machine, as seash's state files carried keys) and the list of vessels they control.
 
+The key travels as its private key file's text (`seattle.keys.export_private_key`), exactly as stored: a key
+protected by a passphrase stays encrypted under it inside the state file and is installed on load with the
+same protection (the state file's passphrase is another layer, never a replacement). Saving therefore needs
+no key passphrase, and loading never writes a protected key unprotected.
+
 Layout: `MAGIC ‖ salt(16) ‖ opslimit(u32 BE) ‖ memlimit(u32 BE, KiB) ‖ SecretBox(nonce ‖ ciphertext)` of the
-UTF-8 JSON `{"session": <session.json content>, "identities": {name: base64 seed}}`. The key is argon2id
-(nacl.pwhash) of the passphrase; the costs are stored so they can rise later, and a file asking for more than
-the sensitive preset is refused before any work (a crafted file must not make us burn minutes or gigabytes).
-The file is written 0600, atomically.
+UTF-8 JSON `{"session": <session.json content>, "keys": {name: private key file text}}`. A file from before
+(with "identities": decrypted seeds) is refused: it no longer says whether its keys had a passphrase.
+The box's key is argon2id (nacl.pwhash) of the passphrase; the costs are stored so they can rise later, and a
+file asking for more than the sensitive preset is refused before any work (a crafted file must not make us
+burn minutes or gigabytes). The file is written 0600, atomically.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import struct
 from dataclasses import dataclass
@@ -21,7 +26,6 @@ from pathlib import Path
 import nacl.exceptions
 import nacl.pwhash
 import nacl.secret
-import nacl.signing
 import nacl.utils
 
 from seattle.atomicfile import write_atomic
@@ -29,12 +33,13 @@ from seattle.errors import BadStateFile, IdentityExists, StateFilePassphrase
 from seattle.experiment.session import Session
 from seattle.keys import (
     PUBLIC_SUFFIX,
-    Identity,
     check_name,
+    check_private_key,
+    export_private_key,
+    import_private_key,
     key_directory,
     list_identities,
     read_public_key,
-    save_identity,
 )
 
 MAGIC = b"seattle-state-v1\n"
@@ -45,18 +50,18 @@ MAX_STATE_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class SavedState:
+    """A decrypted state file: the session, and each identity's private key file text (as it was stored)."""
+
     session: Session
-    identities: dict[str, Identity]
+    keys: dict[str, str]
 
 
-def save_state(path: Path, passphrase: str, session: Session, identities: list[Identity],
+def save_state(path: Path, passphrase: str, session: Session, identities: list[str],
                *, opslimit: int = _ARGON.OPSLIMIT_INTERACTIVE, memlimit: int = _ARGON.MEMLIMIT_INTERACTIVE) -> None:
-    """Encrypt the session and `identities` into `path` (mode 0600, atomic)."""
+    """Encrypt the session and the key files of the named `identities` into `path` (mode 0600, atomic)."""
     if not passphrase:
         raise StateFilePassphrase(path, "an empty passphrase protects nothing; choose one")
-    payload = {"session": session.to_json(),
-               "identities": {identity.name: base64.b64encode(bytes(identity.signing_key)).decode("ascii")
-                              for identity in identities}}
+    payload = {"session": session.to_json(), "keys": {name: export_private_key(name) for name in identities}}
     salt = nacl.utils.random(_ARGON.SALTBYTES)
     box = nacl.secret.SecretBox(_derive(passphrase, salt, opslimit, memlimit))
     sealed = box.encrypt(json.dumps(payload).encode("utf-8"))
@@ -88,27 +93,36 @@ def load_state(path: Path, passphrase: str) -> SavedState:
             from None
     try:
         payload = json.loads(plain)
+        if "keys" not in payload and "identities" in payload:
+            raise BadStateFile(path, "it was written by an older seattle that stored keys without their passphrase "
+                                     "protection; save the state again with this version")
         session = Session.from_json(payload["session"])
-        identities = {check_name(name): Identity(name, nacl.signing.SigningKey(base64.b64decode(seed)))
-                      for name, seed in payload["identities"].items()}
+        keys = {check_name(name): text for name, text in payload["keys"].items()}
+        if not all(isinstance(text, str) for text in keys.values()):
+            raise TypeError("a key is not text")
+    except BadStateFile:
+        raise
     except Exception as exc:  # decrypted but malformed: written by something else, never a traceback
         raise BadStateFile(path, f"its content is malformed ({type(exc).__name__}: {exc})") from None
-    return SavedState(session, identities)
+    return SavedState(session, keys)
 
 
-def install_identities(identities: dict[str, Identity]) -> list[str]:
-    """Save the state's identities that the key directory lacks; the names installed. An identity of the
-    same name with another key is refused (IdentityExists): keys are never replaced."""
-    installed = []
+def install_identities(keys: dict[str, str]) -> list[str]:
+    """Install the state's key files that the key directory lacks, each with the protection it had; the names
+    installed. An identity of the same name with another key is refused (IdentityExists): keys are never
+    replaced. Every key is checked before the first is written."""
     have = set(list_identities())
-    for name, identity in identities.items():
+    for name, text in keys.items():
+        public_key = check_private_key(name, text)
         if name in have:
             path = key_directory() / (name + PUBLIC_SUFFIX)
-            if read_public_key(path) != identity.public_key:
+            if read_public_key(path) != public_key:
                 raise IdentityExists(name, path)
-            continue
-        save_identity(identity)
-        installed.append(name)
+    installed = []
+    for name, text in keys.items():
+        if name not in have:
+            import_private_key(name, text)
+            installed.append(name)
     return installed
 
 

@@ -17,7 +17,10 @@ The checks run in this order, so the error a caller sees is the most basic thing
     <the call's own codes>   e.g. vessel_running, disk_full, file_not_found
 
 Permission classes are the original's: public (anyone, signed or not), owner-or-user, owner-only. Blocking
-work (SQLite commits, file I/O) runs in worker threads so one slow call does not hold up other connections.
+work (SQLite commits, file I/O) runs in worker threads so one slow call does not hold up other connections;
+public calls, which anyone may send, get only PUBLIC_THREADS of them, so strangers cannot take the threads the
+owners' calls need. `authorize` runs the same checks as `handle` up to the permission one, for the verifier
+to call before it keeps anything of a signed request; `has_rights` tells the server whose large frames to take.
 Calls that change whether or how a vessel runs (start, stop, reset, split, join) are serialised by one lock,
 so two clients cannot start the same vessel twice or split it while it starts.
 """
@@ -38,7 +41,7 @@ from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.calltable import CALLS, PUBLIC_CALLS, BadArguments, Call, Permission, bind_arguments
 from seattle.nodemgr.database import VesselRow
 from seattle.nodemgr.nodeerror import NodeError
-from seattle.nodemgr.signing import error, ok, warning
+from seattle.nodemgr.signing import RequestRejected, error, ok, warning
 from seattle.nodemgr.vessels import RUNNING, NodeState
 from seattle.vessel.host.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
 from seattle.vessel.spec import VesselSpec
@@ -52,6 +55,9 @@ BAD_ARGUMENTS = "bad_arguments"
 INTERNAL_ERROR = "internal_error"
 DID_NOT_STOP = "did_not_stop"
 
+
+#: Worker threads public calls may use at once (the owners' calls have trio's default pool of 40).
+PUBLIC_THREADS = 2
 
 #: A running vessel whose supervisor has not reported for this long is shown as Stale (the original's 15 s).
 STALE_AFTER = 15.0
@@ -85,6 +91,7 @@ class NodeAPI:
         self.local_ips = tuple(local_ips)
         self._running: dict[str, _Running] = {}
         self._lifecycle = trio.Lock()
+        self._public_threads = trio.CapacityLimiter(PUBLIC_THREADS)
         self._nursery: trio.Nursery | None = None
         self._handlers: dict[str, Handler] = {
             "GetNodeInfo": self._get_node_info, "GetVessels": self._get_vessels,
@@ -114,6 +121,31 @@ class NodeAPI:
         async with self._lifecycle:
             for name in list(self._running):
                 await self._stop_running(name)
+
+    def has_rights(self, key: bytes) -> bool:
+        """Whether `key` (raw) owns or uses a vessel here: only such a signer may send frames over the small
+        limit. On the event loop: a read of the cached vessel records."""
+        return any(key == record.owner or key in record.users for record in self.state.get_vessels())
+
+    def authorize(self, caller: PublicKey, name: str, args: list[Any] | dict[str, Any]) -> bool:
+        """RequestRejected unless `caller` may make this call with these arguments (the checks of `handle`
+        up to the permission check); True if the call needs replay protection, False for a public call."""
+        call = CALLS.get(name)
+        if call is None:
+            raise RequestRejected(NO_SUCH_CALL, f"Unknown Call {name!r}; the calls are: {', '.join(sorted(CALLS))}")
+        if call.permission is Permission.PUBLIC:
+            return False
+        try:
+            bound = bind_arguments(call, args)
+            for param in call.vessel_params:
+                _check_permission(call, caller, self.state.get_vessel(bound[param]))
+        except BadArguments as exc:
+            raise RequestRejected(BAD_ARGUMENTS, str(exc)) from None
+        except NodeError as exc:
+            raise RequestRejected(exc.code, exc.message) from None
+        except PermissionRefused as exc:
+            raise RequestRejected(INSUFFICIENT_PERMISSIONS, str(exc)) from None
+        return True
 
     async def handle(self, caller: PublicKey | None, name: str, args: list[Any] | dict[str, Any]
                      ) -> dict[str, Any]:
@@ -160,7 +192,7 @@ class NodeAPI:
         })
 
     async def _get_vessels(self) -> dict[str, Any]:
-        records = await trio.to_thread.run_sync(self.state.get_vessels)
+        records = await trio.to_thread.run_sync(self.state.get_vessels, limiter=self._public_threads)
         return ok({
             "version": seattle.__version__,
             "node_key": self.node_key.to_text(),
@@ -168,11 +200,12 @@ class NodeAPI:
         })
 
     async def _get_vessel_resources(self, vessel: str) -> dict[str, Any]:
-        resources = await trio.to_thread.run_sync(self.state.vessel_resources, vessel)
+        resources = await trio.to_thread.run_sync(self.state.vessel_resources, vessel,
+                                                  limiter=self._public_threads)
         return ok(resources.to_text())
 
     async def _get_offcut(self) -> dict[str, Any]:
-        return ok((await trio.to_thread.run_sync(self.state.offcut)).to_text())
+        return ok((await trio.to_thread.run_sync(self.state.offcut, limiter=self._public_threads)).to_text())
 
     # -- owner-or-user calls ----------------------------------------------------------------------------
 

@@ -10,6 +10,10 @@ that key, so a request meant for this node cannot be replayed to another; pass `
 key you expect (for example one whose fingerprint the donor published). With `identity=None` requests go
 unsigned, which only public calls accept. One connection carries every call; `call_many` pipelines a batch
 (sending and reading at the same time, so a long batch cannot deadlock on full socket buffers).
+
+A node is a stranger's computer too: its answers are decoded within `boundedmsgpack.RESPONSE_LIMITS` and
+`max_frame` bytes, so a hostile node costs the researcher (browse, every fan-out command) bounded memory and
+work per answer, and an answer over a limit fails that node's call, not the command.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 import trio
 
+from seattle.boundedmsgpack import RESPONSE_LIMITS
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
 from seattle.nodemgr.signing import (
@@ -68,7 +73,7 @@ class NodeClient:
         self.max_frame = max_frame
         self.node_key: PublicKey | None = None
         self.node_info: dict[str, Any] = {}
-        self._decoder = FrameDecoder(max_frame)
+        self._decoder = FrameDecoder(max_frame, limits=RESPONSE_LIMITS)
         self._responses: list[object] = []
         self._lock = trio.Lock()
         self._broken: str | None = None
@@ -186,5 +191,10 @@ class NodeClient:
                 raise trio.BrokenResourceError(
                     f"the node closed the connection after {got} of {count} responses")
             self._responses.extend(self._decoder.feed(data))
-        out, self._responses = self._responses[:count], self._responses[count:]
+        if len(self._responses) > count:
+            # One answer per request, and every earlier batch was read whole: more is a node lying about
+            # which answer belongs to which request (or filling the researcher's memory with unasked answers).
+            raise trio.BrokenResourceError(
+                f"the node sent {len(self._responses) - count} responses nobody asked for")
+        out, self._responses = self._responses, []
         return out

@@ -9,7 +9,8 @@ only the donor's user can reach it: the file system is the authentication, as fo
 carries one JSON line each way per connection:
 
     → {"cmd": "status"}          ← {"ok": true, "status": {pid, node_key, fingerprint, addresses, started,
-                                                           percent, donated, vessels: [...], usage: {...}}}
+                                                           percent, donated, vessels: [...], usage: {...},
+                                                           server: {connections, counters: {...}}}}
     → {"cmd": "stop"}            ← {"ok": true, "pid": PID}      and the node then shuts down cleanly
     → anything else              ← {"ok": false, "error": "..."}
 
@@ -175,6 +176,10 @@ def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, 
         "percent": donation["percent"] if donation else None,
         "donated": _summary(donation["donated"]) if donation else None,
         "vessels": vessels, "usage": total,
+        # What the TCP server refused, dropped, evicted or paced (NodeServer.stats): how a donor, a test or a
+        # benchmark sees an attack being absorbed.
+        "server": {"connections": node.server.connections if node.server else 0,
+                   "counters": dict(node.server.stats) if node.server else {}},
     }
 
 

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import logging.handlers
+import resource
 import signal
 import sys
 from collections.abc import Sequence
@@ -69,18 +70,48 @@ def run_daemon(node_dir: Path, *, allow_unconfined: bool = False, out: TextIO | 
     """
     node_dir = Path(node_dir)
     config = NodeDir(node_dir).read_config()
+    NodeDir(node_dir).secure()  # before the log, the database or the socket is opened in it
     if bootstrap:
         config = dataclasses.replace(config, bootstrap=tuple(bootstrap))
     handler = _open_log(node_dir)
     package_log = logging.getLogger("seattle")
     package_log.addHandler(handler)
     package_log.setLevel(logging.INFO)
+    raise_open_file_limit()
     try:
         trio.run(_serve, node_dir, config, allow_unconfined, out or sys.stdout)
     finally:
         package_log.removeHandler(handler)
         handler.close()
     return 0
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft RLIMIT_NOFILE to the hard limit (or the kernel's cap); the soft limit now in force.
+
+    The default soft limit (often 1024) is what a connection flood exhausts first; every connection, vessel
+    pipe and log needs a descriptor. The server backs off when accept fails for want of one (EMFILE) rather
+    than stopping, and the higher limit makes that rarer. A limit that cannot be raised is logged and kept."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for target in (hard, _nr_open()):
+        if target == soft or (target != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY
+                              and target < soft):
+            return soft
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.info("open file limit raised from %s to %s", soft, target)
+            return target
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise the open file limit from %s to %s: %s", soft, target, exc)
+    return soft
+
+
+def _nr_open() -> int:
+    """The kernel's per-process descriptor cap (Linux /proc/sys/fs/nr_open), for a hard limit of infinity."""
+    try:
+        return int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        return 65536
 
 
 def _open_log(node_dir: Path) -> logging.Handler:

@@ -327,7 +327,7 @@ class Store:
     @classmethod
     def _connect(cls, node_dir: Path, *, create: bool) -> Store:
         paths = NodeDir(node_dir)
-        lock_fd = os.open(paths.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        lock_fd = os.open(paths.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -6,6 +6,15 @@ keeps any of the body, so a peer cannot make it buffer more than `max_frame` byt
 announcing a huge frame. One connection carries any number of frames back to back, which is what makes
 pipelining possible; a frame error leaves the stream unsynchronised, so the decoder refuses all further input
 and the connection must be closed.
+
+Two frame limits: `small_frame` for anyone, `max_frame` only for a frame its receiver agrees to take. A frame
+announced larger than `small_frame` makes `feed` stop at the first `decision_prefix` bytes of its body and
+expose them as `awaiting`; the receiver looks at them (the node: the key a signed request claims to be from)
+and calls `decide(True)` to take the frame or `decide(False)` to refuse it (`frame_too_large`). Until then the
+decoder holds at most what was fed, so a stranger's announced 4 MiB frame costs a 16 KiB budget, not 4 MiB.
+
+Bodies are decoded with `boundedmsgpack` limits (objects, depth, string, bin, array and map lengths), so the
+cost of decoding is bounded by what a valid message can hold, not by the frame size.
 """
 
 from __future__ import annotations
@@ -14,10 +23,15 @@ import struct
 
 import msgpack
 
+from seattle.boundedmsgpack import REQUEST_LIMITS, Limits, unpack
+
 HEADER = struct.Struct(">I")
 
 #: 4 MiB of file data (the largest upload) plus room for the signed envelope around it.
 DEFAULT_MAX_FRAME = 4 * 1024 * 1024 + 64 * 1024
+
+#: What anyone may send before its receiver has looked at who is sending it.
+DEFAULT_SMALL_FRAME = 16 * 1024
 
 #: Error codes carried by `FrameError.code`, stable for responses and logs.
 FRAME_TOO_LARGE = "frame_too_large"
@@ -50,48 +64,90 @@ def encode_frame(message: object, max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
     return HEADER.pack(len(body)) + body
 
 
-def decode_body(body: bytes | bytearray) -> object:
-    """One frame body → its object; FrameError for anything but exactly one well-formed msgpack object."""
+def decode_body(body: bytes | bytearray | memoryview, limits: Limits = REQUEST_LIMITS) -> object:
+    """One frame body → its object; FrameError for anything but exactly one well-formed msgpack object
+    within `limits` (checked before any object is built)."""
     try:
-        return msgpack.unpackb(body, raw=False)
-    except msgpack.ExtraData:
-        raise FrameError(BAD_FRAME, "frame holds extra bytes after its message") from None
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        # ValueError covers truncated data, invalid UTF-8, over-deep nesting and non-string map keys.
-        detail = str(exc) or type(exc).__name__
-        raise FrameError(BAD_FRAME, f"frame body is not valid msgpack ({detail})") from None
+        return unpack(body, limits)
+    except ValueError as exc:
+        raise FrameError(BAD_FRAME, f"frame body is not valid msgpack within the limits ({exc})") from None
 
 
 class FrameDecoder:
-    """Turns a byte stream into messages; see the module docstring for the guarantees."""
+    """Turns a byte stream into messages; see the module docstring for the guarantees.
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    With `small_frame` None every frame up to `max_frame` is taken (a client reading its node's answers);
+    otherwise frames over `small_frame` wait for `decide`.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, *, small_frame: int | None = None,
+                 decision_prefix: int = 0, limits: Limits = REQUEST_LIMITS) -> None:
         self.max_frame = _check_limit(max_frame)
+        self.small_frame = self.max_frame if small_frame is None else min(_check_limit(small_frame), max_frame)
+        if type(decision_prefix) is not int or not 0 <= decision_prefix <= self.small_frame:
+            raise ValueError(f"decision_prefix must be an integer from 0 to small_frame, got {decision_prefix!r}")
+        self.decision_prefix = decision_prefix
+        self.limits = limits
         self._buffer = bytearray()
         self._body_length: int | None = None  # known once the current frame's header has been read
+        self._allowed = False  # the current frame is over small_frame and its receiver took it
         self._failure: FrameError | None = None
+        #: Frames completed so far: tells a receiver timing each frame when a new one has begun.
+        self.completed = 0
 
     @property
     def buffered(self) -> int:
-        """Bytes held for an incomplete frame (header included): never more than max_frame + 4."""
+        """Bytes held for an incomplete frame (header included): never more than max_frame + 4, and no more
+        than small_frame + 4 plus one fed chunk while a large frame awaits its decision."""
         return len(self._buffer) + (0 if self._body_length is None else HEADER.size)
+
+    @property
+    def current_frame(self) -> int | None:
+        """The announced body length of the frame being received, None between frames."""
+        return self._body_length
+
+    @property
+    def awaiting(self) -> bytes | None:
+        """The first `decision_prefix` bytes of a frame over `small_frame` that waits for `decide`, else None."""
+        if (self._body_length is None or self._allowed or self._body_length <= self.small_frame
+                or len(self._buffer) < self.decision_prefix):
+            return None
+        return bytes(self._buffer[:self.decision_prefix])
 
     def feed(self, data: bytes) -> list[object]:
         """Add bytes read from the stream; return the messages they complete, in order.
 
-        Raises FrameError for a frame over the limit (as soon as its header is in) or an undecodable body;
-        once it has raised, every later call raises the same error. Messages completed earlier in the same
-        call are dropped with it: the stream is broken and the connection is about to be closed.
+        Stops early, keeping the rest, when a large frame needs a decision (`awaiting`). Raises FrameError
+        for a frame over the limit (as soon as its header is in) or an undecodable body; once it has raised,
+        every later call raises the same error. Messages completed earlier in the same call are dropped with
+        it: the stream is broken and the connection is about to be closed.
         """
         if self._failure is not None:
             raise self._failure
         try:
             return self._feed(data)
         except FrameError as exc:
-            self._failure = exc
-            self._buffer = bytearray()
-            self._body_length = None
+            self._fail(exc)
             raise
+
+    @property
+    def admitted_frame(self) -> int:
+        """The announced length of the frame being received if it is taken (small, or decided), else 0."""
+        if self._body_length is None or (self._body_length > self.small_frame and not self._allowed):
+            return 0
+        return self._body_length
+
+    def decide(self, refusal: str | None) -> list[object]:
+        """Take (None) or refuse (`refusal` says why: FrameError frame_too_large) the large frame that is
+        `awaiting`, then go on with what is buffered: the messages completed."""
+        if self.awaiting is None:
+            raise RuntimeError("no frame awaits a decision")
+        if refusal is not None:
+            exc = FrameError(FRAME_TOO_LARGE, f"frame of {self._body_length} bytes announced; {refusal}")
+            self._fail(exc)
+            raise exc
+        self._allowed = True
+        return self.feed(b"")
 
     def end_of_stream(self) -> None:
         """The peer closed its side: FrameError if it did so in the middle of a frame."""
@@ -99,6 +155,11 @@ class FrameDecoder:
             raise self._failure
         if self.buffered:
             raise FrameError(BAD_FRAME, f"connection closed {self.buffered} bytes into an unfinished frame")
+
+    def _fail(self, exc: FrameError) -> None:
+        self._failure = exc
+        self._buffer = bytearray()
+        self._body_length = None
 
     def _feed(self, data: bytes) -> list[object]:
         buffer = self._buffer
@@ -116,11 +177,15 @@ class FrameDecoder:
                     )
                 offset += HEADER.size
                 self._body_length = length
-            if len(buffer) - offset < self._body_length:
-                break
+                self._allowed = False
+            if self._body_length > self.small_frame and not self._allowed:
+                break  # awaiting a decision (or more bytes of the prefix it needs)
             end = offset + self._body_length
-            messages.append(decode_body(buffer[offset:end]))
+            if len(buffer) < end:
+                break
+            messages.append(decode_body(bytes(memoryview(buffer)[offset:end]), self.limits))
             offset = end
             self._body_length = None
+            self.completed += 1
         del buffer[:offset]
         return messages

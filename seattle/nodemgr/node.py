@@ -26,13 +26,14 @@ from types import TracebackType
 
 import trio
 
-from seattle.keys import Identity, PublicKey, generate_identity
+from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
+from seattle.overlay.nodeid import DEFAULT_NETWORK, NetworkParameters, solve_identity
 from seattle.overlay.udp import UdpOverlay
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
 from seattle.vessel.host.launcher import VesselLauncher
@@ -44,11 +45,13 @@ Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
 
 
 def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
-              offcut: Resources = DEFAULT_OFFCUT) -> PublicKey:
+              offcut: Resources = DEFAULT_OFFCUT, network: NetworkParameters = DEFAULT_NETWORK) -> PublicKey:
     """Create a node in `node_dir`: a fresh node key and the first vessels; returns the node's public key.
 
     Without `layout` the node gets one vessel with `DEFAULT_ALLOTMENT` (ports included) owned by `owner`,
     with no users. Refused (NodeError "store_exists", or IdentityExists) if a node is already there.
+    The node key is drawn until its overlay id carries `network`'s work (`solve_identity`: about 0.2 s on the
+    real network, once); the key is the whole solution, so the node directory stores nothing more.
     """
     if not isinstance(owner, PublicKey):
         raise TypeError(f"owner must be a PublicKey, not {type(owner).__name__}")
@@ -57,7 +60,7 @@ def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
     entries = layout if layout is not None else [(DEFAULT_ALLOTMENT, owner, ())]
     raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
                   for resources, key, users in entries]
-    identity = generate_identity(NodeDir.IDENTITY)
+    identity = solve_identity(NodeDir.IDENTITY, network)
     with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
         state.create_initial_vessels(raw_layout)
     # The key is written last: a node directory with a key is a complete one.

@@ -1,7 +1,7 @@
 """The node directory: every file of one node, named, read and written in this one place.
 
     node_dir = NodeDir(path)
-    node_dir.create()                                # the directory, mode 0700
+    node_dir.create()                                # the directory, forced to mode 0700
     node_dir.write_config(NodeConfig("127.0.0.1", 1224))
     node_dir.read_config()                           # NodeNotFound / BadNodeConfig
     node_dir.database_path, node_dir.control_socket_path, ...
@@ -28,11 +28,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
 from seattle.atomicfile import write_atomic
-from seattle.errors import BadNodeConfig, NodeNotFound, NoManifest
+from seattle.errors import BadNodeConfig, NodeNotFound, NoManifest, UnsafeNodeDirectory
 from seattle.keys import PRIVATE_SUFFIX, PUBLIC_SUFFIX, Identity, load_identity, save_identity
 from seattle.nodemgr.config import NodeConfig
 from seattle.resources import Resources
@@ -137,8 +138,26 @@ class NodeDir:
     # -- the directory ----------------------------------------------------------------------------------
 
     def create(self) -> None:
-        """Make the directory (and its parents) if missing; a new one is 0700, for it holds the node's key."""
+        """Make the directory (and its parents) if missing, and `secure` it, whether it is new or not."""
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.secure()
+
+    def secure(self) -> None:
+        """Leave the directory 0700: it holds the node's private key, its database and its control socket, and
+        a directory others can enter or write lets them read the key or plant files and symlinks the node
+        manager would then use. A wider mode is tightened; a directory owned by another user is refused
+        (UnsafeNodeDirectory), since its owner could loosen it again at any time. Called at `node init` and
+        at every start of the node manager."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            info = os.fstat(fd)
+            if info.st_uid != os.geteuid():
+                raise UnsafeNodeDirectory(self.path, f"it belongs to user {info.st_uid}, not to you "
+                                                     f"({os.geteuid()}), and its owner could read the node's key")
+            if stat.S_IMODE(info.st_mode) != 0o700:
+                os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
 
     def holds_node(self) -> bool:
         """True if a node was created here (its configuration or its key is present)."""

@@ -63,7 +63,7 @@ class OverlayService:
         self.advertiser = AdvertiserState(identity)
         self._transport: UdpOverlay | None = None
         self._stack = AsyncExitStack()
-        self._subjects: tuple[int, frozenset[PublicKey]] | None = None
+        self._subjects: tuple[int, dict[PublicKey, PublicKey]] | None = None
 
     @property
     def transport(self) -> UdpOverlay:
@@ -173,7 +173,7 @@ class OverlayService:
         except OSError as exc:
             log.warning("cannot save %s: %s", self.routing_path, exc)
 
-    def _read_for_advertiser(self) -> tuple[int, frozenset[PublicKey], list[str]]:
+    def _read_for_advertiser(self) -> tuple[int, dict[PublicKey, PublicKey], list[str]]:
         """(change counter, subjects, addresses); the vessels are read only when the counter moved."""
         counter = self.state.change_counter()
         if self._subjects is None or self._subjects[0] != counter:

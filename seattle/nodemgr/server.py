@@ -6,67 +6,213 @@ tasks, so a slow or flooding client only ever waits for itself:
 * a **reader** feeds received bytes to a `FrameDecoder` and puts each complete request into a bounded
   queue (`pipeline_depth`); when the queue is full it stops reading, and TCP flow control pushes back on the
   client, so a flood costs the node a few buffered requests per connection, not memory;
-* a **processor** takes requests in order, checks signed ones with `RequestVerifier` in a worker thread
-  (before anything in them is looked at), dispatches, and writes the responses in request order, which is
-  what makes pipelining work.
+* a **processor** takes requests in order, checks signed ones (signature, times, then the signer's rights,
+  and only then the replay cache), dispatches, and writes the responses in request order, which is what
+  makes pipelining work.
 
-Limits: connections per source address and in total (an extra connection gets one error frame, then is
-closed), an idle timeout (no bytes from the client and no request in progress), and the frame size limit
-(checked from the header; `frame_too_large` then close). A frame error cannot be resynchronised, so the
-connection is answered (after the responses it is owed) and closed.
+Every byte is from a stranger until a signature says otherwise, so the limits are in bytes and by source:
+
+* frames: `small_frame` (16 KiB) for anyone; a frame announced larger is taken only if the key its first
+  bytes claim owns or uses a vessel here (`NodeAPI.has_rights`), at most one per connection and
+  `max_large_frames` on the whole node, each until it is answered; bodies are decoded within
+  `boundedmsgpack.REQUEST_LIMITS`, so decoding work is bounded per frame;
+* time: `idle_timeout` without a byte and without a request in progress; `frame_timeout` (plus the time a
+  large frame needs at `min_transfer_rate`) from a frame's first byte to its last, so a request trickled a
+  byte at a time is dropped; `write_timeout` (plus the same rate allowance) to hand one answer to the kernel,
+  whose send buffer is capped at `send_buffer`, so a client that does not read its answers is dropped and
+  holds at most one answer and one send buffer of the node's memory;
+* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48); requests
+  from connections that have not yet made an authorized call are paced by token buckets per address and per
+  network, kept in LRU tables of `prefix_table_size` entries that forget the least recently seen source;
+* when all `max_connections` are taken, a new connection evicts the oldest connection that has never made an
+  authorized call; only when every connection has is the newcomer refused (`too_many_connections`). An
+  authorized call is a signed request that passed its checks and whose signer owns or uses a vessel here.
+
+Every refusal and drop is counted in `NodeServer.stats` (a Counter read by tests, benchmarks and the control
+socket's status): nothing a client sends raises out of its connection's tasks.
 """
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import logging
 import math
+import socket
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
 
+from seattle.envelope import BAD_SIGNATURE
+from seattle.keys import PublicKey
 from seattle.nodemgr.api import NodeAPI
-from seattle.nodemgr.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
-from seattle.nodemgr.signing import RequestRejected, RequestVerifier, VerifiedRequest, error, open_request
+from seattle.nodemgr.frames import (
+    DEFAULT_MAX_FRAME,
+    DEFAULT_SMALL_FRAME,
+    FrameDecoder,
+    FrameError,
+    encode_frame,
+)
+from seattle.nodemgr.signing import (
+    SIGNER_PREFIX,
+    PublicRequest,
+    RequestRejected,
+    RequestVerifier,
+    claimed_signer,
+    error,
+    open_request,
+    request_signer,
+)
 
 log = logging.getLogger(__name__)
 
 TOO_MANY_CONNECTIONS = "too_many_connections"
 RESPONSE_TOO_LARGE = "response_too_large"
 _RECEIVE_SIZE = 64 * 1024
+#: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
+_TRANSIENT_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_BACKOFF = (0.01, 1.0)
+#: Refused connections told why at once; beyond that they are closed without a word.
+_MAX_REFUSING = 64
+#: Signed requests larger than this are verified in a worker thread (hashing 4 MiB takes ~10 ms).
+_VERIFY_INLINE = 64 * 1024
 
 
 @dataclass(frozen=True)
 class ServerLimits:
-    """How much one client, and all of them together, may hold of the node."""
+    """How much one client, one network, and all of them together may hold of the node."""
 
     max_connections: int = 200
+    #: Per IPv4 address or IPv6 /64.
     max_connections_per_address: int = 8
+    #: Per IPv4 /24 or IPv6 /48.
+    max_connections_per_network: int = 32
     #: Seconds without a byte from the client, while no request of it is in progress, before it is dropped.
     idle_timeout: float = 30.0
+    #: Seconds from a frame's first byte to its last (large frames also get size / min_transfer_rate).
+    frame_timeout: float = 20.0
+    #: Seconds to hand one answer to the kernel (large answers also get size / min_transfer_rate).
+    write_timeout: float = 20.0
+    #: The slowest transfer the node waits for, in bytes/s: 4 MiB may take 20 s + 128 s.
+    min_transfer_rate: int = 32 * 1024
     max_frame: int = DEFAULT_MAX_FRAME
+    #: The frame limit for a sender not (yet) known to have rights on the node (at most max_frame).
+    small_frame: int = DEFAULT_SMALL_FRAME
+    #: Large frames (over small_frame) the node holds at once, from their header until they are answered.
+    max_large_frames: int = 8
     #: Requests read ahead of the one being processed, per connection.
     pipeline_depth: int = 16
+    #: The kernel's send buffer per connection (SO_SNDBUF), bytes: what a non-reading client can make it hold.
+    send_buffer: int = 256 * 1024
+    #: The kernel's receive buffer per connection (SO_RCVBUF), bytes: what a client can park in the kernel
+    #: while its requests wait (autotuning would let it grow to several MiB per connection).
+    receive_buffer: int = 256 * 1024
+    #: Requests per second (and burst) a connection without an authorized call may make, per address...
+    stranger_rate: float = 20.0
+    stranger_burst: int = 40
+    #: ... and per network, all its addresses together.
+    network_rate: float = 100.0
+    network_burst: int = 200
+    #: A request whose frame claims a signer with rights (`claimed_signer`) is paced by its own buckets, so
+    #: strangers on the owner's address or network cannot slow the owner's calls; the claim is checked by the
+    #: signature at once, and a false one closes the connection. Per address, then per network.
+    claimant_rate: float = 200.0
+    claimant_burst: int = 400
+    claimant_network_rate: float = 1000.0
+    claimant_network_burst: int = 2000
+    #: Sources remembered per table (addresses, networks); the least recently seen is forgotten first.
+    prefix_table_size: int = 4096
     #: How long a refused connection gets to receive its error frame.
     refusal_timeout: float = 2.0
 
     def __post_init__(self) -> None:
-        for name in ("max_connections", "max_connections_per_address", "max_frame", "pipeline_depth"):
+        for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
+                     "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
+                     "min_transfer_rate", "stranger_burst", "network_burst", "claimant_burst",
+                     "claimant_network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
-        for name in ("idle_timeout", "refusal_timeout"):
+        for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "stranger_rate",
+                     "claimant_rate", "claimant_network_rate",
+                     "network_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0 or math.isnan(value):
-                raise ValueError(f"ServerLimits.{name} must be a positive number of seconds, got {value!r}")
+                raise ValueError(f"ServerLimits.{name} must be a positive number, got {value!r}")
+
+    def transfer_time(self, base: float, size: int) -> float:
+        """Seconds allowed to move `size` bytes: `base` plus what the slowest accepted rate needs."""
+        return base + size / self.min_transfer_rate
+
+
+def source_prefixes(address: str) -> tuple[str, str]:
+    """(address key, network key) of a peer: an IPv4 address and its /24, or an IPv6 /64 and its /48 (an
+    IPv4-mapped IPv6 address counts as IPv4). Anyone gets a whole /64 with IPv6, so that is one address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address, address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv4Address):
+        return str(ip), str(ipaddress.ip_network(f"{ip}/24", strict=False))
+    return (str(ipaddress.ip_network(f"{ip}/64", strict=False)),
+            str(ipaddress.ip_network(f"{ip}/48", strict=False)))
+
+
+class TokenBucket:
+    """`rate` per second, up to `burst` saved; `take` spends one and says how long to wait for it."""
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = now
+
+    def take(self, now: float) -> float:
+        """Spend a token; the seconds until it was earned (0 if one was saved). The debt is capped at one
+        burst, so a source that keeps asking waits at most burst / rate per request."""
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        self.tokens = max(self.tokens - 1, -self.burst)
+        return max(0.0, -self.tokens / self.rate)
+
+
+class LruTable:
+    """Token buckets by source key, at most `capacity`: a new source evicts the least recently seen one, so a
+    flood of sources costs the table nothing beyond its size and never locks out newcomers."""
+
+    def __init__(self, capacity: int, rate: float, burst: int) -> None:
+        self.capacity = capacity
+        self.rate = rate
+        self.burst = burst
+        self.evictions = 0
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(self, key: str, now: float) -> float:
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self.capacity:
+                self._buckets.popitem(last=False)
+                self.evictions += 1
+            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
+        else:
+            self._buckets.move_to_end(key)
+        return bucket.take(now)
 
 
 @dataclass(frozen=True)
 class _Request:
     message: object
+    #: Holds one of the node's large-frame slots until answered.
+    large: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,14 +222,30 @@ class _Broken:
     response: dict[str, Any]
 
 
+@dataclass(eq=False)
 class _Connection:
     """The state shared by one connection's reader and processor."""
 
-    def __init__(self, stream: trio.SocketStream, limits: ServerLimits) -> None:
-        self.stream = stream
-        self.limits = limits
-        self.pending = 0  # requests read but not yet answered
-        self.send, self.receive = trio.open_memory_channel[_Request | _Broken](limits.pipeline_depth)
+    stream: trio.SocketStream
+    address: str
+    network: str
+    limits: ServerLimits
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    pending: int = 0  # requests read but not yet answered
+    #: Has made a signed call that passed, from an owner or user of a vessel: no longer paced, never evicted.
+    authorized: bool = False
+    released: bool = False
+    #: Free when this connection holds no large frame: one at a time per connection.
+    large_slot: trio.Semaphore = field(default_factory=lambda: trio.Semaphore(1))
+    #: Holds its large_slot and one of the node's large-frame slots, until that frame is answered.
+    holds_large: bool = False
+    #: A large frame was admitted but is not complete yet: the next request queued is it.
+    large_pending: bool = False
+    #: Sent a request claiming a signer with rights whose signature failed: answered, then closed.
+    forged: bool = False
+
+    def __post_init__(self) -> None:
+        self.send, self.receive = trio.open_memory_channel[_Request | _Broken](self.limits.pipeline_depth)
 
 
 class NodeServer:
@@ -95,8 +257,23 @@ class NodeServer:
         self.verifier = verifier
         self.limits = limits or ServerLimits()
         self.clock = clock
+        #: What was refused, dropped, evicted or paced, by cause: the counters tests and benchmarks read.
+        self.stats: Counter[str] = Counter()
         self._per_address: Counter[str] = Counter()
+        self._per_network: Counter[str] = Counter()
         self._total = 0
+        self._refusing = 0  # refused connections still being told why
+        #: Connections that have not (yet) made an authorized call, oldest first: the ones evicted when full.
+        self._strangers: OrderedDict[_Connection, None] = OrderedDict()
+        limits = self.limits
+        self._address_pace = LruTable(limits.prefix_table_size, limits.stranger_rate, limits.stranger_burst)
+        self._network_pace = LruTable(limits.prefix_table_size, limits.network_rate, limits.network_burst)
+        self._claimant_address_pace = LruTable(limits.prefix_table_size, limits.claimant_rate,
+                                               limits.claimant_burst)
+        self._claimant_network_pace = LruTable(limits.prefix_table_size, limits.claimant_network_rate,
+                                               limits.claimant_network_burst)
+        self._large_frames = trio.Semaphore(limits.max_large_frames)
+        self._verify_threads = trio.CapacityLimiter(2)
 
     @property
     def connections(self) -> int:
@@ -110,107 +287,273 @@ class NodeServer:
                 nursery.start_soon(self._accept_loop, listener, nursery)
             task_status.started()
 
-    async def _accept_loop(self, listener: trio.SocketListener, nursery: trio.Nursery) -> None:
+    async def _accept_loop(self, listener: trio.abc.Listener[trio.SocketStream], nursery: trio.Nursery) -> None:
+        backoff = _ACCEPT_BACKOFF[0]
         async with listener:
             while True:
-                stream = await listener.accept()
-                address = _peer_address(stream)
-                refusal = self._refusal(address)
-                if refusal is not None:
-                    nursery.start_soon(self._refuse, stream, refusal)
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    if exc.errno not in _TRANSIENT_ACCEPT_ERRORS:
+                        raise
+                    # Out of descriptors or buffers: the connections being served will free some. Keep
+                    # listening; the waiting clients stay in the kernel's backlog meanwhile.
+                    self.stats[f"accept_{errno.errorcode.get(exc.errno or 0, 'error').lower()}"] += 1
+                    if backoff == _ACCEPT_BACKOFF[0]:
+                        log.warning("accept failed (%s); backing off", exc)
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, _ACCEPT_BACKOFF[1])
                     continue
-                self._per_address[address] += 1
-                self._total += 1
-                nursery.start_soon(self._serve_connection, stream, address)
+                backoff = _ACCEPT_BACKOFF[0]
+                self._admit(stream, nursery)
 
-    def _refusal(self, address: str) -> str | None:
+    def _admit(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
+        address, network = source_prefixes(_peer_address(stream))
+        refusal = self._refusal(address, network)
+        if refusal is not None:
+            self.stats["connections_refused"] += 1
+            if self._refusing >= _MAX_REFUSING:
+                # A flood of refused connections: telling each why would hold a descriptor per connection.
+                stream.socket.close()
+                return
+            self._refusing += 1
+            nursery.start_soon(self._refuse, stream, refusal)
+            return
+        try:
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.receive_buffer)
+        except OSError:
+            pass  # not a TCP socket we can tune (e.g. a test double): the write deadline still holds
+        connection = _Connection(stream, address, network, self.limits)
+        self._per_address[address] += 1
+        self._per_network[network] += 1
+        self._total += 1
+        self._strangers[connection] = None
+        nursery.start_soon(self._serve_connection, connection)
+
+    def _refusal(self, address: str, network: str) -> str | None:
         limits = self.limits
-        if self._total >= limits.max_connections:
-            return (f"the node is serving its maximum of {limits.max_connections} connections; "
-                    "retry in a moment")
         if self._per_address[address] >= limits.max_connections_per_address:
             return (f"{address} already has {limits.max_connections_per_address} connections open to this "
                     "node, the most one address may have; reuse one (requests can be pipelined)")
+        if self._per_network[network] >= limits.max_connections_per_network:
+            return (f"the network {network} already has {limits.max_connections_per_network} connections open "
+                    "to this node, the most one network may have; retry in a moment")
+        if self._total >= limits.max_connections:
+            if not self._strangers:
+                return (f"the node is serving its maximum of {limits.max_connections} connections; "
+                        "retry in a moment")
+            oldest, _ = self._strangers.popitem(last=False)
+            self.stats["connections_evicted"] += 1
+            self._release(oldest)
+            oldest.scope.cancel()
         return None
 
-    async def _refuse(self, stream: trio.SocketStream, message: str) -> None:
-        with trio.move_on_after(self.limits.refusal_timeout):
-            try:
-                await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, message)))
-            except trio.BrokenResourceError:
-                pass
-        await trio.aclose_forcefully(stream)
+    def _release(self, connection: _Connection) -> None:
+        """Give back the connection's places in the counts (once: at eviction or at its end)."""
+        if connection.released:
+            return
+        connection.released = True
+        self._strangers.pop(connection, None)
+        for table, key in ((self._per_address, connection.address), (self._per_network, connection.network)):
+            table[key] -= 1
+            if not table[key]:
+                del table[key]
+        self._total -= 1
 
-    async def _serve_connection(self, stream: trio.SocketStream, address: str) -> None:
-        connection = _Connection(stream, self.limits)
+    async def _refuse(self, stream: trio.SocketStream, message: str) -> None:
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._read, connection, nursery.cancel_scope)
-                await self._process(connection)
-                nursery.cancel_scope.cancel()
+            with trio.move_on_after(self.limits.refusal_timeout):
+                try:
+                    await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, message)))
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass
+            await trio.aclose_forcefully(stream)
+        finally:
+            self._refusing -= 1
+
+    async def _serve_connection(self, connection: _Connection) -> None:
+        try:
+            with connection.scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._read, connection, nursery.cancel_scope)
+                    await self._process(connection)
+                    nursery.cancel_scope.cancel()
         except* (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # the client went away; nothing is owed to it
+        except* trio.TooSlowError:
+            self.stats["write_timeouts"] += 1  # the client does not read its answers
         except* Exception:
             # A fault in serving one connection must not take the node down with it.
-            log.exception("serving the connection from %s failed", address)
+            self.stats["connection_faults"] += 1
+            log.exception("serving the connection from %s failed", connection.address)
         finally:
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
-                del self._per_address[address]
-            self._total -= 1
-            await trio.aclose_forcefully(stream)
+            self._release(connection)
+            self._release_large(connection)  # a large frame that never got answered
+            await trio.aclose_forcefully(connection.stream)
 
     async def _read(self, connection: _Connection, scope: trio.CancelScope) -> None:
-        """Frames in → the queue; ends by closing the queue (end of stream, frame error or idle)."""
-        decoder = FrameDecoder(connection.limits.max_frame)
+        """Frames in → the queue; ends by closing the queue (end of stream, frame error or a deadline)."""
+        limits = connection.limits
+        decoder = FrameDecoder(limits.max_frame, small_frame=limits.small_frame, decision_prefix=SIGNER_PREFIX)
+        frame_started = (-1, 0.0)  # (frames completed when the current one began, when it began)
         async with connection.send:
             while True:
-                with trio.move_on_after(connection.limits.idle_timeout) as idle:
+                if decoder.buffered:
+                    # From a frame's first byte to its last: trickling cannot keep a connection forever.
+                    deadline = frame_started[1] + limits.transfer_time(limits.frame_timeout, decoder.admitted_frame)
+                else:
+                    deadline = trio.current_time() + limits.idle_timeout
+                with trio.move_on_at(deadline) as timer:
                     try:
                         data = await connection.stream.receive_some(_RECEIVE_SIZE)
                     except trio.BrokenResourceError:
                         scope.cancel()  # the client reset the connection: nobody to answer
                         return
-                if idle.cancelled_caught:
-                    if connection.pending:
-                        continue
+                if timer.cancelled_caught:
+                    if connection.pending and not decoder.buffered:
+                        continue  # waiting for its answers, which the write deadline bounds: not idle
+                    self.stats["frame_timeouts" if decoder.buffered else "idle_timeouts"] += 1
                     return
+                if frame_started[0] != decoder.completed or not decoder.buffered:
+                    frame_started = (decoder.completed, trio.current_time())
                 try:
                     if not data:
                         decoder.end_of_stream()
                         return
                     messages = decoder.feed(data)
+                    while True:
+                        for message in messages:
+                            await self._enqueue(connection, _Request(message))
+                        prefix = decoder.awaiting
+                        if prefix is None:
+                            break
+                        # It may wait for a slot as long as the whole frame could take to arrive.
+                        refusal = await self._admit_large(connection, prefix, frame_started[1] + limits.transfer_time(
+                            limits.frame_timeout, decoder.current_frame or 0))
+                        messages = decoder.decide(refusal)
+                        if messages:  # the large frame was already complete: it holds the slot
+                            await self._enqueue(connection, _Request(messages[0], large=True))
+                            messages = messages[1:]
+                        elif connection.holds_large:
+                            connection.large_pending = True
                 except FrameError as exc:
+                    self.stats[f"frames_{exc.code}"] += 1
                     await connection.send.send(_Broken(error(exc.code, exc.message)))
                     return
-                for message in messages:
-                    connection.pending += 1
-                    await connection.send.send(_Request(message))
+                if decoder.buffered and frame_started[0] != decoder.completed:
+                    frame_started = (decoder.completed, trio.current_time())
+
+    async def _enqueue(self, connection: _Connection, request: _Request) -> None:
+        if connection.large_pending and not request.large:
+            # The first message after a decision made while its frame was incomplete is that frame.
+            connection.large_pending = False
+            request = _Request(request.message, large=True)
+        connection.pending += 1
+        await connection.send.send(request)
+
+    async def _admit_large(self, connection: _Connection, prefix: bytes, deadline: float) -> str | None:
+        """Why a frame over small_frame is refused, or None once it holds a slot (until answered)."""
+        key = claimed_signer(prefix)
+        if key is None or not self.api.has_rights(key):
+            self.stats["large_frames_refused"] += 1
+            return (f"this node takes frames over {self.limits.small_frame} bytes only from the owners and "
+                    "users of its vessels")
+        with trio.move_on_at(deadline):
+            await connection.large_slot.acquire()
+            try:
+                await self._large_frames.acquire()
+            except BaseException:
+                connection.large_slot.release()
+                raise
+            connection.holds_large = True
+            return None
+        self.stats["large_frames_busy"] += 1
+        return (f"this node is receiving its maximum of {self.limits.max_large_frames} large frames; retry in "
+                "a moment")
+
+    def _release_large(self, connection: _Connection) -> None:
+        if connection.holds_large:
+            connection.holds_large = False
+            connection.large_slot.release()
+            self._large_frames.release()
 
     async def _process(self, connection: _Connection) -> None:
         """The queue → responses, in order, until the reader closes the queue."""
+        limits = connection.limits
         async with connection.receive:
             async for item in connection.receive:
                 if isinstance(item, _Broken):
-                    await connection.stream.send_all(encode_frame(item.response, connection.limits.max_frame))
+                    await self._write(connection, encode_frame(item.response, limits.max_frame))
                     return
-                response = await self.respond(item.message)
+                response = await self.respond(item.message, connection)
                 try:
-                    frame = encode_frame(response, connection.limits.max_frame)
+                    frame = encode_frame(response, limits.max_frame)
                 except FrameError as exc:
                     frame = encode_frame(error(
                         RESPONSE_TOO_LARGE, f"the result does not fit in a response frame: {exc.message}"))
-                await connection.stream.send_all(frame)
+                del response
+                if item.large:
+                    self._release_large(connection)
+                await self._write(connection, frame)
                 connection.pending -= 1
+                if connection.forged:
+                    return
 
-    async def respond(self, message: object) -> dict[str, Any]:
-        """One decoded request frame → its response: checked first, dispatched only if it passes."""
+    async def _write(self, connection: _Connection, frame: bytes) -> None:
+        """Hand one answer to the kernel within the write deadline (TooSlowError drops the connection)."""
+        with trio.fail_after(self.limits.transfer_time(self.limits.write_timeout, len(frame))):
+            await connection.stream.send_all(frame)
+
+    async def respond(self, message: object, connection: _Connection | None = None) -> dict[str, Any]:
+        """One decoded request frame → its response: checked first, dispatched only if it passes.
+
+        A connection that has not made an authorized call is paced first (its address's and network's token
+        buckets), before even the signature check, which is the only work a stranger's request gets. A request
+        that claims a signer with rights (`request_signer`) is paced by the claimants' own, larger buckets
+        instead, so the owner's first call on a fresh connection does not queue behind strangers on its address
+        or network; a false claim closes the connection."""
+        claims_rights = False
+        if connection is not None and not connection.authorized:
+            now = trio.current_time()
+            key = request_signer(message) if isinstance(message, bytes) else None
+            claims_rights = key is not None and self.api.has_rights(key)
+            if claims_rights:
+                wait = max(self._claimant_address_pace.take(connection.address, now),
+                           self._claimant_network_pace.take(connection.network, now))
+            else:
+                wait = max(self._address_pace.take(connection.address, now),
+                           self._network_pace.take(connection.network, now))
+            if wait > 0:
+                self.stats["requests_paced"] += 1
+                await trio.sleep(wait)
+        rights = False
+
+        def authorize(caller: PublicKey, call: str, args: list[Any] | dict[str, Any]) -> bool:
+            nonlocal rights
+            rights = self.api.authorize(caller, call, args)
+            return rights
+
         try:
-            # On the event loop: one Ed25519 verify (~75 µs) costs less than a hop to a worker thread.
-            request = open_request(message, self.verifier, self.clock())
+            if isinstance(message, bytes) and len(message) > _VERIFY_INLINE:
+                request = await trio.to_thread.run_sync(open_request, message, self.verifier, self.clock(),
+                                                        authorize, limiter=self._verify_threads)
+            else:
+                # On the event loop: one Ed25519 verify (~75 µs) costs less than a hop to a worker thread.
+                request = open_request(message, self.verifier, self.clock(), authorize)
         except RequestRejected as exc:
+            self.stats[f"rejected_{exc.code}"] += 1
+            if claims_rights and exc.code == BAD_SIGNATURE:
+                assert connection is not None  # claims_rights is only set for a connection
+                connection.forged = True
+                self.stats["forged_claims_closed"] += 1
             return exc.response()
-        caller = request.caller if isinstance(request, VerifiedRequest) else None
+        caller = None if isinstance(request, PublicRequest) else request.caller
+        if connection is not None and not connection.authorized and caller is not None and (
+                rights or self.api.has_rights(caller.raw)):
+            # Signed by an owner or user (of this call's vessel, or of any: a signed public call counts too).
+            connection.authorized = True
+            self._strangers.pop(connection, None)
         return await self.api.handle(caller, request.call, request.args)
 
 

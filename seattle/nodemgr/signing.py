@@ -22,11 +22,17 @@ anything else with the same key (an advertisement, say) from ever being accepted
     expired            exp + clock_skew is in the node's past
     not_yet_valid      ts - clock_skew is in the node's future
     too_long_lifetime  exp - ts exceeds max_lifetime (it bounds how long nonces must be remembered)
+    <authorize>        the caller's `authorize` hook: the node refuses a signer without rights on the call
+                       here (no_such_call, bad_arguments, no_such_vessel, insufficient_permissions)
     replayed           this caller's nonce was already accepted and has not expired
     busy               the replay cache is full of unexpired nonces
 
-so nothing about a request is believed before its signature is. Replay protection is by random nonce, not by
-sequence number or last timestamp as in the original, so any number of clients can use one key at once.
+so nothing about a request is believed before its signature is, and a request whose signer has no right to
+its call leaves nothing behind: rights are checked before the replay cache keeps a nonce. A public call (one
+anyone may make unsigned) is not kept in the replay cache either: replaying it gains nothing.
+
+Replay protection is by random nonce, not by sequence number or last timestamp as in the original, so any
+number of clients can use one key at once.
 
 A public request is the unsigned map {"call": str, "args": list | map}; a frame holding a bin is a signed
 request, one holding a map is a public one (`open_request`). A response is the map
@@ -39,10 +45,12 @@ import heapq
 import math
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite, seal, unseal
+from seattle.boundedmsgpack import REQUEST_LIMITS
+from seattle.envelope import BAD_SIGNATURE, MALFORMED, SIGNATURE_SIZE, EnvelopeRejected, finite, seal, unseal
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.refusal import Refused
 
@@ -74,6 +82,15 @@ WARNING = "warning"
 OK_CODE = "ok"
 _STATUSES = (SUCCESS, ERROR, WARNING)
 _RESPONSE_FIELDS = frozenset({"status", "code", "message", "result"})
+
+#: Bytes of a frame body enough to read the key a signed request claims: bin32 header, signature, context, key.
+SIGNER_PREFIX = 5 + SIGNATURE_SIZE + len(CONTEXT) + PUBLIC_KEY_SIZE
+_BIN_HEADERS = {0xC4: 2, 0xC5: 3, 0xC6: 5}
+
+#: Checks a signed request's call and arguments against its signer's rights, after the signature and the
+#: times pass and before the replay cache: raises RequestRejected, or says whether the request needs replay
+#: protection (False for a public call).
+Authorize = Callable[[PublicKey, str, "list[Any] | dict[str, Any]"], bool]
 
 _CALL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _CODE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -240,11 +257,12 @@ class RequestVerifier:
             raise ValueError(f"max_lifetime must be positive, got {max_lifetime}")
         self.replays = ReplayCache(replay_capacity)
 
-    def verify(self, raw: bytes, now: float) -> VerifiedRequest:
+    def verify(self, raw: bytes, now: float, authorize: Authorize | None = None) -> VerifiedRequest:
         """Check `raw` (a frame's bin) at node time `now`; RequestRejected with the first failing check."""
         now = finite("now", now)
         try:
-            caller, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "request", "node manager request")
+            caller, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "request", "node manager request",
+                                    limits=REQUEST_LIMITS)
         except EnvelopeRejected as exc:
             raise RequestRejected(exc.code, exc.message) from None
         fields = _check_envelope(fields)
@@ -273,12 +291,30 @@ class RequestVerifier:
                 f"the request is valid for {expires - timestamp:g} s; this node accepts at most "
                 f"{self.max_lifetime:g} s; sign with a shorter lifetime",
             )
-        refusal = self.replays.admit(caller + fields["nonce"], expires + self.clock_skew, now)
-        if refusal is not None:
-            raise refusal
-        return VerifiedRequest(
-            PublicKey(caller), fields["call"], fields["args"], fields["nonce"], timestamp, expires
-        )
+        signer = PublicKey(caller)
+        if authorize is None or authorize(signer, fields["call"], fields["args"]):
+            refusal = self.replays.admit(caller + fields["nonce"], expires + self.clock_skew, now)
+            if refusal is not None:
+                raise refusal
+        return VerifiedRequest(signer, fields["call"], fields["args"], fields["nonce"], timestamp, expires)
+
+
+def claimed_signer(prefix: bytes) -> bytes | None:
+    """The raw key a signed request's frame body claims to be signed by, from its first SIGNER_PREFIX bytes;
+    None if the body does not start like a signed request. Nothing is verified: it only tells the node whose
+    rights the frame would need, so that it can refuse a large frame from a key that has none."""
+    header = _BIN_HEADERS.get(prefix[0]) if prefix else None
+    return None if header is None else request_signer(prefix[header:])
+
+
+def request_signer(request: bytes) -> bytes | None:
+    """The raw key a signed request (decoded from its frame) claims to be signed by; None if it does not
+    start like one. Nothing is verified."""
+    start = SIGNATURE_SIZE
+    if request[start:start + len(CONTEXT)] != CONTEXT:
+        return None
+    key = request[start + len(CONTEXT):start + len(CONTEXT) + PUBLIC_KEY_SIZE]
+    return key if len(key) == PUBLIC_KEY_SIZE else None
 
 
 def parse_public_request(message: object) -> PublicRequest:
@@ -293,10 +329,11 @@ def parse_public_request(message: object) -> PublicRequest:
     return PublicRequest(message["call"], message["args"])
 
 
-def open_request(message: object, verifier: RequestVerifier, now: float) -> VerifiedRequest | PublicRequest:
+def open_request(message: object, verifier: RequestVerifier, now: float, authorize: Authorize | None = None
+                 ) -> VerifiedRequest | PublicRequest:
     """One decoded frame → a checked request: a bin is signed (verified), a map is public (parsed)."""
     if isinstance(message, bytes):
-        return verifier.verify(message, now)
+        return verifier.verify(message, now, authorize)
     return parse_public_request(message)
 
 

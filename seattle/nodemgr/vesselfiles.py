@@ -6,11 +6,10 @@ What is added here is what the original node manager did on top:
 
 * Names starting with `private_` belong to the program: users can neither upload, fetch, delete nor list
   them, and ResetVessel keeps them.
-* An upload is written to a temporary file, fsynced, then renamed over the target and the directory
-  fsynced, so a node manager killed at any moment leaves the old file or the new one, never a torn one.
-  This is the one atomic write that does not use `seattle.atomicfile`: it works through a descriptor of the
-  vessel directory (`dir_fd`), so a symlink planted in place of the directory or its path cannot send the
-  write elsewhere, which a path-based helper would give up.
+* An upload is written atomically (`seattle.atomicfile.write_atomic_in`: temporary file, fsync, rename,
+  directory fsync), so a node manager killed at any moment leaves the old file or the new one, never a torn
+  one. It works through a descriptor of the vessel directory (`dir_fd`), so a symlink planted in place of the
+  directory or its path cannot send the write elsewhere.
   Temporary names start with `.`, which no Repy file name may, so the program can neither open nor list
   them; `remove_partial_uploads` clears any a kill left behind.
 * The upload disk check charges the new file its size plus the nanny's 4096 bytes, and does not credit the
@@ -32,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from seattle.atomicfile import write_atomic_in
+from seattle.nodemgr.calltable import MAX_FILE_DATA
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.vessel.diskusage import PER_FILE_OVERHEAD, disk_usage
 from seattle.vessel.filenames import filename_problem, is_valid_filename
@@ -41,7 +42,6 @@ PRIVATE_PREFIX = "private_"
 UPLOAD_PREFIX = ".upload-"
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def create_dir(vessel_dir: Path) -> None:
@@ -84,27 +84,16 @@ def add_file(vessel_dir: Path, filename: str, data: bytes, disk_limit: int) -> N
         raise NodeError("disk_full", f"Not enough free disk space: the vessel uses {used} of its "
                                      f"{disk_limit} bytes, and {filename!r} needs {needed} (its size "
                                      f"plus {PER_FILE_OVERHEAD})")
-    temporary = UPLOAD_PREFIX + secrets.token_hex(8)
     with _directory(vessel_dir) as dir_fd:
-        fd = os.open(temporary, _WRITE_FLAGS, 0o600, dir_fd=dir_fd)
-        try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, filename, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                os.unlink(temporary, dir_fd=dir_fd)
-            raise
-        os.fsync(dir_fd)
+        write_atomic_in(dir_fd, filename, bytes(data), mode=0o600,
+                        temporary=UPLOAD_PREFIX + secrets.token_hex(8))
 
 
-def retrieve_file(vessel_dir: Path, filename: str) -> bytes:
-    """The contents of `filename`; NodeError("file_not_found") if it is missing or not a regular file."""
+def retrieve_file(vessel_dir: Path, filename: str, limit: int = MAX_FILE_DATA) -> bytes:
+    """The contents of `filename`; NodeError("file_not_found") if it is missing or not a regular file,
+    NodeError("file_too_large") if it holds more than `limit` bytes: the size is checked before reading, and
+    no more than `limit` + 1 bytes are ever read (the program may be growing the file meanwhile), so a vessel's
+    large file never costs the node more memory than the largest answer it may send."""
     filename = check_user_filename(filename)
     with _directory(vessel_dir) as dir_fd:
         try:
@@ -117,9 +106,15 @@ def retrieve_file(vessel_dir: Path, filename: str) -> bytes:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 raise _not_found(filename)
+            if info.st_size > limit:
+                raise _too_large(filename, info.st_size, limit)
             chunks = []
-            while chunk := os.read(fd, 1 << 20):
+            left = limit + 1
+            while left and (chunk := os.read(fd, min(left, 1 << 20))):
                 chunks.append(chunk)
+                left -= len(chunk)
+            if not left:
+                raise _too_large(filename, limit + 1, limit)
             return b"".join(chunks)
         finally:
             os.close(fd)
@@ -187,6 +182,11 @@ def _remove_entry(dir_fd: int, name: str) -> None:
             shutil.rmtree(name, dir_fd=dir_fd)
         else:
             os.unlink(name, dir_fd=dir_fd)
+
+
+def _too_large(filename: str, size: int, limit: int) -> NodeError:
+    return NodeError("file_too_large", f"File {filename!r} holds {size} bytes (or more); RetrieveFileFromVessel "
+                                       f"sends files of at most {limit} bytes")
 
 
 def _not_found(filename: str) -> NodeError:

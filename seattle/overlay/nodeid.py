@@ -5,16 +5,31 @@ next to a target a node must find a key whose hash lands there, and the transpor
 it holds that key before the routing table sees it. BLAKE2b rather than SHA-256 because `seattle.keys`
 already uses BLAKE2b for fingerprints (one hash family to audit) and a 256-bit BLAKE2b output has the same
 collision and preimage margins; SHA-256 would only matter for interoperating with libp2p ids, not a goal.
+
+Keys are free to mint (about 40,000 a second on one core), so hashing alone would let anyone grind a key whose
+id lands next to a chosen target. An id is therefore *bound* only if it also carries work, S/Kademlia's static
+puzzle: the id's work hash, a second BLAKE2b of the id under its own personalisation, must start with
+`NetworkParameters.puzzle_bits` zero bits (`id_is_bound`). Each candidate key costs a key generation, so an id
+that passes costs 2**puzzle_bits of them on average, and the attacker who wants an id near a target pays that
+for every candidate, while a donor pays it once at `node init` (`solve_identity`). The check needs the id only, so a
+contact learnt from a `nodes` answer (id ‖ IP ‖ port) can be judged before anyone talks to it, and the
+solution is the key itself: nothing else is stored or sent. docs/security/node-ids.md has the numbers, why
+the work is one geometric puzzle and not several small ones, and why ids are not bound to addresses.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
+from collections.abc import Callable
 from dataclasses import FrozenInstanceError, dataclass, field
 from functools import lru_cache
 
-from seattle.keys import PublicKey
+import nacl.bindings
+import nacl.signing
+
+from seattle.keys import Identity, PublicKey
 
 ID_BITS = 256
 ID_BYTES = ID_BITS // 8
@@ -244,3 +259,91 @@ def _is_ip_literal(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# --- ids bound to work ----------------------------------------------------------------------------------
+
+#: BLAKE2b personalisation of the work hash: the hash of an id under it serves this puzzle and nothing else,
+#: so no other use of BLAKE2b over 32 bytes (fingerprints, record keys) can hand out solutions.
+_WORK_PERSON = b"seattle/id-work1"
+#: The most work a network may ask: 32 bits is 4 billion keys per id, far past any donor's patience, and the
+#: check reads only the work hash's first 4 bytes.
+MAX_PUZZLE_BITS = 32
+#: The real network's puzzle: 2**13 = 8,192 keys per id on average, about 0.2 s at the 40,000-48,000 keys/s
+#: of the development machine's core, so the geometric tail keeps `node init` under 2 s at the p99 (ln 100 ×
+#: mean ≈ 0.8 s) with room for a slower or busy computer (bench/bench_idgrind.py measures it). Fixed:
+#: nodes that ask different values refuse each other's ids.
+DEFAULT_PUZZLE_BITS = 13
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkParameters:
+    """What every node of one overlay must agree on to accept each other's ids.
+
+    `puzzle_bits` is the work an id must carry (`id_is_bound`). The default network's value is fixed
+    (`DEFAULT_NETWORK`); simulations and tests lower it (`NetworkParameters.testing()`: no work) so that
+    10,000 seeded nodes build in seconds, since every node of a network pays 2**puzzle_bits key generations.
+    """
+
+    puzzle_bits: int = DEFAULT_PUZZLE_BITS
+
+    def __post_init__(self) -> None:
+        bits = self.puzzle_bits
+        if bits.__class__ is not int or not 0 <= bits <= MAX_PUZZLE_BITS:
+            raise ValueError(f"puzzle_bits must be an int in 0..{MAX_PUZZLE_BITS}, got {bits!r}")
+
+    @classmethod
+    def testing(cls) -> NetworkParameters:
+        """No work at all: for simulations and tests, never for a network of strangers."""
+        return cls(puzzle_bits=0)
+
+    @property
+    def expected_keys(self) -> int:
+        """Key generations a solver needs on average (geometric: 2**puzzle_bits, p99 at 4.6× that)."""
+        return 1 << self.puzzle_bits
+
+
+DEFAULT_NETWORK = NetworkParameters()
+
+
+def id_work(node_id: NodeId) -> int:
+    """The work `node_id` carries: leading zero bits of its work hash, 0..MAX_PUZZLE_BITS.
+
+    One BLAKE2b of 32 bytes, under a microsecond: cheap enough to run for every contact a node learns, so
+    there is nothing to cache.
+    """
+    return _work_of_raw(node_id.raw)
+
+
+def id_is_bound(node_id: NodeId, network: NetworkParameters = DEFAULT_NETWORK) -> bool:
+    """True if `node_id` carries the work `network` asks of every id (module docstring).
+
+    Judges the id alone: that the sender holds a key hashing to it is the message signature's business
+    (`seattle.overlay.messages`), so an id learnt from a `nodes` answer can be checked before any round trip.
+    """
+    return _work_of_raw(node_id.raw) >= network.puzzle_bits
+
+
+def _work_of_raw(raw: bytes) -> int:
+    digest = hashlib.blake2b(raw, digest_size=32, person=_WORK_PERSON).digest()
+    return MAX_PUZZLE_BITS - int.from_bytes(digest[:4], "big").bit_length()
+
+
+def solve_identity(
+    name: str,
+    network: NetworkParameters = DEFAULT_NETWORK,
+    *,
+    seeds: Callable[[], bytes] = lambda: os.urandom(32),
+) -> Identity:
+    """A new key pair named `name` whose id is bound under `network`: keys are drawn until one passes.
+
+    Expected cost 2**puzzle_bits key generations (about 0.2 s on the real network); the default draws seeds
+    from the OS's random source, tests pass `seeds` that derive them from a name, so ids repeat run to run.
+    The ids tried do not go through the shared id cache, which keeps the peers a node really hears from.
+    """
+    bits = network.puzzle_bits
+    while True:
+        seed = seeds()
+        key, _secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+        if bits == 0 or _work_of_raw(hashlib.blake2b(key, digest_size=ID_BYTES).digest()) >= bits:
+            return Identity(name, nacl.signing.SigningKey(seed))

@@ -1,10 +1,19 @@
 """A simulated network for `OverlayNode`s: virtual time, per-link latency, loss, partitions and churn.
 
 The engine is sans-IO, so the simulator runs exactly the protocol code the UDP transport runs; only the
-delivery of datagrams is fake. Everything happens in ONE trio task over one heap of timed events (datagram
-deliveries and node wake-ups), not a task per node: under `trio.testing.MockClock(autojump_threshold=0)`
-the clock jumps straight to the next event, so thousands of nodes run in seconds of wall time and the cost
-is the protocol's own work (signing and checking every datagram).
+delivery of datagrams is fake. Everything happens over one heap of timed events (datagram deliveries and node
+wake-ups), handled by one synchronous core, and one of two drivers moves time forward:
+
+- `async with sim.running():` — ONE trio task, not a task per node. Under
+  `trio.testing.MockClock(autojump_threshold=0)` the clock jumps straight to the next event, so thousands of
+  nodes run in seconds of wall time and the cost is the protocol's own work (signing and checking every
+  datagram). Nodes act through their transports; the simulations, benchmarks and async tests use this.
+- `sim.start_stepping()` — the caller drives, with no trio and no event loop: `step()` handles the next event,
+  `settle()` runs until nothing is in flight and no node waits for a deadline, `advance(seconds)` moves the
+  manual clock. The caller calls an engine's methods directly, then `flush(node)` sends what it queued, and
+  `inject(source, destination, data)` puts forged or replayed bytes on the wire. Why: a protocol test can
+  assert on the engines between any two datagrams, or run inside a hypothesis example. With a fixed latency
+  (low == high) datagrams arrive in the order they were sent.
 
 Determinism: with the same seed, the same nodes (same keys, engines built with seeded `randomness`) attached
 in the same order and the same calls, a run sends the same datagrams, byte for byte, at the same virtual
@@ -70,8 +79,8 @@ DatagramObserver = Callable[[float, Address, Address, bytes], None]
 
 
 class SimNetwork:
-    """Attach nodes, then run the network inside `async with sim.running():` and act for a node through
-    its transport (`sim.transport(node)`)."""
+    """Attach nodes, then either run the network inside `async with sim.running():` and act for a node
+    through its transport (`sim.transport(node)`), or `start_stepping()` and drive it by hand."""
 
     def __init__(
         self,
@@ -112,24 +121,37 @@ class SimNetwork:
         # something, so a waiter is woken once, when its condition holds, not after every datagram.
         self._watchers: dict[Address, list[tuple[Callable[[], bool], trio.Event]]] = {}
         self._changed = trio.Event()
+        #: Under `running()`: virtual wall-clock time minus trio's clock. None otherwise.
         self._offset: float | None = None
+        #: After `start_stepping()`: the manual clock, moved only by the stepping methods. None otherwise.
+        self._clock: float | None = None
+        #: How many simulated addresses `attach` has handed out (a test may place a node at its own address).
+        self._numbered = 0
 
     # --- topology ---------------------------------------------------------------------------------------
 
-    def attach(self, node: OverlayNode) -> Address:
-        """Give `node` the next free address and put it on the network; returns the address."""
+    def attach(self, node: OverlayNode, address: Address | None = None) -> Address:
+        """Put `node` on the network at the next free simulated address, or at `address` (for a test of how
+        addresses are spelled, e.g. IPv6); returns the address."""
         if not isinstance(node, OverlayNode):
             raise TypeError(f"only an OverlayNode can be attached, not {type(node).__name__}")
         if node in self._addresses:
             raise ValueError(f"node {node.node_id} is already attached at {self._addresses[node]}")
-        number = len(self._nodes)
-        if number >= _MAX_NODES:
-            raise ValueError(f"the simulator has addresses for at most {_MAX_NODES} nodes")
-        first, number = _FIRST_OCTETS[number // _PER_OCTET], number % _PER_OCTET
-        address = (f"{first}.{1 + number // 256}.{number % 256}.1", PORT)
+        if address is None:
+            address = self._next_address()
+        if address in self._nodes:
+            raise ValueError(f"address {address} is already taken by node {self._nodes[address].node_id}")
         self._nodes[address] = node
         self._addresses[node] = address
         return address
+
+    def _next_address(self) -> Address:
+        number = self._numbered
+        if number >= _MAX_NODES:
+            raise ValueError(f"the simulator has addresses for at most {_MAX_NODES} nodes")
+        self._numbered += 1
+        first, number = _FIRST_OCTETS[number // _PER_OCTET], number % _PER_OCTET
+        return (f"{first}.{1 + number // 256}.{number % 256}.1", PORT)
 
     @property
     def nodes(self) -> list[OverlayNode]:
@@ -156,7 +178,7 @@ class SimNetwork:
         """Bring a killed node back at the same address; its overdue requests time out on its next wake."""
         address = self._address_of(node)
         self._dead.discard(address)
-        if self._offset is not None:
+        if self._offset is not None or self._clock is not None:
             self._flush(address)
 
     def partition(self, group_a: Iterable[OverlayNode], group_b: Iterable[OverlayNode]) -> None:
@@ -215,16 +237,19 @@ class SimNetwork:
             picked += self._random.sample(range(start, end), min(each, end - start))
         return picked
 
-    # --- running ----------------------------------------------------------------------------------------
+    # --- running under trio ------------------------------------------------------------------------------
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[SimNetwork]:
         """Run the network's single task for the duration of the block."""
         if self._offset is not None:
             raise RuntimeError("this simulated network is already running")
-        self._offset = EPOCH - trio.current_time()
+        if self._clock is not None:
+            raise RuntimeError("this simulated network is driven by hand (`start_stepping`), not by a trio task")
+        self._offset = offset = EPOCH - trio.current_time()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._run)
+            # The offset is passed, not read back: a block that ends before the task first runs resets it.
+            nursery.start_soon(self._run, offset)
             try:
                 yield self
             finally:
@@ -233,11 +258,15 @@ class SimNetwork:
 
     def now(self) -> float:
         """The engines' clock: virtual wall-clock seconds (EPOCH when the network started)."""
-        if self._offset is None:
-            raise RuntimeError("the simulated network is not running (use `async with sim.running():`)")
-        return trio.current_time() + self._offset
+        if self._offset is not None:
+            return trio.current_time() + self._offset
+        if self._clock is not None:
+            return self._clock
+        raise RuntimeError(
+            "the simulated network is not running (use `async with sim.running():` or `sim.start_stepping()`)"
+        )
 
-    async def _run(self) -> None:
+    async def _run(self, offset: float) -> None:
         """Handle each event when its moment comes.
 
         Under a MockClock that autojumps at once, waiting for the next event does this: once every task is
@@ -246,8 +275,6 @@ class SimNetwork:
         said so, and we have woken no one since) and no other deadline comes first, the loop makes the same
         jump itself. The order of events, and so the run, is the same either way.
         """
-        offset = self._offset
-        assert offset is not None  # `running()` sets it before starting this task
         clock = trio.lowlevel.current_clock()
         autojump_clock = clock if isinstance(clock, trio.testing.MockClock) and clock.autojump_threshold == 0 else None
         alone = False  # True while every other task is known to be blocked
@@ -255,11 +282,7 @@ class SimNetwork:
             now = trio.current_time() + offset
             while self._heap and self._heap[0][0] <= now:
                 _, _, what, payload = heapq.heappop(self._heap)
-                if what == _DELIVER:
-                    source, destination, data = payload
-                    self._deliver(source, destination, data, now)
-                else:
-                    self._wake(payload, now)
+                self._handle(what, payload, now)
             if autojump_clock is not None and self._heap:
                 if not alone:
                     await trio.testing.wait_all_tasks_blocked()
@@ -274,6 +297,69 @@ class SimNetwork:
                 await self._changed.wait()
             self._changed = trio.Event()
             alone = False
+
+    # --- driving it by hand ------------------------------------------------------------------------------
+
+    def start_stepping(self, at: float = EPOCH) -> None:
+        """From now on the caller drives the network (`step`, `settle`, `advance`) on a manual clock that
+        starts at `at` and moves only when they move it: no trio, no event loop."""
+        if self._offset is not None:
+            raise RuntimeError("this simulated network is running under trio; it cannot be stepped by hand")
+        if self._clock is not None:
+            raise RuntimeError("this simulated network is already driven by hand")
+        self._clock = at
+
+    def step(self) -> bool:
+        """Handle the next event (a delivery or a wake-up), moving the clock to its moment; False when
+        nothing is queued."""
+        clock = self._manual_clock()
+        if not self._heap:
+            return False
+        at, _, what, payload = heapq.heappop(self._heap)
+        self._clock = now = max(clock, at)
+        self._handle(what, payload, now)
+        return True
+
+    def settle(self, max_steps: int = 100_000) -> None:
+        """Step until nothing is in flight and no live node waits for a deadline. Bounded, so a protocol
+        that never goes quiet fails (RuntimeError) instead of hanging."""
+        for _ in range(max_steps):
+            if not self.step():
+                return
+        raise RuntimeError(f"the simulated network did not settle within {max_steps} steps")
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock `seconds` ahead, handling in order every event due by then."""
+        if not seconds >= 0:
+            raise ValueError(f"the clock only moves forward, not by {seconds!r} s")
+        until = self._manual_clock() + seconds
+        while self._heap and self._heap[0][0] <= until:
+            self.step()
+        self._clock = until
+
+    def flush(self, node: OverlayNode) -> None:
+        """Send what `node` queued outside a delivery (after a test called one of its methods directly, e.g.
+        `node.ping`) and schedule its next wake-up."""
+        self._flush(self._address_of(node))
+
+    def inject(self, source: Address, destination: Address, data: bytes) -> None:
+        """Put raw bytes on the wire as if `source` (any address: a forger's, a replayer's) sent them; the
+        observer sees them and they meet latency, loss and partitions like any datagram."""
+        self._send(source, [(data, destination)], self.now())
+
+    def _manual_clock(self) -> float:
+        if self._clock is None:
+            raise RuntimeError("the simulated network is not driven by hand (call `sim.start_stepping()` first)")
+        return self._clock
+
+    # --- the synchronous core: what one event does -------------------------------------------------------
+
+    def _handle(self, what: int, payload: Any, now: float) -> None:
+        if what == _DELIVER:
+            source, destination, data = payload
+            self._deliver(source, destination, data, now)
+        else:
+            self._wake(payload, now)
 
     def _deliver(self, source: Address, destination: Address, data: bytes, now: float) -> None:
         if destination in self._dead or destination not in self._nodes:

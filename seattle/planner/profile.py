@@ -26,8 +26,8 @@ from typing import Any
 from seattle.addresses import split_ip_port
 from seattle.atomicfile import write_atomic
 from seattle.envelope import EnvelopeRejected, seal, unseal
-from seattle.errors import BadProfile
-from seattle.keys import Identity, PublicKey
+from seattle.errors import BadPlannerPin, BadProfile, SeattleError, UntrustedPlanner
+from seattle.keys import FINGERPRINT_LENGTH, KEY_TEXT_PREFIX, Identity, PublicKey, check_name, resolve
 
 CONTEXT = b"seattle/planner/profile/v1\0"
 FIELDS = frozenset({"vessels", "bootstrap"})
@@ -171,3 +171,28 @@ def _texts(value: Any, source: object) -> list[str]:
     if not all(isinstance(item, str) for item in value):
         raise BadProfile(source, "bootstrap must list HOST:PORT texts")
     return value
+
+
+def planner_key(pin: str, directory: Path | None = None) -> PublicKey | str:
+    """What `--planner` names: an `ed25519:` key or a name from the names file (a PublicKey), or a fingerprint
+    (16 base32 characters, returned lowercased); BadPlannerPin if it is none of these."""
+    text = pin.strip()
+    if text.startswith(KEY_TEXT_PREFIX):
+        return PublicKey.from_text(text)
+    if len(text) == FINGERPRINT_LENGTH and all(c in "abcdefghijklmnopqrstuvwxyz234567" for c in text.lower()):
+        return text.lower()
+    try:
+        return resolve(check_name(text), directory)
+    except SeattleError:
+        raise BadPlannerPin(pin) from None
+
+
+def check_planner(profile: Profile, pin: str) -> None:
+    """Accept `profile` only if its signer is the planner `pin` names (`planner_key`): UntrustedPlanner
+    otherwise. The donor pins the planner they were told about out of band, so a profile signed by anyone else
+    (a forged installer, a profile swapped on the way) is refused before it lays out a single vessel."""
+    wanted = planner_key(pin)
+    signer = profile.planner
+    trusted = signer.fingerprint() == wanted if isinstance(wanted, str) else signer == wanted
+    if not trusted:
+        raise UntrustedPlanner(signer.fingerprint(), signer.to_text(), pin)

@@ -6,26 +6,39 @@
 
 Everything derives from names and seeds (keys, each engine's random source, the network's latencies and
 loss), so a test sees the same run every time. The network is `seattle.overlay.simnet.SimNetwork`, the one
-the simulations use: tests do not carry a network of their own.
+the simulations use: tests do not carry a network of their own. A synchronous test (the protocol tests, a
+hypothesis example) steps the same network by hand instead of running it under trio:
+
+    sim = SimNetwork(0, latency=(0.001, 0.001))  # a fixed latency: datagrams arrive in the order sent
+    ...attach seeded nodes...
+    sim.start_stepping()
+    txid = node.ping(sim.contact(peer), sim.now())
+    sim.flush(node)
+    sim.settle()
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from typing import Any
 
-import nacl.signing
-
 from seattle.keys import Identity
 from seattle.overlay.addresses import Scope
+from seattle.overlay.nodeid import NetworkParameters, solve_identity
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.simnet import DatagramObserver, SimNetwork
 
 
-def seeded_identity(name: str) -> Identity:
-    """A key pair derived from `name`: the same node id on every run, so every routing decision repeats."""
-    return Identity(name, nacl.signing.SigningKey(_seed(name)))
+def seeded_identity(name: str, network: NetworkParameters | None = None) -> Identity:
+    """A key pair derived from `name`: the same node id on every run, so every routing decision repeats.
+
+    Its id carries `network`'s work (default: none, `NetworkParameters.testing()`, whose first seed is
+    `name`'s own); with work, the seeds tried after the first derive from `name` and a counter.
+    """
+    seeds = (_seed(name if number == 0 else f"{name}#{number}") for number in itertools.count())
+    return solve_identity(name, network or NetworkParameters.testing(), seeds=lambda: next(seeds))
 
 
 def seeded_node(name: str, **engine: Any) -> OverlayNode:

@@ -162,7 +162,7 @@ def test_init_node_from_profile_creates_the_divided_node(tmp_path: Path) -> None
     profile = Profile((VesselPlan(70, KEYS[0]), VesselPlan(30, KEYS[1], (KEYS[2],))), ("127.0.0.1:9999",),
                       KEYS[3])
     node_dir = tmp_path / "node"
-    donation = init_node_from_profile(node_dir, profile, percent=20, port=0, ports=range(40000, 40010),
+    donation = init_node_from_profile(node_dir, profile, planner=KEYS[3], percent=20, port=0, ports=range(40000, 40010),
                                       machine=fallback_machine(cores=2))
     config = NodeDir(node_dir).read_config()
     assert (config.host, config.port, config.bootstrap) == ("127.0.0.1", 0, ("127.0.0.1:9999",))
@@ -178,11 +178,11 @@ def test_init_node_from_profile_creates_the_divided_node(tmp_path: Path) -> None
     assert json.loads(NodeDir(node_dir).donation_path.read_text())["vessels"][1]["percent"] == 30
     assert NodeDir(node_dir).read_manifest()["created_dir"] is True
     with pytest.raises(NodeExists):
-        init_node_from_profile(node_dir, profile, machine=fallback_machine())
+        init_node_from_profile(node_dir, profile, planner=KEYS[3], machine=fallback_machine())
 
 
 def test_a_refused_division_leaves_no_node_behind(tmp_path: Path) -> None:
     profile = Profile((VesselPlan(50, KEYS[0]), VesselPlan(50, KEYS[1])), (), KEYS[3])
     with pytest.raises(BadPortPool):
-        init_node_from_profile(tmp_path / "node", profile, ports=[1], machine=fallback_machine())
+        init_node_from_profile(tmp_path / "node", profile, planner=KEYS[3], ports=[1], machine=fallback_machine())
     assert not (tmp_path / "node").exists()

@@ -53,7 +53,7 @@ def test_files_seattle_did_not_create_are_kept_with_their_directory(tmp_path: Pa
     (node_dir / "notes.txt").write_text("mine")
     (node_dir / "node.json.bak").write_text("also mine")
     key = generate_identity("k").public_key
-    init_node_from_profile(node_dir, Profile((VesselPlan(100, key),), (), key), port=0,
+    init_node_from_profile(node_dir, Profile((VesselPlan(100, key),), (), key), planner=key, port=0,
                            machine=fallback_machine())
     assert NodeDir(node_dir).read_manifest()["created_dir"] is False
     result = uninstall(node_dir)
@@ -66,7 +66,7 @@ def test_a_directory_that_existed_before_init_is_kept_even_when_empty(tmp_path: 
     node_dir = tmp_path / "existing"
     node_dir.mkdir()
     key = generate_identity("k").public_key
-    init_node_from_profile(node_dir, Profile((VesselPlan(100, key),), (), key), port=0,
+    init_node_from_profile(node_dir, Profile((VesselPlan(100, key),), (), key), planner=key, port=0,
                            machine=fallback_machine())
     uninstall(node_dir)
     assert node_dir.is_dir() and os.listdir(node_dir) == []

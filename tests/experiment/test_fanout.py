@@ -17,7 +17,7 @@ from seattle.experiment.fanout import FAILED, OK, REFUSED, TIMED_OUT, UNREACHABL
 from seattle.experiment.session import Session
 from seattle.experiment.statefile import load_state, save_state
 from seattle.experiment.targets import VesselRef
-from seattle.keys import Identity, generate_identity
+from seattle.keys import Identity, check_private_key, generate_identity, save_identity
 from seattle.nodemgr.frames import FrameDecoder, encode_frame
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
@@ -106,12 +106,13 @@ def test_the_state_file_round_trips_and_refuses_a_wrong_passphrase(tmp_path: Pat
     session.targets.add_vessel(VesselRef("127.0.0.1", 1224, "v1"))
     session.set_identity("alice")
     alice = generate_identity("alice")
+    save_identity(alice)
     path = tmp_path / "state"
-    save_state(path, "pass phrase", session, [alice])
+    save_state(path, "pass phrase", session, ["alice"])
     assert path.stat().st_mode & 0o077 == 0
     loaded = load_state(path, "pass phrase")
     assert loaded.session.to_json() == session.to_json()
-    assert loaded.identities["alice"].public_key == alice.public_key
+    assert check_private_key("alice", loaded.keys["alice"]) == alice.public_key
     with pytest.raises(StateFilePassphrase, match="wrong passphrase"):
         load_state(path, "pass phrasE")
     data = bytearray(path.read_bytes())

@@ -183,13 +183,20 @@ async def test_connection_limit_per_address(start_node: NodeFactory) -> None:
 
 
 @pytest.mark.slow
-async def test_total_connection_limit(start_node: NodeFactory) -> None:
+async def test_total_connection_limit(start_node: NodeFactory, owner: Identity) -> None:
+    """When full, a newcomer evicts the oldest connection that never made an authorized call; only when every
+    connection has made one is it refused. (Changed by issue 13: strangers once refused everyone.)"""
     async with start_node(ServerLimits(max_connections=1)) as nm:
-        admitted = await NodeClient.connect("127.0.0.1", nm.port)
-        async with admitted:
+        stranger = await NodeClient.connect("127.0.0.1", nm.port)
+        admitted = await NodeClient.connect("127.0.0.1", nm.port, owner)
+        async with stranger, admitted:
+            assert await admitted.call("ListFilesInVessel", vessel="v1") == []
+            with pytest.raises(NodeClientError):
+                await stranger.call("GetVessels")
             with pytest.raises(CallFailed) as refused:
                 await NodeClient.connect("127.0.0.1", nm.port)
             assert refused.value.code == "too_many_connections" and "maximum of 1" in refused.value.message
+            assert nm.server is not None and nm.server.stats["connections_evicted"] == 1
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
-"""Lookup state machine driven against an in-test model network with a fake clock (the sans-IO point).
+"""Lookup state machine driven against an in-test routing model with a fake clock (the sans-IO point).
 
-The model network is a few hundred nodes with real `RoutingTable`s; some nodes are dead (never reply) and
+The routing model is a few hundred nodes with real `RoutingTable`s; some nodes are dead (never reply) and
 reply latencies vary. The driver below is what a transport does: expire, send, deliver the earliest reply.
 """
 
@@ -20,7 +20,13 @@ K = 20
 
 
 @dataclass
-class Network:
+class RoutingModel:
+    """Who would answer what: each node's routing table, contact and reply latency, and who is dead.
+
+    Not a network: no engines and no datagrams. `drive` answers a lone `Lookup`'s requests straight from the
+    tables, so the state machine is tested apart from the protocol; the network of engines is `SimNetwork`.
+    """
+
     tables: dict[NodeId, RoutingTable]
     contacts: dict[NodeId, Contact]
     latency: dict[NodeId, float]
@@ -31,7 +37,7 @@ class Network:
         return sorted(live, key=target.distance)[:count]
 
 
-def build_network(size: int, dead_fraction: float, seed: int, noticed: bool) -> Network:
+def build_model(size: int, dead_fraction: float, seed: int, noticed: bool) -> RoutingModel:
     """`size` nodes with full routing tables; `dead_fraction` of them then die.
 
     With `noticed`, every node has since missed enough replies from the dead to drop them (replacements move
@@ -48,7 +54,7 @@ def build_network(size: int, dead_fraction: float, seed: int, noticed: bool) -> 
                 while table.record_failure(node_id, now=1) is False:
                     pass
     latency = {node_id: rng.uniform(0.01, 0.2) for node_id in ids}
-    return Network(tables, contacts, latency, dead)
+    return RoutingModel(tables, contacts, latency, dead)
 
 
 def full_table(own_id: NodeId, contacts: dict[NodeId, Contact], rng: random.Random) -> RoutingTable:
@@ -67,8 +73,8 @@ class Run:
     finished_at: float = 0.0
 
 
-def drive(lookup: Lookup, network: Network, limit: int = 10_000) -> Run:
-    """Run `lookup` to completion on the model network with a fake clock; what a real transport would do."""
+def drive(lookup: Lookup, model: RoutingModel, limit: int = 10_000) -> Run:
+    """Run `lookup` to completion on the routing model with a fake clock; what a real transport would do."""
     now = 0.0
     run = Run()
     arrivals: list[tuple[float, int, Contact]] = []
@@ -76,8 +82,8 @@ def drive(lookup: Lookup, network: Network, limit: int = 10_000) -> Run:
         run.timed_out += lookup.expire(now)
         for peer in lookup.next_requests(now):
             run.sent.append((now, peer))
-            if peer.node_id not in network.dead:
-                heapq.heappush(arrivals, (now + network.latency[peer.node_id], len(run.sent), peer))
+            if peer.node_id not in model.dead:
+                heapq.heappush(arrivals, (now + model.latency[peer.node_id], len(run.sent), peer))
         run.max_in_flight = max(run.max_in_flight, lookup.in_flight())
         if lookup.done:
             run.finished_at = now
@@ -86,72 +92,72 @@ def drive(lookup: Lookup, network: Network, limit: int = 10_000) -> Run:
         assert deadline is not None, "lookup is not done but has nothing in flight: it stalled"
         if arrivals and arrivals[0][0] <= deadline:
             now, _, peer = heapq.heappop(arrivals)
-            lookup.on_reply(peer, network.tables[peer.node_id].closest(lookup.target, K), now)
+            lookup.on_reply(peer, model.tables[peer.node_id].closest(lookup.target, K), now)
         else:
             now = deadline
     raise AssertionError(f"lookup did not terminate within {limit} steps")
 
 
 @pytest.fixture(scope="module")
-def network() -> Network:
-    return build_network(size=300, dead_fraction=0.2, seed=11, noticed=True)
+def model() -> RoutingModel:
+    return build_model(size=300, dead_fraction=0.2, seed=11, noticed=True)
 
 
 @pytest.fixture(scope="module")
-def stale_network() -> Network:
-    return build_network(size=300, dead_fraction=0.2, seed=12, noticed=False)
+def stale_model() -> RoutingModel:
+    return build_model(size=300, dead_fraction=0.2, seed=12, noticed=False)
 
 
-def start(network: Network, seed: int, **options) -> tuple[NodeId, Lookup]:
+def start(model: RoutingModel, seed: int, **options) -> tuple[NodeId, Lookup]:
     """A lookup from a live node whose own table is stale (still lists the dead), toward a random target."""
     rng = random.Random(seed)
-    origin = rng.choice(sorted(set(network.contacts) - network.dead))
+    origin = rng.choice(sorted(set(model.contacts) - model.dead))
     target = NodeId(rng.getrandbits(ID_BITS))
-    seeds = full_table(origin, network.contacts, rng).closest(target, K)
-    assert set(seeds) & {network.contacts[n] for n in network.dead}, "the test needs dead seeds"
+    seeds = full_table(origin, model.contacts, rng).closest(target, K)
+    assert set(seeds) & {model.contacts[n] for n in model.dead}, "the test needs dead seeds"
     return target, Lookup(target, seeds, k=K, own_id=origin, **options)
 
 
-def live_truth(network: Network, target: NodeId, lookup: Lookup) -> list[NodeId]:
+def live_truth(model: RoutingModel, target: NodeId, lookup: Lookup) -> list[NodeId]:
     """The k live nodes closest to `target`, not counting the origin (never part of its own result)."""
-    return [n for n in network.live_closest(target, K + 1) if n != lookup.own_id][:K]
+    return [n for n in model.live_closest(target, K + 1) if n != lookup.own_id][:K]
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_finds_the_true_k_closest_live_nodes(network: Network, seed: int) -> None:
-    target, lookup = start(network, seed)
-    run = drive(lookup, network)
-    assert [c.node_id for c in lookup.result()] == live_truth(network, target, lookup)
+def test_finds_the_true_k_closest_live_nodes(model: RoutingModel, seed: int) -> None:
+    target, lookup = start(model, seed)
+    run = drive(lookup, model)
+    assert [c.node_id for c in lookup.result()] == live_truth(model, target, lookup)
     assert run.max_in_flight <= 3
 
 
 @pytest.mark.slow
-def test_stale_tables_everywhere_still_give_nearly_the_true_set(stale_network: Network) -> None:
+def test_stale_tables_everywhere_still_give_nearly_the_true_set(stale_model: RoutingModel) -> None:
     """Replies that list dead nodes cost a timeout each, and may hide a live node just past the k-th place."""
     overlaps = []
     for seed in range(8):
-        target, lookup = start(stale_network, seed)
-        drive(lookup, stale_network)
+        target, lookup = start(stale_model, seed)
+        drive(lookup, stale_model)
         found = [c.node_id for c in lookup.result()]
-        assert not set(found) & stale_network.dead
-        overlaps.append(len(set(found) & set(live_truth(stale_network, target, lookup))))
+        assert not set(found) & stale_model.dead
+        overlaps.append(len(set(found) & set(live_truth(stale_model, target, lookup))))
     assert sum(overlaps) >= 0.9 * K * len(overlaps)
 
 
-def test_never_queries_a_contact_twice(network: Network) -> None:
-    _, lookup = start(network, 99)
-    run = drive(lookup, network)
+def test_never_queries_a_contact_twice(model: RoutingModel) -> None:
+    _, lookup = start(model, 99)
+    run = drive(lookup, model)
     queried = [peer for _, peer in run.sent]
     assert len(queried) == len(set(queried))
 
 
-def test_a_dead_peer_holds_one_slot_while_the_others_keep_going(network: Network) -> None:
+def test_a_dead_peer_holds_one_slot_while_the_others_keep_going(model: RoutingModel) -> None:
     rng = random.Random(5)
     target = NodeId(rng.getrandbits(ID_BITS))
-    dead_seed = network.contacts[sorted(network.dead, key=target.distance)[0]]
-    live = [network.contacts[n] for n in sorted(set(network.contacts) - network.dead, key=target.distance)]
+    dead_seed = model.contacts[sorted(model.dead, key=target.distance)[0]]
+    live = [model.contacts[n] for n in sorted(set(model.contacts) - model.dead, key=target.distance)]
     lookup = Lookup(target, [dead_seed, *live[40:60]], alpha=3, k=K)
-    run = drive(lookup, network)
+    run = drive(lookup, model)
     dead_sent_at = next(t for t, peer in run.sent if peer == dead_seed)
     dead_deadline = dead_sent_at + RttEstimator().timeout()
     sent_while_dead_pending = [peer for t, peer in run.sent if dead_sent_at < t < dead_deadline]
@@ -159,20 +165,20 @@ def test_a_dead_peer_holds_one_slot_while_the_others_keep_going(network: Network
     assert dead_seed in run.timed_out
 
 
-def test_timeouts_adapt_to_measured_round_trips(network: Network) -> None:
-    _, lookup = start(network, 3, rtt=RttEstimator(initial_timeout=2.0, min_timeout=0.05, max_timeout=5.0))
-    drive(lookup, network)
+def test_timeouts_adapt_to_measured_round_trips(model: RoutingModel) -> None:
+    _, lookup = start(model, 3, rtt=RttEstimator(initial_timeout=2.0, min_timeout=0.05, max_timeout=5.0))
+    drive(lookup, model)
     assert lookup.rtt.srtt is not None and 0.01 <= lookup.rtt.srtt <= 0.2
     assert 0.05 <= lookup.rtt.timeout() < 2.0
 
 
-def test_disjoint_paths_find_the_closest_and_respect_alpha_per_path(network: Network) -> None:
-    target, lookup = start(network, 21, paths=3, alpha=2)
-    run = drive(lookup, network)
+def test_disjoint_paths_find_the_closest_and_respect_alpha_per_path(model: RoutingModel) -> None:
+    target, lookup = start(model, 21, paths=3, alpha=2)
+    run = drive(lookup, model)
     assert run.max_in_flight <= 2 * 3
     queried = [peer for _, peer in run.sent]
     assert len(queried) == len(set(queried))
-    assert [c.node_id for c in lookup.result()] == live_truth(network, target, lookup)
+    assert [c.node_id for c in lookup.result()] == live_truth(model, target, lookup)
 
 
 def test_late_reply_is_still_used_and_feeds_the_estimator() -> None:

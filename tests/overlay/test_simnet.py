@@ -16,8 +16,8 @@ import trio.testing
 
 from seattle.overlay.join import join
 from seattle.overlay.nodeid import Contact, NodeId
-from seattle.overlay.protocol import Address, OverlayNode
-from seattle.overlay.simnet import DatagramObserver, SimNetwork, Traffic
+from seattle.overlay.protocol import Address, OverlayNode, Status
+from seattle.overlay.simnet import EPOCH, DatagramObserver, SimNetwork, Traffic
 from seattle.testing.overlay import seeded_node, simulated_overlay
 
 K = 8
@@ -240,3 +240,58 @@ def test_bad_arguments_are_named() -> None:
         sim.partition([node], [node])
     with pytest.raises(RuntimeError, match="not running"):
         sim.now()
+    with pytest.raises(ValueError, match="already taken"):
+        sim.attach(new_node("squatter"), sim.address(node))
+    with pytest.raises(RuntimeError, match="start_stepping"):
+        sim.step()
+
+
+def test_stepped_by_hand_datagrams_arrive_in_send_order_on_the_manual_clock() -> None:
+    """Stepping mode: no trio, the caller moves time; a fixed latency keeps every datagram in send order."""
+    seen: list[tuple[float, Address, Address]] = []
+    sim = SimNetwork(4, latency=(0.001, 0.001), observer=lambda at, source, to, _: seen.append((at, source, to)))
+    a, b = new_node("a"), new_node("b")
+    sim.attach(a)
+    sim.attach(b)
+    sim.start_stepping()
+    assert sim.now() == EPOCH and not sim.step()
+    txid = a.ping(sim.contact(b), sim.now())
+    sim.flush(a)
+    assert seen == [(EPOCH, sim.address(a), sim.address(b))]
+    assert sim.step() and sim.now() == EPOCH + 0.001  # b got the ping and answered at once
+    assert seen[1:] == [(EPOCH + 0.001, sim.address(b), sim.address(a))]
+    sim.settle()
+    assert a.outcome(txid).status is Status.ANSWERED
+    assert a.next_deadline() is None and b.next_deadline() is None and not sim.step()
+    assert settled(sim.traffic) and sim.traffic.delivered == len(seen) == 3  # ping, pong, and a's ack
+    assert [at for at, _, _ in seen] == sorted(at for at, _, _ in seen)
+
+
+def test_stepped_by_hand_injected_bytes_and_the_clock_moved_on() -> None:
+    sim, nodes = build(3, seed=4)
+    sim.start_stepping(at=EPOCH + 50)
+    with pytest.raises(RuntimeError, match="by hand"):
+        sim.start_stepping()
+    forged = bytes(40)
+    sim.inject(("10.9.9.9", 5000), sim.address(nodes[0]), forged)
+    sim.advance(0.5)  # past every link's latency: the forged datagram arrived and was dropped unanswered
+    assert sim.now() == EPOCH + 50.5
+    with pytest.raises(ValueError, match="forward"):
+        sim.advance(-1)
+    assert (sim.traffic.sent, sim.traffic.delivered) == (1, 1) and nodes[0].dropped
+    nodes[0].ping(sim.contact(nodes[1]), sim.now())
+    sim.flush(nodes[0])
+    with pytest.raises(RuntimeError, match="did not settle within 1 steps"):
+        sim.settle(max_steps=1)
+
+
+async def test_a_network_stepped_by_hand_cannot_also_run_under_trio() -> None:
+    sim = SimNetwork(1)
+    sim.start_stepping()
+    with pytest.raises(RuntimeError, match="driven by hand"):
+        async with sim.running():
+            pass
+    running = SimNetwork(2)
+    async with running.running():
+        with pytest.raises(RuntimeError, match="under trio"):
+            running.start_stepping()

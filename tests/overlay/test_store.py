@@ -17,7 +17,7 @@ from seattle.overlay.records import (
     sign_tombstone,
     verify,
 )
-from seattle.overlay.store import FULL, RATE_LIMITED, STALE, RecordStore
+from seattle.overlay.store import RATE_LIMITED, STALE, RecordStore
 
 NOW = 1_800_000_000.0
 NODES = [generate_identity(f"node{i}") for i in range(4)]
@@ -126,36 +126,36 @@ def test_superseded_record_outliving_its_replacement_stays_refused() -> None:
     assert len(store) == 0
 
 
-def test_records_per_key_cap() -> None:
+def test_a_full_key_makes_way_for_a_new_record_with_the_oldest_of_the_same_source() -> None:
     store = RecordStore(max_records_per_key=2, max_writes_per_source=100)
     store.put(advert(NODES[0]), SOURCE, NOW)
-    store.put(advert(NODES[1], lifetime=60), SOURCE, NOW)
-    assert refused(store, advert(NODES[2])) == FULL
-    store.put(advert(NODES[0], seq=2), SOURCE, NOW)  # replacing within a full key is allowed
-    store.put(advert(NODES[2], now=NOW + 200), SOURCE, NOW + 200)  # an expired slot made room
-    assert len(store) == 2
+    store.put(advert(NODES[1]), SOURCE, NOW)
+    store.put(advert(NODES[0], seq=2), SOURCE, NOW)  # replacing within a full key takes no room
+    store.put(advert(NODES[2]), SOURCE, NOW)  # NODES[1]'s record is now this source's oldest
+    assert sorted(verify(raw, NOW).node.raw for raw in store.get(dht_key(OWNER), NOW)) == sorted(
+        [NODES[0].public_key.raw, NODES[2].public_key.raw]
+    )
+    assert store.evicted["key_full"] == 1 and len(store) == 2
 
 
-def test_key_and_total_caps() -> None:
-    by_keys = RecordStore(max_keys=1)
-    by_keys.put(advert(), SOURCE, NOW)
-    assert refused(by_keys, advert(subject=OTHER_OWNER)) == FULL
-    by_total = RecordStore(max_records=3)
+def test_a_full_store_makes_way_for_a_new_record() -> None:
+    store = RecordStore(max_records=3)
     for node in NODES[:3]:
-        by_total.put(advert(node), SOURCE, NOW)
-    assert refused(by_total, advert(NODES[3], subject=OTHER_OWNER)) == FULL
-    assert len(by_total) == 3
+        store.put(advert(node), SOURCE, NOW)
+    store.put(advert(NODES[3], subject=OTHER_OWNER), SOURCE, NOW)
+    assert len(store) == 3 and store.evicted["store_full"] == 1
+    assert len(store.get(dht_key(OTHER_OWNER), NOW)) == 1
 
 
 def test_a_flood_from_one_source_is_rate_limited_while_another_gets_through() -> None:
     store = RecordStore(max_writes_per_source=3, window=10)
     for seq in range(1, 4):
-        store.put(advert(seq=seq), SOURCE, NOW + seq)
+        store.put(advert(seq=seq), SOURCE, NOW)
     # Refused before verification: even a valid newer record from the flooding source.
-    assert refused(store, advert(seq=10), now=NOW + 4) == RATE_LIMITED
-    assert refused(store, b"junk", now=NOW + 5) == RATE_LIMITED
-    store.put(advert(NODES[1]), "198.51.100.20", NOW + 5)
-    store.put(advert(seq=11, now=NOW + 12), SOURCE, NOW + 12)  # the window slid past the first write
+    assert refused(store, advert(seq=10), now=NOW) == RATE_LIMITED
+    assert refused(store, b"junk", now=NOW + 1) == RATE_LIMITED
+    store.put(advert(NODES[1]), "198.51.100.20", NOW + 1)
+    store.put(advert(seq=11, now=NOW + 12), SOURCE, NOW + 12)  # the bucket refilled
     assert sorted(held(store, NOW + 12)) == [(1, False), (11, False)]
 
 
@@ -167,18 +167,19 @@ def test_source_spellings_share_a_budget_and_bad_sources_are_named() -> None:
         store.put(advert(seq=3), "not-an-ip", NOW)
 
 
-def test_tracked_sources_are_bounded() -> None:
-    store = RecordStore(max_sources=2, window=10)
+def test_tracked_sources_are_bounded_and_the_least_recently_used_is_forgotten() -> None:
+    store = RecordStore(max_sources=2, max_writes_per_source=1, window=10)
     store.put(advert(NODES[0]), "192.0.2.1", NOW)
-    store.put(advert(NODES[1]), "192.0.2.2", NOW)
-    assert refused(store, advert(NODES[2]), source="192.0.2.3") == RATE_LIMITED
-    store.put(advert(NODES[2], now=NOW + 11), "192.0.2.3", NOW + 11)  # idle sources were forgotten
+    assert refused(store, advert(NODES[0], seq=2), source="192.0.2.1") == RATE_LIMITED
+    store.put(advert(NODES[1]), "198.51.100.2", NOW)
+    store.put(advert(NODES[2]), "203.0.113.3", NOW)  # a third source: the first one's budget is forgotten
+    store.put(advert(NODES[0], seq=2), "192.0.2.1", NOW)
 
 
 @pytest.mark.parametrize(
     ("kwargs", "named"),
     [
-        ({"max_keys": 0}, "max_keys"),
+        ({"max_records": 0}, "max_records"),
         ({"max_records_per_key": True}, "max_records_per_key"),
         ({"window": "10"}, "window"),
         ({"window": 0}, "window"),

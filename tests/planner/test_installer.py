@@ -52,6 +52,7 @@ def test_build_install_start_and_uninstall(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": sysconfig.get_paths()["purelib"]}
     target = tmp_path / "donor"
     installed = run([sys.executable, "installer.pyz", "--dir", str(target), "--pip-args", "--no-deps --no-index",
+                     "--planner", planner.public_key.fingerprint(),
                      "--port", "0", "--ports", "47200-47209", "--percent", "20"], tmp_path, env)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "This node gives away 20% of this machine" in installed.stdout
@@ -68,7 +69,8 @@ def test_build_install_start_and_uninstall(tmp_path: Path) -> None:
     try:
         status = json.loads(run([venv_seattle, "node", "status", "--dir", node, "--json"], tmp_path, env).stdout)
         assert [v["owner"] for v in status["vessels"]] == [planner.public_key.to_text(), bob.public_key.to_text()]
-        again = run([sys.executable, "installer.pyz", "--dir", str(target)], tmp_path, env)
+        again = run([sys.executable, "installer.pyz", "--dir", str(target), "--planner",
+                     planner.public_key.to_text()], tmp_path, env)
         assert again.returncode == 2 and "already holds a node" in again.stderr
     finally:
         removed = run([venv_seattle, "node", "uninstall", "--dir", node, "--yes"], tmp_path, env)
