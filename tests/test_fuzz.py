@@ -20,9 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FUZZ_SECONDS = 4
 
 #: Inputs that still crash the code before issue 13's fixes are merged: remove each entry with its fix.
-OPEN_FINDINGS = {
-    "overlay_engine/crash-port-zero": "issue 13: a datagram from source port 0 raises out of the overlay engine",
-}
+OPEN_FINDINGS: dict[str, str] = {}
 
 
 def _cases() -> list[object]:

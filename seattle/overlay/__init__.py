@@ -4,6 +4,7 @@ Nothing here imports `seattle.advertise`: the record format lives here, the adve
 
 - nodeid — 256-bit node ids, XOR distance, contacts (id, IP, port) and their packed form; ids bound to work
   (`NetworkParameters`, `id_is_bound`, `solve_identity`)
+- addresses — address scopes: which peer addresses a node on a given network talks to
 - messages — the signed datagram format: encode, decode, message kinds
 - routing — the k-bucket routing table, with per-subnet caps and replacement caches
 - lookup — the iterative lookup as a state machine, and the RTT estimator behind its timeouts

@@ -4,13 +4,22 @@ Sans-IO: no sockets, no clock. Layout of a datagram (at most MAX_DATAGRAM bytes,
 any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
 
     signature (64) ‖ sender public key (32) ‖ payload (msgpack array [kind, txid, body] or, for a request
-                                                     sent to a known node, [kind, txid, body, to, at])
+                                                     sent to a known node, [kind, txid, body, to, at];
+                                                     a request may end with one more element, `pad`,
+                                                     an answer with one, `cookie`)
 
 `to` (the destination's 32-byte node id) and `at` (the sender's clock, seconds since the epoch) bind a request
 to one receiver and one moment, under the signature. A receiver that finds its own id there and a fresh `at`
-knows the request was made for it just now, not replayed from another exchange, so it may take the sender into
-its routing table without a ping back (`protocol.OverlayNode._answer`). Answers and bootstrap requests (whose
-sender does not know the receiver's id yet) use the three-element form.
+knows a full node made the request for it just now, so its answer carries a `cookie` (a MAC of the sender's
+id and address), and it takes the sender into its routing table when an `ack` bringing that cookie back proves
+the sender receives at that address (`protocol.OverlayNode._answer`); a stale or misdirected capture,
+replayed from a forged source, gets no cookie. An ack is the one message nobody answers. Bootstrap requests
+(whose sender does not know the receiver's id yet) and answers without a cookie use the three-element form.
+
+`pad` (bytes, any content; zeros are sent) makes a request as large as the answer it asks for. A node answers
+an address it has not yet seen answer a request of its own with no more bytes than the request carried, so a
+spoofed source gains no amplification (`protocol`'s module docstring); a requester that wants a full answer
+pays for it in its request (`encode(..., pad_to=...)`).
 
 The signature is Ed25519 over CONTEXT ‖ sender key ‖ payload. CONTEXT is not sent (both ends know it) but it
 differs from the node manager's and the advertisements' contexts, so no other signed object of the same key
@@ -55,6 +64,7 @@ MAX_DATAGRAM = 1400
 SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 TXID_SIZE = 8
 TOKEN_SIZE = 16
+COOKIE_SIZE = 8
 #: A vessel record is at most 1,024 bytes (`seattle.overlay.records.MAX_RECORD_SIZE`); a little slack here
 #: lets a newer record format grow without a new message version, and the store enforces the real limit.
 MAX_RECORD_BYTES = 1200
@@ -69,7 +79,8 @@ CHECK_ORDER = (TOO_LARGE, MALFORMED, BAD_SIGNATURE)
 
 
 class Kind(StrEnum):
-    """Message kinds: four requests, their four answers, and an error answer to any request."""
+    """Message kinds: four requests, their four answers, an error answer to any request, and the ack that
+    returns an answer's cookie (answered by nothing)."""
 
     PING = "ping"
     PONG = "pong"
@@ -80,6 +91,7 @@ class Kind(StrEnum):
     ADD_RECORD = "add_record"
     ADDED = "added"
     ERROR = "error"
+    ACK = "ack"
 
 
 #: Kinds by their wire names and back: dict lookups, where `Kind(name)` and `kind.value` run the enum machinery
@@ -111,6 +123,8 @@ class Message:
     #: For a bound request (module docstring): the receiver it was made for and when; else None.
     to: NodeId | None = None
     at: float | None = None
+    #: For an answer to a requester not yet proven at its address: what its ack must bring back; else None.
+    cookie: bytes | None = None
     #: The id `sender`'s key stands for, derived when first asked (the engine asks several times a message).
     _sender_id: NodeId | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -214,6 +228,7 @@ def _contacts_wire(value: Any) -> list[bytes]:
 
 
 _txid = _fixed_bytes(TXID_SIZE)
+_cookie = _fixed_bytes(COOKIE_SIZE)
 #: One packer for every message: `msgpack.packb` builds a new one, with a fresh 256 KiB buffer, per call. It
 #: holds no state between calls (autoreset), and packing plain values runs entirely under the GIL.
 _PACKER = msgpack.Packer(use_bin_type=True)
@@ -233,7 +248,10 @@ BODIES: dict[Kind, dict[str, _Parse]] = {
     Kind.ADD_RECORD: {"record": _record, "token": _fixed_bytes(TOKEN_SIZE)},
     Kind.ADDED: {},
     Kind.ERROR: {"code": _text(MAX_CODE_LENGTH), "message": _text(MAX_TEXT_LENGTH)},
+    Kind.ACK: {"cookie": _fixed_bytes(COOKIE_SIZE)},
 }
+#: The kinds that answer a request: only they may carry a cookie.
+ANSWERS = frozenset([*RESPONSE_TO.values(), Kind.ERROR])
 
 
 def _parse_body(kind: Kind, body: Any) -> dict[str, Any]:
@@ -260,15 +278,40 @@ def encode(
     *,
     to: NodeId | None = None,
     at: float | None = None,
+    pad_to: int = 0,
+    cookie: bytes | None = None,
 ) -> bytes:
     """Sign and encode a message; MessageRejected (code malformed / too_large) if it cannot be sent as is.
 
-    `to` and `at` (both or neither, requests only) bind a request to its receiver and time.
+    `to` and `at` (both or neither, requests only) bind a request to its receiver and time. `pad_to`
+    (requests only, at most MAX_DATAGRAM) pads a shorter request to exactly that many bytes (one
+    byte short stays so: no pad element is that small). `cookie` (answers only) is what the requester's ack
+    must bring back.
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
     if not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
+    payload = _payload(kind, txid, body, to, at, pad_to, cookie)
+    key, secret = identity.sodium_key_pair
+    signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
+    data = signature + key + payload
+    if len(data) > MAX_DATAGRAM:
+        raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
+    return data
+
+
+def encoded_size(kind: Kind, body: dict[str, Any], *, bound: bool = False, cookie: bool = False) -> int:
+    """How many bytes `encode` makes of this message (bound: with `to` and `at`; cookie: with a cookie),
+    without signing it. A node sizes its padding and its answers' room with this; MessageRejected as `encode`."""
+    to, at = (NodeId(0), 0.0) if bound else (None, None)
+    cookie_bytes = bytes(COOKIE_SIZE) if cookie else None
+    return _HEADER + len(_payload(kind, bytes(TXID_SIZE), body, to, at, 0, cookie_bytes))
+
+
+def _payload(kind: Kind, txid: bytes, body: dict[str, Any], to: NodeId | None, at: float | None,
+             pad_to: int, cookie: bytes | None) -> bytes:
+    """The msgpack payload `encode` signs: checked as `decode` would check it, padded to `pad_to` in all."""
     try:
         if kind.__class__ is not Kind:
             kind = Kind(kind)
@@ -292,15 +335,24 @@ def encode(
             if kind not in RESPONSE_TO:
                 raise ValueError(f"only requests are bound to a receiver, not a {kind}")
             fields_list += [_node_id_wire(to), _time(at)]
+        if pad_to.__class__ is not int or not 0 <= pad_to <= MAX_DATAGRAM:
+            raise ValueError(f"pad_to must be an int in 0..{MAX_DATAGRAM}, got {pad_to!r:.40}")
+        if pad_to and kind not in RESPONSE_TO:
+            raise ValueError(f"only requests are padded, not a {kind}")
+        if cookie is not None:
+            if kind not in ANSWERS:
+                raise ValueError(f"only answers carry a cookie, not a {kind}")
+            fields_list.append(_cookie(cookie))
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, f"cannot encode a {kind!s:.20} message: {error}") from None
-    key, secret = identity.sodium_key_pair
     payload: bytes = _PACKER.pack(fields_list)
-    signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
-    data = signature + key + payload
-    if len(data) > MAX_DATAGRAM:
-        raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
-    return data
+    short = pad_to - _HEADER - len(payload)
+    if short < 2:  # no pad element is smaller than its 2-byte header: a request one byte short stays so
+        return payload
+    # Appended by hand, to hit `pad_to` exactly: the array gains one element (a fixarray: its count is in the
+    # first byte), a bin 8 of up to 255 zero bytes or else a bin 16, header included in `short`.
+    pad = b"\xc4" + bytes([short - 2]) if short - 2 <= 0xFF else b"\xc5" + (short - 3).to_bytes(2, "big")
+    return bytes([payload[0] + 1]) + payload[1:] + pad + bytes(pad_to - _HEADER - len(payload) - len(pad))
 
 
 @lru_cache(maxsize=1 << 14)
@@ -328,8 +380,8 @@ def decode(data: bytes) -> Message:
         decoded = msgpack.unpackb(payload, raw=False, strict_map_key=False)
     except Exception:  # the C unpacker raises several unrelated types (and StackError) on hostile input
         raise MessageRejected(MALFORMED, "the payload is not valid msgpack") from None
-    if not isinstance(decoded, list) or len(decoded) not in (3, 5):
-        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)]")
+    if not isinstance(decoded, list) or not 3 <= len(decoded) <= 6:
+        raise MessageRejected(MALFORMED, "the payload must be the array [kind, txid, body(, to, at)(, pad)]")
     raw_kind, txid, body = decoded[:3]
     kind = _KINDS.get(raw_kind) if raw_kind.__class__ is str else None
     if kind is None:
@@ -339,10 +391,20 @@ def decode(data: bytes) -> Message:
     try:
         parsed = _parse_body(kind, body)
         to, at = None, None
-        if len(decoded) == 5:
-            if kind not in RESPONSE_TO:
-                raise ValueError(f"a {kind} is an answer, and only requests carry a receiver and a time")
-            to, at = _node_id_field(decoded[3]), _time(decoded[4])
+        extra = decoded[3:]
+        cookie = None
+        if extra and kind in ANSWERS:
+            if len(extra) != 1:
+                raise ValueError(f"a {kind} carries at most a cookie after its body (only requests carry more)")
+            cookie, extra = _cookie(extra[0]), []
+        if extra and kind not in RESPONSE_TO:
+            raise ValueError(f"a {kind} carries nothing after its body (a receiver, a time, padding: requests)")
+        if len(extra) % 2:  # a trailing pad: [.., pad] or [.., to, at, pad]
+            if extra[-1].__class__ is not bytes:
+                raise ValueError(f"a request's padding is bytes, got {type(extra[-1]).__name__}")
+            extra = extra[:-1]
+        if extra:
+            to, at = _node_id_field(extra[0]), _time(extra[1])
     except (TypeError, ValueError) as error:
         raise MessageRejected(MALFORMED, str(error)) from None
     try:
@@ -351,4 +413,4 @@ def decode(data: bytes) -> Message:
         raise MessageRejected(
             BAD_SIGNATURE, f"the signature does not verify under the key it carries ({key.hex()[:16]}…)"
         ) from None
-    return Message(kind, txid, _public_key(key), parsed, to, at)
+    return Message(kind, txid, _public_key(key), parsed, to, at, cookie)

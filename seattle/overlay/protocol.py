@@ -7,17 +7,31 @@ it drives (`RoutingTable`, `Lookup`, `RecordStore`) own a socket or a clock. A t
 * calls `poll(now)` when `next_deadline()` passes (and after `ping`/`request`/`start_lookup`) and sends
   what it returns.
 
-Who enters the routing table: a peer whose signed *reply* came from the address we sent the request to,
-under the id we expected (a reply matches a random 8-byte transaction id, so it proves the sender holds the
-key behind its id and receives at that address), or a peer whose signed request was *bound* to us: it names
-our id and a send time within FRESH_REQUEST seconds of our clock, and its (sender, txid) was not seen before.
-Such a request was made for us just now, so it is not a capture replayed from another exchange. A bound
-request that fails those checks proves only the key (a captured request can be replayed from any address),
-so its unknown sender is pinged back at its source address and enters the table when that pong arrives. An
-unbound request (a bootstrap request, whose sender does not know our id yet, or any request of a light client)
-admits nobody: a full node's requests that follow are bound, and a light client must stay out of tables. A
-known contact sending from its known address is simply refreshed. Binding saves a joining node's neighbours a
-ping-pong each: a join cost about 85 signed datagrams before, about 44 now (PyPI `kademlia`: about 45).
+Every datagram is handled in isolation: a source address, payload or answer that fails a check is dropped and
+counted in `dropped` under a stable code (`DROP_CODES`), and nothing a peer sends raises out of
+`datagram_received`.
+
+Who enters the routing table: only a peer that proved it receives at its address, by a round trip we started.
+Either its signed *reply* came from the address we sent a request to, under the id we expected (a reply
+matches a random 8-byte transaction id), or its signed *ack* came from the address we sent a cookie to. A
+request proves only the key: its source address may be forged, and a contact learned from a `nodes` answer is
+only what a stranger claims. So the answer to the unknown sender of a request *bound* to us (naming our id,
+sent within FRESH_REQUEST seconds of our clock) carries a cookie, HMAC(secret, its id ‖ IP ‖ port) under the
+rotating token secret; the sender's ack brings it back, and only then does the sender enter the table. This
+is stateless (nothing is kept for a stranger meanwhile), and one extra datagram proves the address where a
+ping back took two. A sender we are already asking in a lookup gets no cookie: its answer proves the address.
+An unbound request (a bootstrap request, whose sender does not know our id yet, or any request of a light
+client) admits nobody: a full node's requests that follow are bound, and a light client must stay out of
+tables. A known contact sending from its known address is simply
+refreshed. Contacts pass `_admissible` (the address filter of `seattle.overlay.addresses`, for our
+`scope`) before they are asked, learned or admitted; a node on a private network sends a public requester
+only public contacts (`_handle`).
+
+No amplification: to an address not proven (not in our table as that sender's), the answer to a request,
+cookie included, is at most as many bytes as that request. `nodes` and `records` answers then carry fewer
+entries, an error a shorter message, and a request too small for even a bare answer is dropped
+(`short_request`). Our own requests are padded (`messages.encode(pad_to=)`) to what their full answer and a
+cookie take (`_pad_to`), so a peer that does not know us yet still answers in full.
 
 Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret, requester IP), and
 `add_record` is accepted only with a token for the sender's IP under the current or the previous secret.
@@ -45,7 +59,8 @@ from enum import Enum
 from typing import Any
 
 from seattle.keys import Identity
-from seattle.overlay import messages
+from seattle.overlay import addresses, messages
+from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
 from seattle.overlay.messages import Kind, Message, MessageRejected
 from seattle.overlay.nodeid import Contact, NodeId
@@ -60,18 +75,31 @@ TOKEN_ROTATION = 300.0
 BAD_TOKEN = "bad_token"
 #: Bounds on per-peer state, so a flood of requests or requests-to-send cannot grow memory without limit.
 MAX_PENDING = 4096
-MAX_VERIFYING = 256
 MAX_OUTCOMES = 4096
-#: How far a bound request's send time may be from our clock (either way) to admit its sender without a ping.
+#: How far a bound request's send time may be from our clock (either way) for its sender to get a cookie: a
+#: capture replayed later from a forged source gets none.
 FRESH_REQUEST = 30.0
-#: Bound requests remembered against replay (for FRESH_REQUEST seconds); when full, new ones get a ping back.
-MAX_SEEN_REQUESTS = 16384
 #: A request outside lookups (get_records, add_record, ping) waits this many lookup timeouts. A lookup can
 #: cut its wait short because a late answer still counts (`poll`); a direct request's late answer is lost, and
 #: many sent at once (a `find_records` asks 20 holders) queue behind each other at a busy node.
 DIRECT_TIMEOUT_FACTOR = 4
 #: Room left in a `records` answer for everything but the records (header, token, msgpack framing).
 _RECORDS_OVERHEAD = 200
+
+#: Why `datagram_received` dropped a datagram (or left a request unanswered), as counted in `dropped`.
+BAD_SOURCE = "bad_source"  # the source address is no peer's within our scope (port 0, special use, wider)
+OWN_ID = "own_id"
+NOT_SERVING = "not_serving"
+UNEXPECTED = "unexpected"  # an answer to no request of ours (or one that already ended)
+WRONG_SENDER = "wrong_sender"
+WRONG_KIND = "wrong_kind"
+SHORT_REQUEST = "short_request"  # from an unproven address, too small for even a bare answer
+BAD_COOKIE = "bad_cookie"  # an ack whose cookie is not the one we gave that id at that address
+FILTERED_CONTACT = "filtered_contact"  # a contact in a nodes answer we will not ask (counted per contact)
+DROP_CODES = (
+    *messages.CHECK_ORDER, BAD_SOURCE, OWN_ID, NOT_SERVING, UNEXPECTED, WRONG_SENDER, WRONG_KIND,
+    SHORT_REQUEST, BAD_COOKIE, FILTERED_CONTACT,
+)
 
 
 class Status(Enum):
@@ -81,7 +109,9 @@ class Status(Enum):
 
 
 # Python 3.11 reads an enum member through a descriptor (about 100 ns): the per-datagram paths use these names.
-_PING, _PONG, _FIND_NODE, _NODES, _ERROR = Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR
+_PING, _PONG, _FIND_NODE, _NODES, _ERROR, _ACK = (
+    Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR, Kind.ACK
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +130,6 @@ class _Pending:
     sent_at: float
     deadline: float
     lookup: int | None = None
-    #: False for our own verification pings: nobody asks for their outcome, so none is kept.
-    tracked: bool = True
 
 
 @dataclass
@@ -124,6 +152,7 @@ class OverlayNode:
         table: RoutingTable | None = None,
         rtt: RttEstimator | None = None,
         serve: bool = True,
+        scope: Scope = Scope.GLOBAL,
     ) -> None:
         if not isinstance(identity, Identity):
             raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
@@ -137,16 +166,17 @@ class OverlayNode:
         #: False for a light client (a researcher's command): its requests are unbound and it answers no
         #: request, so it never enters another node's routing table or receives records to store.
         self.serve = serve
+        #: The widest address scope this node runs on (`seattle.overlay.addresses`): it talks to no address
+        #: beyond it. A driver widens it to where the node is bound (`widen_scope`), `bootstrap` to where
+        #: its bootstrap nodes are; simulations on fake 127.x/10.x addresses pass LOOPBACK.
+        self.scope = Scope(scope)
         self.store = store if store is not None else RecordStore()
         self.rtt = rtt if rtt is not None else RttEstimator()
-        #: Why datagrams were dropped (decode codes, "unexpected", "wrong_sender"...): for logs and tests.
+        #: Why datagrams were dropped (`DROP_CODES`), for stats, logs and tests.
         self.dropped: Counter[str] = Counter()
         self._pending: dict[bytes, _Pending] = {}
         #: No earlier than the first deadline of a pending request outside lookups (lookups time out their own).
         self._expiry = math.inf
-        self._verifying: set[NodeId] = set()
-        #: (sender key ‖ txid) of bound requests admitted without a ping → when to forget it (insertion order).
-        self._seen_requests: OrderedDict[bytes, float] = OrderedDict()
         self._outbox: list[Datagram] = []
         self._searches: dict[int, _Search] = {}
         self._results: OrderedDict[int, list[Contact]] = OrderedDict()
@@ -161,27 +191,34 @@ class OverlayNode:
         self._secret = self._randbytes(32)
         self._previous_secret = self._randbytes(32)
         self._rotated_at: float | None = None
+        self._pad_to = _paddings(self.k)
 
     # --- the transport's entry points -------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, address: Address, now: float) -> list[Datagram]:
         """Handle one datagram from `address`; returns what to send (an answer, follow-up requests).
 
-        Never raises for any `data`: a datagram that fails a check is dropped and counted in `dropped`.
+        Never raises for any `data` or `address`: a datagram that fails a check is dropped and counted in
+        `dropped` under its code (`DROP_CODES`), leaving the table, the store and pending requests as they were.
         """
-        address = _checked_address(address)
+        source = _source_address(address)
+        if source is None or not addresses.reachable(self.scope, *source):
+            self.dropped[BAD_SOURCE] += 1
+            return self.poll(now)
+        address = source
         try:
             message = messages.decode(data)
         except MessageRejected as rejected:
             self.dropped[rejected.code] += 1
             return self.poll(now)
         if message.sender_id.value == self.node_id.value:
-            self.dropped["own_id"] += 1
+            self.dropped[OWN_ID] += 1
+        elif not self.serve and (message.is_request or message.kind is _ACK):
+            self.dropped[NOT_SERVING] += 1
         elif message.is_request:
-            if self.serve:
-                self._answer(message, address, now)
-            else:
-                self.dropped["not_serving"] += 1
+            self._answer(message, len(data), address, now)
+        elif message.kind is _ACK:
+            self._acked(message, address, now)
         else:
             self._accept_answer(message, address, now)
         return self.poll(now)
@@ -197,10 +234,8 @@ class OverlayNode:
                     self._expiry = min(self._expiry, pending.deadline)
                     continue
                 del self._pending[txid]
-                if pending.tracked:
-                    self._settle(txid, RequestOutcome(Status.TIMED_OUT))
+                self._settle(txid, RequestOutcome(Status.TIMED_OUT))
                 if pending.contact is not None:
-                    self._verifying.discard(pending.contact.node_id)
                     self.table.record_failure(pending.contact.node_id, now)
         for lookup_id, search in list(self._searches.items()) if self._searches else ():
             # A timed-out request stays answerable until the lookup ends (`_finish`): its slot goes to the next
@@ -249,8 +284,14 @@ class OverlayNode:
         k closest (it then need not learn of us).
         """
         address = _checked_address(address)
+        self.widen_scope(addresses.bound_scope(address[0]))
         self._check_room()
         return self._queue(address, None, Kind.FIND_NODE, {"target": self.node_id}, now, None)
+
+    def widen_scope(self, scope: Scope) -> None:
+        """Take `scope` into this node's `scope`: the driver's bound address, a bootstrap node the owner
+        named. Never narrows: a node on 127.0.0.1 that bootstraps from a public address still reaches both."""
+        self.scope = max(self.scope, Scope(scope))
 
     def outcome(self, txid: bytes) -> RequestOutcome:
         """What became of request `txid`; KeyError if this node never made it (or forgot it, oldest first)."""
@@ -276,7 +317,7 @@ class OverlayNode:
         for answer in answers:
             if not isinstance(answer, Message) or answer.kind is not Kind.NODES:
                 raise ValueError(f"lookup answers must be nodes messages (from bootstrap), got {answer!r:.80}")
-            lookup.learn_answer(answer.body["nodes"])
+            lookup.learn_answer(self._learnable(answer.body["nodes"]))
         lookup_id = next(self._lookup_ids)
         self._searches[lookup_id] = _Search(lookup)
         del now  # requests are stamped when `poll` sends them
@@ -302,45 +343,56 @@ class OverlayNode:
 
     # --- server side ------------------------------------------------------------------------------------
 
-    def _answer(self, request: Message, address: Address, now: float) -> None:
-        """Answer `request`, first taking its sender into the table if it earned that (module docstring).
+    def _answer(self, request: Message, size: int, address: Address, now: float) -> None:
+        """Answer `request` (`size` bytes on the wire); an unknown sender's answer may carry a cookie.
 
-        An unknown sender of a bound request that is stale or replayed is pinged back at `address`. No ping
-        when one of our lookups awaits this very peer's answer at this address: that answer proves the address
-        as a pong would (a joining node's lookup would otherwise ping back each peer it asks).
-        No ping either when the table has no room for the requester (a full bucket that cannot split, or its
-        subnet at the limit): it would not enter the table, so the ping would buy nothing. A newcomer still
-        enters the tables that matter, its id's neighbours, whose buckets around it are the sparse ones.
-        The ping is queued before the answer on purpose: the requester then still has us in `_verifying`
-        (or awaits our answer) when our ping arrives, so it does not ping back in turn. Answering first
-        would let two peers that keep each other out of their tables (full bucket, subnet limit) ping each
-        other back and forth forever.
+        The cookie goes to the unknown sender of a fresh request bound to us (module docstring), except when
+        one of our lookups awaits this very peer's answer at this address (that answer proves the address),
+        or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
+        not enter, so its ack would buy nothing), or the request did not pay for the cookie's bytes.
         """
         sender = request.sender_id
         known = self._known(sender, address)
+        kind, body = self._handle(request, address[0], now)
+        if known is not None:  # a proven address: answered in full (as much as a datagram holds)
+            self.table.observe(known, now)
+            self._reply(request, address, kind, _shrunk(kind, body, messages.MAX_DATAGRAM))
+            return
+        if self._bound_to_us(request, now) and not self._awaiting(sender, address):  # unbound: admits nobody
+            contact = Contact.at(sender, *address)
+            if self.table.has_room_for(contact) and self._admissible(contact):
+                with_cookie = _shrunk(kind, body, size, cookie=True)
+                if with_cookie is not None:
+                    self._reply(request, address, kind, with_cookie, self._cookie(contact, now))
+                    return
+        # Everything sent to this unproven address for this request fits in `size` (module docstring).
+        self._reply(request, address, kind, _shrunk(kind, body, size))
+
+    def _acked(self, ack: Message, address: Address, now: float) -> None:
+        """An ack brings back the cookie of an answer we sent to `address`: its sender receives there."""
+        sender = ack.sender_id
+        known = self._known(sender, address)
         if known is not None:
             self.table.observe(known, now)
-        elif request.to is not None:  # an unbound request admits nobody (module docstring)
-            contact = Contact.at(sender, *address)
-            if self._bound_to_us(request, now) and self.table.has_room_for(contact):
-                self.table.observe(contact, now)
-            elif (
-                not self._awaiting(sender, address)
-                and self.table.has_room_for(contact)
-                and sender not in self._verifying
-                and len(self._verifying) < MAX_VERIFYING
-                and len(self._pending) < MAX_PENDING
-            ):
-                self._verifying.add(sender)
-                self._queue(address, contact, Kind.PING, {}, now, None, tracked=False)
-        kind, body = self._handle(request, address[0], now)
-        self._reply(request, address, kind, body)
+            return
+        contact = Contact.at(sender, *address)
+        if not self._cookie_valid(ack.body["cookie"], contact, now):
+            self.dropped[BAD_COOKIE] += 1
+        elif self._admissible(contact):
+            self.table.observe(contact, now)
 
     def _handle(self, request: Message, ip: str, now: float) -> tuple[Kind, dict[str, Any]]:
         body = request.body
         kind = request.kind
         if kind is _FIND_NODE:
-            return _NODES, {"nodes": self.table.closest(body["target"])}
+            nodes = self.table.closest(body["target"])
+            # A node on a private network tells a public requester only of public contacts: it could reach no
+            # others, and our LAN's layout is none of its business. A loopback network is one machine, or the
+            # simulator, whose fake 127.x and 10.x addresses all reach each other: nothing to hide there.
+            scope = addresses.scope_of(ip)
+            if self.scope is not Scope.LOOPBACK and scope is not None and scope < self.scope:
+                nodes = [c for c in nodes if addresses.reachable(scope, c.host, c.port)]
+            return _NODES, {"nodes": nodes}
         if kind is _PING:
             return _PONG, {}
         if kind is Kind.GET_RECORDS:
@@ -364,64 +416,70 @@ class OverlayNode:
             return _error(rejected.code, rejected.message)
         return Kind.ADDED, {}
 
-    def _reply(self, request: Message, address: Address, kind: Kind, body: dict[str, Any]) -> None:
-        while True:
-            try:
-                data = messages.encode(self.identity, kind, request.txid, body)
-                break
-            except MessageRejected:
-                # Only a nodes answer can outgrow a datagram (large k, IPv6 contacts): drop the farthest.
-                if not body.get("nodes"):
-                    raise
-                body = {"nodes": body["nodes"][:-1]}
-        self._outbox.append((data, address))
+    def _reply(
+        self, request: Message, address: Address, kind: Kind, body: dict[str, Any] | None,
+        cookie: bytes | None = None,
+    ) -> None:
+        """Queue the answer `_shrunk` left; None (no form of it fits what the request paid for) is counted."""
+        if body is None:
+            self.dropped[SHORT_REQUEST] += 1
+            return
+        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie), address))
 
     # --- answers to our requests ------------------------------------------------------------------------
 
     def _accept_answer(self, answer: Message, address: Address, now: float) -> None:
         pending = self._pending.get(answer.txid)
         if pending is None:
-            self.dropped["unexpected"] += 1
+            self.dropped[UNEXPECTED] += 1
             return
         sender = answer.sender_id
         expected = pending.contact
         if pending.address != address or (expected is not None and sender.value != expected.node_id.value):
             # Not popped: a forged answer must not cancel the real one still on its way.
-            self.dropped["wrong_sender"] += 1
+            self.dropped[WRONG_SENDER] += 1
             return
         if answer.kind is not pending.answer and answer.kind is not _ERROR:
-            self.dropped["wrong_kind"] += 1
+            self.dropped[WRONG_KIND] += 1
             return
         del self._pending[answer.txid]
         # The table's own Contact when it has this one (`Contact.at` shares one object per contact anyway).
         contact = self._known(sender, address) or Contact.at(sender, *address)
-        self._verifying.discard(sender)
-        self.table.observe(contact, now)
+        if answer.cookie is not None and self.serve:  # the peer asks us to prove our address: one ack
+            ack = messages.encode(self.identity, _ACK, answer.txid, {"cookie": answer.cookie})
+            self._outbox.append((ack, address))
+        if self._admissible(contact):  # a round trip to this address: the one way into the table
+            self.table.observe(contact, now)
         if pending.lookup is None:
             self.rtt.sample(now - pending.sent_at)
-            if pending.tracked:
-                self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
+            self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
             return
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
         # The lookup knows the peer by the contact it asked (same id and address, maybe spelled otherwise).
-        search.lookup.on_reply(pending.contact or contact, answer.body.get("nodes", []), now)
+        search.lookup.on_reply(pending.contact or contact, self._learnable(answer.body.get("nodes", [])), now)
 
     # --- helpers ----------------------------------------------------------------------------------------
 
     def _bound_to_us(self, request: Message, now: float) -> bool:
-        """True once for a fresh request bound to our id (module docstring); records it against replay."""
+        """True for a fresh request bound to our id (module docstring): its sender may get a cookie."""
         to, at = request.to, request.at
-        if to is None or to.value != self.node_id.value or at is None or abs(at - now) > FRESH_REQUEST:
-            return False
-        seen = self._seen_requests
-        while seen and next(iter(seen.values())) <= now:
-            seen.popitem(last=False)
-        key = request.sender.raw + request.txid
-        if key in seen or len(seen) >= MAX_SEEN_REQUESTS:
-            return False
-        seen[key] = now + 2 * FRESH_REQUEST  # outlives the window on both sides of `at`
-        return True
+        return to is not None and to.value == self.node_id.value and at is not None and abs(at - now) <= FRESH_REQUEST
+
+    def _admissible(self, contact: Contact) -> bool:
+        """Whether `contact` may be asked, learned or admitted to the table: the one check on every way in.
+
+        Its address must be one our scope reaches (`seattle.overlay.addresses`). The id binding (ids that
+        cost work or scarce addresses to place near a key, `seattle.overlay.nodeid`) is checked here too.
+        """
+        return addresses.reachable(self.scope, contact.host, contact.port)
+
+    def _learnable(self, contacts: list[Contact]) -> list[Contact]:
+        """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""
+        kept = [contact for contact in contacts if self._admissible(contact)]
+        if len(kept) < len(contacts):
+            self.dropped[FILTERED_CONTACT] += len(contacts) - len(kept)
+        return kept
 
     def _awaiting(self, node_id: NodeId, address: Address) -> bool:
         """True if a running lookup of ours has a request out to `node_id` at `address`."""
@@ -452,19 +510,19 @@ class OverlayNode:
         body: dict[str, Any],
         now: float,
         lookup: int | None,
-        tracked: bool = True,
     ) -> bytes:
         txid = self._new_txid()
+        pad_to = self._pad_to[kind]
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
-            data = messages.encode(self.identity, kind, txid, body)
+            data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to)
         else:
-            data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now)
+            data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now, pad_to=pad_to)
         timeout = self.rtt.timeout()
         if lookup is None:
             timeout = min(self.rtt.max_timeout, DIRECT_TIMEOUT_FACTOR * timeout)
         deadline = now + timeout
         answer = messages.RESPONSE_TO[kind]
-        self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup, tracked)
+        self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup)
         if lookup is None:
             self._expiry = min(self._expiry, deadline)
         self._outbox.append((data, address))
@@ -500,6 +558,17 @@ class OverlayNode:
         while len(self._results) > MAX_OUTCOMES:
             self._results.popitem(last=False)
 
+    def _cookie(self, contact: Contact, now: float) -> bytes:
+        self._rotate(now)
+        return _cookie_mac(self._secret, contact)
+
+    def _cookie_valid(self, cookie: bytes, contact: Contact, now: float) -> bool:
+        """Given under the current or the previous secret: a cookie lives 5 to 10 minutes, as a token."""
+        self._rotate(now)
+        return any(
+            hmac.compare_digest(cookie, _cookie_mac(s, contact)) for s in (self._secret, self._previous_secret)
+        )
+
     def _token(self, ip: str, now: float) -> bytes:
         self._rotate(now)
         return _mac(self._secret, ip)
@@ -520,6 +589,55 @@ class OverlayNode:
         self._rotated_at = now
 
 
+def _paddings(k: int) -> dict[Kind, int]:
+    """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
+    adds (module docstring). A nodes answer is sized for k IPv6 contacts, the largest; a records answer may
+    fill a datagram. An add_record carries a record and a token, larger than its answer already."""
+    widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
+    nodes = messages.encoded_size(_NODES, {"nodes": widest}, cookie=True)
+    return {
+        _PING: messages.encoded_size(_PONG, {}, cookie=True),
+        _FIND_NODE: min(messages.MAX_DATAGRAM, nodes),  # a larger k's answer is cut to a datagram anyway
+        Kind.GET_RECORDS: messages.MAX_DATAGRAM,
+        Kind.ADD_RECORD: 0,
+    }
+
+
+def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -> dict[str, Any] | None:
+    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`) encodes to at most `room`
+    bytes; None if none does.
+
+    A nodes answer drops its farthest contacts, a records answer its last records (and says there are
+    `more`), an error its message; the other answers have one size. Items are dropped by their estimated
+    cost first (bytes and a 2-byte header each), so a stranger's small request costs two encodings, not one
+    per dropped contact.
+    """
+    while True:
+        size = messages.encoded_size(kind, body, cookie=cookie)
+        if size <= room:
+            return body
+        field = "nodes" if body.get("nodes") else "records" if body.get("records") else None
+        if field is None:
+            if not body.get("message"):
+                return None
+            body = {**body, "message": ""}
+            continue
+        items = body[field]
+        keep, excess = len(items), size - room
+        while keep and excess > 0:
+            keep -= 1
+            item = items[keep]
+            excess -= 2 + len(item.packed if field == "nodes" else item)
+        body = {field: items[:keep]} if field == "nodes" else {**body, "records": items[:keep], "more": True}
+
+
+def _cookie_mac(secret: bytes, contact: Contact) -> bytes:
+    """The cookie for `contact` (id ‖ IP ‖ port); its own domain, so no write token can pass for one."""
+    return hmac.new(secret, b"seattle/overlay/cookie\x00" + contact.packed, hashlib.sha256).digest()[
+        : messages.COOKIE_SIZE
+    ]
+
+
 def _mac(secret: bytes, ip: str) -> bytes:
     packed = ipaddress.ip_address(ip).packed
     return hmac.new(secret, packed, hashlib.sha256).digest()[: messages.TOKEN_SIZE]
@@ -528,6 +646,19 @@ def _mac(secret: bytes, ip: str) -> bytes:
 def _error(code: str, message: str) -> tuple[Kind, dict[str, Any]]:
     body = {"code": code[: messages.MAX_CODE_LENGTH], "message": message[: messages.MAX_TEXT_LENGTH]}
     return Kind.ERROR, body
+
+
+def _source_address(address: Any) -> Address | None:
+    """A datagram's source, canonical, or None if it is not an (IP literal, port 1..65535) pair: remote input."""
+    if address.__class__ is not tuple or len(address) != 2:
+        return None
+    host, port = address
+    if host.__class__ is not str or port.__class__ is not int or not 1 <= port <= 65535:
+        return None
+    try:
+        return _canonical_address(address)
+    except ValueError:
+        return None
 
 
 def _checked_address(address: Any) -> Address:

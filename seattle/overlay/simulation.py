@@ -34,6 +34,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from seattle.overlay.addresses import Scope
 from seattle.overlay.join import join
 from seattle.overlay.nodeid import ID_BITS, NetworkParameters, NodeId, solve_identity
 from seattle.overlay.protocol import OverlayNode
@@ -149,8 +150,9 @@ def _new_node(config: Config, name: str) -> OverlayNode:
     and every datagram's bytes repeat run to run."""
     seeds = (_seed(f"{config.seed}/{name}" + (f"#{number}" if number else "")) for number in itertools.count())
     identity = solve_identity(name, NetworkParameters(puzzle_bits=config.puzzle_bits), seeds=lambda: next(seeds))
+    # The simulator's addresses are 127.x and 10.x: the whole simulated network is one loopback testbed.
     return OverlayNode(identity, randomness=random.Random(_seed(f"{config.seed}/{name}")), k=config.k,
-                       alpha=config.alpha)
+                       alpha=config.alpha, scope=Scope.LOOPBACK)
 
 
 def _seed(text: str) -> bytes:

@@ -11,22 +11,31 @@ full is dropped, as a congested network would drop it; waiting for room from two
 trio). A trio socket would add a scheduler round trip to every receive and every send, which was a fifth of a
 node's CPU time.
 
+Nothing a socket reports ends the loops: recvfrom and sendto errors (an ICMP error queued for an earlier
+send, ENOBUFS, a full send buffer) cost the one datagram and are counted in `socket_errors` by call and errno
+name; the engine drops and counts whatever it refuses (`OverlayNode.dropped`). The node's scope
+(`seattle.overlay.addresses`) is widened to the address the socket is bound to, so a node on 127.0.0.1 or a
+10.x testbed talks to its peers there, and one bound to a public or wildcard address to public ones only.
+
 The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
 never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 
 import trio
 
+from seattle.overlay.addresses import bound_scope
 from seattle.overlay.messages import MAX_DATAGRAM
 from seattle.overlay.protocol import Address, Datagram, OverlayNode
 from seattle.overlay.transport import EngineTransport
@@ -69,6 +78,8 @@ class UdpOverlay(EngineTransport):
         self._watchers = 0
         self._finished = 0
         self._stack = AsyncExitStack()
+        #: Socket errors survived, by "recvfrom ERRNO" / "sendto ERRNO" (e.g. "sendto EAGAIN"): for stats.
+        self.socket_errors: Counter[str] = Counter()
 
     @property
     def address(self) -> Address:
@@ -90,6 +101,7 @@ class UdpOverlay(EngineTransport):
             sock.bind((self._host, self._port))
             host, port = sock.getsockname()[:2]
             self._socket, self._address = sock, (host, port)
+            self._node.widen_scope(bound_scope(host))
             self._offset = time.time() - trio.current_time()
             nursery = await self._stack.enter_async_context(trio.open_nursery())
             self._stack.callback(nursery.cancel_scope.cancel)
@@ -121,8 +133,9 @@ class UdpOverlay(EngineTransport):
                     data, source = sock.recvfrom(MAX_DATAGRAM + 1)
                 except BlockingIOError:
                     break
-                except OSError:
-                    continue  # e.g. an ICMP error queued for an earlier send: not this datagram's fault
+                except OSError as error:  # e.g. an ICMP error queued for an earlier send: not this datagram's
+                    self._count_error("recvfrom", error)
+                    continue
                 # An IPv4 source is already (host, port); an IPv6 one carries flow info and scope id too.
                 address = source if len(source) == 2 else (source[0], source[1])
                 replies = self._node.datagram_received(data, address, self.now())
@@ -142,14 +155,18 @@ class UdpOverlay(EngineTransport):
         for data, destination in datagrams:
             try:
                 sock.sendto(data, destination)
-            except OSError:
+            except OSError as error:
                 # A full send buffer (BlockingIOError) or an unreachable peer: the datagram is lost, as on a
                 # congested network, and the engine's timeout for its answer handles it.
-                pass
+                self._count_error("sendto", error)
         if self._watchers and self._node.finished != self._finished:
             self._finished = self._node.finished
             progress, self._progress = self._progress, trio.Event()
             progress.set()
+
+    def _count_error(self, call: str, error: OSError) -> None:
+        name = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "unknown"
+        self.socket_errors[f"{call} {name}"] += 1
 
     def _check_running(self) -> None:
         self._running_socket()

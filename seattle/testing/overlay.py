@@ -25,6 +25,7 @@ import random
 from typing import Any
 
 from seattle.keys import Identity
+from seattle.overlay.addresses import Scope
 from seattle.overlay.nodeid import NetworkParameters, solve_identity
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.simnet import DatagramObserver, SimNetwork
@@ -42,7 +43,9 @@ def seeded_identity(name: str, network: NetworkParameters | None = None) -> Iden
 
 def seeded_node(name: str, **engine: Any) -> OverlayNode:
     """An `OverlayNode` with `seeded_identity(name)` and a random source seeded from `name` too; `engine`
-    goes to `OverlayNode` (k, alpha, table, store, rtt, serve)."""
+    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, scope). Its scope is LOOPBACK unless given:
+    the simulator's addresses are 127.x and 10.x."""
+    engine.setdefault("scope", Scope.LOOPBACK)
     return OverlayNode(seeded_identity(name), randomness=random.Random(_seed(name)), **engine)
 
 
