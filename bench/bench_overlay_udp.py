@@ -154,6 +154,7 @@ def run_ours(nodes: int, lookups: int) -> Result:
     from seattle.keys import Identity
     from seattle.overlay import records
     from seattle.overlay.join import join
+    from seattle.overlay.nodeid import NetworkParameters
     from seattle.overlay.protocol import OverlayNode
     from seattle.overlay.udp import DEFAULT_TIMEOUT, UdpOverlay
 
@@ -180,7 +181,8 @@ def run_ours(nodes: int, lookups: int) -> Result:
         before = rss()
         overlays = [
             UdpOverlay(
-                OverlayNode(Identity(f"n{i}", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom()),
+                OverlayNode(Identity(f"n{i}", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom(),
+                            network=NetworkParameters.testing()),
                 address_of(i),
                 0,
             )

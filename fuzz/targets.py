@@ -28,6 +28,7 @@ from seattle.nodemgr.signing import CONTEXT as REQUEST_CONTEXT
 from seattle.nodemgr.signing import RequestRejected, RequestVerifier, open_request
 from seattle.overlay import messages, records
 from seattle.overlay.messages import MessageRejected
+from seattle.overlay.nodeid import NetworkParameters
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
@@ -74,7 +75,7 @@ def overlay_engine(data: bytes) -> None:
     in turn, so state built by earlier datagrams meets later ones; its counters must keep adding up.
     """
     if not _ENGINE:
-        _ENGINE.append(OverlayNode(NODE, randomness=random.Random(13)))
+        _ENGINE.append(OverlayNode(NODE, randomness=random.Random(13), network=NetworkParameters.testing()))
     engine = _ENGINE[0]
     if len(data) < 6:
         return

@@ -19,18 +19,9 @@ from fuzz.targets import TARGETS, regression_inputs
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ_SECONDS = 4
 
-#: Inputs that still crash the code before issue 13's fixes are merged: remove each entry with its fix.
-OPEN_FINDINGS: dict[str, str] = {}
-
 
 def _cases() -> list[object]:
-    cases = []
-    for name in TARGETS:
-        for path in regression_inputs(name):
-            case = f"{name}/{path.name}"
-            marks = [pytest.mark.xfail(reason=OPEN_FINDINGS[case], strict=False)] if case in OPEN_FINDINGS else []
-            cases.append(pytest.param(name, path, id=case, marks=marks))
-    return cases
+    return [pytest.param(name, path, id=f"{name}/{path.name}") for name in TARGETS for path in regression_inputs(name)]
 
 
 @pytest.mark.parametrize(("name", "path"), _cases())
@@ -38,14 +29,8 @@ def test_saved_input_is_handled(name: str, path: Path) -> None:
     TARGETS[name](path.read_bytes())
 
 
-def _fuzz_params() -> list[object]:
-    open_targets = {case.split("/")[0]: why for case, why in OPEN_FINDINGS.items()}
-    return [pytest.param(name, id=name, marks=[pytest.mark.xfail(reason=open_targets[name], strict=False)]
-                         if name in open_targets else []) for name in TARGETS]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", _fuzz_params())
+@pytest.mark.parametrize("name", sorted(TARGETS))
 def test_fuzz_target_finds_no_crash(name: str, tmp_path: Path) -> None:
     pytest.importorskip("atheris")
     result = subprocess.run(

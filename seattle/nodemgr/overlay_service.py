@@ -25,10 +25,12 @@ from types import TracebackType
 
 import trio
 
+from seattle.addresses import split_ip_port
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import NodeState
+from seattle.overlay.addresses import bound_scope
 from seattle.overlay.join import join
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.nodeid import NodeId
@@ -91,6 +93,10 @@ class OverlayService:
         if not self.addresses():
             log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
                         "address to advertise; researchers will not find this node's vessels")
+        # Bound to a wildcard, the engine's scope starts public: the addresses it is reached at (--ip) say
+        # which networks it is on, so a private testbed reaches its peers even with no bootstrap node given.
+        for address in self.addresses():
+            transport.node.widen_scope(bound_scope(split_ip_port(address)[0]))
         await self._join()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._keep_joined)

@@ -63,7 +63,7 @@ from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
 from seattle.overlay.messages import Kind, Message, MessageRejected
-from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
@@ -153,6 +153,7 @@ class OverlayNode:
         rtt: RttEstimator | None = None,
         serve: bool = True,
         scope: Scope = Scope.GLOBAL,
+        network: NetworkParameters = DEFAULT_NETWORK,
     ) -> None:
         if not isinstance(identity, Identity):
             raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
@@ -166,6 +167,8 @@ class OverlayNode:
         #: False for a light client (a researcher's command): its requests are unbound and it answers no
         #: request, so it never enters another node's routing table or receives records to store.
         self.serve = serve
+        #: The overlay's parameters: the id puzzle every contact admitted must have solved.
+        self.network = network
         #: The widest address scope this node runs on (`seattle.overlay.addresses`): it talks to no address
         #: beyond it. A driver widens it to where the node is bound (`widen_scope`), `bootstrap` to where
         #: its bootstrap nodes are; simulations on fake 127.x/10.x addresses pass LOOPBACK.
@@ -469,10 +472,12 @@ class OverlayNode:
     def _admissible(self, contact: Contact) -> bool:
         """Whether `contact` may be asked, learned or admitted to the table: the one check on every way in.
 
-        Its address must be one our scope reaches (`seattle.overlay.addresses`). The id binding (ids that
-        cost work or scarce addresses to place near a key, `seattle.overlay.nodeid`) is checked here too.
+        Its address must be one our scope reaches (`seattle.overlay.addresses`), and its id must be bound to
+        work under our network's puzzle (`seattle.overlay.nodeid.id_is_bound`), so ids placed near a key cost
+        their owner that work. Unbound senders (light clients) are still answered; they never get in.
         """
-        return addresses.reachable(self.scope, contact.host, contact.port)
+        return (addresses.reachable(self.scope, contact.host, contact.port)
+                and id_is_bound(contact.node_id, self.network))
 
     def _learnable(self, contacts: list[Contact]) -> list[Contact]:
         """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""

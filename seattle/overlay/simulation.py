@@ -149,10 +149,11 @@ def _new_node(config: Config, name: str) -> OverlayNode:
     """Keys and the engine's random source derived from the seed and a name, so node ids, every routing decision
     and every datagram's bytes repeat run to run."""
     seeds = (_seed(f"{config.seed}/{name}" + (f"#{number}" if number else "")) for number in itertools.count())
-    identity = solve_identity(name, NetworkParameters(puzzle_bits=config.puzzle_bits), seeds=lambda: next(seeds))
+    network = NetworkParameters(puzzle_bits=config.puzzle_bits)
+    identity = solve_identity(name, network, seeds=lambda: next(seeds))
     # The simulator's addresses are 127.x and 10.x: the whole simulated network is one loopback testbed.
     return OverlayNode(identity, randomness=random.Random(_seed(f"{config.seed}/{name}")), k=config.k,
-                       alpha=config.alpha, scope=Scope.LOOPBACK)
+                       alpha=config.alpha, scope=Scope.LOOPBACK, network=network)
 
 
 def _seed(text: str) -> bytes:

@@ -43,10 +43,12 @@ def seeded_identity(name: str, network: NetworkParameters | None = None) -> Iden
 
 def seeded_node(name: str, **engine: Any) -> OverlayNode:
     """An `OverlayNode` with `seeded_identity(name)` and a random source seeded from `name` too; `engine`
-    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, scope). Its scope is LOOPBACK unless given:
-    the simulator's addresses are 127.x and 10.x."""
+    goes to `OverlayNode` (k, alpha, table, store, rtt, serve, scope, network). Its scope is LOOPBACK unless
+    given (the simulator's addresses are 127.x and 10.x), and its network `NetworkParameters.testing()` (no id
+    puzzle) unless given: its id is solved for that network."""
     engine.setdefault("scope", Scope.LOOPBACK)
-    return OverlayNode(seeded_identity(name), randomness=random.Random(_seed(name)), **engine)
+    network = engine.setdefault("network", NetworkParameters.testing())
+    return OverlayNode(seeded_identity(name, network), randomness=random.Random(_seed(name)), **engine)
 
 
 def simulated_overlay(

@@ -20,7 +20,7 @@ from seattle.advertise.dht import find_records, publish
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind, Message
-from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.nodeid import Contact, NetworkParameters, NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.records import MAX_RECORD_SIZE, dht_key, sign, sign_tombstone
 from seattle.overlay.routing import RoutingTable
@@ -42,7 +42,8 @@ def new_node(name: str, *, serve: bool = True) -> OverlayNode:
     table = RoutingTable(NodeId.from_public_key(ident.public_key), k=K, max_per_subnet=K)
     rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
     return OverlayNode(ident, randomness=random.SystemRandom(), table=table, rtt=rtt,
-                       store=RecordStore(max_writes_per_source=10_000), serve=serve)
+                       network=NetworkParameters.testing(), store=RecordStore(max_writes_per_source=10_000),
+                       serve=serve)
 
 
 @pytest.fixture

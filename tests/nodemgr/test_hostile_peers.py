@@ -24,15 +24,10 @@ from seattle.nodemgr.client import NodeClient, NodeClientError
 from seattle.testing.attackers import PORT_ZERO, AttackReport, Bound, attack_command, parse_report
 from seattle.testing.hostile import Call, Calls, MemoryWatch, make_node, owner_calls, start_node, stop_node
 
-pytestmark = [
-    pytest.mark.slow,
-    # On the code before issue 13's fixes the daemon dies of the first port-0 datagram, and without that
-    # attack the connection flood and the trickle writers take all 200 connections from the owner; 64 flooded
-    # records fill the victim key's cap, so the donor's own is refused. Remove this marker once the fixes are
-    # merged: both tests must then pass.
-    pytest.mark.xfail(reason="issue 13: the daemon falls to these attacks until its fixes are merged",
-                      strict=False),
-]
+# Before issue 13's fixes the daemon died of the first port-0 datagram, the connection flood and the trickle
+# writers took all 200 connections from the owner, and 64 flooded records filled the victim key's cap, so the
+# donor's own was refused.
+pytestmark = pytest.mark.slow
 
 RSS_BUDGET_MB = 150.0
 #: Every attack stops after this many seconds at most (and after its count).

@@ -25,7 +25,7 @@ from seattle.keys import Identity
 from seattle.overlay import messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.messages import Kind
-from seattle.overlay.nodeid import Contact, NodeId
+from seattle.overlay.nodeid import Contact, NetworkParameters, NodeId
 from seattle.overlay.protocol import DROP_CODES, OverlayNode
 from seattle.overlay.udp import UdpOverlay
 from seattle.testing.overlay import seeded_identity, seeded_node
@@ -222,7 +222,8 @@ class _Socket:
 @pytest.mark.slow
 async def test_the_udp_loop_survives_bad_datagrams_and_socket_errors_and_still_answers_a_ping() -> None:
     node = seeded_node("udp-victim", k=8)
-    client = OverlayNode(Identity("client", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom())
+    client = OverlayNode(Identity("client", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom(),
+                         network=NetworkParameters.testing())
     with trio.fail_after(20):
         async with UdpOverlay(node, "127.0.0.1", 0) as overlay, UdpOverlay(client, "127.0.0.1", 0) as other:
             assert node.scope is Scope.LOOPBACK  # widened to where it is bound

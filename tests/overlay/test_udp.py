@@ -19,7 +19,7 @@ from seattle.keys import Identity
 from seattle.overlay import messages
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.messages import Kind
-from seattle.overlay.nodeid import NodeId
+from seattle.overlay.nodeid import NetworkParameters, NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.udp import UdpOverlay
@@ -35,7 +35,8 @@ def new_node(name: str) -> OverlayNode:
     table = RoutingTable(own_id, k=K, max_failures=1, max_per_subnet=K)
     # A 1 s floor on reply timeouts, so a loaded test machine's scheduling stall is not taken for a dead peer.
     rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
-    return OverlayNode(identity, randomness=random.SystemRandom(), table=table, rtt=rtt)
+    return OverlayNode(identity, randomness=random.SystemRandom(), table=table, rtt=rtt,
+                       network=NetworkParameters.testing())
 
 
 def true_closest(overlays: list[UdpOverlay], target: NodeId, me: UdpOverlay) -> list[NodeId]:
