@@ -183,9 +183,9 @@ async def frame_bombs(target: Target, bound: Bound, *, parallel: int = 2) -> Att
                 report.outcomes[_outcome_of(exc)] += 1
                 continue
             async with stream:
+                report.sent += 1  # a bomb the node cuts off after its first bytes still counts as sent
                 try:
                     await stream.send_all(frame)
-                    report.sent += 1
                     report.outcomes[await _drain_one_frame(stream, 10.0)] += 1
                 except (trio.BrokenResourceError, OSError) as exc:
                     report.outcomes[_outcome_of(exc)] += 1
@@ -250,6 +250,7 @@ async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
         async with stream:
             try:
                 await stream.send_all(HEADER.pack(TRICKLE_FRAME))
+                report.sent += 1  # the header reached the node: the trickle has begun
                 for _ in range(TRICKLE_FRAME - 1):  # the last byte never comes
                     await trio.sleep(interval)
                     await stream.send_all(b"\x00")
