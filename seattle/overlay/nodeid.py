@@ -166,9 +166,10 @@ class Contact:
     port: int
     #: id ‖ IP ‖ port, 38 or 50 bytes: how messages carry a contact. Every answer sends 20, so it is kept.
     packed: bytes = field(init=False, repr=False)
-    #: The address's /24 (IPv4) or /64 (IPv6) prefix, packed (3 or 8 bytes, so the two never collide): the
-    #: range one operator typically controls. Routing tables cap contacts per range so that one machine or
-    #: cheap cloud block cannot fill a bucket with Sybil ids, and count them under this key (it hashes in C).
+    #: The address's /24 (IPv4) or /48 (IPv6) prefix, packed (3 or 6 bytes, so the two never collide): the
+    #: range one operator typically controls (an IPv6 /64 is one host's; a /48 holds 65,536 of them). Routing
+    #: tables cap contacts per range so that one machine or cheap cloud block cannot fill a bucket with Sybil
+    #: ids, and count them under this key (it hashes in C).
     subnet_key: bytes = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -180,7 +181,7 @@ class Contact:
             raise ValueError(f"contact port must be an int in 1..65535, got {self.port!r}")
         ip = _packed_ip(self.host)
         object.__setattr__(self, "packed", self.node_id.raw + ip + self.port.to_bytes(2, "big"))
-        object.__setattr__(self, "subnet_key", ip[: 3 if len(ip) == 4 else 8])
+        object.__setattr__(self, "subnet_key", ip[: 3 if len(ip) == 4 else 6])
 
     @classmethod
     def at(cls, node_id: NodeId, host: str, port: int) -> Contact:
@@ -211,7 +212,7 @@ class Contact:
     def subnet(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         """The network `subnet_key` stands for, for people and logs."""
         address = ipaddress.ip_address(self.host)
-        return ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 64}", strict=False)
+        return ipaddress.ip_network(f"{address}/{24 if address.version == 4 else 48}", strict=False)
 
 
 #: Parse caches. Contacts are rebuilt from every datagram, so the same few thousand hosts are parsed again and

@@ -11,8 +11,8 @@ Why each rule:
   that have been up longest are likeliest to stay up, and an attacker cannot flush a bucket by flooding it.
 * A contact is dropped only after `max_failures` consecutive missed replies, because UDP loses packets and one
   lost reply should not evict a good peer; its slot goes to the most recently seen replacement.
-* At most `max_per_subnet` contacts of one bucket share a /24 (IPv4) or /64 (IPv6), so one operator cannot
-  own a bucket with many ids from one address block.
+* At most `max_per_subnet` contacts of one bucket share a /24 (IPv4) or /48 (IPv6), so one operator cannot
+  own a bucket with many ids from one address block (a /64 is one IPv6 host: the /48 is the network).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class Bucket:
     high: int
     entries: dict[int, _Entry] = field(default_factory=dict)
     replacements: dict[int, _Entry] = field(default_factory=dict)
-    # Entries per /24 or /64, kept in step with `entries` by insert()/remove() so the limit check is O(1).
+    # Entries per /24 or /48, kept in step with `entries` by insert()/remove() so the limit check is O(1).
     subnets: Counter[bytes] = field(default_factory=Counter)
 
     def insert(self, entry: _Entry) -> None:

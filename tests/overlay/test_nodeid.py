@@ -128,9 +128,11 @@ def test_bad_packed_contacts_are_refused_with_the_reason(packed, message) -> Non
 
 def test_contact_subnet_is_slash24_for_ipv4_and_slash64_for_ipv6() -> None:
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet == ipaddress.ip_network("10.1.2.0/24")
-    assert Contact(NodeId(1), "2001:db8::5", 9).subnet == ipaddress.ip_network("2001:db8::/64")
+    assert Contact(NodeId(1), "2001:db8::5", 9).subnet == ipaddress.ip_network("2001:db8::/48")
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet != Contact(NodeId(2), "10.1.3.3", 9).subnet
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet_key == Contact(NodeId(2), "10.1.2.200", 7).subnet_key
     assert Contact(NodeId(1), "10.1.2.3", 9).subnet_key != Contact(NodeId(2), "10.1.3.3", 9).subnet_key
     assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key == Contact(NodeId(2), "2001:db8::ffff:1", 9).subnet_key
-    assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key != Contact(NodeId(2), "2001:db8:0:1::5", 9).subnet_key
+    # One IPv6 network is a /48: its 65,536 /64s are one operator's, not 65,536 operators.
+    assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key == Contact(NodeId(2), "2001:db8:0:1::5", 9).subnet_key
+    assert Contact(NodeId(1), "2001:db8::5", 9).subnet_key != Contact(NodeId(2), "2001:db8:1::5", 9).subnet_key

@@ -107,7 +107,9 @@ def test_subnet_limit_per_bucket() -> None:
     assert table.observe(contact(TOP + 10, host="192.0.3.1"), now=0) is Observed.ADDED
     v6 = [contact(TOP + 20 + i, host=f"2001:db8::{i + 1}") for i in range(3)]
     assert [table.observe(c, now=0) for c in v6] == [Observed.ADDED, Observed.ADDED, Observed.SUBNET_FULL]
-    assert table.observe(contact(TOP + 30, host="2001:db8:0:1::1"), now=0) is Observed.ADDED
+    # Another /64 of the same /48 is the same network; another /48 is not.
+    assert table.observe(contact(TOP + 30, host="2001:db8:0:1::1"), now=0) is Observed.SUBNET_FULL
+    assert table.observe(contact(TOP + 31, host="2001:db8:1::1"), now=0) is Observed.ADDED
 
 
 def test_known_contact_cannot_move_into_a_full_subnet() -> None:
