@@ -14,7 +14,8 @@ them; `lint-imports` enforces that each imports only the layers below it):
     testing     the one fake network, for tests, benchmarks and simulations
 
 Shared leaves, imported by any layer and importing none: resources, keys, envelope, boundedmsgpack (msgpack
-decoding with its cost bounded before objects are built), errors, refusal, addresses, home, atomicfile.
+decoding with its cost bounded before objects are built), budgets (sources by network prefix and their rate
+tables), errors, refusal, addresses, home, atomicfile.
 """
 
 __version__ = "0.1.0"

@@ -35,7 +35,6 @@ socket's status): nothing a client sends raises out of its connection's tasks.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import math
 import socket
@@ -47,6 +46,7 @@ from typing import Any
 
 import trio
 
+from seattle.budgets import RateTable, source_of
 from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import PublicKey
 from seattle.nodemgr.api import NodeAPI
@@ -149,65 +149,6 @@ class ServerLimits:
         return base + size / self.min_transfer_rate
 
 
-def source_prefixes(address: str) -> tuple[str, str]:
-    """(address key, network key) of a peer: an IPv4 address and its /24, or an IPv6 /64 and its /48 (an
-    IPv4-mapped IPv6 address counts as IPv4). Anyone gets a whole /64 with IPv6, so that is one address."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return address, address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if isinstance(ip, ipaddress.IPv4Address):
-        return str(ip), str(ipaddress.ip_network(f"{ip}/24", strict=False))
-    return (str(ipaddress.ip_network(f"{ip}/64", strict=False)),
-            str(ipaddress.ip_network(f"{ip}/48", strict=False)))
-
-
-class TokenBucket:
-    """`rate` per second, up to `burst` saved; `take` spends one and says how long to wait for it."""
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.updated = now
-
-    def take(self, now: float) -> float:
-        """Spend a token; the seconds until it was earned (0 if one was saved). The debt is capped at one
-        burst, so a source that keeps asking waits at most burst / rate per request."""
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        self.tokens = max(self.tokens - 1, -self.burst)
-        return max(0.0, -self.tokens / self.rate)
-
-
-class LruTable:
-    """Token buckets by source key, at most `capacity`: a new source evicts the least recently seen one, so a
-    flood of sources costs the table nothing beyond its size and never locks out newcomers."""
-
-    def __init__(self, capacity: int, rate: float, burst: int) -> None:
-        self.capacity = capacity
-        self.rate = rate
-        self.burst = burst
-        self.evictions = 0
-        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def take(self, key: str, now: float) -> float:
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if len(self._buckets) >= self.capacity:
-                self._buckets.popitem(last=False)
-                self.evictions += 1
-            bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
-        else:
-            self._buckets.move_to_end(key)
-        return bucket.take(now)
-
-
 @dataclass(frozen=True)
 class _Request:
     message: object
@@ -266,12 +207,12 @@ class NodeServer:
         #: Connections that have not (yet) made an authorized call, oldest first: the ones evicted when full.
         self._strangers: OrderedDict[_Connection, None] = OrderedDict()
         limits = self.limits
-        self._address_pace = LruTable(limits.prefix_table_size, limits.stranger_rate, limits.stranger_burst)
-        self._network_pace = LruTable(limits.prefix_table_size, limits.network_rate, limits.network_burst)
-        self._claimant_address_pace = LruTable(limits.prefix_table_size, limits.claimant_rate,
-                                               limits.claimant_burst)
-        self._claimant_network_pace = LruTable(limits.prefix_table_size, limits.claimant_network_rate,
-                                               limits.claimant_network_burst)
+        self._address_pace = RateTable(limits.stranger_rate, limits.stranger_burst, limits.prefix_table_size)
+        self._network_pace = RateTable(limits.network_rate, limits.network_burst, limits.prefix_table_size)
+        self._claimant_address_pace = RateTable(limits.claimant_rate, limits.claimant_burst,
+                                                limits.prefix_table_size)
+        self._claimant_network_pace = RateTable(limits.claimant_network_rate, limits.claimant_network_burst,
+                                                limits.prefix_table_size)
         self._large_frames = trio.Semaphore(limits.max_large_frames)
         self._verify_threads = trio.CapacityLimiter(2)
 
@@ -308,7 +249,7 @@ class NodeServer:
                 self._admit(stream, nursery)
 
     def _admit(self, stream: trio.SocketStream, nursery: trio.Nursery) -> None:
-        address, network = source_prefixes(_peer_address(stream))
+        address, network = _source_keys(_peer_address(stream))
         refusal = self._refusal(address, network)
         if refusal is not None:
             self.stats["connections_refused"] += 1
@@ -560,6 +501,16 @@ class NodeServer:
             connection.authorized = True
             self._strangers.pop(connection, None)
         return await self.api.handle(caller, request.call, request.args)
+
+
+def _source_keys(peer: str) -> tuple[str, str]:
+    """(address key, network key) of a peer (`seattle.budgets.source_of`); a peer with no IP address (a Unix
+    socket in tests, an unknown name) is its own address and network."""
+    try:
+        source = source_of(peer)
+    except ValueError:
+        return peer, peer
+    return source.address, source.network
 
 
 def _peer_address(stream: trio.SocketStream) -> str:

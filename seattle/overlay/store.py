@@ -42,12 +42,12 @@ at most 64 records (384 KiB).
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
+from seattle.budgets import RateTable, Source, source_of
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.records import (
     DEFAULT_CLOCK_SKEW,
@@ -65,19 +65,7 @@ RATE_LIMITED = "rate_limited"
 RECORD_COST = 6144
 #: Bytes one rate-table entry may cost at most.
 RATE_ENTRY_COST = 256
-#: Prefix lengths that make a source: (network, address) for IPv4 and for IPv6.
-IPV4_PREFIXES = (24, 32)
-IPV6_PREFIXES = (48, 64)
-
 SlotId = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a write came from: `network` (/24 or /48) and `address` (/32 or /64), as CIDR text."""
-
-    network: str
-    address: str
 
 
 @dataclass(slots=True, eq=False)
@@ -195,33 +183,6 @@ class _Key:
     holdings: _Holdings = field(default_factory=_Holdings)
 
 
-class _RateTable:
-    """Token buckets per source name (`burst` writes, refilled over `window`), least recently used forgotten."""
-
-    def __init__(self, burst: int, window: float, capacity: int) -> None:
-        self.burst = burst
-        self.rate = burst / window
-        self.capacity = capacity
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # name -> (tokens, at)
-
-    def __len__(self) -> int:
-        return len(self._buckets)
-
-    def tokens(self, name: str, now: float) -> float:
-        tokens, at = self._buckets.get(name, (float(self.burst), now))
-        return min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
-
-    def spend(self, name: str, tokens: float, now: float) -> None:
-        self._buckets[name] = (tokens - 1, now)
-        self._buckets.move_to_end(name)
-        if len(self._buckets) > self.capacity:
-            self._buckets.popitem(last=False)
-
-    def wait(self, tokens: float) -> int:
-        """Whole seconds until a bucket holding `tokens` has one to spend."""
-        return max(1, math.ceil((1 - tokens) / self.rate))
-
-
 class RecordStore:
     """Vessel records filed under DHT keys (see the module docstring). Not thread-safe: one driver owns it."""
 
@@ -259,8 +220,8 @@ class RecordStore:
         self.max_records = max_records
         self.clock_skew = float(clock_skew)
         self.max_lifetime = float(max_lifetime)
-        self._by_address = _RateTable(max_writes_per_source, float(window), max_sources)
-        self._by_network = _RateTable(max_writes_per_network, float(window), max_sources)
+        self._by_address = RateTable(max_writes_per_source / window, max_writes_per_source, max_sources)
+        self._by_network = RateTable(max_writes_per_network / window, max_writes_per_network, max_sources)
         self._keys: dict[NodeId, _Key] = {}
         self._all = _Holdings()
         #: (hold_until when pushed, tie-breaker, slot): one entry per live slot, plus those of evicted slots
@@ -399,28 +360,10 @@ class RecordStore:
                 raise RecordRejected(
                     RATE_LIMITED,
                     f"{name} sent more than the {table.burst} writes per {table.burst / table.rate:g} s this "
-                    f"node accepts from it; retry in {table.wait(tokens)} s",
+                    f"node accepts from it; retry in {max(1, math.ceil((1 - tokens) / table.rate))} s",
                 )
-        self._by_address.spend(source.address, address_tokens, now)
-        self._by_network.spend(source.network, network_tokens, now)
-
-
-def source_of(source_ip: str) -> Source:
-    """The source a write from `source_ip` counts against; IPv4-mapped IPv6 addresses count as IPv4.
-
-    Raises ValueError for anything but an IP address literal (a transport bug, not remote input).
-    """
-    try:
-        address = ipaddress.ip_address(source_ip)
-    except ValueError:
-        raise ValueError(f"source_ip must be an IP address literal, got {source_ip!r:.80}") from None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    network, host = IPV4_PREFIXES if address.version == 4 else IPV6_PREFIXES
-    return Source(
-        str(ipaddress.ip_network((address, network), strict=False)),
-        str(ipaddress.ip_network((address, host), strict=False)),
-    )
+        self._by_address.take(source.address, now)
+        self._by_network.take(source.network, now)
 
 
 def _is_count(value: object) -> bool:

@@ -263,3 +263,9 @@ def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match="max_frame"):
         ServerLimits(max_frame=2.5)  # type: ignore[arg-type]
 
+
+def test_defaults_hold_a_budget_in_bytes() -> None:
+    limits = ServerLimits()
+    assert limits.small_frame * limits.pipeline_depth <= 256 * 1024
+    assert limits.max_large_frames * limits.max_frame < 40 * 1024 * 1024
+    assert limits.transfer_time(limits.frame_timeout, limits.max_frame) < 200

@@ -1,0 +1,78 @@
+"""Budgets by network prefix: where a peer is, and how much of this node it may spend.
+
+Keys are free and every byte from the network is hostile, so the node manager's TCP server, the overlay's UDP
+transport and the DHT's record store budget work by where it comes from, not by who signs it. One `Source` is
+an IPv4 address or an IPv6 /64 (anyone gets a whole /64, so it is one address), within its network, an IPv4
+/24 or an IPv6 /48; an IPv4-mapped IPv6 address counts as IPv4. A `RateTable` holds token buckets per source
+key and forgets the least recently seen key when full, so a flood of sources costs a fixed table size and
+never locks newcomers out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from dataclasses import dataclass
+
+#: (network, address) prefix lengths.
+IPV4_PREFIXES = (24, 32)
+IPV6_PREFIXES = (48, 64)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where traffic came from: `network` (/24 or /48) and `address` (/32 or /64), as CIDR text."""
+
+    network: str
+    address: str
+
+
+def source_of(source_ip: str) -> Source:
+    """The source `source_ip` counts against (a zone index, `fe80::1%eth0`, is ignored); ValueError for
+    anything but an IP address literal (a transport bug, not remote input: transports hand over addresses)."""
+    try:
+        address = ipaddress.ip_address(source_ip.split("%", 1)[0])
+    except ValueError:
+        raise ValueError(f"source_ip must be an IP address literal, got {source_ip!r:.80}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    network, host = IPV4_PREFIXES if address.version == 4 else IPV6_PREFIXES
+    return Source(str(ipaddress.ip_network((address, network), strict=False)),
+                  str(ipaddress.ip_network((address, host), strict=False)))
+
+
+class RateTable:
+    """Token buckets of `rate` per second and `burst` saved, by key, at most `capacity` keys (least recently
+    seen forgotten first: a forgotten key comes back with a full burst)."""
+
+    def __init__(self, rate: float, burst: int, capacity: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.capacity = capacity
+        #: Keys forgotten to make room.
+        self.evictions = 0
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, updated at)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def tokens(self, key: str, now: float) -> float:
+        """The tokens `key` holds now (negative while it is in debt); spends nothing."""
+        tokens, updated = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + max(0.0, now - updated) * self.rate)
+
+    def take(self, key: str, now: float) -> float:
+        """Spend a token of `key`'s; the seconds until it was earned (0 if one was saved). The debt is capped
+        at one burst, so a source that keeps asking waits at most burst / rate per request."""
+        tokens = max(self.tokens(key, now) - 1, -float(self.burst))
+        if key in self._buckets:
+            self._buckets.move_to_end(key)
+        elif len(self._buckets) >= self.capacity:
+            self._buckets.popitem(last=False)
+            self.evictions += 1
+        self._buckets[key] = (tokens, now)
+        return max(0.0, -tokens / self.rate)
+
+    def keys(self) -> list[str]:
+        """The keys held, least recently seen first."""
+        return list(self._buckets)
