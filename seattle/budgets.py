@@ -10,6 +10,7 @@ never locks newcomers out.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -27,9 +28,11 @@ class Source:
     address: str
 
 
+@functools.lru_cache(maxsize=8192)
 def source_of(source_ip: str) -> Source:
     """The source `source_ip` counts against (a zone index, `fe80::1%eth0`, is ignored); ValueError for
-    anything but an IP address literal (a transport bug, not remote input: transports hand over addresses)."""
+    anything but an IP address literal (a transport bug, not remote input: transports hand over addresses).
+    Cached: the UDP transport asks for every datagram."""
     try:
         address = ipaddress.ip_address(source_ip.split("%", 1)[0])
     except ValueError:
@@ -76,3 +79,37 @@ class RateTable:
     def keys(self) -> list[str]:
         """The keys held, least recently seen first."""
         return list(self._buckets)
+
+
+@dataclass(frozen=True, slots=True)
+class Exhausted:
+    """Why `SourceBudget.spend` refused: the key whose table was empty, that table, and its tokens."""
+
+    key: str
+    table: RateTable
+    tokens: float
+
+    def retry_after(self) -> float:
+        """Seconds until the key has a token again."""
+        return (1 - self.tokens) / self.table.rate
+
+
+class SourceBudget:
+    """A budget per address and per network: `spend` takes one unit from both, or from neither when either
+    is empty (no debt: the caller refuses the work instead of waiting)."""
+
+    def __init__(self, address: RateTable, network: RateTable) -> None:
+        self.address = address
+        self.network = network
+
+    def spend(self, source: Source, now: float) -> Exhausted | None:
+        """None if `source` may do one more unit of work now (and it is counted); else what is exhausted."""
+        address_tokens = self.address.tokens(source.address, now)
+        if address_tokens < 1:
+            return Exhausted(source.address, self.address, address_tokens)
+        network_tokens = self.network.tokens(source.network, now)
+        if network_tokens < 1:
+            return Exhausted(source.network, self.network, network_tokens)
+        self.address.take(source.address, now)
+        self.network.take(source.network, now)
+        return None

@@ -47,7 +47,7 @@ import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 
-from seattle.budgets import RateTable, Source, source_of
+from seattle.budgets import RateTable, Source, SourceBudget, source_of
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.records import (
     DEFAULT_CLOCK_SKEW,
@@ -220,8 +220,8 @@ class RecordStore:
         self.max_records = max_records
         self.clock_skew = float(clock_skew)
         self.max_lifetime = float(max_lifetime)
-        self._by_address = RateTable(max_writes_per_source / window, max_writes_per_source, max_sources)
-        self._by_network = RateTable(max_writes_per_network / window, max_writes_per_network, max_sources)
+        self._writes = SourceBudget(RateTable(max_writes_per_source / window, max_writes_per_source, max_sources),
+                                    RateTable(max_writes_per_network / window, max_writes_per_network, max_sources))
         self._keys: dict[NodeId, _Key] = {}
         self._all = _Holdings()
         #: (hold_until when pushed, tie-breaker, slot): one entry per live slot, plus those of evicted slots
@@ -237,7 +237,7 @@ class RecordStore:
     @property
     def max_bytes(self) -> int:
         """The most memory the store's records and rate tables may take (module docstring)."""
-        return self.max_records * RECORD_COST + 2 * self._by_address.capacity * RATE_ENTRY_COST
+        return self.max_records * RECORD_COST + 2 * self._writes.address.capacity * RATE_ENTRY_COST
 
     def __len__(self) -> int:
         """Slots held, tombstones and not-yet-forgotten superseded slots included."""
@@ -350,20 +350,14 @@ class RecordStore:
 
     def _admit_write(self, source: Source, now: float) -> None:
         """Token buckets per address and per network; a flood is refused before any signature is checked."""
-        address_tokens = self._by_address.tokens(source.address, now)
-        network_tokens = self._by_network.tokens(source.network, now)
-        for name, tokens, table in (
-            (source.address, address_tokens, self._by_address),
-            (source.network, network_tokens, self._by_network),
-        ):
-            if tokens < 1:
-                raise RecordRejected(
-                    RATE_LIMITED,
-                    f"{name} sent more than the {table.burst} writes per {table.burst / table.rate:g} s this "
-                    f"node accepts from it; retry in {max(1, math.ceil((1 - tokens) / table.rate))} s",
-                )
-        self._by_address.take(source.address, now)
-        self._by_network.take(source.network, now)
+        exhausted = self._writes.spend(source, now)
+        if exhausted is not None:
+            table = exhausted.table
+            raise RecordRejected(
+                RATE_LIMITED,
+                f"{exhausted.key} sent more than the {table.burst} writes per {table.burst / table.rate:g} s this "
+                f"node accepts from it; retry in {max(1, math.ceil(exhausted.retry_after()))} s",
+            )
 
 
 def _is_count(value: object) -> bool:

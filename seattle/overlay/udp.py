@@ -17,6 +17,11 @@ name; the engine drops and counts whatever it refuses (`OverlayNode.dropped`). T
 (`seattle.overlay.addresses`) is widened to the address the socket is bound to, so a node on 127.0.0.1 or a
 10.x testbed talks to its peers there, and one bound to a public or wildcard address to public ones only.
 
+Every datagram costs its receiver a signature check (about 70 µs) before anything else, and UDP sources cost a
+sender nothing, so datagrams are budgeted per source before the engine sees them (`seattle.budgets`: per IPv4
+address or IPv6 /64, and per /24 or /48): a flood from one network costs at most NETWORK_RATE checks a
+second, and is counted in `rate_limited`, while every other network is served as before.
+
 The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
 never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
 """
@@ -35,6 +40,7 @@ from types import TracebackType
 
 import trio
 
+from seattle.budgets import RateTable, SourceBudget, source_of
 from seattle.overlay.addresses import bound_scope
 from seattle.overlay.messages import MAX_DATAGRAM
 from seattle.overlay.protocol import Address, Datagram, OverlayNode
@@ -44,6 +50,12 @@ from seattle.overlay.transport import EngineTransport
 DEFAULT_TIMEOUT = 30.0
 #: Datagrams handled per wake-up of the receive loop before it lets other tasks run.
 RECEIVE_BATCH = 32
+#: Datagrams a second (and burst) taken from one address, and from one network. A node's honest traffic is a
+#: few datagrams a second per peer; a local testbed puts all its nodes on one address, far below these.
+ADDRESS_RATE, ADDRESS_BURST = 500.0, 1000
+NETWORK_RATE, NETWORK_BURST = 2000.0, 4000
+#: Sources remembered per table; the least recently seen is forgotten first.
+SOURCES_REMEMBERED = 4096
 
 
 class UdpOverlay(EngineTransport):
@@ -80,6 +92,10 @@ class UdpOverlay(EngineTransport):
         self._stack = AsyncExitStack()
         #: Socket errors survived, by "recvfrom ERRNO" / "sendto ERRNO" (e.g. "sendto EAGAIN"): for stats.
         self.socket_errors: Counter[str] = Counter()
+        self._budget = SourceBudget(RateTable(ADDRESS_RATE, ADDRESS_BURST, SOURCES_REMEMBERED),
+                                    RateTable(NETWORK_RATE, NETWORK_BURST, SOURCES_REMEMBERED))
+        #: Datagrams dropped unread because their source was over its budget.
+        self.rate_limited = 0
 
     @property
     def address(self) -> Address:
@@ -138,7 +154,11 @@ class UdpOverlay(EngineTransport):
                     continue
                 # An IPv4 source is already (host, port); an IPv6 one carries flow info and scope id too.
                 address = source if len(source) == 2 else (source[0], source[1])
-                replies = self._node.datagram_received(data, address, self.now())
+                now = self.now()
+                if self._budget.spend(source_of(address[0]), now) is not None:
+                    self.rate_limited += 1
+                    continue
+                replies = self._node.datagram_received(data, address, now)
                 await self._send(replies)
 
     async def _timer_loop(self) -> None:

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from seattle.keys import Identity
-from seattle.overlay import messages
+from seattle.overlay import messages, udp
 from seattle.overlay.addresses import Scope
 from seattle.overlay.messages import Kind
 from seattle.overlay.nodeid import Contact, NetworkParameters, NodeId
@@ -255,3 +255,35 @@ async def test_the_udp_loop_survives_bad_datagrams_and_socket_errors_and_still_a
 async def _until(condition: Any) -> None:
     while not condition():
         await trio.sleep(0.01)
+
+
+@pytest.mark.slow
+async def test_a_flood_from_one_network_is_dropped_unread_and_other_networks_are_still_served() -> None:
+    node = seeded_node("udp-flooded", k=8)
+    client = OverlayNode(Identity("client", nacl.signing.SigningKey.generate()), randomness=random.SystemRandom(),
+                         network=NetworkParameters.testing())
+    flood = udp.NETWORK_BURST + 1000  # more than one network may send at once
+    with trio.fail_after(30):
+        async with UdpOverlay(node, "127.0.0.1", 0) as overlay, UdpOverlay(client, "127.0.1.1", 0) as other:
+            senders = [trio.socket.socket(trio.socket.AF_INET, trio.socket.SOCK_DGRAM) for _ in range(8)]
+            for number, sender in enumerate(senders):
+                await sender.bind((f"127.0.9.{number + 1}", 0))  # eight addresses of one /24
+            junk = b"\x00not a message"
+            started = trio.current_time()
+            for index in range(flood):
+                await senders[index % len(senders)].sendto(junk, overlay.address)
+                if index % 100 == 99:
+                    await trio.sleep(0)  # let the receiver drain, so the kernel drops little of the flood
+            for sender in senders:
+                sender.close()
+            seen = -1
+            while (now_seen := overlay.rate_limited + sum(node.dropped.values())) != seen:  # until it is quiet
+                seen = now_seen
+                await trio.sleep(0.3)
+            elapsed = trio.current_time() - started
+            # The engine saw no more than the network's burst plus what refilled meanwhile: the rest cost no
+            # signature check. Another network is answered at once.
+            assert overlay.rate_limited > 0
+            assert sum(node.dropped.values()) <= udp.NETWORK_BURST + udp.NETWORK_RATE * elapsed
+            answer = await other.ping(overlay.contact, timeout=5)
+            assert answer.kind is Kind.PONG
