@@ -42,6 +42,10 @@ from seattle.nodemgr.signing import (
 
 DEFAULT_TIMEOUT = 30.0
 _RECEIVE_SIZE = 64 * 1024
+#: Request bytes sent ahead of the answers read (at least one request is always in flight). The node reads
+#: a few requests ahead and caps its socket buffers; a client that pushed a whole batch at once would fill
+#: both directions' buffers and wait on the node's write deadline instead of on its answers.
+_MAX_AHEAD_BYTES = 128 * 1024
 
 CallArgs = dict[str, Any]
 
@@ -75,6 +79,8 @@ class NodeClient:
         self.node_info: dict[str, Any] = {}
         self._decoder = FrameDecoder(max_frame, limits=RESPONSE_LIMITS)
         self._responses: list[object] = []
+        #: Set (and replaced) whenever answers arrive: the sender waits on it while it is too far ahead.
+        self._answered = trio.Event()
         self._lock = trio.Lock()
         self._broken: str | None = None
 
@@ -176,9 +182,16 @@ class NodeClient:
     async def _send_all(self, frames: Sequence[bytes]) -> None:
         # A node that hangs up mid-batch (a refusal, a frame error) has usually answered first: the reader
         # gets that answer or the end of the stream, which says more than a broken pipe here would.
+        ahead: list[int] = []  # sizes of the frames sent and not yet answered, oldest first
         try:
-            for frame in frames:
+            for index, frame in enumerate(frames):
+                while True:
+                    del ahead[:len(ahead) - (index - len(self._responses))]  # drop what was answered
+                    if not ahead or sum(ahead) + len(frame) <= _MAX_AHEAD_BYTES:
+                        break
+                    await self._answered.wait()
                 await self._stream.send_all(frame)
+                ahead.append(len(frame))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
 
@@ -191,6 +204,8 @@ class NodeClient:
                 raise trio.BrokenResourceError(
                     f"the node closed the connection after {got} of {count} responses")
             self._responses.extend(self._decoder.feed(data))
+            self._answered.set()
+            self._answered = trio.Event()
         if len(self._responses) > count:
             # One answer per request, and every earlier batch was read whole: more is a node lying about
             # which answer belongs to which request (or filling the researcher's memory with unasked answers).

@@ -34,6 +34,7 @@ socket's status): nothing a client sends raises out of its connection's tasks.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import math
@@ -223,6 +224,13 @@ class NodeServer:
     async def serve(self, listeners: list[trio.SocketListener],
                     *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Accept on every listener until cancelled."""
+        for listener in listeners:
+            # On the listener, so every accepted socket is born with these buffers: the window scale is agreed
+            # in the handshake, and shrinking a connection's receive buffer afterwards makes the kernel drop
+            # segments it already offered room for, ACKs included (pipelined clients then stall for seconds).
+            with contextlib.suppress(OSError):  # not a TCP socket we can tune: the write deadline still holds
+                listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
+                listener.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.receive_buffer)
         async with trio.open_nursery() as nursery:
             for listener in listeners:
                 nursery.start_soon(self._accept_loop, listener, nursery)
@@ -260,11 +268,6 @@ class NodeServer:
             self._refusing += 1
             nursery.start_soon(self._refuse, stream, refusal)
             return
-        try:
-            stream.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.limits.send_buffer)
-            stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.limits.receive_buffer)
-        except OSError:
-            pass  # not a TCP socket we can tune (e.g. a test double): the write deadline still holds
         connection = _Connection(stream, address, network, self.limits)
         self._per_address[address] += 1
         self._per_network[network] += 1
