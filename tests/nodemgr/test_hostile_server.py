@@ -9,8 +9,6 @@ import os
 import socket
 import time
 import tracemalloc
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,30 +18,13 @@ import trio
 from seattle.keys import Identity, generate_identity
 from seattle.nodemgr.client import NodeClient, NodeClientError
 from seattle.nodemgr.frames import HEADER, FrameDecoder, encode_frame
-from seattle.nodemgr.node import NodeManager, init_node
+from seattle.nodemgr.node import NodeManager
 from seattle.nodemgr.server import NodeServer, ServerLimits
 from seattle.nodemgr.signing import NONCE_SIZE, ReplayCache, parse_response, public_request, sign_request
+from tests.nodemgr.conftest import NodeFactory
 
 WAIT = 20.0
 
-NodeFactory = Callable[..., Any]
-
-
-@pytest.fixture
-def owner() -> Identity:
-    return generate_identity("owner")
-
-
-@pytest.fixture
-def start_node(tmp_path: Path, owner: Identity) -> NodeFactory:
-    init_node(tmp_path / "node", owner.public_key)
-
-    @asynccontextmanager
-    async def start(limits: ServerLimits | None = None) -> AsyncIterator[NodeManager]:
-        async with NodeManager(tmp_path / "node", "127.0.0.1", 0, limits=limits) as nm:
-            yield nm
-
-    return start
 
 
 def _server(nm: NodeManager) -> NodeServer:

@@ -10,42 +10,19 @@ import os
 import socket
 import struct
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
-from seattle.keys import Identity, generate_identity
+from seattle.keys import Identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
 from seattle.nodemgr.frames import HEADER, FrameDecoder, encode_frame
-from seattle.nodemgr.node import NodeManager, init_node
 from seattle.nodemgr.server import ServerLimits
 from seattle.nodemgr.signing import NONCE_SIZE, parse_response, public_request, sign_request
+from tests.nodemgr.conftest import NodeFactory
 
 WAIT = 20.0
 
-NodeFactory = Callable[..., Any]
-
-
-@pytest.fixture
-def owner() -> Identity:
-    return generate_identity("owner")
-
-
-@pytest.fixture
-def start_node(tmp_path: Path, owner: Identity) -> NodeFactory:
-    """`async with start_node(limits) as nm`: a fresh node with one vessel owned by `owner`."""
-    init_node(tmp_path / "node", owner.public_key)
-
-    @asynccontextmanager
-    async def start(limits: ServerLimits | None = None) -> AsyncIterator[NodeManager]:
-        async with NodeManager(tmp_path / "node", "127.0.0.1", 0, limits=limits) as nm:
-            yield nm
-
-    return start
 
 
 async def _raw_connection(port: int) -> trio.SocketStream:
