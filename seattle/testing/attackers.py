@@ -123,6 +123,21 @@ async def bounded(bound: Bound, report: AttackReport, work: Callable[[], Awaitab
     return report
 
 
+async def bounded_tasks(bound: Bound, report: AttackReport, task: Callable[[int], Awaitable[None]], count: int,
+                        *, stagger: bool = False) -> AttackReport:
+    """`bounded` over `count` copies of `task(index)` run at once; `stagger` lets each start before the next
+    (thousands of connections open one after another rather than in one burst)."""
+
+    async def work() -> None:
+        async with trio.open_nursery() as nursery:
+            for index in range(count):
+                nursery.start_soon(task, index)
+                if stagger:
+                    await trio.sleep(0)
+
+    return await bounded(bound, report, work)
+
+
 async def _connect(target: Target, source: str) -> trio.SocketStream:
     return await trio.open_tcp_stream(target.host, target.port, local_address=source)
 
@@ -190,12 +205,7 @@ async def frame_bombs(target: Target, bound: Bound, *, parallel: int = 2) -> Att
                 except (trio.BrokenResourceError, OSError) as exc:
                     report.outcomes[_outcome_of(exc)] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(parallel):
-                nursery.start_soon(bomber, index)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, bomber, parallel)
 
 
 async def slow_readers(target: Target, bound: Bound, *, connections: int = 64, per_address: int = 8,
@@ -227,12 +237,7 @@ async def slow_readers(target: Target, bound: Bound, *, connections: int = 64, p
             except (trio.BrokenResourceError, OSError) as exc:
                 report.outcomes[_outcome_of(exc)] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(connections):
-                nursery.start_soon(reader, index)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, reader, connections)
 
 
 async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
@@ -260,13 +265,7 @@ async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
             except (trio.BrokenResourceError, OSError) as exc:
                 report.outcomes[_outcome_of(exc)] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(bound.count):
-                nursery.start_soon(writer, index)
-                await trio.sleep(0)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, writer, bound.count, stagger=True)
 
 
 async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4) -> AttackReport:
@@ -288,13 +287,7 @@ async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4
         finally:
             report.outcomes[outcome] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(bound.count):
-                nursery.start_soon(hold, index)
-                await trio.sleep(0)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, hold, bound.count, stagger=True)
 
 
 async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, keys: int = 64,
@@ -339,12 +332,7 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
             except (trio.BrokenResourceError, OSError, FrameError) as exc:
                 report.outcomes[_outcome_of(exc)] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(connections):
-                nursery.start_soon(flood, index)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, flood, connections)
 
 
 async def node_key_of(target: Target, *, timeout: float = 10.0) -> PublicKey:
@@ -474,12 +462,7 @@ async def record_cap_flood(target: Target, node_key: PublicKey, victim: PublicKe
                 report.sent += 1
                 report.outcomes[added.kind.value if added.kind is Kind.ADDED else str(added.body["code"])] += 1
 
-    async def work() -> None:
-        async with trio.open_nursery() as nursery:
-            for index in range(sources):
-                nursery.start_soon(from_source, index)
-
-    return await bounded(bound, report, work)
+    return await bounded_tasks(bound, report, from_source, sources)
 
 
 def _system_random() -> random.Random:
