@@ -84,7 +84,7 @@ def test_a_failed_decrypt_leaves_the_counter_alone() -> None:
 
 
 def test_a_low_order_ephemeral_is_refused() -> None:
-    initiator, responder = _pair()
+    _, responder = _pair()
     responder.read_message(bytes(32))  # the all-zero point: every DH with it is zero
     with pytest.raises(ChannelError) as caught:
         responder.write_message()
