@@ -44,6 +44,7 @@ from seattle.channel.errors import (
     PLAINTEXT_CLIENT,
     PLAINTEXT_NODE,
     UPGRADE_CLIENT,
+    UPGRADE_REQUIRED,
     ChannelBroken,
     ChannelError,
     HandshakeFailed,
@@ -79,7 +80,6 @@ CLOSE_TIMEOUT = 1.0
 REFUSAL_LINGER = 1.0
 #: The old framing's header (seattle.nodemgr.frames.HEADER), rebuilt here so the channel imports no nodemgr.
 _OLD_HEADER = struct.Struct(">I")
-UPGRADE_REQUIRED = "upgrade_required"
 
 T = TypeVar("T")
 

@@ -251,3 +251,26 @@ async def test_data_sent_with_the_last_handshake_message_is_not_lost() -> None:
 
     _, received = await both(eager_client, server)
     assert received.unwrap() == (b"first request", CLIENT.public_key)
+
+
+@pytest.mark.parametrize(("client", "third"), [(CLIENT, 2 + 160), (None, 2 + 64)])
+async def test_the_handshake_writes_the_documented_bytes(client: Any, third: int) -> None:
+    """docs/channel.md: the client writes 42 bytes, the node 202, the client 162 (66 when anonymous)."""
+    client_end, client_facing = trio.testing.memory_stream_pair()
+    server_facing, node_end = trio.testing.memory_stream_pair()
+    written: list[tuple[str, int]] = []
+
+    async def relay(name: str, source: trio.abc.Stream, sink: trio.abc.Stream) -> None:
+        while data := await source.receive_some():
+            written.append((name, len(data)))
+            await sink.send_all(data)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(relay, "client", client_facing, server_facing)
+        nursery.start_soon(relay, "node", server_facing, client_facing)
+        nursery.start_soon(lambda: secure_server(node_end, identity=NODE))
+        channel = await secure_client(client_end, expected=NODE.public_key, identity=client)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert written == [("client", 42), ("node", 202), ("client", third)]
+    assert written[0][1] == 8 + 2 + 32 and channel.remote_key == NODE.public_key
