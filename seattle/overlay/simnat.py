@@ -18,7 +18,8 @@ Timeouts: a mapping, and each permission to come in, lasts `timeout` seconds aft
 OUT through it. Inbound traffic does not refresh it: RFC 4787 asks NATs to refresh on outbound traffic and
 only allows inbound refresh, so code that keeps its mappings alive by sending survives every NAT, and code
 that relies on being sent to does not. RFC 4787 asks for at least 2 minutes, but routers keep less: Linux
-conntrack keeps an unanswered UDP flow 30 s and an answered one 120 s; the default here is the shorter. Expired entries are swept lazily, about once per timeout.
+conntrack keeps an unanswered UDP flow 30 s and an answered one 120 s; the default here is the shorter.
+Expired entries are swept lazily, about once per timeout.
 
 No hairpinning: a datagram from behind a router to the router's own public address is treated like one from
 the internet.
