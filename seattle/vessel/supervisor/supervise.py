@@ -36,6 +36,7 @@ from seattle.vessel.status import (
     status_for_exit,
 )
 from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, Traffic
+from seattle.vessel.supervisor.memcharge import MemoryMeter
 from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict
 
 LOG_CHUNK = 64 * 1024
@@ -198,9 +199,14 @@ def _supervise(
     pid = prepared.pid
     supervision = Supervision(pid)
     try:
+        # Measured while the prepared process still waits for its spec: what it holds now is our runtime's,
+        # the same in every vessel, and the vessel is charged only for what it adds (memcharge).
+        meter = MemoryMeter(pid)
+        baseline = meter.unique_bytes()
         _write_all(prepared.spec_write, control.encode({"t": "spec", **spec.to_wire()}))
         os.close(prepared.spec_write)
-        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at)
+        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at,
+                      memory_meter=meter, memory_baseline=baseline)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
         broker = BrokerServer(prepared.broker, policy, nanny.usage)
     except BaseException:

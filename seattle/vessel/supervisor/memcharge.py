@@ -1,0 +1,76 @@
+"""What a vessel is charged for memory: the pages it adds, not the interpreter it shares with the zygote.
+
+A vessel process is forked (zygote → supervisor → vessel) from an interpreter that has already imported
+everything, so most of its resident pages are the zygote's, shared copy-on-write by every vessel and never
+written by this one. Its resident set size (RSS, what Repy charged, and this nanny until issue 17) counts all
+of them: about 18 MB for an empty program. What the vessel really adds to the host is the pages only it maps,
+its unique set size (USS): the pages it wrote (each one a private copy) and the memory it allocated. USS
+is read from /proc/PID/smaps_rollup as Private_Clean + Private_Dirty + SwapPss (a private page swapped out
+is still the vessel's); the kernel sums it in one pass over the page tables, tens of microseconds for a
+vessel, cheap at the nanny's 0.1 s period (bench/bench_small_vessels.py measures it).
+
+CPython writes to every object it touches (reference counts), so even our own start path copies pages: the
+prepared vessel process, forked ahead of its request and warmed up (child.startup.warm_up), already holds
+about 3 MB of its own before a program exists. That part is the same for every vessel and is the node's per
+vessel overhead, like the supervisor's own memory: the supervisor measures it once, just before it hands over
+the spec (the baseline), and the vessel is charged for what it adds beyond it. The host stays bounded when the
+node counts that overhead per vessel and the zygote once (docs/sandbox-layers.md, "Memory").
+
+`memory_charged(pid, baseline)` is the one function other enforcement (a cgroup layer, say) may call or
+replace: it answers in bytes, from outside the process, without trusting anything the process says.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: The smaps_rollup fields that make up the unique set size (each a number of kB).
+_PRIVATE_FIELDS = (b"Private_Clean:", b"Private_Dirty:", b"SwapPss:")
+_ROLLUP_BYTES = 4096  # smaps_rollup is about 1 KiB of text
+
+
+class MemoryMeter:
+    """Reads one process's unique set size through /proc/PID/smaps_rollup, opened once.
+
+    Opening checks that we may read the process (the kernel takes its mm then); later reads go through the
+    same descriptor, so they keep working after the vessel confines itself and can never reach another
+    process that reuses the pid. A read of an exited process raises ProcessLookupError.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self._fd = os.open(f"/proc/{pid}/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
+
+    def unique_bytes(self) -> int:
+        """Bytes of memory only this process maps (resident or swapped)."""
+        try:
+            raw = os.pread(self._fd, _ROLLUP_BYTES, 0)
+        except OSError as error:
+            raise ProcessLookupError(f"cannot read the process's memory map: {error}") from error
+        if not raw:  # the mm is gone: the process exited
+            raise ProcessLookupError("the process has exited")
+        return unique_bytes_of(raw)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def unique_bytes_of(rollup: bytes) -> int:
+    """The unique set size in bytes from the text of a smaps_rollup file."""
+    total_kb = 0
+    for line in rollup.split(b"\n"):
+        if line.startswith(_PRIVATE_FIELDS):
+            total_kb += int(line.split()[1])
+    return total_kb * 1024
+
+
+def memory_charged(pid: int, baseline: int = 0) -> int:
+    """What the vessel process `pid` is charged: its unique set size beyond `baseline` bytes (never < 0).
+
+    `baseline` is the unique set size of the prepared process before it received its program (see the module
+    doc); 0 charges the whole unique set size.
+    """
+    meter = MemoryMeter(pid)
+    try:
+        return max(0, meter.unique_bytes() - baseline)
+    finally:
+        meter.close()
