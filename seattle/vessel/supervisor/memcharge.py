@@ -6,8 +6,13 @@ written by this one. Its resident set size (RSS, what Repy charged, and this nan
 of them: about 18 MB for an empty program. What the vessel really adds to the host is the pages only it maps,
 its unique set size (USS): the pages it wrote (each one a private copy) and the memory it allocated. USS
 is read from /proc/PID/smaps_rollup as Private_Clean + Private_Dirty + SwapPss (a private page swapped out
-is still the vessel's); the kernel sums it in one pass over the page tables, tens of microseconds for a
-vessel, cheap at the nanny's 0.1 s period (bench/bench_small_vessels.py measures it).
+is still the vessel's). The kernel computes it by walking the page tables and asking, page by page, who else
+maps it: a few hundred microseconds for a vessel (bench/bench_small_vessels.py), too much to pay ten times a
+second for each of a hundred vessels. So the nanny asks a cheap question first,
+`MemoryMeter.upper_bound()`: the vessel's resident anonymous memory (/proc/PID/statm, resident - shared, kept
+as counters by the kernel: a page the vessel wrote or allocated is anonymous) plus the private file-backed
+pages the last full read found beyond it plus the counters' slack (`GATE_SLACK`). While that bound minus the
+baseline is within the allotment, the vessel cannot be over it.
 
 CPython writes to every object it touches (reference counts), so even our own start path copies pages: the
 prepared vessel process, forked ahead of its request and warmed up (child.startup.warm_up), already holds
@@ -27,18 +32,45 @@ import os
 #: The smaps_rollup fields that make up the unique set size (each a number of kB).
 _PRIVATE_FIELDS = (b"Private_Clean:", b"Private_Dirty:", b"SwapPss:")
 _ROLLUP_BYTES = 4096  # smaps_rollup is about 1 KiB of text
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+_CPUS = os.cpu_count() or 1
+#: How far statm's counters may lag the truth: the kernel keeps them per CPU and folds in a CPU's share only
+#: once it reaches a batch (percpu_counter_batch = max(32, 2 × CPUs) pages); at least 1 MiB.
+GATE_SLACK = max(1 << 20, _CPUS * max(32, 2 * _CPUS) * _PAGE_SIZE)
 
 
 class MemoryMeter:
-    """Reads one process's unique set size through /proc/PID/smaps_rollup, opened once.
+    """Reads one process's unique set size (/proc/PID/smaps_rollup) and its bound (/proc/PID/statm).
 
-    Opening checks that we may read the process (the kernel takes its mm then); later reads go through the
-    same descriptor, so they keep working after the vessel confines itself and can never reach another
-    process that reuses the pid. A read of an exited process raises ProcessLookupError.
+    Both are opened once. Opening checks that we may read the process (the kernel takes its mm then); later
+    reads go through the same descriptors, so they keep working after the vessel confines itself and can
+    never reach another process that reuses the pid. A read of an exited process raises ProcessLookupError.
     """
 
     def __init__(self, pid: int) -> None:
         self._fd = os.open(f"/proc/{pid}/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            os.close(self._fd)
+            raise
+        #: What the last full read found beyond the anonymous memory (private file-backed pages, swap).
+        self._beyond_anonymous = 0
+
+    def upper_bound(self) -> int:
+        """A bound of `unique_bytes` that costs microseconds: anonymous memory, what the last full read found
+        beyond it, and the counters' slack. Pages swapped out since the last full read are not in it."""
+        return self.anonymous_bytes() + self._beyond_anonymous + GATE_SLACK
+
+    def anonymous_bytes(self) -> int:
+        """Resident anonymous memory (statm: resident - shared), from the kernel's counters."""
+        try:
+            fields = os.pread(self._statm, 256, 0).split()
+        except OSError as error:
+            raise ProcessLookupError(f"cannot read the process's memory counters: {error}") from error
+        if len(fields) < 3:
+            raise ProcessLookupError("the process has exited")
+        return (int(fields[1]) - int(fields[2])) * _PAGE_SIZE
 
     def unique_bytes(self) -> int:
         """Bytes of memory only this process maps (resident or swapped)."""
@@ -48,9 +80,12 @@ class MemoryMeter:
             raise ProcessLookupError(f"cannot read the process's memory map: {error}") from error
         if not raw:  # the mm is gone: the process exited
             raise ProcessLookupError("the process has exited")
-        return unique_bytes_of(raw)
+        unique = unique_bytes_of(raw)
+        self._beyond_anonymous = max(0, unique - self.anonymous_bytes())
+        return unique
 
     def close(self) -> None:
+        os.close(self._statm)
         os.close(self._fd)
 
 

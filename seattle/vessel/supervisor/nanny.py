@@ -8,9 +8,10 @@ here: a single C-level call such as `sum(range(10**12))` ignores every timer ins
   bucket); when it asks for a pause the process is SIGSTOPped for exactly that long, then SIGCONTed. Each
   pause is kept as (start relative to the vessel's start, duration), the `stoptimes` of Repy's
   `getresources()`.
-* Memory: what the vessel is charged every `memory_tick` (0.1 s, as in Repy V2): its unique set size beyond
+* Memory: what the vessel is charged, every `memory_tick` (0.1 s, as in Repy V2): its unique set size beyond
   `memory_baseline` (`memcharge`: pages shared with the zygote are not the vessel's); over the allotment →
-  SIGKILL.
+  SIGKILL. The unique set size is costly to read, so a tick reads it only when its cheap upper bound allows the
+  vessel to be over, and otherwise once every `MEMORY_REFRESH` for the report.
 * Disk: `disk_usage` of the vessel directory every `disk_tick` (0.5 s, as in Repy V2); over → SIGKILL.
 
 The nanny never reaps the child; its caller (the supervisor) does, after `run` returns. The process is
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 #: How many pauses `stoptimes()` remembers (Repy's getresources reports the recent ones).
 STOPTIMES_KEPT = 100
+#: The memory charge in usage() is refreshed at least this often even while the vessel cannot be over.
+MEMORY_REFRESH = 1.0
 
 _CPUCLOCK_SCHED = 2  # the kernel's per-process "sum of runtime of all threads" clock, in nanoseconds
 _SHARE_WINDOW = 1.0  # usage()["cpu"] is the share over about this many seconds
@@ -116,6 +119,13 @@ class _WatchedProcess:
         """The process's unique set size (memcharge.MemoryMeter)."""
         try:
             return self._memory.unique_bytes()
+        except ProcessLookupError as error:
+            raise _ProcessGone from error
+
+    def memory_bound(self) -> int:
+        """The cheap upper bound of `unique_bytes` (memcharge.MemoryMeter.upper_bound)."""
+        try:
+            return self._memory.upper_bound()
         except ProcessLookupError as error:
             raise _ProcessGone from error
 
@@ -198,6 +208,7 @@ class Nanny:
             maxlen=int(_SHARE_WINDOW / _SHARE_SAMPLE_EVERY) + 3
         )
         self._memory = 0
+        self._memory_read_at = -math.inf
         self._disk = 0
 
     def run(self, stop: threading.Event) -> NannyVerdict | None:
@@ -264,7 +275,7 @@ class Nanny:
                 self._pause(process, pause, stop)
                 now = time.monotonic()
             if now >= next_memory:
-                verdict = self._check_memory(process)
+                verdict = self._check_memory(process, now)
                 if verdict is not None:
                     return verdict
                 next_memory = now + self.memory_tick
@@ -296,7 +307,11 @@ class Nanny:
         with self._lock:
             self._stoptimes.append((began - self._start_time, ended - began))
 
-    def _check_memory(self, process: _WatchedProcess) -> NannyVerdict | None:
+    def _check_memory(self, process: _WatchedProcess, now: float) -> NannyVerdict | None:
+        could_be_over = process.memory_bound() - self.memory_baseline > self.memory_limit
+        if not could_be_over and now - self._memory_read_at < MEMORY_REFRESH:
+            return None
+        self._memory_read_at = now
         charged = max(0, process.unique_bytes() - self.memory_baseline)
         with self._lock:
             self._memory = charged

@@ -158,7 +158,7 @@ def test_both_cpu_sources_and_the_memory_reading_agree_with_psutil(spawn: Spawn)
     watched = _WatchedProcess(child.pid)
     measured = psutil.Process(child.pid)
     try:
-        wait_until(lambda: measured.memory_info().rss > 30 * MIB, "the child to fill its block")
+        wait_until(lambda: measured.memory_full_info().uss > 30 * MIB, "the child to fill its block")
         os.kill(child.pid, signal.SIGSTOP)  # hold the numbers still while comparing them
         wait_until(lambda: process_state(child.pid) == "T", "the child to stop")
         precise = watched.cpu_seconds()
