@@ -47,7 +47,7 @@ OK = "ok"
 ERR = "err"
 
 # Op names. Arguments are listed as they travel; "handle" is an int the broker issued.
-OP_USAGE = "usage"                  # () -> dict (CPU, memory, disk from the nanny; ports in use)
+OP_USAGE = "usage"                  # () -> dict (CPU, memory and disk use from the nanny)
 OP_GETHOSTBYNAME = "gethostbyname"  # (name) -> ip
 OP_GETHOSTBYNAME_EX = "gethostbyname_ex"  # (name) -> [hostname, [alias...], [ip...]] (V1)
 OP_GETMYIP = "getmyip"              # () -> ip

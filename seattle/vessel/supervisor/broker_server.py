@@ -508,15 +508,8 @@ class BrokerServer:
     # -- ops: information ---------------------------------------------------------------------------------
 
     def _op_usage(self, request_id: int, args: list[Any]) -> Any:
-        """The nanny's figures, and the allotted ports this vessel's sockets hold, as Repy's getresources()
-        reported them: `messport` for UDP listeners, `connport` for TCP listeners and connections."""
         _count_args("usage", args, 0)
-        udp = {entry.local[1] for entry in self._entries.values() if entry.kind == "udp"}
-        tcp = {entry.local[1] for entry in self._entries.values() if entry.kind != "udp"}
-        return self._usage() | {
-            "messport": sorted(udp & self._policy.messport),
-            "connport": sorted(tcp & self._policy.connport),
-        }
+        return self._usage()
 
     def _op_getmyip(self, request_id: int, args: list[Any]) -> Any:
         _count_args("getmyip", args, 0)

@@ -112,9 +112,8 @@ def exports(ctx: VesselContext) -> dict[str, object]:
         usage["memory"] = int(measured["memory"])
         usage["diskused"] = int(measured["diskused"])
         usage["threadcpu"] = time.thread_time()
-        # The allotted ports the vessel's sockets hold, as sets like the limits (Repy reported them so).
-        usage["messport"] = {int(port) for port in measured["messport"]}
-        usage["connport"] = {int(port) for port in measured["connport"]}
+        for name in PORT_SETS:  # sets like the limits, as Repy reported them
+            usage[name] = ctx.accountant.ports_used(name)
         stoptimes = [(float(when), float(length)) for when, length in measured["stoptimes"]]
         return limits, usage, stoptimes[-STOPTIMES_KEPT:]
 

@@ -1,6 +1,6 @@
 """The original's semantics in the API's corners (issue 17), in-process over a real broker.
 
-getresources() reports the ports in use; a local IP the host lacks is AddressBindingError while one the vessel
+getresources() reports the ports used; a local IP the host lacks is AddressBindingError while one the vessel
 was not given is ResourceForbiddenError; a dropped file object is closed; close() waits for a write in flight;
 getlasterror() answers after the except block; SafeDict.has_key; V1 gethostbyname_ex through the broker.
 Real vessels run the same corners in tests/vessel/test_api_corners_vessel.py.
@@ -26,8 +26,12 @@ ON_HOST_NOT_GIVEN = "127.0.0.2"  # on `lo` (127/8), but the vessel is given only
 
 
 def run_program(harness: Harness, source: str) -> str:
-    """Check, compile and run `source` with the vessel's real globals; what it logged."""
-    exec(check_and_compile(source, "prog.r2py"), build_globals(harness.ctx))
+    """Check, compile and run `source` with the vessel's real globals, in a thread of its own as a vessel's
+    main thread would be (what a thread last handled is per thread); what it logged."""
+    code = check_and_compile(source, "prog.r2py")
+    main = threading.Thread(target=exec, args=(code, build_globals(harness.ctx)))
+    main.start()
+    main.join(PATIENCE)
     return harness.log()
 
 
@@ -143,22 +147,27 @@ def test_safedict_has_key(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_getresources_reports_the_ports_in_use(tmp_path: Path) -> None:
+def test_getresources_reports_the_ports_used(tmp_path: Path) -> None:
     udp_port, tcp_port, connect_port, unused = free_ports(4)
     with vessel(tmp_path, messport=frozenset({udp_port, unused}),
                 connport=frozenset({tcp_port, connect_port, unused})) as h:
         api = h.api(core) | h.api(network)
-        assert api["getresources"]()[1]["messport"] == set()
+        usage = api["getresources"]()[1]
+        assert usage["messport"] == set() and usage["connport"] == set()
         udp = api["listenformessage"]("127.0.0.1", udp_port)
         tcp = api["listenforconnection"]("127.0.0.1", tcp_port)
         conn = api["openconnection"]("127.0.0.1", tcp_port, "127.0.0.1", connect_port, 5.0)
+        with pytest.raises(errors.ResourceForbiddenError):
+            api["listenformessage"]("127.0.0.1", connect_port)  # not a messport: not used
         usage = api["getresources"]()[1]
         assert usage["messport"] == {udp_port}
         assert usage["connport"] == {tcp_port, connect_port}
         for sock in (udp, tcp, conn):
             sock.close()
-        usage = api["getresources"]()[1]
-        assert usage["messport"] == set() and usage["connport"] == set()
+        usage = api["getresources"]()[1]  # Repy kept a port once used
+        assert usage["messport"] == {udp_port} and usage["connport"] == {tcp_port, connect_port}
+        usage["messport"].add(unused)  # a copy
+        assert api["getresources"]()[1]["messport"] == {udp_port}
 
 
 @pytest.mark.slow
