@@ -6,7 +6,7 @@ Run: `python bench/bench_small_vessels.py [--vessels 40] [--quick]`. Prints one 
 * The memory charged to an empty vessel (goal < 3 MB; before issue 17 the nanny charged RSS, about 18 MB), with
   its unique set size (USS) and RSS beside it.
 * The nanny's cost of a memory check: the full read (/proc/PID/smaps_rollup, the USS) and the cheap gate
-  (/proc/PID/statm), and the share of one core they cost per vessel, idle (gate every 0.1 s, full read once a
+  (/proc/PID/status counters), and the share of one core they cost per vessel, idle (gate every 0.1 s, full read once a
   second) and near its allotment (full read every 0.1 s).
 * N idle vessels with 15 MB allotments started at once: whether all run, and the host memory they use, counted
   two ways: the sum of every vessel's and supervisor's USS plus the zygote's RSS once (the zygote's pages are the
@@ -80,7 +80,7 @@ async def reported_charge(handle: VesselHandle) -> int:
 
 
 def check_costs(pid: int, reads: int) -> tuple[float, float]:
-    """Seconds per full read (smaps_rollup) and per gate read (statm), through descriptors opened once."""
+    """Seconds per full read (smaps_rollup) and per gate read (status counters), through descriptors opened once."""
     meter = MemoryMeter(pid)
     try:
         start = time.perf_counter()
@@ -111,7 +111,8 @@ async def run_benchmarks(vessels: int, quick: bool) -> list[Row]:
             rows.append(Row("  its RSS (what was charged before)", "-", f"{fields['Rss'] / MB:.2f} MB", None))
             full, gate = check_costs(handle.pid, 500 if quick else 5000)
             rows.append(Row("nanny memory read, full (smaps_rollup: USS)", "-", f"{full * 1e6:.1f} µs", None))
-            rows.append(Row("nanny memory read, gate (statm: anonymous RSS)", "-", f"{gate * 1e6:.1f} µs", None))
+            rows.append(Row("nanny memory read, gate (status: RssAnon + RssShmem + VmSwap)", "-",
+                            f"{gate * 1e6:.1f} µs", None))
             idle = (gate / NANNY_PERIOD + full / MEMORY_REFRESH) * 100
             rows.append(Row("  share of a core per idle vessel (gate every 0.1 s, full every 1 s)", "< 0.1 %",
                             f"{idle:.3f} %", idle < 0.1))

@@ -9,10 +9,10 @@ is read from /proc/PID/smaps_rollup as Private_Clean + Private_Dirty + SwapPss (
 is still the vessel's). The kernel computes it by walking the page tables and asking, page by page, who else
 maps it: a few hundred microseconds for a vessel (bench/bench_small_vessels.py), too much to pay ten times a
 second for each of a hundred vessels. So the nanny asks a cheap question first,
-`MemoryMeter.upper_bound()`: the vessel's resident anonymous memory (/proc/PID/statm, resident - shared, kept
-as counters by the kernel: a page the vessel wrote or allocated is anonymous) plus the private file-backed
-pages the last full read found beyond it plus the counters' slack (`GATE_SLACK`). While that bound minus the
-baseline is within the allotment, the vessel cannot be over it.
+`MemoryMeter.upper_bound()`: the vessel's anonymous, shared-memory and swapped pages (RssAnon + RssShmem +
+VmSwap of /proc/PID/status, counters the kernel keeps: a page the vessel wrote or allocated is one of these)
+plus the private file-backed pages the last full read found beyond them plus the counters' slack
+(`GATE_SLACK`). While that bound minus the baseline is within the allotment, the vessel cannot be over it.
 
 CPython writes to every object it touches (reference counts), so even our own start path copies pages: the
 prepared vessel process, forked ahead of its request and warmed up (child.startup.warm_up), already holds
@@ -31,16 +31,18 @@ import os
 
 #: The smaps_rollup fields that make up the unique set size (each a number of kB).
 _PRIVATE_FIELDS = (b"Private_Clean:", b"Private_Dirty:", b"SwapPss:")
-_ROLLUP_BYTES = 4096  # smaps_rollup is about 1 KiB of text
+#: The /proc/PID/status fields (kB) whose sum bounds the unique set size, private file pages aside.
+_BOUND_FIELDS = (b"RssAnon:", b"RssShmem:", b"VmSwap:")
+_ROLLUP_BYTES = 4096  # smaps_rollup is about 1 KiB of text, status about 1.5 KiB
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _CPUS = os.cpu_count() or 1
-#: How far statm's counters may lag the truth: the kernel keeps them per CPU and folds in a CPU's share only
+#: How far the kernel's memory counters may lag the truth: the kernel keeps them per CPU and folds in a CPU's share only
 #: once it reaches a batch (percpu_counter_batch = max(32, 2 × CPUs) pages); at least 1 MiB.
 GATE_SLACK = max(1 << 20, _CPUS * max(32, 2 * _CPUS) * _PAGE_SIZE)
 
 
 class MemoryMeter:
-    """Reads one process's unique set size (/proc/PID/smaps_rollup) and its bound (/proc/PID/statm).
+    """Reads one process's unique set size (/proc/PID/smaps_rollup) and its bound (/proc/PID/status).
 
     Both are opened once. Opening checks that we may read the process (the kernel takes its mm then); later
     reads go through the same descriptors, so they keep working after the vessel confines itself and can
@@ -50,7 +52,7 @@ class MemoryMeter:
     def __init__(self, pid: int) -> None:
         self._fd = os.open(f"/proc/{pid}/smaps_rollup", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self._statm = os.open(f"/proc/{pid}/statm", os.O_RDONLY | os.O_CLOEXEC)
+            self._status = os.open(f"/proc/{pid}/status", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             os.close(self._fd)
             raise
@@ -63,14 +65,21 @@ class MemoryMeter:
         return self.anonymous_bytes() + self._beyond_anonymous + GATE_SLACK
 
     def anonymous_bytes(self) -> int:
-        """Resident anonymous memory (statm: resident - shared), from the kernel's counters."""
+        """Anonymous, shared-memory and swapped pages (status: RssAnon + RssShmem + VmSwap), from the kernel's
+        counters."""
         try:
-            fields = os.pread(self._statm, 256, 0).split()
+            raw = os.pread(self._status, _ROLLUP_BYTES, 0)
         except OSError as error:
             raise ProcessLookupError(f"cannot read the process's memory counters: {error}") from error
-        if len(fields) < 3:
+        total_kb = 0
+        found = 0
+        for line in raw.split(b"\n"):
+            if line.startswith(_BOUND_FIELDS):
+                total_kb += int(line.split()[1])
+                found += 1
+        if found < len(_BOUND_FIELDS):  # a zombie's status has no memory lines
             raise ProcessLookupError("the process has exited")
-        return (int(fields[1]) - int(fields[2])) * _PAGE_SIZE
+        return total_kb * 1024
 
     def unique_bytes(self) -> int:
         """Bytes of memory only this process maps (resident or swapped)."""
@@ -85,7 +94,7 @@ class MemoryMeter:
         return unique
 
     def close(self) -> None:
-        os.close(self._statm)
+        os.close(self._status)
         os.close(self._fd)
 
 

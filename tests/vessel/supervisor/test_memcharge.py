@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 
 import psutil
@@ -32,14 +33,18 @@ def test_readings_follow_private_memory_and_the_gate_bounds_them() -> None:
     meter = MemoryMeter(os.getpid())
     try:
         before = meter.unique_bytes()
-        block = bytearray(32 * MIB)  # zero pages until written
-        block[::4096] = b"x" * (len(block) // 4096)
+        # Fresh pages, whatever the heap has free already: private anonymous and shared anonymous (shmem).
+        blocks = [mmap.mmap(-1, 16 * MIB, flags=mmap.MAP_PRIVATE), mmap.mmap(-1, 16 * MIB, flags=mmap.MAP_SHARED)]
+        for block in blocks:
+            for offset in range(0, len(block), 4096):
+                block[offset] = 1
         bound = meter.upper_bound()  # what the nanny's gate sees before its next full read
         grown = meter.unique_bytes()
         assert 30 * MIB < grown - before < 40 * MIB
         assert bound >= grown  # the gate never hides a charge
         assert abs(grown - psutil.Process().memory_full_info().uss) < 4 * MIB
-        del block
+        for block in blocks:
+            block.close()
     finally:
         meter.close()
 
