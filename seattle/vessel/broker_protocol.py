@@ -36,6 +36,10 @@ MAX_HOSTNAME = 253
 MAX_WAIT_SECONDS = 30.0
 #: Ops that may be waiting in the broker at once (connects and waits); more is ResourceExhaustedError.
 MAX_PENDING = 1024
+#: gethostbyname_ex answers with at most this many aliases and this many addresses (a hostile or broken
+#: resolver answer is cut here, so a reply always fits a message).
+MAX_HOST_ALIASES = 32
+MAX_HOST_ADDRESSES = 32
 #: Largest request id; ids are msgpack unsigned 63-bit integers.
 MAX_REQUEST_ID = 2**63 - 1
 
@@ -45,6 +49,7 @@ ERR = "err"
 # Op names. Arguments are listed as they travel; "handle" is an int the broker issued.
 OP_USAGE = "usage"                  # () -> dict (CPU, memory and disk use from the nanny)
 OP_GETHOSTBYNAME = "gethostbyname"  # (name) -> ip
+OP_GETHOSTBYNAME_EX = "gethostbyname_ex"  # (name) -> [hostname, [alias...], [ip...]] (V1)
 OP_GETMYIP = "getmyip"              # () -> ip
 OP_UDP_LISTEN = "udp_listen"        # (localip, localport) -> handle
 OP_UDP_SEND = "udp_send"            # (destip, destport, data, localip|None, localport) -> bytes sent
@@ -58,8 +63,8 @@ OP_WAIT = "wait"                    # (handle, "r"|"w", timeout) -> True if read
 OP_CLOSE = "close"                  # (handle) -> True on the first close, False after
 
 OPS = frozenset({
-    OP_USAGE, OP_GETHOSTBYNAME, OP_GETMYIP, OP_UDP_LISTEN, OP_UDP_SEND, OP_UDP_RECV, OP_TCP_LISTEN,
-    OP_TCP_ACCEPT, OP_TCP_CONNECT, OP_TCP_SEND, OP_TCP_RECV, OP_WAIT, OP_CLOSE,
+    OP_USAGE, OP_GETHOSTBYNAME, OP_GETHOSTBYNAME_EX, OP_GETMYIP, OP_UDP_LISTEN, OP_UDP_SEND, OP_UDP_RECV,
+    OP_TCP_LISTEN, OP_TCP_ACCEPT, OP_TCP_CONNECT, OP_TCP_SEND, OP_TCP_RECV, OP_WAIT, OP_CLOSE,
 })
 
 

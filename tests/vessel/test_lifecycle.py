@@ -79,7 +79,7 @@ async def test_usage_is_reported_while_running(launcher: VesselLauncher, tmp_pat
     with trio.fail_after(20):
         while not handle.usage.get("cpu_seconds"):
             await trio.sleep(0.05)
-    assert handle.usage["memory"] > 1_000_000
+    assert handle.usage["memory"] > 0  # what the vessel added to its prepared process (issue 17)
     assert handle.usage["cpu_seconds"] > 0
     await handle.wait()
 

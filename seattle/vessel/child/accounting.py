@@ -52,6 +52,7 @@ class Accountant:
         start = clock()
         self._free_at: dict[str, float] = {name: start for name in METERED}
         self._held: dict[str, set[Hashable]] = {name: set() for name in ITEMS}
+        self._ports_used: dict[str, set[int]] = {name: set() for name in PORT_SETS}
 
     # -- renewable resources ------------------------------------------------------------------------------
 
@@ -133,11 +134,20 @@ class Accountant:
     # -- port sets ----------------------------------------------------------------------------------------
 
     def check_port(self, resource: str, port: int) -> None:
-        """Raise ResourceForbiddenError unless `port` is in the vessel's messport or connport set."""
+        """Raise ResourceForbiddenError unless `port` is in the vessel's messport or connport set; a port that
+        passes counts as used from then on (`ports_used`)."""
         if resource not in PORT_SETS:
             raise InternalRepyError(f"{resource!r} is not a port set (expected messport or connport)")
         if port not in self._allotment.ports(resource):
             raise ResourceForbiddenError(f"{resource}: port {port} is not in this vessel's allotment")
+        with self._lock:
+            self._ports_used[resource].add(port)
+
+    def ports_used(self, resource: str) -> set[int]:
+        """The allotted ports of `resource` the vessel has used since it started, as Repy's nanny kept them
+        (its tattle_check added a port to the usage set and nothing took it out)."""
+        with self._lock:
+            return set(self._ports_used[resource])
 
     # -- reporting ----------------------------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from seattle.vessel.child import lasterror
 from seattle.vessel.errors import CodeUnsafeError
 
 #: The largest program (in UTF-8 bytes) the checker reads at all.
@@ -169,6 +170,7 @@ def check_and_compile(source: str | bytes, filename: str = "<program>") -> types
     except ValueError as exc:
         raise _unsafe(filename, _Position(1, 1), f"cannot parse the program: {exc}") from None
     _Walker(filename, text).check(tree)
+    lasterror.instrument(tree)
     try:
         return compile(tree, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:

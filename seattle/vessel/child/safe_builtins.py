@@ -35,6 +35,8 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 
+from seattle.vessel.child import lasterror
+
 #: Builtins copied as they are: pure functions, value types and the exceptions a program would catch.
 PLAIN_NAMES: tuple[str, ...] = (
     # functions
@@ -93,4 +95,5 @@ def make_builtins(print_function: Callable[..., None]) -> dict[str, object]:
     namespace["type"] = safe_type
     namespace["__build_class__"] = builtins.__build_class__
     namespace["__name__"] = PROGRAM_MODULE_NAME
+    namespace[lasterror.HOOK] = lasterror.note_handled
     return namespace

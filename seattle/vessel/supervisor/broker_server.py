@@ -242,6 +242,7 @@ class BrokerServer:
         self._handlers: dict[str, Callable[[int, list[Any]], Any]] = {
             protocol.OP_USAGE: self._op_usage,
             protocol.OP_GETHOSTBYNAME: self._op_gethostbyname,
+            protocol.OP_GETHOSTBYNAME_EX: self._op_gethostbyname_ex,
             protocol.OP_GETMYIP: self._op_getmyip,
             protocol.OP_UDP_LISTEN: self._op_udp_listen,
             protocol.OP_UDP_SEND: self._op_udp_send,
@@ -454,6 +455,10 @@ class BrokerServer:
 
     def _local_allowed(self, op: str, ip: str, port: int, ports: frozenset[int], resource: str) -> None:
         if not self._policy.allows_ip(ip):
+            # As in Repy: an IP this host does not have cannot be bound at all (AddressBindingError);
+            # one it has but the vessel was not given is forbidden (ResourceForbiddenError).
+            if not _host_has_ip(ip):
+                raise errors.AddressBindingError(f"{op}: cannot bind {ip}: the IP is not on this host")
             raise errors.ResourceForbiddenError(f"{op}: this vessel may not use the local IP {ip}")
         if port not in ports:
             raise errors.ResourceForbiddenError(f"{op}: local port {port} is not in this vessel's {resource}")
@@ -512,22 +517,42 @@ class BrokerServer:
 
     def _op_gethostbyname(self, request_id: int, args: list[Any]) -> Any:
         _count_args("gethostbyname", args, 1)
-        name = args[0]
-        if type(name) is not str:
-            raise errors.RepyArgumentError(
-                f"gethostbyname: the name must be a str, got {type(name).__name__}")
-        if not 0 < len(name) <= protocol.MAX_HOSTNAME or "\x00" in name:
-            raise errors.RepyArgumentError(
-                f"gethostbyname: a name is 1..{protocol.MAX_HOSTNAME} characters without NUL")
+        name = _hostname("gethostbyname", args[0])
+        return self._submit_lookup(request_id, "gethostbyname", name, self._resolve)
+
+    def _op_gethostbyname_ex(self, request_id: int, args: list[Any]) -> Any:
+        _count_args("gethostbyname_ex", args, 1)
+        name = _hostname("gethostbyname_ex", args[0])
+        return self._submit_lookup(request_id, "gethostbyname_ex", name, self._resolve_ex)
+
+    def _submit_lookup(
+        self, request_id: int, op: str, name: str, resolve: Callable[[int, str], None]
+    ) -> Any:
+        """Run a blocking lookup on the resolver pool; at most MAX_LOOKUPS at once."""
         if not self._lookups.acquire(blocking=False):
-            raise errors.ResourceExhaustedError(f"gethostbyname: {MAX_LOOKUPS} lookups are already running")
+            raise errors.ResourceExhaustedError(f"{op}: {MAX_LOOKUPS} lookups are already running")
         try:
-            self._resolver.submit(self._resolve, request_id, name)
+            self._resolver.submit(resolve, request_id, name)
         except RuntimeError:  # the pool is shut down: we are closing
             self._lookups.release()
-            raise errors.NetworkAddressError(
-                f"gethostbyname: the broker is closing; {name!r} not looked up") from None
+            raise errors.NetworkAddressError(f"{op}: the broker is closing; {name!r} not looked up") from None
         return _DEFERRED
+
+    def _resolve_ex(self, request_id: int, name: str) -> None:
+        """On a pool thread: the full answer, cut to the protocol's bounds (a resolver is not trusted)."""
+        try:
+            hostname, aliases, addresses = socket.gethostbyname_ex(name)
+        except (OSError, UnicodeError):
+            failure = errors.NetworkAddressError(f"gethostbyname_ex: the name {name!r} could not be resolved")
+            self._reply_err(request_id, failure)
+        else:
+            self._reply_ok(request_id, [
+                hostname[:protocol.MAX_HOSTNAME],
+                [alias[:protocol.MAX_HOSTNAME] for alias in aliases[:protocol.MAX_HOST_ALIASES]],
+                [ip for ip in addresses[:protocol.MAX_HOST_ADDRESSES] if protocol.is_valid_ip(ip)],
+            ])
+        finally:
+            self._lookups.release()
 
     def _resolve(self, request_id: int, name: str) -> None:
         """On a pool thread: the C resolver blocks, so it must not run on the loop."""
@@ -838,6 +863,27 @@ def _ready(sock: socket.socket, mode: str) -> bool:
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ if mode == "r" else selectors.EVENT_WRITE)
         return bool(selector.select(0))
+
+
+def _hostname(op: str, name: object) -> str:
+    if type(name) is not str:
+        raise errors.RepyArgumentError(f"{op}: the name must be a str, got {type(name).__name__}")
+    if not 0 < len(name) <= protocol.MAX_HOSTNAME or "\x00" in name:
+        raise errors.RepyArgumentError(f"{op}: a name is 1..{protocol.MAX_HOSTNAME} characters without NUL")
+    return name
+
+
+def _host_has_ip(ip: str) -> bool:
+    """Whether an interface of this host holds `ip`: binding a throwaway socket to it says so exactly
+    (127.x beyond 127.0.0.1, secondary addresses, interfaces that come and go)."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.bind((ip, 0))
+    except OSError as exc:
+        return exc.errno != errno.EADDRNOTAVAIL
+    finally:
+        probe.close()
+    return True
 
 
 def _describe(exc: OSError) -> str:

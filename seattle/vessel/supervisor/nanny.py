@@ -8,7 +8,10 @@ here: a single C-level call such as `sum(range(10**12))` ignores every timer ins
   bucket); when it asks for a pause the process is SIGSTOPped for exactly that long, then SIGCONTed. Each
   pause is kept as (start relative to the vessel's start, duration), the `stoptimes` of Repy's
   `getresources()`.
-* Memory: resident set size every `memory_tick` (0.1 s, as in Repy V2); over the allotment → SIGKILL.
+* Memory: what the vessel is charged, every `memory_tick` (0.1 s, as in Repy V2): its unique set size beyond
+  `memory_baseline` (`memcharge`: pages shared with the zygote are not the vessel's); over the allotment →
+  SIGKILL. The unique set size is costly to read, so a tick reads it only when its cheap upper bound allows the
+  vessel to be over, and otherwise once every `MEMORY_REFRESH` for the report.
 * Disk: `disk_usage` of the vessel directory every `disk_tick` (0.5 s, as in Repy V2); over → SIGKILL.
 
 The nanny never reaps the child; its caller (the supervisor) does, after `run` returns. The process is
@@ -36,17 +39,19 @@ from typing import TYPE_CHECKING
 
 from seattle.vessel.diskusage import disk_usage
 from seattle.vessel.supervisor.cpu_throttle import CpuThrottle
+from seattle.vessel.supervisor.memcharge import MemoryMeter
 
 if TYPE_CHECKING:
     from seattle.resources import Resources
 
 #: How many pauses `stoptimes()` remembers (Repy's getresources reports the recent ones).
 STOPTIMES_KEPT = 100
+#: The memory charge in usage() is refreshed at least this often even while the vessel cannot be over.
+MEMORY_REFRESH = 1.0
 
 _CPUCLOCK_SCHED = 2  # the kernel's per-process "sum of runtime of all threads" clock, in nanoseconds
 _SHARE_WINDOW = 1.0  # usage()["cpu"] is the share over about this many seconds
 _SHARE_SAMPLE_EVERY = 0.1
-_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -65,7 +70,7 @@ class _ProcessGone(Exception):
 
 
 class _WatchedProcess:
-    """One process seen from outside: CPU time, RSS, exit and signals, through descriptors opened once.
+    """One process seen from outside: CPU time, memory, exit and signals, through descriptors opened once.
 
     /proc/<pid>/stat stays open and is re-read with pread. CPU time comes from the kernel's process CPU
     clock (nanoseconds, all threads); where that clock is unavailable for another process, from the
@@ -73,11 +78,18 @@ class _WatchedProcess:
     or signal the process raises `_ProcessGone`.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, memory: MemoryMeter | None = None) -> None:
+        """`memory`: a meter opened earlier (it is closed with this object); by default one is opened."""
         self._pidfd = os.pidfd_open(pid)
         try:
             self._stat_fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
+            os.close(self._pidfd)
+            raise
+        try:
+            self._memory = memory if memory is not None else MemoryMeter(pid)
+        except OSError:
+            os.close(self._stat_fd)
             os.close(self._pidfd)
             raise
         self._exit_poll = select.poll()
@@ -103,10 +115,18 @@ class _WatchedProcess:
         except OSError as error:
             raise _ProcessGone from error
 
-    def rss(self) -> int:
+    def unique_bytes(self) -> int:
+        """The process's unique set size (memcharge.MemoryMeter)."""
         try:
-            return int(self._stat_fields()[21]) * _PAGE_SIZE
-        except OSError as error:
+            return self._memory.unique_bytes()
+        except ProcessLookupError as error:
+            raise _ProcessGone from error
+
+    def memory_bound(self) -> int:
+        """The cheap upper bound of `unique_bytes` (memcharge.MemoryMeter.upper_bound)."""
+        try:
+            return self._memory.upper_bound()
+        except ProcessLookupError as error:
             raise _ProcessGone from error
 
     def signal(self, signum: int) -> None:
@@ -116,6 +136,7 @@ class _WatchedProcess:
             raise _ProcessGone from error
 
     def close(self) -> None:
+        self._memory.close()
         os.close(self._stat_fd)
         os.close(self._pidfd)
 
@@ -145,9 +166,14 @@ class Nanny:
         memory_tick: float = 0.1,
         disk_tick: float = 0.5,
         start_time: float | None = None,
+        memory_meter: MemoryMeter | None = None,
+        memory_baseline: int = 0,
     ) -> None:
         """`start_time` is the vessel's start on the `time.monotonic` clock (default: now); stop times
-        are reported relative to it, so pass the child's own start to line them up with getruntime()."""
+        are reported relative to it, so pass the child's own start to line them up with getruntime().
+        `memory_baseline` is the unique set size the process had before it was given its program (the
+        supervisor measures it with `memory_meter`, opened while the process was still ours to read, and
+        hands the meter over: `run` closes it); the vessel is charged for what it adds beyond it."""
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise ValueError(f"pid must be a positive int, got {pid!r}")
         for name, tick in (("cpu_tick", cpu_tick), ("memory_tick", memory_tick), ("disk_tick", disk_tick)):
@@ -166,6 +192,10 @@ class Nanny:
         self.memory_tick = float(memory_tick)
         self.disk_tick = float(disk_tick)
         self.memory_limit = int(allotment.quantities["memory"])
+        if type(memory_baseline) is not int or memory_baseline < 0:
+            raise ValueError(f"memory_baseline must be an int >= 0, got {memory_baseline!r}")
+        self.memory_baseline = memory_baseline
+        self._memory_meter = memory_meter
         self.disk_limit = int(allotment.quantities["diskused"])
         self._throttle = CpuThrottle(float(cpu))
         self._start_time = time.monotonic() if start_time is None else start_time
@@ -178,6 +208,7 @@ class Nanny:
             maxlen=int(_SHARE_WINDOW / _SHARE_SAMPLE_EVERY) + 3
         )
         self._memory = 0
+        self._memory_read_at = -math.inf
         self._disk = 0
 
     def run(self, stop: threading.Event) -> NannyVerdict | None:
@@ -191,8 +222,10 @@ class Nanny:
                 raise RuntimeError("Nanny.run was already called; a nanny watches one run of one process")
             self._ran = True
         try:
-            process = _WatchedProcess(self.pid)
+            process = _WatchedProcess(self.pid, self._memory_meter)
         except (ProcessLookupError, FileNotFoundError):  # already reaped: nothing left to enforce
+            if self._memory_meter is not None:
+                self._memory_meter.close()
             return None
         try:
             return self._watch(process, stop)
@@ -204,7 +237,8 @@ class Nanny:
             process.close()
 
     def usage(self) -> dict[str, object]:
-        """What the broker's "usage" op returns: the latest CPU share, CPU seconds, RSS, disk and stops."""
+        """What the broker's "usage" op returns: the latest CPU share, CPU seconds, memory charged, disk and
+        stops."""
         now = time.monotonic()
         with self._lock:
             samples = self._cpu_samples
@@ -241,7 +275,7 @@ class Nanny:
                 self._pause(process, pause, stop)
                 now = time.monotonic()
             if now >= next_memory:
-                verdict = self._check_memory(process)
+                verdict = self._check_memory(process, now)
                 if verdict is not None:
                     return verdict
                 next_memory = now + self.memory_tick
@@ -273,18 +307,22 @@ class Nanny:
         with self._lock:
             self._stoptimes.append((began - self._start_time, ended - began))
 
-    def _check_memory(self, process: _WatchedProcess) -> NannyVerdict | None:
-        rss = process.rss()
+    def _check_memory(self, process: _WatchedProcess, now: float) -> NannyVerdict | None:
+        could_be_over = process.memory_bound() - self.memory_baseline > self.memory_limit
+        if not could_be_over and now - self._memory_read_at < MEMORY_REFRESH:
+            return None
+        self._memory_read_at = now
+        charged = max(0, process.unique_bytes() - self.memory_baseline)
         with self._lock:
-            self._memory = rss
-        if rss <= self.memory_limit:
+            self._memory = charged
+        if charged <= self.memory_limit:
             return None
         self._kill(process)
         return NannyVerdict(
             "memory",
             self.memory_limit,
-            rss,
-            f"memory use {rss:,} bytes exceeds the allotment of {self.memory_limit:,} bytes; "
+            charged,
+            f"memory use {charged:,} bytes exceeds the allotment of {self.memory_limit:,} bytes; "
             "the nanny killed the vessel",
         )
 

@@ -36,10 +36,15 @@ from seattle.vessel.status import (
     status_for_exit,
 )
 from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, Traffic
+from seattle.vessel.supervisor.memcharge import MemoryMeter
 from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict
 
 LOG_CHUNK = 64 * 1024
 USAGE_INTERVAL = 1.0
+#: What the prepared child sends on its broker socket once warmed up, before it reads its spec.
+READY = b"ready"
+#: How long a start waits for a prepared child still warming up before measuring its baseline anyway.
+READY_TIMEOUT = 10.0
 #: After the child is gone, how long the log pump may take to drain the pipe.
 LOG_DRAIN_TIMEOUT = 2.0
 
@@ -198,9 +203,15 @@ def _supervise(
     pid = prepared.pid
     supervision = Supervision(pid)
     try:
+        # Measured once the prepared process, warmed up, waits for its spec: what it holds now is our
+        # runtime's, the same in every vessel, and the vessel is charged only for what it adds (memcharge).
+        _await_ready(prepared.broker)
+        meter = MemoryMeter(pid)
+        baseline = meter.unique_bytes()
         _write_all(prepared.spec_write, control.encode({"t": "spec", **spec.to_wire()}))
         os.close(prepared.spec_write)
-        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at)
+        nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at,
+                      memory_meter=meter, memory_baseline=baseline)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
         broker = BrokerServer(prepared.broker, policy, nanny.usage)
     except BaseException:
@@ -227,6 +238,21 @@ def _supervise(
     return code, reason
 
 
+def _await_ready(broker: socket.socket) -> None:
+    """Wait for the prepared child's READY (a spare forked moments ago may still be warming up). A child that
+    died is not waited for (its start fails with its own log); one that never gets ready fails the start,
+    so that no late READY can reach the broker server as a request."""
+    broker.settimeout(READY_TIMEOUT)
+    try:
+        broker.recv(len(READY))
+    except TimeoutError:
+        raise RuntimeError(f"the prepared vessel process was not ready within {READY_TIMEOUT:.0f} s") from None
+    except OSError:  # the child is gone
+        pass
+    finally:
+        broker.settimeout(None)
+
+
 def _forward_available_log(fd: int, sender: ControlSender) -> None:
     os.set_blocking(fd, False)
     try:
@@ -248,6 +274,10 @@ def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socke
     os.close(log_write)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     warm_up()
+    try:
+        broker_child.send(READY)
+    except OSError:  # the supervisor is gone: the spec read below finds out
+        pass
     wire = _read_all(spec_read)
     os.close(spec_read)
     if not wire:  # the supervisor went away before a request came

@@ -12,7 +12,7 @@ import types
 
 import pytest
 
-from seattle.vessel.child import checker
+from seattle.vessel.child import checker, lasterror
 from seattle.vessel.child.checker import MAX_DEPTH, MAX_NODES, MAX_SOURCE_BYTES, check_and_compile
 from seattle.vessel.child.safe_builtins import PLAIN_NAMES, make_builtins, safe_type
 from seattle.vessel.errors import CodeUnsafeError
@@ -622,7 +622,7 @@ except TypeError:
 
 def test_builtins_hold_exactly_the_allowlist() -> None:
     names = set(make_builtins(print))
-    assert names == {*PLAIN_NAMES, "print", "type", "__build_class__", "__name__"}
+    assert names == {*PLAIN_NAMES, "print", "type", "__build_class__", "__name__", lasterror.HOOK}
     forbidden = {
         "getattr", "setattr", "delattr", "hasattr", "vars", "dir", "globals", "locals", "eval", "exec",
         "compile", "open", "input", "__import__", "breakpoint", "help", "memoryview", "classmethod",

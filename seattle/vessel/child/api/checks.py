@@ -243,7 +243,8 @@ def api_object_class(kind: str, method_names: tuple[str, ...]) -> type:
         return f"<{kind}>"
 
     namespace = {
-        "__slots__": method_names,
+        # __weakref__: the runtime may watch an object to release what it holds when the program drops it.
+        "__slots__": (*method_names, "__weakref__"),
         "__setattr__": refuse_change,
         "__delattr__": refuse_change,
         "__init_subclass__": refuse_subclass,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from seattle.resources import PORT_SETS, RESOURCE_NAMES
 from seattle.vessel import errors, status
-from seattle.vessel.child import tracebacks
+from seattle.vessel.child import lasterror, tracebacks
 from seattle.vessel.child.api.checks import (
     api_call,
     api_object,
@@ -96,8 +96,9 @@ def exports(ctx: VesselContext) -> dict[str, object]:
         ctx.exit(status.EXIT_NORMAL)
 
     def getlasterror() -> str | None:
-        # Inside the wrapper's `try` body, exc_info() is the exception the *calling* code is handling.
-        handled = sys.exc_info()[1]
+        # Inside the wrapper's `try` body, exc_info() is the exception the *calling* code is handling;
+        # outside an except block, the one this thread handled last (as Python 2's exc_info() was).
+        handled = sys.exc_info()[1] or lasterror.last_handled()
         return None if handled is None else tracebacks.format_user_exception(handled)
 
     def getresources() -> tuple[dict[str, Any], dict[str, Any], list[tuple[float, float]]]:
@@ -111,6 +112,8 @@ def exports(ctx: VesselContext) -> dict[str, object]:
         usage["memory"] = int(measured["memory"])
         usage["diskused"] = int(measured["diskused"])
         usage["threadcpu"] = time.thread_time()
+        for name in PORT_SETS:  # sets like the limits, as Repy reported them
+            usage[name] = ctx.accountant.ports_used(name)
         stoptimes = [(float(when), float(length)) for when, length in measured["stoptimes"]]
         return limits, usage, stoptimes[-STOPTIMES_KEPT:]
 

@@ -7,14 +7,22 @@ planted in the directory cannot lead outside it even on a host without Landlock.
 
 Charges (Repy's): disk I/O is counted in 4 KiB blocks, at least one per call, against fileread and
 filewrite; creating a file costs a filewrite block; each open file holds one filesopened item.
+
+A file object the program drops without closing is closed, as Repy's were: its descriptor, its filesopened
+item and its name are released. The finalizer that notices the drop may run in the middle of any code
+(the collector runs wherever an allocation happens, possibly inside this module holding one of its locks),
+so it only queues the close; the next openfile, removefile or listfiles performs it before it looks at what
+is open.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import queue
 import stat
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -45,14 +53,25 @@ def exports(ctx: VesselContext) -> dict[str, object]:
     """openfile, listfiles and removefile, bound to `ctx`."""
     open_names: set[str] = set()
     registry = threading.Lock()  # guards open_names, so "already open" and "remove" cannot race
+    # Closes of dropped file objects, queued by their finalizers; SimpleQueue.put is safe to call from
+    # a finalizer that interrupts any code, including a get() of the same queue.
+    dropped: queue.SimpleQueue[Callable[[], object]] = queue.SimpleQueue()
 
     def forget(name: str) -> None:
         with registry:
             open_names.discard(name)
 
+    def close_dropped() -> None:
+        while True:
+            try:
+                dropped.get_nowait()()
+            except queue.Empty:
+                return
+
     def openfile(filename: object, create: object) -> object:
         name = check_filename(filename)
         may_create = require_bool(create, "create")
+        close_dropped()
         with registry:
             if name in open_names:
                 raise errors.FileInUseError(f"{name!r} is already open; close it first")
@@ -68,13 +87,15 @@ def exports(ctx: VesselContext) -> dict[str, object]:
         except BaseException:
             forget(name)
             raise
-        return _file_object(ctx, name, fd, item, forget)
+        return _file_object(ctx, name, fd, item, forget, dropped)
 
     def listfiles() -> list[str]:
+        close_dropped()
         return list_files(ctx)
 
     def removefile(filename: object) -> None:
         name = check_filename(filename)
+        close_dropped()
         ctx.accountant.charge("fileread", BLOCK)
         ctx.accountant.charge("filewrite", BLOCK)
         with registry:
@@ -177,19 +198,35 @@ def _raise_file_error(name: str, exc: OSError) -> NoReturn:
 
 
 def _file_object(
-    ctx: VesselContext, name: str, fd: int, item: object, forget: Callable[[str], None]
+    ctx: VesselContext, name: str, fd: int, item: object, forget: Callable[[str], None],
+    dropped: queue.SimpleQueue[Callable[[], object]],
 ) -> object:
     """The file object for an open `fd`: readat, writeat and close, sharing one lock.
 
-    The lock keeps close() from freeing the descriptor while another thread reads or writes through it
-    (the number could otherwise be reused by a later open). Rate waits happen outside it.
+    A read or write that has begun (it passed the closed check) finishes even if close() is called while it
+    waits for its rate bucket: close() waits until no call is in flight, so a racing close never tears or
+    loses a write, and the descriptor is never freed under a call (the number could otherwise be reused by
+    a later open). Rate waits happen outside the lock.
     """
-    lock = threading.Lock()
+    state = threading.Condition(threading.Lock())
     closed = False
+    in_flight = 0
 
-    def check_open_at(offset: int) -> int:
-        if closed:
-            raise errors.FileClosedError(f"{name!r} is closed")
+    def begin() -> None:
+        nonlocal in_flight
+        with state:
+            if closed:
+                raise errors.FileClosedError(f"{name!r} is closed")
+            in_flight += 1
+
+    def end() -> None:
+        nonlocal in_flight
+        with state:
+            in_flight -= 1
+            if not in_flight:
+                state.notify_all()
+
+    def check_offset(offset: int) -> int:
         size = os.fstat(fd).st_size
         if offset > size:
             raise errors.SeekPastEndOfFileError(f"offset {offset} is past the end of {name!r} ({size} bytes)")
@@ -198,44 +235,64 @@ def _file_object(
     def readat(sizelimit: object, offset: object) -> bytes:
         limit = require_int_or_none(sizelimit, "sizelimit")
         start = require_int(offset, "offset")
-        ctx.accountant.wait_for("fileread")
-        with lock:
-            size = check_open_at(start)
-            count = size - start if limit is None else min(limit, size - start)
-            data = _read_all(fd, count, start)
+        begin()
+        try:
+            ctx.accountant.wait_for("fileread")
+            with state:  # one call at a time: the size seen is the size read
+                size = check_offset(start)
+                count = size - start if limit is None else min(limit, size - start)
+                data = _read_all(fd, count, start)
+        finally:
+            end()
         ctx.accountant.record("fileread", BLOCK * blocks(start, len(data)))
         return data
 
     def writeat(data: object, offset: object) -> None:
         payload = require_str_or_bytes(data, "data")
         start = require_int(offset, "offset")
-        ctx.accountant.wait_for("filewrite")
-        with lock:
-            check_open_at(start)
-            try:
-                _write_all(fd, payload, start)
-            except OSError as exc:
-                if exc.errno not in _DISK_FULL:
-                    raise
-                raise errors.ResourceExhaustedError(f"diskused: no space left to write {name!r}") from None
+        begin()
+        try:
+            ctx.accountant.wait_for("filewrite")
+            with state:
+                check_offset(start)
+                try:
+                    _write_all(fd, payload, start)
+                except OSError as exc:
+                    if exc.errno not in _DISK_FULL:
+                        raise
+                    raise errors.ResourceExhaustedError(f"diskused: no space left to write {name!r}") from None
+        finally:
+            end()
         ctx.accountant.record("filewrite", BLOCK * blocks(start, len(payload)))
 
-    def close() -> None:
+    def release() -> bool:
+        """Close once: wait for calls in flight, free the descriptor, the item and the name."""
         nonlocal closed
-        with lock:
+        with state:
             if closed:
-                raise errors.FileClosedError(f"{name!r} is already closed")
+                return False
             closed = True
+            state.wait_for(lambda: not in_flight)
             os.close(fd)
         ctx.accountant.release("filesopened", item)
         forget(name)
+        return True
+
+    def close() -> None:
+        if not release():
+            raise errors.FileClosedError(f"{name!r} is already closed")
 
     methods: dict[str, Callable[..., Any]] = {
         "readat": api_call(ctx, "file.readat")(readat),
         "writeat": api_call(ctx, "file.writeat")(writeat),
         "close": api_call(ctx, "file.close")(close),
     }
-    return api_object("file", methods)
+    obj = api_object("file", methods)
+    # The methods stay usable while the program holds one of them without the object; once the object
+    # is dropped, a held method finds the file closed.
+    finalizer = weakref.finalize(obj, dropped.put, release)
+    finalizer.atexit = False  # a vessel ends with os._exit; nothing is left to close then
+    return obj
 
 
 def _read_all(fd: int, count: int, offset: int) -> bytes:

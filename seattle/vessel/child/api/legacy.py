@@ -1,7 +1,7 @@
 """Repy V1 names that are not about the network: settimer, canceltimer, getlock, randomfloat, listdir.
 
 They let programs written for the original V1 API (the `StartVessel` path) run with Python 3 syntax.
-The V1 network names (sendmess, recvmess, stopcomm, openconn, waitforconn) live in `api.network`.
+The V1 network names (sendmess, recvmess, stopcomm, openconn, waitforconn, gethostbyname_ex) live in `api.network`.
 
 A timer is a program thread that sleeps first. It counts as an `events` item only while it runs the
 function, not while it waits, so a program may have more pending timers than its events allotment; if

@@ -12,9 +12,9 @@ connections (opened or accepted) and the socket of a one-off sendmessage hold an
 
 V2 objects never block: an operation that cannot finish now raises SocketWouldBlockError.
 
-V1 names (sendmess, recvmess, stopcomm, openconn, waitforconn) are built on the same pieces. recvmess and
-waitforconn start a dispatcher thread (an ordinary program thread, so the vessel lives while it listens)
-that asks the broker to wait until the listener is readable, in bounded slices, and runs the program's
+V1 names (sendmess, recvmess, stopcomm, openconn, waitforconn, gethostbyname_ex) are built on the same
+pieces. recvmess and waitforconn start a dispatcher thread (an ordinary program thread, so the vessel lives
+while it listens) that asks the broker to wait until the listener is readable, in bounded slices, and runs the program's
 function for each message or connection. A function counts as an `events` item while it runs; when none
 is free (or, for a connection, no outsocket), the dispatcher holds off and retries shortly, leaving the
 message or connection queued in the kernel rather than dropping it or ending the vessel. Messages are
@@ -124,6 +124,10 @@ def exports(ctx: VesselContext) -> dict[str, object]:
     def stopcomm(commhandle: object) -> bool:
         return v1.stopcomm(commhandle)
 
+    def gethostbyname_ex(name: object) -> tuple[str, list[str], list[str]]:
+        host = require_str(name, "name", max_length=protocol.MAX_HOSTNAME, allow_empty=False)
+        return net.gethostbyname_ex(host)
+
     def openconn(
         desthost: object, destport: object, localip: object = None, localport: object = None,
         timeout: object = V1_CONNECT_TIMEOUT,
@@ -141,7 +145,7 @@ def exports(ctx: VesselContext) -> dict[str, object]:
 
     functions: list[Callable[..., Any]] = [
         gethostbyname, getmyip, sendmessage, listenformessage, openconnection, listenforconnection,
-        sendmess, recvmess, stopcomm, openconn, waitforconn,
+        sendmess, recvmess, stopcomm, openconn, waitforconn, gethostbyname_ex,
     ]
     return {fn.__name__: api_call(ctx, fn.__name__)(fn) for fn in functions}
 
@@ -187,6 +191,14 @@ class _Network:
         self.ctx.accountant.charge("netrecv", GETHOSTBYNAME_RECV)
         address: str = self.call(protocol.OP_GETHOSTBYNAME, host)
         return address
+
+    def gethostbyname_ex(self, host: str) -> tuple[str, list[str], list[str]]:
+        """V1's full lookup, (hostname, aliases, addresses) as socket.gethostbyname_ex; charged like
+        gethostbyname, and bounded by the broker (MAX_HOST_ALIASES, MAX_HOST_ADDRESSES)."""
+        self.ctx.accountant.charge("netsend", GETHOSTBYNAME_SEND)
+        self.ctx.accountant.charge("netrecv", GETHOSTBYNAME_RECV)
+        hostname, aliases, addresses = self.call(protocol.OP_GETHOSTBYNAME_EX, host)
+        return str(hostname), [str(alias) for alias in aliases], [str(ip) for ip in addresses]
 
     def getmyip(self) -> str:
         self.ctx.accountant.charge("netsend", GETMYIP_SEND)

@@ -128,6 +128,10 @@ class SafeDict:
     def copy(self) -> SafeDict:
         return SafeDict(self)
 
+    def has_key(self, key: object) -> bool:
+        """Repy's SafeDict had it (it was a Python 2 dict); same as `key in safedict`."""
+        return key in self
+
     def clear(self) -> None:
         self._data.clear()
 

@@ -154,7 +154,7 @@ def test_filesopened_is_an_item_limit(tmp_path: Path) -> None:
     with vessel(tmp_path, filesopened=2) as h:
         api = h.api(files)
         first = api["openfile"]("one", True)
-        api["openfile"]("two", True)
+        second = api["openfile"]("two", True)  # held: a dropped file object is closed
         assert h.usage("filesopened") == 2
         with pytest.raises(errors.FileInUseError):  # "in use" is checked before the item limit
             api["openfile"]("one", True)
@@ -162,10 +162,12 @@ def test_filesopened_is_an_item_limit(tmp_path: Path) -> None:
             api["openfile"]("three", True)
         assert not (tmp_path / "three").exists()
         first.close()
-        api["openfile"]("three", True)
+        third = api["openfile"]("three", True)
         assert h.usage("filesopened") == 2
         with pytest.raises(errors.ResourceExhaustedError):
             api["openfile"]("one", False)
+        second.close()
+        third.close()
 
 
 def test_listfiles_shows_only_regular_files_with_valid_names(api: dict[str, Any], harness: Harness) -> None:

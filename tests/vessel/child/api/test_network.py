@@ -153,7 +153,7 @@ def tcp_pair(vessel: Vessel) -> tuple[object, object, object]:
 def test_exports_every_v2_and_v1_network_name(vessel: Vessel) -> None:
     assert set(vessel.api) == {
         "gethostbyname", "getmyip", "sendmessage", "listenformessage", "openconnection",
-        "listenforconnection", "sendmess", "recvmess", "stopcomm", "openconn", "waitforconn",
+        "listenforconnection", "sendmess", "recvmess", "stopcomm", "openconn", "waitforconn", "gethostbyname_ex",
     }
 
 
