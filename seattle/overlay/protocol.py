@@ -106,7 +106,7 @@ WRONG_KIND = "wrong_kind"
 SHORT_REQUEST = "short_request"  # from an unproven address, too small for even a bare answer
 BAD_COOKIE = "bad_cookie"  # an ack whose cookie is not the one we gave that id at that address
 KNOWN_ELSEWHERE = "known_elsewhere"  # a valid ack for an id our table holds at another address
-FILTERED_CONTACT = "filtered_contact"  # a contact in a nodes answer we will not ask (counted per contact)
+FILTERED_CONTACT = "filtered_contact"  # a contact new to a lookup that it will not ask (counted per answer)
 DROP_CODES = (
     *messages.CHECK_ORDER, BAD_SOURCE, OWN_ID, NOT_SERVING, UNEXPECTED, WRONG_SENDER, WRONG_KIND,
     SHORT_REQUEST, BAD_COOKIE, KNOWN_ELSEWHERE, FILTERED_CONTACT,
@@ -332,7 +332,7 @@ class OverlayNode:
         for answer in answers:
             if not isinstance(answer, Message) or answer.kind is not Kind.NODES:
                 raise ValueError(f"lookup answers must be nodes messages (from bootstrap), got {answer!r:.80}")
-            lookup.learn_answer(self._learnable(answer.body["nodes"]))
+            lookup.learn_answer(answer.body["nodes"], self._learnable)
         lookup_id = next(self._lookup_ids)
         self._searches[lookup_id] = _Search(lookup)
         del now  # requests are stamped when `poll` sends them
@@ -474,7 +474,7 @@ class OverlayNode:
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
         # The lookup knows the peer by the contact it asked (same id and address, maybe spelled otherwise).
-        search.lookup.on_reply(pending.contact or contact, self._learnable(answer.body.get("nodes", [])), now)
+        search.lookup.on_reply(pending.contact or contact, answer.body.get("nodes", []), now, admit=self._learnable)
 
     # --- helpers ----------------------------------------------------------------------------------------
 
@@ -493,12 +493,13 @@ class OverlayNode:
         return (addresses.reachable(self.scope, contact.host, contact.port)
                 and id_is_bound(contact.node_id, self.network))
 
-    def _learnable(self, contacts: list[Contact]) -> list[Contact]:
-        """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""
-        kept = [contact for contact in contacts if self._admissible(contact)]
-        if len(kept) < len(contacts):
-            self.dropped[FILTERED_CONTACT] += len(contacts) - len(kept)
-        return kept
+    def _learnable(self, contact: Contact) -> bool:
+        """Whether a lookup may learn `contact`, new to it, from a nodes answer: `_admissible`; a contact
+        refused is counted and forgotten."""
+        if self._admissible(contact):
+            return True
+        self.dropped[FILTERED_CONTACT] += 1
+        return False
 
     def _awaiting(self, node_id: NodeId, address: Address) -> bool:
         """True if a running lookup of ours has a request out to `node_id` at `address`."""
