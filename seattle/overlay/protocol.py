@@ -73,7 +73,7 @@ from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
 from seattle.overlay.messages import Ack, Kind, Message, MessageRejected
-from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound
+from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound, unpack_contact
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
@@ -389,10 +389,11 @@ class OverlayNode:
         unsigned, so it admits only an id the table does not hold yet, and refreshes one only where the table
         holds it (module docstring)."""
         sender = ack.sender_id
-        contact = Contact.at(sender, *address)
-        if not self._cookie_valid(ack.cookie, contact, now):
+        packed = Contact.pack(sender, *address)  # the contact is made (and cached) only for a valid cookie
+        if not self._cookie_valid(ack.cookie, packed, now):
             self.dropped[BAD_COOKIE] += 1
             return
+        contact = unpack_contact(packed)
         held = self.table.bucket_for(sender).entries.get(sender.value)
         if held is not None and (held.contact.host, held.contact.port) != address:
             self.dropped[KNOWN_ELSEWHERE] += 1
@@ -580,13 +581,14 @@ class OverlayNode:
 
     def _cookie(self, contact: Contact, now: float) -> bytes:
         self._rotate(now)
-        return _cookie_mac(self._secret, contact)
+        return _cookie_mac(self._secret, contact.packed)
 
-    def _cookie_valid(self, cookie: bytes, contact: Contact, now: float) -> bool:
-        """Given under the current or the previous secret: a cookie lives 5 to 10 minutes, as a token."""
+    def _cookie_valid(self, cookie: bytes, packed: bytes, now: float) -> bool:
+        """Whether `cookie` is the one for the contact `packed` names, given under the current or the previous
+        secret: a cookie lives 5 to 10 minutes, as a token."""
         self._rotate(now)
         return any(
-            hmac.compare_digest(cookie, _cookie_mac(s, contact)) for s in (self._secret, self._previous_secret)
+            hmac.compare_digest(cookie, _cookie_mac(s, packed)) for s in (self._secret, self._previous_secret)
         )
 
     def _token(self, ip: str, now: float) -> bytes:
@@ -651,9 +653,10 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -
         body = {field: items[:keep]} if field == "nodes" else {**body, "records": items[:keep], "more": True}
 
 
-def _cookie_mac(secret: bytes, contact: Contact) -> bytes:
-    """The cookie for `contact` (id ‖ IP ‖ port); its own domain, so no write token can pass for one."""
-    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + contact.packed, "sha256")[: messages.COOKIE_SIZE]
+def _cookie_mac(secret: bytes, packed: bytes) -> bytes:
+    """The cookie for a contact by its packed form (id ‖ IP ‖ port); its own domain, so no write token can
+    pass for one."""
+    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + packed, "sha256")[: messages.COOKIE_SIZE]
 
 
 def _mac(secret: bytes, ip: str) -> bytes:
