@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from seattle.budgets import RateTable, SourceBudget, source_of
 
 
-def test_a_refilled_key_is_forgotten_once_others_are_seen_and_a_busy_one_is_kept() -> None:
+def test_a_refilled_key_is_forgotten_when_a_new_one_comes_and_a_busy_one_is_kept() -> None:
     table = RateTable(rate=10.0, burst=5, capacity=100)
     table.take("quiet", 0.0)
     for _ in range(20):
@@ -40,7 +40,10 @@ def test_a_flooding_source_is_still_refused_and_its_row_kept() -> None:
     flood, honest = source_of("203.0.113.9"), source_of("198.51.100.7")
     refused = sum(budget.spend(flood, 0.0) is not None for _ in range(1500))
     assert refused == 500
-    for second in range(1, 50):  # an honest peer's datagram a second: its row never outlives a refill
+    for second in range(1, 50):  # an honest peer's datagram a second
         assert budget.spend(honest, float(second)) is None
-    assert len(budget.address) == 1 and budget.address.keys() == [honest.address]
-    assert budget.spend(flood, 50.0) is None  # forgotten once refilled: back with the full burst it had earned
+    assert budget.address.keys() == [flood.address, honest.address]  # forgotten only to make room for a new key
+    newcomer = source_of("192.0.2.44")
+    assert budget.spend(newcomer, 49.5) is None
+    assert budget.address.keys() == [newcomer.address]  # both refilled rows made room for it
+    assert budget.spend(flood, 50.0) is None  # back with the full burst it had earned
