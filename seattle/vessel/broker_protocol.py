@@ -1,6 +1,6 @@
 """The wire format between a sandboxed vessel and its supervisor's network broker.
 
-The child has no internet sockets; every network call travels as one message over an AF_UNIX
+The child cannot make an internet socket; it asks for each one with a message over an AF_UNIX
 SOCK_SEQPACKET socketpair, which keeps message boundaries, so no length framing is needed. Messages
 are msgpack arrays:
 
@@ -42,25 +42,26 @@ MAX_REQUEST_ID = 2**63 - 1
 OK = "ok"
 ERR = "err"
 
-# Op names. Arguments are listed as they travel; "handle" is an int the broker issued.
+# Op names. Arguments are listed as they travel; "handle" is an int the broker issued. A reply marked
+# "+ socket" carries one descriptor as SCM_RIGHTS ancillary data: the vessel's copy of the socket, on
+# which it then sends and receives itself (recvfrom/sendto, recv/send) without asking the broker.
 OP_USAGE = "usage"                  # () -> dict (CPU, memory and disk use from the nanny)
 OP_GETHOSTBYNAME = "gethostbyname"  # (name) -> ip
 OP_GETMYIP = "getmyip"              # () -> ip
-OP_UDP_LISTEN = "udp_listen"        # (localip, localport) -> handle
+OP_UDP_LISTEN = "udp_listen"        # (localip, localport) -> handle + socket
 OP_UDP_SEND = "udp_send"            # (destip, destport, data, localip|None, localport) -> bytes sent
-OP_UDP_RECV = "udp_recv"            # (handle) -> [srcip, srcport, data]
 OP_TCP_LISTEN = "tcp_listen"        # (localip, localport) -> handle
-OP_TCP_ACCEPT = "tcp_accept"        # (handle) -> [remoteip, remoteport, handle]
-OP_TCP_CONNECT = "tcp_connect"      # (destip, destport, localip|None, localport, timeout) -> handle
-OP_TCP_SEND = "tcp_send"            # (handle, data) -> bytes sent
-OP_TCP_RECV = "tcp_recv"            # (handle, size) -> data
-OP_WAIT = "wait"                    # (handle, "r"|"w", timeout) -> True if ready, False on timeout
+OP_TCP_ACCEPT = "tcp_accept"        # (handle) -> [remoteip, remoteport, handle] + socket
+OP_TCP_CONNECT = "tcp_connect"      # (destip, destport, localip|None, localport, timeout) -> handle + socket
+OP_WAIT = "wait"                    # (listener handle, "r"|"w", timeout) -> True if ready, False on timeout
 OP_CLOSE = "close"                  # (handle) -> True on the first close, False after
 
 OPS = frozenset({
-    OP_USAGE, OP_GETHOSTBYNAME, OP_GETMYIP, OP_UDP_LISTEN, OP_UDP_SEND, OP_UDP_RECV, OP_TCP_LISTEN,
-    OP_TCP_ACCEPT, OP_TCP_CONNECT, OP_TCP_SEND, OP_TCP_RECV, OP_WAIT, OP_CLOSE,
+    OP_USAGE, OP_GETHOSTBYNAME, OP_GETMYIP, OP_UDP_LISTEN, OP_UDP_SEND, OP_TCP_LISTEN, OP_TCP_ACCEPT,
+    OP_TCP_CONNECT, OP_WAIT, OP_CLOSE,
 })
+#: The ops whose successful reply carries a socket.
+SOCKET_OPS = frozenset({OP_UDP_LISTEN, OP_TCP_ACCEPT, OP_TCP_CONNECT})
 
 
 class ProtocolError(ValueError):

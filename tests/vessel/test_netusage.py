@@ -17,8 +17,8 @@ import trio
 from seattle.resources import DEFAULT_ALLOTMENT, Resources
 from seattle.vessel import broker_protocol as protocol
 from seattle.vessel.host.launcher import VesselLauncher
-from seattle.vessel.supervisor.broker_server import Traffic
 from seattle.vessel.supervisor.supervise import NetworkMeter
+from seattle.vessel.traffic import Traffic
 from tests.vessel.test_broker import LOCAL, Broker, connected_pair, free_ports, start_broker, stop_broker, wait_readable
 from tests.vessel_helpers import log_text, start_vessel
 
@@ -85,7 +85,7 @@ def test_traffic_charges_127_peers_to_loopback_and_others_to_the_network() -> No
 def test_meter_reports_byte_counts_and_rates_over_each_interval() -> None:
     traffic = Traffic()
     traffic.sent("127.0.0.1", 100)  # before the meter: counted in the bytes, not in the first rate
-    meter = NetworkMeter(traffic, now=10.0)
+    meter = NetworkMeter((traffic,), now=10.0)
     traffic.sent("127.0.0.1", 500)
     traffic.received("10.0.0.1", 2000)
     first = meter.report(now=10.5)

@@ -1,9 +1,13 @@
-"""The vessel's network API: the Repy V2 calls and the V1 names, all carried out by the broker.
+"""The vessel's network API: the Repy V2 calls and the V1 names, on sockets the broker made.
 
-The vessel process has no internet sockets, so every call here checks its arguments and charges the
-allotment (the first layer) and then asks the supervisor's broker (`seattle.vessel.supervisor.broker_server`), which
-checks again and does the real I/O. Sockets handed to programs are `api_object`s whose only state is
-in closures, so a program cannot reach or forge the broker handle behind one.
+The vessel process cannot make a socket (seccomp), so every call that needs a new one checks its arguments
+and charges the allotment (the first layer) and then asks the supervisor's broker
+(`seattle.vessel.supervisor.broker_server`), which checks again, makes the socket and hands a copy of it to
+the vessel with its reply. From then on the vessel sends and receives on that socket itself: a datagram or
+a TCP segment costs no broker hop, only the kernel and the accounting below (docs/sandbox-layers.md, "The
+network path"). A datagram from a port without a listener still goes through the broker, which makes a
+socket for the one send. Sockets handed to programs are `api_object`s whose only state is in closures, so a
+program cannot reach the real socket or forge the broker handle behind one.
 
 Charges follow Repy (seattle-original.md §3, §4.3): 64 bytes of overhead per packet; traffic to 127.x
 is charged to loopsend/looprecv, all other traffic to netsend/netrecv. A call waits for its buckets
@@ -14,17 +18,20 @@ V2 objects never block: an operation that cannot finish now raises SocketWouldBl
 
 V1 names (sendmess, recvmess, stopcomm, openconn, waitforconn) are built on the same pieces. recvmess and
 waitforconn start a dispatcher thread (an ordinary program thread, so the vessel lives while it listens)
-that asks the broker to wait until the listener is readable, in bounded slices, and runs the program's
-function for each message or connection. A function counts as an `events` item while it runs; when none
-is free (or, for a connection, no outsocket), the dispatcher holds off and retries shortly, leaving the
-message or connection queued in the kernel rather than dropping it or ending the vessel. Messages are
-handled one at a time in the dispatcher; each connection gets a thread of its own, since a connection
-handler usually runs for as long as the connection. V1 socket-like objects block: recv waits for data
-and send for all of it to be sent.
+that waits until the listener is readable, in bounded slices (poll() on its own UDP socket; a TCP listener
+stays in the broker, which waits for it), and runs the program's function for each message or connection.
+A function counts as an `events` item while it runs; when none is free (or, for a connection, no
+outsocket), the dispatcher holds off and retries shortly, leaving the message or connection queued in the
+kernel rather than dropping it or ending the vessel. Messages are handled one at a time in the dispatcher;
+each connection gets a thread of its own, since a connection handler usually runs for as long as the
+connection. V1 socket-like objects block: recv waits for data and send for all of it to be sent.
 """
 
 from __future__ import annotations
 
+import errno
+import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,7 +39,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from seattle.vessel import broker_protocol as protocol
-from seattle.vessel import errors
+from seattle.vessel import errors, netio
 from seattle.vessel.child.api import core
 from seattle.vessel.child.api.checks import (
     api_call,
@@ -176,8 +183,8 @@ class _Network:
     def __init__(self, ctx: VesselContext) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
-        #: Local addresses of this vessel's UDP listeners; a send from one of them uses the listener.
-        self.udp_listening: set[tuple[str, int]] = set()
+        #: This vessel's UDP listeners by local address; a send from one of them goes out on its socket.
+        self.udp_listeners: dict[tuple[str, int], _UdpListener] = {}
 
     def call(self, op: str, *args: object) -> Any:
         return self.ctx.broker.call(op, *args)
@@ -198,16 +205,18 @@ class _Network:
         """Send one datagram (checked already); `local` None lets the OS pick the source (V1 only)."""
         resource = _send_resource(dest[0])
         self.ctx.accountant.wait_for(resource)
-        # A send from a listener's address uses the listener; otherwise a socket exists for the call.
-        item = None if local in self.udp_listening else object()
-        if item is not None:
+        # From a listener's address the datagram leaves on the listener's own socket, with no broker hop.
+        listener = self.udp_listeners.get(local) if local is not None else None
+        sent: int | None = listener.sendto(data, dest) if listener is not None else None
+        if sent is None:  # no listener there (or it closed just now): the broker sends from a socket of its own
+            item = object()
             self.ctx.accountant.acquire("outsockets", item)
-        try:
-            localip, localport = local if local is not None else (None, 0)
-            sent: int = self.call(protocol.OP_UDP_SEND, dest[0], dest[1], data, localip, localport)
-        finally:
-            if item is not None:
+            try:
+                localip, localport = local if local is not None else (None, 0)
+                sent = self.call(protocol.OP_UDP_SEND, dest[0], dest[1], data, localip, localport)
+            finally:
                 self.ctx.accountant.release("outsockets", item)
+            assert sent is not None
         self.ctx.accountant.record(resource, PACKET + sent)
         return sent
 
@@ -216,13 +225,14 @@ class _Network:
         item = object()
         self.ctx.accountant.acquire("insockets", item)
         try:
-            handle = self.call(protocol.OP_UDP_LISTEN, *local)
+            handle, sock = self.ctx.broker.call_with_socket(protocol.OP_UDP_LISTEN, *local)
         except BaseException:
             self.ctx.accountant.release("insockets", item)
             raise
+        listener = _UdpListener(self, handle, sock, local, item)
         with self.lock:
-            self.udp_listening.add(local)
-        return _UdpListener(self, handle, local, item)
+            self.udp_listeners[local] = listener
+        return listener
 
     def connect(self, dest: tuple[str, int], local: tuple[str, int] | None, timeout: float) -> _Stream:
         """Open a TCP connection (checked already); `local` None lets the OS pick the source (V1 only)."""
@@ -233,13 +243,14 @@ class _Network:
         self.ctx.accountant.acquire("outsockets", item)
         localip, localport = local if local is not None else (None, 0)
         try:
-            handle = self.call(protocol.OP_TCP_CONNECT, dest[0], dest[1], localip, localport, timeout)
+            handle, sock = self.ctx.broker.call_with_socket(
+                protocol.OP_TCP_CONNECT, dest[0], dest[1], localip, localport, timeout)
         except BaseException:
             self.ctx.accountant.release("outsockets", item)
             raise
         self.ctx.accountant.record(send, 2 * PACKET)
         self.ctx.accountant.record(recv, PACKET)
-        return _Stream(self, handle, dest[0], item)
+        return _Stream(self, handle, sock, dest[0], item)
 
     def listen_tcp(self, local: tuple[str, int]) -> _TcpListener:
         self.ctx.accountant.check_port("connport", local[1])
@@ -275,6 +286,8 @@ class _Socket:
                 return False
             self.closed = True
         try:
+            # The broker shuts the socket down and closes its copy: a thread of ours waiting in poll() or
+            # in the broker wakes, and then finds the socket closed.
             self.net.call(protocol.OP_CLOSE, self.handle)
         finally:
             self.net.ctx.accountant.release(self.resource, self.item)
@@ -282,20 +295,64 @@ class _Socket:
         return True
 
     def forget(self) -> None:
-        """Drop what the vessel remembers about the socket once it is closed (subclasses)."""
+        """Drop what the vessel holds for the socket once it is closed (subclasses)."""
+
+
+class _Direct(_Socket):
+    """A socket the vessel holds a copy of and does its own I/O on (non-blocking: the broker set the flag,
+    which the copies share).
+
+    Threads may use it while another closes it; the descriptor is closed only once no thread is inside a
+    call on it (`users`), so a call never lands on a descriptor number the process reused meanwhile.
+    """
+
+    def __init__(self, net: _Network, handle: int, sock: socket.socket, item: object, resource: str) -> None:
+        super().__init__(net, handle, item, resource)
+        self.sock = sock
+        self.users = 0
+
+    def enter(self) -> socket.socket:
+        """The socket, for one call; pair with `leave`. Raises SocketClosedLocal once closed."""
+        with self.lock:
+            if self.closed:
+                raise errors.SocketClosedLocal("the socket is closed")
+            self.users += 1
+        return self.sock
+
+    def leave(self) -> None:
+        with self.lock:
+            self.users -= 1
+            last = self.closed and self.users == 0
+        if last:
+            self.sock.close()
+
+    def forget(self) -> None:
+        with self.lock:
+            idle = self.users == 0
+        if idle:
+            self.sock.close()
 
     def wait(self, mode: str) -> bool:
-        """Wait in the broker up to WAIT_SLICE seconds until the socket is readable ("r") or writable
-        ("w"); raises SocketClosedLocal once the socket is closed, even while waiting."""
+        """Wait up to WAIT_SLICE seconds until the socket is readable ("r") or writable ("w"); raises
+        SocketClosedLocal once the socket is closed, even while waiting (closing shuts it down, which
+        ends the wait)."""
+        sock = self.enter()
+        try:
+            poller = select.poll()
+            poller.register(sock, select.POLLIN if mode == "r" else select.POLLOUT)
+            ready = bool(poller.poll(WAIT_SLICE * 1000))
+        finally:
+            self.leave()
         self.ensure_open()
-        return bool(self.net.call(protocol.OP_WAIT, self.handle, mode, WAIT_SLICE))
+        return ready
 
 
-class _Stream(_Socket):
+class _Stream(_Direct):
     """One TCP connection; backs both the V2 socket object and the V1 socket-like object."""
 
-    def __init__(self, net: _Network, handle: int, remote_ip: str, item: object) -> None:
-        super().__init__(net, handle, item, "outsockets")
+    def __init__(self, net: _Network, handle: int, sock: socket.socket, remote_ip: str, item: object) -> None:
+        super().__init__(net, handle, sock, item, "outsockets")
+        self.remote_ip = remote_ip
         self.send_resource = _send_resource(remote_ip)
         self.recv_resource = _recv_resource(remote_ip)
 
@@ -304,7 +361,16 @@ class _Stream(_Socket):
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.recv_resource)
         accountant.wait_for(self.send_resource)
-        data: bytes = self.net.call(protocol.OP_TCP_RECV, self.handle, size)
+        sock = self.enter()
+        try:
+            data = sock.recv(min(size, protocol.MAX_TCP_CHUNK))
+        except OSError as exc:
+            raise netio.stream_error("recv", exc) from None
+        finally:
+            self.leave()
+        if not data:
+            raise errors.SocketClosedRemote("recv: the connection was closed by the remote side")
+        self.net.ctx.traffic.received(self.remote_ip, len(data))
         accountant.record(self.recv_resource, PACKET + len(data))
         accountant.record(self.send_resource, PACKET)
         return data
@@ -315,7 +381,21 @@ class _Stream(_Socket):
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.send_resource)
         accountant.wait_for(self.recv_resource)
-        sent: int = self.net.call(protocol.OP_TCP_SEND, self.handle, data[:protocol.MAX_TCP_CHUNK])
+        sock = self.enter()
+        try:
+            # A readable socket with nothing to read means the peer closed: say so rather than let the
+            # bytes vanish into a half-closed connection (Repy V2 does the same peek).
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    raise errors.SocketClosedRemote("send: the connection was closed by the remote side")
+            except BlockingIOError:
+                pass
+            sent = sock.send(data[:protocol.MAX_TCP_CHUNK], socket.MSG_NOSIGNAL)
+        except OSError as exc:
+            raise netio.stream_error("send", exc) from None
+        finally:
+            self.leave()
+        self.net.ctx.traffic.sent(self.remote_ip, sent)
         accountant.record(self.send_resource, PACKET + sent)
         accountant.record(self.recv_resource, PACKET)
         return sent
@@ -333,11 +413,13 @@ class _Stream(_Socket):
         return True
 
 
-class _UdpListener(_Socket):
-    """A UDPServerSocket: receives datagrams sent to its local address."""
+class _UdpListener(_Direct):
+    """A UDPServerSocket: receives datagrams sent to its local address, and sends from it."""
 
-    def __init__(self, net: _Network, handle: int, local: tuple[str, int], item: object) -> None:
-        super().__init__(net, handle, item, "insockets")
+    def __init__(
+        self, net: _Network, handle: int, sock: socket.socket, local: tuple[str, int], item: object
+    ) -> None:
+        super().__init__(net, handle, sock, item, "insockets")
         self.local = local
         self.recv_resource = _recv_resource(local[0])
 
@@ -345,22 +427,53 @@ class _UdpListener(_Socket):
         self.ensure_open()
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.recv_resource)
-        ip, port, data = self.net.call(protocol.OP_UDP_RECV, self.handle)
+        sock = self.enter()
+        try:
+            data, (ip, port) = sock.recvfrom(protocol.MAX_UDP_PAYLOAD)
+        except OSError as exc:
+            if exc.errno in netio.WOULD_BLOCK or exc.errno == errno.ECONNREFUSED:
+                # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
+                raise errors.SocketWouldBlockError("getmessage: no message is waiting") from None
+            raise errors.NetworkError(f"getmessage: {netio.describe(exc)}") from None
+        finally:
+            self.leave()
+        self.net.ctx.traffic.received(ip, len(data))
         accountant.record(self.recv_resource, PACKET + len(data))
         return ip, port, data
 
+    def sendto(self, data: bytes, dest: tuple[str, int]) -> int | None:
+        """Send one datagram from this listener's address (the caller charged it); None if it is closed."""
+        try:
+            sock = self.enter()
+        except errors.SocketClosedLocal:
+            return None
+        try:
+            sent = netio.sendto("sendmessage", sock, data, dest)
+        finally:
+            self.leave()
+        return self.net.ctx.traffic.sent(dest[0], sent)
+
     def forget(self) -> None:
         with self.net.lock:
-            self.net.udp_listening.discard(self.local)
+            if self.net.udp_listeners.get(self.local) is self:
+                del self.net.udp_listeners[self.local]
+        super().forget()
 
 
 class _TcpListener(_Socket):
-    """A TCPServerSocket: accepts connections to its local address."""
+    """A TCPServerSocket: accepts connections to its local address. It stays in the broker, which accepts
+    (checking the outsockets allotment) and hands over each connection."""
 
     def __init__(self, net: _Network, handle: int, local: tuple[str, int], item: object) -> None:
         super().__init__(net, handle, item, "insockets")
         self.send_resource = _send_resource(local[0])
         self.recv_resource = _recv_resource(local[0])
+
+    def wait(self, mode: str) -> bool:
+        """Wait in the broker up to WAIT_SLICE seconds until a connection is waiting; raises
+        SocketClosedLocal once the listener is closed, even while waiting."""
+        self.ensure_open()
+        return bool(self.net.call(protocol.OP_WAIT, self.handle, mode, WAIT_SLICE))
 
     def getconnection(self) -> tuple[str, int, _Stream]:
         self.ensure_open()
@@ -370,13 +483,13 @@ class _TcpListener(_Socket):
         item = object()
         accountant.acquire("outsockets", item)
         try:
-            ip, port, handle = self.net.call(protocol.OP_TCP_ACCEPT, self.handle)
+            (ip, port, handle), sock = self.net.ctx.broker.call_with_socket(protocol.OP_TCP_ACCEPT, self.handle)
         except BaseException:
             accountant.release("outsockets", item)
             raise
         accountant.record(self.recv_resource, 2 * PACKET)
         accountant.record(self.send_resource, PACKET)
-        return ip, port, _Stream(self.net, handle, ip, item)
+        return ip, port, _Stream(self.net, handle, sock, ip, item)
 
 
 # --------------------------------------------------------------------------------------------------------
