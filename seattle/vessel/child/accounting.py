@@ -6,8 +6,12 @@ cannot be trusted to report its own use of them.
 
 Renewable resources (rates in units per second) are leaky buckets that drain at the allotted rate. A call
 first waits until its bucket is empty and only then adds its amount, so over any window W the amount
-charged is at most rate × W plus the last call's amount. Unlike the original, which let the bucket hold one
-second's worth before a caller waited, there is no burst allowance: the bound above is the whole promise.
+charged is at most rate × (W + SLACK) plus the last call's amount. The original let the bucket hold one
+second's worth before a caller waited; here the only allowance is SLACK (10 ms of the rate): a bucket that
+drained a moment ago counts from when it drained, not from now. That keeps the long-run rate exact (within
+a percent) although a waiter always wakes a little late and the operation itself takes time: without it
+every call would lose its oversleep and its own duration, which held a flooding sender 15 % under its
+allotment, and a fast sender slept (at least the timer's 50 µs) after nearly every call.
 
 The bucket is kept as the time at which it will be empty (`free_at`) rather than as a fill level, so a
 waiter sleeps exactly until that time and no rounding of a level can leave it a hair short of empty.
@@ -29,6 +33,8 @@ from seattle.vessel.errors import InternalRepyError, ResourceExhaustedError, Res
 
 #: The renewables charged per call. cpu is renewable too, but the nanny throttles it from outside.
 METERED: frozenset[str] = RENEWABLE - {"cpu"}
+#: How far back a bucket that has drained still counts from when it drained (module docstring), seconds.
+SLACK = 0.01
 
 
 class Accountant:
@@ -78,7 +84,7 @@ class Accountant:
                 now = self._clock()
                 delay = self._free_at[resource] - now
                 if delay <= 0:
-                    self._free_at[resource] = now + amount / rate
+                    self._free_at[resource] = max(self._free_at[resource], now - SLACK) + amount / rate
                     return
             self._sleep(delay)
 
@@ -89,7 +95,7 @@ class Accountant:
             return
         rate = self._rate(resource)
         with self._lock:
-            self._free_at[resource] = max(self._free_at[resource], self._clock()) + amount / rate
+            self._free_at[resource] = max(self._free_at[resource], self._clock() - SLACK) + amount / rate
 
     def _rate(self, resource: str) -> float:
         if resource not in METERED:
