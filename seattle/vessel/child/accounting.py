@@ -8,7 +8,7 @@ Renewable resources (rates in units per second) are leaky buckets that drain at 
 first waits until its bucket is empty and only then adds its amount, so over any window W the amount
 charged is at most rate × (W + SLACK) plus the last call's amount. The original let the bucket hold one
 second's worth before a caller waited; here the only allowance is SLACK (10 ms of the rate): a bucket that
-drained a moment ago counts from when it drained, not from now. That keeps the long-run rate exact (within
+drained less than SLACK ago counts from when it drained, not from now. That keeps the long-run rate exact (within
 a percent) although a waiter always wakes a little late and the operation itself takes time: without it
 every call would lose its oversleep and its own duration, which held a flooding sender 15 % under its
 allotment, and a fast sender slept (at least the timer's 50 µs) after nearly every call.
@@ -84,7 +84,7 @@ class Accountant:
                 now = self._clock()
                 delay = self._free_at[resource] - now
                 if delay <= 0:
-                    self._free_at[resource] = max(self._free_at[resource], now - SLACK) + amount / rate
+                    self._free_at[resource] = _start(self._free_at[resource], now) + amount / rate
                     return
             self._sleep(delay)
 
@@ -95,7 +95,7 @@ class Accountant:
             return
         rate = self._rate(resource)
         with self._lock:
-            self._free_at[resource] = max(self._free_at[resource], self._clock() - SLACK) + amount / rate
+            self._free_at[resource] = _start(self._free_at[resource], self._clock()) + amount / rate
 
     def _rate(self, resource: str) -> float:
         if resource not in METERED:
@@ -157,6 +157,12 @@ class Accountant:
             }
             levels.update({name: len(held) for name, held in self._held.items()})
         return levels
+
+
+def _start(free_at: float, now: float) -> float:
+    """Where a new amount starts in a bucket that empties at `free_at`: there, if it is still filling or
+    drained less than SLACK ago (a caller keeping up with the rate), else now (the bucket sat idle)."""
+    return free_at if free_at >= now - SLACK else now
 
 
 def _check_amount(resource: str, amount: float) -> None:
