@@ -20,6 +20,7 @@ contract both sides check.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgpack
@@ -122,18 +123,20 @@ def decode_reply(data: bytes) -> tuple[int, bool, Any]:
     raise ProtocolError("a reply must be [id, 'ok', result] or [id, 'err', name, message]")
 
 
+_DOTTED_QUAD = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})", re.ASCII)
+
+
 def is_valid_ip(ip: object) -> bool:
     """A dotted-quad IPv4 address a vessel may name: not 0.x (any address) and not 224.x and above
-    (multicast, broadcast, reserved), as in Repy V2."""
+    (multicast, broadcast, reserved), as in Repy V2. (One regular expression: every datagram a vessel
+    sends checks two addresses, and the split-and-loop form cost more than the send itself.)"""
     if type(ip) is not str:
         return False
-    parts = ip.split(".")
-    if len(parts) != 4:
+    match = _DOTTED_QUAD.fullmatch(ip)
+    if match is None:
         return False
-    for part in parts:
-        if not part.isascii() or not part.isdigit() or len(part) > 3 or int(part) > 255:
-            return False
-    return 0 < int(parts[0]) < 224
+    a, b, c, d = map(int, match.groups())
+    return 0 < a < 224 and b <= 255 and c <= 255 and d <= 255
 
 
 def is_valid_port(port: object) -> bool:
