@@ -65,6 +65,9 @@ PACKET = 64
 WAIT_SLICE = 5.0
 #: How long a V1 dispatcher holds off when no event or outsocket is free before it tries again.
 EXHAUSTED_RETRY = 0.05
+#: Largest datagram a UDPServerSocket returns: whatever IPv4 carries (a peer outside the vessel is not held to
+#: MAX_UDP_PAYLOAD, which bounds what a vessel sends).
+MAX_DATAGRAM = 65535
 #: The default connect timeout of V1 openconn.
 V1_CONNECT_TIMEOUT = 5.0
 
@@ -431,7 +434,7 @@ class _UdpListener(_Direct):
         accountant.wait_for(self.recv_resource)
         sock = self.enter()
         try:
-            data, (ip, port) = sock.recvfrom(protocol.MAX_UDP_PAYLOAD)
+            data, (ip, port) = sock.recvfrom(MAX_DATAGRAM)
         except OSError as exc:
             if exc.errno in netio.WOULD_BLOCK or exc.errno == errno.ECONNREFUSED:
                 # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
