@@ -18,23 +18,23 @@ since several threads of one process may count at once.
 from __future__ import annotations
 
 import mmap
-import struct
 import threading
 
 NAMES = ("netsend", "netrecv", "loopsend", "looprecv")
-_SLOT = struct.Struct("=q")
-SIZE = _SLOT.size * len(NAMES)
+SIZE = 8 * len(NAMES)
 
 
 class Traffic:
     """Four byte counters over `buffer` (private memory unless given a shared mapping)."""
 
-    __slots__ = ("_buffer", "_lock")
+    __slots__ = ("_buffer", "_counts", "_lock")
 
     def __init__(self, buffer: mmap.mmap | bytearray | None = None) -> None:
         self._buffer = buffer if buffer is not None else bytearray(SIZE)
         if len(self._buffer) < SIZE:
             raise ValueError(f"a traffic buffer needs {SIZE} bytes, got {len(self._buffer)}")
+        #: The counters as native 8-byte ints (a view of the buffer, so a shared mapping stays shared).
+        self._counts = memoryview(self._buffer).cast("q")[:len(NAMES)]
         self._lock = threading.Lock()
 
     @classmethod
@@ -42,18 +42,17 @@ class Traffic:
         """Counters in an anonymous shared mapping: a process forked after this sees the same memory."""
         return cls(mmap.mmap(-1, SIZE, flags=mmap.MAP_SHARED))
 
-    def _add(self, index: int, size: int) -> None:
-        offset = index * _SLOT.size
-        with self._lock:
-            _SLOT.pack_into(self._buffer, offset, _SLOT.unpack_from(self._buffer, offset)[0] + size)
-
     def sent(self, ip: str, size: int) -> int:
         """Count `size` bytes sent to `ip` (an address already checked); returns `size`."""
-        self._add(2 if ip.startswith("127.") else 0, size)
+        index = 2 if ip.startswith("127.") else 0
+        with self._lock:
+            self._counts[index] += size
         return size
 
     def received(self, ip: str, size: int) -> None:
-        self._add(3 if ip.startswith("127.") else 1, size)
+        index = 3 if ip.startswith("127.") else 1
+        with self._lock:
+            self._counts[index] += size
 
     def snapshot(self) -> dict[str, int]:
-        return {name: _SLOT.unpack_from(self._buffer, i * _SLOT.size)[0] for i, name in enumerate(NAMES)}
+        return dict(zip(NAMES, self._counts.tolist(), strict=True))

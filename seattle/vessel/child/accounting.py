@@ -57,6 +57,8 @@ class Accountant:
         self._lock = threading.Lock()
         start = clock()
         self._free_at: dict[str, float] = {name: start for name in METERED}
+        #: The metered rates as floats, looked up on every call (a datagram costs four of these calls).
+        self._rates: dict[str, float] = {name: float(allotment.quantities[name]) for name in METERED}
         self._held: dict[str, set[Hashable]] = {name: set() for name in ITEMS}
 
     # -- renewable resources ------------------------------------------------------------------------------
@@ -98,10 +100,10 @@ class Accountant:
             self._free_at[resource] = _start(self._free_at[resource], self._clock()) + amount / rate
 
     def _rate(self, resource: str) -> float:
-        if resource not in METERED:
+        rate = self._rates.get(resource)
+        if rate is None:
             raise InternalRepyError(f"{resource!r} is not a per-call renewable resource "
                                     f"(expected one of {', '.join(sorted(METERED))})")
-        rate = float(self._allotment.quantities[resource])
         if rate == 0:
             raise ResourceExhaustedError(f"{resource}: this vessel's allotment is 0, so it may not use any")
         return rate
@@ -166,6 +168,8 @@ def _start(free_at: float, now: float) -> float:
 
 
 def _check_amount(resource: str, amount: float) -> None:
+    if type(amount) is int and amount >= 0:  # what nearly every call passes: a byte count
+        return
     is_number = isinstance(amount, int | float) and not isinstance(amount, bool)
     if not is_number or (isinstance(amount, float) and not math.isfinite(amount)) or amount < 0:
         raise InternalRepyError(f"{resource}: amount must be a finite number ≥ 0, got {amount!r}")

@@ -166,16 +166,27 @@ def _recv_resource(ip: str) -> str:
     return "looprecv" if ip.startswith("127.") else "netrecv"
 
 
+#: Addresses that passed `_check_ip` lately. Every datagram names two, and the check is the costliest part of a
+#: send's own work; exact `str` keys only (require_str), so a lookup runs no program code. Emptied when full.
+_VALID_IPS: set[str] = set()
+_VALID_IPS_LIMIT = 256
+
+
 def _check_ip(value: object, name: str) -> str:
     ip = require_str(value, name)
+    if ip in _VALID_IPS:
+        return ip
     if not protocol.is_valid_ip(ip):
         raise errors.RepyArgumentError(f"{name} {ip[:40]!r} is not a valid IPv4 address")
+    if len(_VALID_IPS) >= _VALID_IPS_LIMIT:
+        _VALID_IPS.clear()
+    _VALID_IPS.add(ip)
     return ip
 
 
 def _address(ip: object, port: object, prefix: str) -> tuple[str, int]:
     """A checked (ip, port) pair from the arguments `<prefix>ip` and `<prefix>port`."""
-    return _check_ip(ip, f"{prefix}ip"), require_int(port, f"{prefix}port", minimum=1, maximum=65535)
+    return _check_ip(ip, prefix + "ip"), require_int(port, prefix + "port", minimum=1, maximum=65535)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -212,17 +223,21 @@ class _Network:
         self.ctx.accountant.wait_for(resource)
         # From a listener's address the datagram leaves on the listener's own socket, with no broker hop.
         listener = self.udp_listeners.get(local) if local is not None else None
-        sent: int | None = listener.sendto(data, dest) if listener is not None else None
+        sent = listener.sendto(data, dest) if listener is not None else None
         if sent is None:  # no listener there (or it closed just now): the broker sends from a socket of its own
-            item = object()
-            self.ctx.accountant.acquire("outsockets", item)
-            try:
-                localip, localport = local if local is not None else (None, 0)
-                sent = self.call(protocol.OP_UDP_SEND, dest[0], dest[1], data, localip, localport)
-            finally:
-                self.ctx.accountant.release("outsockets", item)
-            assert sent is not None
+            sent = self._send_through_broker(dest, data, local)
         self.ctx.accountant.record(resource, PACKET + sent)
+        return sent
+
+    def _send_through_broker(self, dest: tuple[str, int], data: bytes, local: tuple[str, int] | None) -> int:
+        """The broker binds a socket to `local` for this one datagram; it holds an outsockets item meanwhile."""
+        item = object()
+        self.ctx.accountant.acquire("outsockets", item)
+        try:
+            localip, localport = local if local is not None else (None, 0)
+            sent: int = self.call(protocol.OP_UDP_SEND, dest[0], dest[1], data, localip, localport)
+        finally:
+            self.ctx.accountant.release("outsockets", item)
         return sent
 
     def listen_udp(self, local: tuple[str, int]) -> _UdpListener:
