@@ -1,4 +1,4 @@
-# goal: reach the real socket behind a UDPServerSocket (gc) and point it somewhere the broker would refuse: connect it to a port outside the allotment, re-bind it, make it listen, switch on broadcast
+# goal: reach the real socket behind a UDPServerSocket (gc) and point it somewhere the broker would refuse: connect it to a port outside the allotment, re-bind it, make it listen, switch on broadcast, send to the broadcast address
 # capability: socket
 # stopped-by: language, seccomp
 import gc
@@ -19,6 +19,7 @@ for sock in found:
         ("bind", sock.bind, ("127.0.0.1", forbidden)),
         ("listen", sock.listen, 1),
         ("setsockopt", lambda flag: sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, flag), 1),  # noqa: B023
+        ("broadcast", lambda data: sock.sendto(data, ("255.255.255.255", port)), b"x"),  # noqa: B023
     )
     for name, attempt, argument in attempts:
         try:
