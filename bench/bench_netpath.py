@@ -10,6 +10,7 @@ traffic between plain Python sockets in plain processes:
 * TCP throughput from one vessel to another, allotments high (V1 openconn/waitforconn, 64 KiB sends), against
   two plain processes;
 * UDP datagrams a second one vessel sends and receives (64-byte payloads between two of its listeners);
+  both throughput rows take the best of ROUNDS windows of each side, alternating;
 * the send rate held to the allotment (loopsend to 127.0.0.1, netsend to the host's own non-loopback IP),
   measured by a plain receiver outside the vessel that counts payload + 64 bytes a datagram (Repy's charge);
 * `seattle demo`'s heat map: the median of all pairs, beside the plain p50.
@@ -45,6 +46,9 @@ LOCAL = "127.0.0.1"
 PING_INTERVAL = 0.02
 PACKET = 64  # Repy's per-datagram charge on top of the payload
 HIGH = 10**10  # an allotment that never throttles
+#: Throughput rows run plain and vessel this many times each, alternating, and compare the best of each: on a
+#: shared machine the best window is the one least disturbed by other work.
+ROUNDS = 3
 
 ECHO = """
 def echo(ip, port, message, handle):
@@ -313,7 +317,8 @@ async def run_benchmarks(quick: bool) -> tuple[list[Row], float]:
     """Every row but the demo's, and the plain p50 (the demo row's comparison)."""
     rows: list[Row] = []
     pings = 100 if quick else 300
-    seconds = 2.0 if quick else 10.0
+    seconds = 2.0 if quick else 10.0  # the rate rows' window
+    window = 1.0 if quick else 3.0  # each throughput window (ROUNDS of them, alternating with plain)
     plain = plain_rtts_ms(pings)
     plain_p50, plain_p99 = statistics.median(plain), percentile(plain, 0.99)
     rows.append(Row("plain Python UDP round trip on loopback: p50 / p99", "-",
@@ -333,14 +338,17 @@ async def run_benchmarks(quick: bool) -> tuple[list[Row], float]:
             rows.append(Row("vessel UDP round trip, cpu 0.02: p50", "-", f"{p50:.3f} ms", None))
             rows.append(Row("vessel UDP round trip, cpu 0.02: p99", "≤ 10 ms", f"{p99:.3f} ms", p99 <= 10))
 
-            plain_tcp = float(run_python(PLAIN_TCP, seconds, PLAIN_TCP_SENDER))
-            vessel_tcp = await bench.tcp_throughput(seconds)
+            plain_tcp = vessel_tcp = plain_dgrams = vessel_dgrams = 0.0
+            for _ in range(ROUNDS):  # alternate, and keep each side's best: the least disturbed window
+                plain_tcp = max(plain_tcp, float(run_python(PLAIN_TCP, window, PLAIN_TCP_SENDER)))
+                vessel_tcp = max(vessel_tcp, await bench.tcp_throughput(window))
             ratio = vessel_tcp / plain_tcp
             rows.append(Row("TCP throughput vessel → vessel, allotments high, / plain", "≥ 0.5",
                             f"{ratio:.2f} ({vessel_tcp / 1e6:,.0f} vs {plain_tcp / 1e6:,.0f} MB/s)", ratio >= 0.5))
 
-            plain_dgrams = float(run_python(PLAIN_DATAGRAMS, seconds))
-            vessel_dgrams = await bench.datagrams(seconds)
+            for _ in range(ROUNDS):
+                plain_dgrams = max(plain_dgrams, float(run_python(PLAIN_DATAGRAMS, window)))
+                vessel_dgrams = max(vessel_dgrams, await bench.datagrams(window))
             ratio = vessel_dgrams / plain_dgrams
             rows.append(Row("UDP datagrams/s one vessel sends and receives, / plain", "≥ 0.5",
                             f"{ratio:.2f} ({vessel_dgrams:,.0f} vs {plain_dgrams:,.0f} /s)", ratio >= 0.5))
