@@ -69,7 +69,8 @@ class Accountant:
         Waiting means the caller is about to use the resource, so a zero allotment raises
         ResourceExhaustedError here, before the operation runs, instead of after it in `record`.
         """
-        self._rate(resource)
+        if not self._rates.get(resource):  # not metered, or an allotment of 0: _rate raises the right error
+            self._rate(resource)
         while True:
             # No lock: reading one float from the dict is atomic, and a caller racing a `record` may pass
             # it either way, which the T-threads bound in the module docstring already allows for.
@@ -93,10 +94,12 @@ class Accountant:
 
     def record(self, resource: str, amount: float) -> None:
         """Add `amount` without waiting: the operation already ran after a `wait_for`."""
-        _check_amount(resource, amount)
-        if amount == 0 and resource in METERED:
-            return
-        rate = self._rate(resource)
+        rate = self._rates.get(resource)
+        if not rate or type(amount) is not int or amount <= 0:  # every case but a byte count: check it all
+            _check_amount(resource, amount)
+            if amount == 0 and resource in METERED:
+                return
+            rate = self._rate(resource)
         with self._lock:
             self._free_at[resource] = _start(self._free_at[resource], self._clock()) + amount / rate
 
@@ -169,8 +172,6 @@ def _start(free_at: float, now: float) -> float:
 
 
 def _check_amount(resource: str, amount: float) -> None:
-    if type(amount) is int and amount >= 0:  # what nearly every call passes: a byte count
-        return
     is_number = isinstance(amount, int | float) and not isinstance(amount, bool)
     if not is_number or (isinstance(amount, float) and not math.isfinite(amount)) or amount < 0:
         raise InternalRepyError(f"{resource}: amount must be a finite number ≥ 0, got {amount!r}")
