@@ -2,11 +2,11 @@
 
 A vessel sends and receives on the sockets its broker handed it (docs/sandbox-layers.md, "The network path"),
 so these tests check from outside, with plain sockets of the test process, that a program sending or
-receiving flat out gets no more than its loopsend/looprecv rate over a window, and that the vessel still
+receiving flat out gets no more than its loopsend/netsend/looprecv rate over a window, and that the vessel still
 holds only the sockets and ports of its allotment. The bound is the accountant's: rate × (window + SLACK)
 plus one call, with a margin for when the outside receiver saw the first byte. Only the upper bound is
 asserted; how close a vessel comes to its rate is bench/bench_netpath.py's business. All traffic stays on
-127.0.0.1.
+this host (127.0.0.1, and for netsend the host's own address).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel.child.accounting import SLACK
 from seattle.vessel.host.launcher import VesselLauncher
 from seattle.vessel.spec import VesselSpec
+from seattle.vessel.supervisor.broker_server import default_local_ip
 from tests.vessel_helpers import log_text, run_vessel, start_vessel
 
 pytestmark = pytest.mark.slow
@@ -53,20 +54,26 @@ def count_for(receive: socket.socket, per_read_overhead: int) -> float:
 
 
 UDP_FLOOD = """
-port = int(callargs[0])
-sink = listenformessage('127.0.0.1', 63100)
+ip, port = callargs[0], int(callargs[1])
+sink = listenformessage(ip, 63100)
 while True:
-    sendmessage('127.0.0.1', port, b'u' * 1000, '127.0.0.1', 63100)
+    sendmessage(ip, port, b'u' * 1000, ip, 63100)
 """
 
 
-async def test_a_udp_sender_flat_out_is_held_to_loopsend(launcher: VesselLauncher, tmp_path: Path) -> None:
+@pytest.mark.parametrize("resource", ["loopsend", "netsend"])
+async def test_a_udp_sender_flat_out_is_held_to_its_rate(
+        launcher: VesselLauncher, tmp_path: Path, resource: str) -> None:
+    """netsend: to the host's own non-loopback address, which the kernel delivers locally (nothing leaves)."""
+    ip = LOCAL if resource == "loopsend" else default_local_ip()
+    if ip == LOCAL and resource == "netsend":
+        return  # the host has no other IPv4 address; the loopsend case covers the same path
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    receiver.bind((LOCAL, 0))
-    resources = DEFAULT_ALLOTMENT.replace(loopsend=RATE)
-    handle = await start_vessel(launcher, tmp_path / "v", UDP_FLOOD,
-                                resources=resources, args=(str(receiver.getsockname()[1]),))
+    receiver.bind((ip, 0))
+    resources = DEFAULT_ALLOTMENT.replace(**{resource: RATE})
+    handle = await start_vessel(launcher, tmp_path / "v", UDP_FLOOD, resources=resources,
+                                args=(ip, str(receiver.getsockname()[1])), local_ips=(ip,))
     try:
         counted = await trio.to_thread.run_sync(count_for, receiver, PACKET)
     finally:
