@@ -10,7 +10,8 @@ it shares its interpreter with the program, which reaches the modules below only
     checker.py        — the static safety checker: the first half of the language layer
     safe_builtins.py  — the builtins a program sees: the second half of the language layer
     accounting.py     — per-call accounting of rates, items and port sets against the allotment
-    broker_client.py  — the child's end of the broker: every network call goes to the supervisor
+    broker_client.py  — the child's end of the broker: asks the supervisor for sockets (they come back with the
+                        reply) and for everything else only the supervisor may do
     tracebacks.py     — exception text for the vessel log, without host details
     api/              — the Repy V2 API (and the V1 names): the program's only capabilities
 

@@ -35,9 +35,10 @@ from seattle.vessel.status import (
     exit_reason,
     status_for_exit,
 )
-from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, Traffic
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
 from seattle.vessel.supervisor.memcharge import MemoryMeter
 from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict
+from seattle.vessel.traffic import Traffic
 
 LOG_CHUNK = 64 * 1024
 USAGE_INTERVAL = 1.0
@@ -66,7 +67,8 @@ class ControlSender:
 
 
 class NetworkMeter:
-    """The usage report's network figures, from the broker's byte counters.
+    """The usage report's network figures: the broker's byte counters (what it sent for the vessel) plus the
+    vessel's own (what it moved on the sockets it holds, in memory shared with this process).
 
     For each of netsend, netrecv, loopsend and looprecv the report carries `<name>_bytes`, the payload bytes
     since the vessel started, and `<name>`, the rate in bytes/s over the interval since the previous report
@@ -75,13 +77,20 @@ class NetworkMeter:
     resource of the same name.
     """
 
-    def __init__(self, traffic: Traffic, now: float) -> None:
-        self._traffic = traffic
+    def __init__(self, counters: tuple[Traffic, ...], now: float) -> None:
+        self._counters = counters
         self._since = now
-        self._then = traffic.snapshot()
+        self._then = self._snapshot()
+
+    def _snapshot(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for traffic in self._counters:
+            for name, count in traffic.snapshot().items():
+                totals[name] = totals.get(name, 0) + count
+        return totals
 
     def report(self, now: float) -> dict[str, float | int]:
-        counts = self._traffic.snapshot()
+        counts = self._snapshot()
         elapsed = now - self._since
         figures: dict[str, float | int] = {}
         for name, count in counts.items():
@@ -116,6 +125,7 @@ class PreparedChild:
     broker: socket.socket  # the supervisor's end of the broker socketpair
     log_read: int          # the child's stdout and stderr
     spec_write: int
+    traffic: Traffic       # the child's byte counters, in memory both processes share
 
 
 def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> PreparedChild:
@@ -127,6 +137,7 @@ def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> Prepa
     broker_parent, broker_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     log_read, log_write = os.pipe()
     spec_read, spec_write = os.pipe()
+    traffic = Traffic.shared()
     supervisor_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -134,11 +145,11 @@ def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> Prepa
             sock.close()
         for fd in (log_read, spec_write):
             os.close(fd)
-        _become_child(support, supervisor_pid, broker_child, log_write, spec_read)
+        _become_child(support, supervisor_pid, broker_child, log_write, spec_read, traffic)
     broker_child.close()
     os.close(log_write)
     os.close(spec_read)
-    return PreparedChild(pid, broker_parent, log_read, spec_write)
+    return PreparedChild(pid, broker_parent, log_read, spec_write, traffic)
 
 
 def serve_as_spare(zygote_link: socket.socket, support: HostSupport) -> NoReturn:
@@ -223,7 +234,8 @@ def _supervise(
     nanny_thread = _thread(_run_nanny, nanny, supervision)
     _thread(broker.serve)
     _thread(_read_control, control_sock, supervision)
-    _thread(_report_usage, nanny, NetworkMeter(broker.traffic, time.monotonic()), sender, supervision)
+    network_meter = NetworkMeter((broker.traffic, prepared.traffic), time.monotonic())
+    _thread(_report_usage, nanny, network_meter, sender, supervision)
 
     status = os.waitpid(pid, 0)[1]
     supervision.finished.set()
@@ -264,7 +276,7 @@ def _forward_available_log(fd: int, sender: ControlSender) -> None:
 
 
 def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socket.socket, log_write: int,
-                  spec_read: int) -> NoReturn:
+                  spec_read: int, traffic: Traffic) -> NoReturn:
     """In the forked child: stdio to the log pipe, wait for the spec, then run the vessel."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -282,7 +294,7 @@ def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socke
     os.close(spec_read)
     if not wire:  # the supervisor went away before a request came
         os._exit(0)
-    run_child(VesselSpec.from_wire(control.decode(wire)), broker_child, support, supervisor_pid)
+    run_child(VesselSpec.from_wire(control.decode(wire)), broker_child, support, supervisor_pid, traffic)
 
 
 def _write_all(fd: int, data: bytes) -> None:
