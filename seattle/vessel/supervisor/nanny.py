@@ -7,7 +7,9 @@ here: a single C-level call such as `sum(range(10**12))` ignores every timer ins
 * CPU: every `cpu_tick` the process's cumulative CPU time goes into a `CpuThrottle` (closed-loop token
   bucket); when it asks for a pause the process is SIGSTOPped for exactly that long, then SIGCONTed. Each
   pause is kept as (start relative to the vessel's start, duration), the `stoptimes` of Repy's
-  `getresources()`.
+  `getresources()`. When the vessel runs in a cgroup of its own (seattle.vessel.oslayer.cgroups), the
+  kernel's CPU bandwidth limit throttles it instead: the nanny only samples the group's CPU time for
+  `usage()`, every _SHARE_SAMPLE_EVERY, and never stops the process (so `stoptimes` stays empty).
 * Memory: resident set size every `memory_tick` (0.1 s, as in Repy V2); over the allotment → SIGKILL.
 * Disk: `disk_usage` of the vessel directory every `disk_tick` (0.5 s, as in Repy V2); over → SIGKILL.
 
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seattle.vessel.diskusage import disk_usage
+from seattle.vessel.oslayer.cgroups import VesselCgroup
 from seattle.vessel.supervisor.cpu_throttle import CpuThrottle
 
 if TYPE_CHECKING:
@@ -145,9 +148,11 @@ class Nanny:
         memory_tick: float = 0.1,
         disk_tick: float = 0.5,
         start_time: float | None = None,
+        cgroup: VesselCgroup | None = None,
     ) -> None:
         """`start_time` is the vessel's start on the `time.monotonic` clock (default: now); stop times
-        are reported relative to it, so pass the child's own start to line them up with getruntime()."""
+        are reported relative to it, so pass the child's own start to line them up with getruntime().
+        `cgroup`: the vessel's group, whose kernel limit holds the CPU share; the nanny then only measures."""
         if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
             raise ValueError(f"pid must be a positive int, got {pid!r}")
         for name, tick in (("cpu_tick", cpu_tick), ("memory_tick", memory_tick), ("disk_tick", disk_tick)):
@@ -168,6 +173,7 @@ class Nanny:
         self.memory_limit = int(allotment.quantities["memory"])
         self.disk_limit = int(allotment.quantities["diskused"])
         self._throttle = CpuThrottle(float(cpu))
+        self._cgroup = cgroup
         self._start_time = time.monotonic() if start_time is None else start_time
         self._lock = threading.Lock()
         self._ran = False
@@ -232,11 +238,11 @@ class Nanny:
         next_memory = next_disk = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
-            cpu = process.cpu_seconds()
+            cpu = self._cpu_seconds(process)
             if process.exited():
                 return None
             self._note_cpu(now, cpu)
-            pause = self._throttle.observe(cpu, now)
+            pause = self._throttle.observe(cpu, now) if self._cgroup is None else 0.0
             if pause > 0:
                 self._pause(process, pause, stop)
                 now = time.monotonic()
@@ -250,8 +256,20 @@ class Nanny:
                 if verdict is not None:
                     return verdict
                 next_disk = now + self.disk_tick
-            stop.wait(self.cpu_tick)
+            stop.wait(self.cpu_tick if self._cgroup is None else max(self.cpu_tick, _SHARE_SAMPLE_EVERY))
         return None
+
+    def _cpu_seconds(self, process: _WatchedProcess) -> float:
+        """The group's CPU time where the group counts it (it covers any process the vessel started), else
+        the process's."""
+        if self._cgroup is not None:
+            try:
+                counted = self._cgroup.cpu_seconds()
+            except OSError as error:
+                raise _ProcessGone from error
+            if counted is not None:
+                return counted
+        return process.cpu_seconds()
 
     def _note_cpu(self, now: float, cpu: float) -> None:
         """Keep the latest reading, and one every _SHARE_SAMPLE_EVERY for the share over a window."""
