@@ -13,8 +13,9 @@ layer switched off by SEATTLE_CGROUPS=off), real vessels through the launcher:
   share (docs/sandbox-layers.md explains why), so the row is informational.
 * ping: a UDP echo vessel at cpu 0.02 (recvmess + sendmess) pinged from plain Python on loopback, one ping
   every 20 ms, from SETTLE seconds after its start: RTT p50 and p99, beside a plain Python echo in the same
-  run. Goal: p99 ≤ 10 ms; a second row adds a busy thread to the echo vessel (and gets a sixth of the pings: each takes about a second), so it is
-  over its share and throttled while it answers: informational, it shows what an over-share vessel sees.
+  run. Goal: p99 ≤ 10 ms. A second row adds a busy thread to the echo vessel, so it is over its share and
+  throttled while it answers (it gets a sixth of the pings: each takes about a second); informational, it
+  shows what an over-share vessel sees.
 
 `--quick` runs 3-s shares and 100 pings as a smoke test. The exit status is 1 if any goal is missed.
 """
