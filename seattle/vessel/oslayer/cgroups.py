@@ -158,6 +158,13 @@ class VesselCgroup:
         """The processes in the group (in the CPU hierarchy, for v1)."""
         return {int(line) for line in _read(self.directories[0] / "cgroup.procs").split()}
 
+    def holds(self, pid: int) -> bool:
+        """Whether `pid` is still in the group whose quota holds its CPU (False too once it has exited)."""
+        try:
+            return pid in self.pids()
+        except OSError:
+            return False
+
     def cpu_seconds(self) -> float | None:
         """CPU time of everything that ever ran in the group, or None where the group does not count it
         (v1 without a writable cpuacct hierarchy)."""

@@ -14,7 +14,9 @@ here: a single C-level call such as `sum(range(10**12))` ignores every timer ins
   pause is kept as (start relative to the vessel's start, duration), the `stoptimes` of Repy's
   `getresources()`. When the vessel runs in a cgroup of its own (seattle.vessel.oslayer.cgroups), the
   kernel's CPU bandwidth limit throttles it instead: the nanny only samples the group's CPU time for
-  `usage()`, every _SHARE_SAMPLE_EVERY, and never stops the process (so `stoptimes` stays empty).
+  `usage()`, every _SHARE_SAMPLE_EVERY, and never stops the process (so `stoptimes` stays empty). A
+  process that is no longer in its group (only a vessel that got past both the language layer and Landlock
+  could write to the cgroup files) is throttled by the nanny from then on, as on a host without groups.
 * Memory: resident set size every `memory_tick` (0.1 s, as in Repy V2); over the allotment → SIGKILL.
 * Disk: `disk_usage` of the vessel directory every `disk_tick` (0.5 s, as in Repy V2); over → SIGKILL.
 
@@ -250,6 +252,8 @@ class Nanny:
         next_memory = next_disk = time.monotonic()
         while not stop.is_set():
             now = time.monotonic()
+            if self._cgroup is not None and not self._cgroup.holds(self.pid):
+                self._leave_cgroup()
             cpu = self._cpu_seconds(process)
             if process.exited():
                 return None
@@ -275,6 +279,13 @@ class Nanny:
         if self._cgroup is not None:
             return max(self.cpu_tick, _SHARE_SAMPLE_EVERY)
         return min(self.cpu_tick, max(self._fast_tick, self._throttle.safe_wait(_CORES)))
+
+    def _leave_cgroup(self) -> None:
+        """The group no longer holds the process: the throttle takes over, counting the process's own CPU time
+        (the samples of the group's count are dropped, the two clocks start at different points)."""
+        self._cgroup = None
+        with self._lock:
+            self._cpu_samples.clear()
 
     def _cpu_seconds(self, process: _WatchedProcess) -> float:
         """The group's CPU time where the group counts it (it covers any process the vessel started), else

@@ -111,3 +111,12 @@ def test_leftovers_of_dead_supervisors_are_removed_and_live_ones_kept(support: C
         for directory in (*leftover, *alive, *unrelated):
             if directory.exists():
                 directory.rmdir()
+
+
+def test_holds_tells_whether_a_process_is_in_the_group(support: CgroupSupport) -> None:
+    group = VesselCgroup.create(support, 0.5, 64 * MIB)
+    try:
+        assert not group.holds(os.getpid())
+    finally:
+        group.remove()
+    assert not group.holds(os.getpid())  # a removed group holds nothing
