@@ -12,6 +12,7 @@ from rich.table import Table
 from seattle.vessel.host.launcher import ALL_LAYERS
 from seattle.vessel.host.local import load_allotment, run_program_locally
 from seattle.vessel.oslayer import detect
+from seattle.vessel.oslayer.cgroups import MIN_QUOTA_US, PERIOD_US, CgroupSupport, detect_cgroups
 from seattle.vessel.status import EXIT_NORMAL
 
 
@@ -55,6 +56,16 @@ def run(resource_file: Path | None, directory: Path | None, local_ips: tuple[str
         sys.exit(handle.exit_code or 1)
 
 
+def _cpu_limit_line(cgroups: CgroupSupport) -> str:
+    """Which layer holds a vessel's CPU share and memory here, and how often it acts."""
+    if cgroups.available:
+        return (f"CPU and memory limits: cgroup {cgroups.kind}, the kernel's CPU quota per {PERIOD_US / 1000:g}-ms "
+                f"period (longer below cpu {MIN_QUOTA_US / PERIOD_US:g}: 1 ms is the kernel's smallest quota), "
+                "memory limit = the allotment.")
+    return ("CPU and memory limits: the nanny (SIGSTOP/SIGCONT; it looks every 10 ms, down to every 1 ms when a "
+            "vessel nears its share; memory by polling), because no cgroup layer is usable: see the cgroup row.")
+
+
 def _host_layers() -> frozenset[str]:
     return frozenset({ALL_LAYERS[0]}) | detect().available()
 
@@ -66,13 +77,16 @@ def doctor() -> None:
     table = Table(title="Vessel sandbox layers on this host")
     table.add_column("layer")
     table.add_column("available")
-    table.add_column("details")
+    table.add_column("details", overflow="fold")
     table.add_row("language", "yes", "static checker + scrubbed builtins (always on)")
     for name in ("rlimits", "namespaces", "landlock", "seccomp"):
         available = name in support.available()
         table.add_row(name, "yes" if available else "no", support.details.get(name, ""))
+    cgroups = detect_cgroups()
+    table.add_row("cgroup", "yes" if cgroups.available else "no", cgroups.reason)
     console = Console()
     console.print(table)
+    console.print(_cpu_limit_line(cgroups))
     if support.can_confine_untrusted():
         console.print("Untrusted programs can be confined on this host.")
     else:

@@ -1,8 +1,12 @@
 """One supervisor process per vessel: forks the sandboxed child, then holds it to its allotment.
 
 The supervisor is forked from the zygote and stays unconfined; it is the "separate process" of the design.
+Before the child gets its spec (and so before it runs any of the vessel's code), the supervisor puts it in a
+cgroup of its own where the host offers one (seattle.vessel.oslayer.cgroups): the kernel then holds its CPU
+share and memory, and the group is removed when the child has been reaped.
 Its threads:
-  - nanny: CPU throttle (SIGSTOP/SIGCONT), memory and disk kills (seattle.vessel.supervisor.nanny);
+  - nanny: CPU throttle (SIGSTOP/SIGCONT, unless the cgroup holds the CPU), memory and disk kills
+    (seattle.vessel.supervisor.nanny);
   - broker: performs the child's network calls after checking them again (seattle.vessel.supervisor.broker_server);
   - log pump: the child's stdout/stderr pipe → control channel;
   - control reader: "stop" from the host, or the host going away;
@@ -26,6 +30,7 @@ from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
 from seattle.vessel.child.startup import run_child, warm_up
 from seattle.vessel.oslayer import HostSupport
+from seattle.vessel.oslayer.cgroups import CgroupError, VesselCgroup, cgroup_support
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import (
     EXIT_RESOURCE_KILL,
@@ -213,21 +218,26 @@ def _supervise(
 ) -> tuple[int, str]:
     pid = prepared.pid
     supervision = Supervision(pid)
+    cgroup: VesselCgroup | None = None
     try:
         # Measured once the prepared process, warmed up, waits for its spec: what it holds now is our
         # runtime's, the same in every vessel, and the vessel is charged only for what it adds (memcharge).
         _await_ready(prepared.broker)
         meter = MemoryMeter(pid)
         baseline = meter.unique_bytes()
+        cgroup = _join_cgroup(spec, pid)
         _write_all(prepared.spec_write, control.encode({"t": "spec", **spec.to_wire()}))
         os.close(prepared.spec_write)
         nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at,
-                      memory_meter=meter, memory_baseline=baseline)
+                      memory_meter=meter, memory_baseline=baseline, cgroup=cgroup)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
         broker = BrokerServer(prepared.broker, policy, nanny.usage)
     except BaseException:
         supervision.kill()
         _forward_available_log(prepared.log_read, sender)  # e.g. why the prepared child is already gone
+        if cgroup is not None:
+            os.waitpid(pid, 0)
+            cgroup.remove()
         raise
     sender.send({"t": "started", "pid": pid, "supervisor": os.getpid(), "layers": sorted(spec.layers)})
     log_pump = _thread(_pump_log, prepared.log_read, sender)
@@ -244,6 +254,9 @@ def _supervise(
     # now that `finished` is set) so the exit is reported as the resource kill it was.
     nanny_thread.join()
     broker.close()
+    if cgroup is not None:
+        _note_kernel_memory_kill(status, cgroup, supervision, int(spec.resources.quantity("memory")))
+        cgroup.remove()
     code, reason = _outcome(status, supervision)
     if supervision.verdict is not None:
         sender.send({"t": "log", "data": f"\nKilled: {supervision.verdict.message}\n".encode()})
@@ -263,6 +276,39 @@ def _await_ready(broker: socket.socket) -> None:
         pass
     finally:
         broker.settimeout(None)
+
+
+def _join_cgroup(spec: VesselSpec, pid: int) -> VesselCgroup | None:
+    """Put the waiting child in a cgroup with its allotment's CPU quota and memory limit, where the host offers
+    cgroups. If this vessel's group cannot be made, the nanny throttles it as on a host without cgroups: the
+    allotment is enforced either way."""
+    support = cgroup_support()
+    if not support.available:
+        return None
+    try:
+        group = VesselCgroup.create(support, spec.resources.quantity("cpu"), int(spec.resources.quantity("memory")))
+    except CgroupError:
+        return None
+    try:
+        group.add(pid)
+    except CgroupError:
+        group.remove()
+        return None
+    return group
+
+
+def _note_kernel_memory_kill(status: int, cgroup: VesselCgroup, supervision: Supervision, allotment: int) -> None:
+    """A child SIGKILLed by the kernel's OOM killer went over its group's memory limit: report that as the
+    resource kill it is, as if the nanny had caught it, naming the allotment (the kernel's limit is it rounded
+    down to whole pages)."""
+    if supervision.verdict is not None or supervision.stop_requested.is_set():
+        return
+    if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL) or cgroup.oom_kills() == 0:
+        return
+    supervision.verdict = NannyVerdict(
+        "memory", allotment, cgroup.memory_limit(),
+        f"memory use reached the allotment of {allotment:,} bytes; the kernel's memory limit killed the vessel",
+    )
 
 
 def _forward_available_log(fd: int, sender: ControlSender) -> None:
