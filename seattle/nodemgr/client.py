@@ -31,10 +31,11 @@ from typing import Any
 import trio
 
 from seattle.boundedmsgpack import RESPONSE_LIMITS
-from seattle.errors import SeattleError
 from seattle.channel.stream import ChannelError, KeyMismatch, VersionMismatch, secure_client
+from seattle.errors import SeattleError
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.frames import DEFAULT_MAX_FRAME, FrameDecoder, FrameError, encode_frame
+from seattle.nodemgr.known_nodes import KnownNodes, Pin
 from seattle.nodemgr.signing import (
     DEFAULT_LIFETIME,
     ERROR,
@@ -45,7 +46,6 @@ from seattle.nodemgr.signing import (
     public_request,
     sign_request,
 )
-from seattle.nodemgr.known_nodes import KnownNodes, Pin
 
 DEFAULT_TIMEOUT = 30.0
 _RECEIVE_SIZE = 64 * 1024

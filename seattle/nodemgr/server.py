@@ -381,8 +381,10 @@ class NodeServer:
                 with trio.move_on_at(deadline) as timer:
                     try:
                         data = await connection.stream.receive_some(_RECEIVE_SIZE)
-                    except trio.BrokenResourceError:
-                        scope.cancel()  # the client reset the connection: nobody to answer
+                    except trio.BrokenResourceError as exc:
+                        if isinstance(exc, ChannelError):  # tampered, replayed, reordered or cut off
+                            self.stats[f"channel_{exc.code}"] += 1
+                        scope.cancel()  # the client reset the connection, or its bytes were not its own
                         return
                 if timer.cancelled_caught:
                     if connection.pending and not decoder.buffered:
