@@ -354,7 +354,9 @@ class NodeServer:
         finally:
             self._release(connection)
             self._release_large(connection)  # a large frame that never got answered
-            await trio.aclose_forcefully(connection.stream)
+            # A channel ends with its authenticated end-of-stream message (so the client can tell the node's
+            # close from a cut), given at most the channel's close timeout; a bare socket closes at once.
+            await connection.stream.aclose()
 
     async def _handshake(self, connection: _Connection) -> bool:
         """The channel's handshake, within `handshake_timeout`; whether it completed (failures are counted)."""
