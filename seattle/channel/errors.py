@@ -24,6 +24,7 @@ HANDSHAKE_TIMEOUT = "handshake_timeout"
 CONNECTION_CLOSED = "connection_closed"  # the peer closed during the handshake or inside a message
 KEY_MISMATCH = "key_mismatch"
 VERSION_MISMATCH = "version_mismatch"
+UPGRADE_REQUIRED = "upgrade_required"  # the code of the old-framing error frame a node sends an old client
 
 #: What `VersionMismatch.theirs` holds when the peer speaks the plaintext protocol of before the channel.
 PLAINTEXT_NODE = "plaintext node"

@@ -27,6 +27,7 @@ without the reader seeing ChannelBroken, as with TLS's close_notify.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar
@@ -43,6 +44,7 @@ from seattle.channel.errors import (
     PLAINTEXT_CLIENT,
     PLAINTEXT_NODE,
     UPGRADE_CLIENT,
+    UPGRADE_REQUIRED,
     ChannelBroken,
     ChannelError,
     HandshakeFailed,
@@ -78,7 +80,6 @@ CLOSE_TIMEOUT = 1.0
 REFUSAL_LINGER = 1.0
 #: The old framing's header (seattle.nodemgr.frames.HEADER), rebuilt here so the channel imports no nodemgr.
 _OLD_HEADER = struct.Struct(">I")
-UPGRADE_REQUIRED = "upgrade_required"
 
 T = TypeVar("T")
 
@@ -333,20 +334,21 @@ class SecureStream(trio.abc.HalfCloseableStream):
         """The next plaintext (at most `max_bytes`, at most one message's); b"" once the peer ended the stream.
         ChannelBroken, after closing the transport, for a message that fails authentication or a stream cut off
         without its end-of-stream message."""
-        if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes < 1):
-            raise ValueError("max_bytes must be a positive integer or None")
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)  # TypeError for a float, as any trio stream
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be a positive integer or None")
         with _Guard(self, sending=False):
+            # Every call is a checkpoint, taken before anything is consumed: a cancel loses no data.
+            await trio.lowlevel.checkpoint()
             if self._plain_offset >= len(self._plain):
                 if self._eof_received:
-                    await trio.lowlevel.checkpoint()
                     return b""
                 plaintext = await self._next_message()
                 if not plaintext:
                     self._eof_received = True
                     return b""
                 self._plain, self._plain_offset = plaintext, 0
-            else:
-                await trio.lowlevel.checkpoint()
             start = self._plain_offset
             end = len(self._plain) if max_bytes is None else min(len(self._plain), start + max_bytes)
             self._plain_offset = end
