@@ -68,6 +68,7 @@ from seattle.nodemgr.frames import (
 )
 from seattle.nodemgr.signing import (
     SIGNER_PREFIX,
+    TOO_MANY_CONNECTIONS,
     PublicRequest,
     RequestRejected,
     RequestVerifier,
@@ -79,7 +80,6 @@ from seattle.nodemgr.signing import (
 
 log = logging.getLogger(__name__)
 
-TOO_MANY_CONNECTIONS = "too_many_connections"
 RESPONSE_TOO_LARGE = "response_too_large"
 _RECEIVE_SIZE = 64 * 1024
 #: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
