@@ -28,7 +28,8 @@ Every byte is from a stranger until a signature says otherwise, so the limits ar
   byte at a time is dropped; `write_timeout` (plus the same rate allowance) to hand one answer to the kernel,
   whose send buffer is capped at `send_buffer`, so a client that does not read its answers is dropped and
   holds at most one answer and one send buffer of the node's memory;
-* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48); requests
+* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48), handshakes
+  paced per address and per network before their cryptography (`handshake_rate`); requests
   from connections that have not yet made an authorized call are paced by token buckets per address and per
   network, kept in LRU tables of `prefix_table_size` entries that forget the least recently seen source;
 * when all `max_connections` are taken, a new connection evicts the oldest connection that has never made an
@@ -139,19 +140,24 @@ class ServerLimits:
     refusal_timeout: float = 2.0
     #: Seconds from accept to a completed channel handshake (a few KiB at most are held meanwhile).
     handshake_timeout: float = 10.0
+    #: Handshakes per second (and burst) per address, then per network, paced before any of the handshake's
+    #: cryptography: what one source can make the node spend on Diffie-Hellman (~0.5 ms of CPU each).
+    handshake_rate: float = 20.0
+    handshake_burst: int = 40
+    handshake_network_rate: float = 50.0
+    handshake_network_burst: int = 100
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
                      "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
                      "min_transfer_rate", "stranger_burst", "network_burst", "claimant_burst",
-                     "claimant_network_burst", "prefix_table_size"):
+                     "claimant_network_burst", "handshake_burst", "handshake_network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
         for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "handshake_timeout",
-                     "stranger_rate",
-                     "claimant_rate", "claimant_network_rate",
-                     "network_rate"):
+                     "stranger_rate", "claimant_rate", "claimant_network_rate", "network_rate", "handshake_rate",
+                     "handshake_network_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0 or math.isnan(value):
                 raise ValueError(f"ServerLimits.{name} must be a positive number, got {value!r}")
@@ -232,6 +238,10 @@ class NodeServer:
                                                 limits.prefix_table_size)
         self._claimant_network_pace = RateTable(limits.claimant_network_rate, limits.claimant_network_burst,
                                                 limits.prefix_table_size)
+        self._handshake_address_pace = RateTable(limits.handshake_rate, limits.handshake_burst,
+                                                 limits.prefix_table_size)
+        self._handshake_network_pace = RateTable(limits.handshake_network_rate, limits.handshake_network_burst,
+                                                 limits.prefix_table_size)
         self._large_frames = trio.Semaphore(limits.max_large_frames)
         self._verify_threads = trio.CapacityLimiter(2)
 
@@ -359,10 +369,21 @@ class NodeServer:
             await connection.stream.aclose()
 
     async def _handshake(self, connection: _Connection) -> bool:
-        """The channel's handshake, within `handshake_timeout`; whether it completed (failures are counted)."""
+        """The channel's handshake, paced per address and network, all within `handshake_timeout`; whether it
+        completed (failures are counted)."""
+        limits = self.limits
+        now = trio.current_time()
+        wait = max(self._handshake_address_pace.take(connection.address, now),
+                   self._handshake_network_pace.take(connection.network, now))
+        if wait > 0:
+            self.stats["handshakes_paced"] += 1
+            if wait >= limits.handshake_timeout:
+                self.stats["handshakes_handshake_timeout"] += 1
+                return False
+            await trio.sleep(wait)
         try:
             connection.stream = await secure_server(connection.stream, identity=self.identity,
-                                                    timeout=self.limits.handshake_timeout)
+                                                    timeout=limits.handshake_timeout - wait)
         except ChannelError as exc:
             self.stats[f"handshakes_{exc.code}"] += 1
             return False
