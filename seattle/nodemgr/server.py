@@ -15,7 +15,8 @@ tasks, so a slow or flooding client only ever waits for itself:
   client, so a flood costs the node a few buffered requests per connection, not memory;
 * a **processor** takes requests in order, checks signed ones (signature, times, then the signer's rights,
   and only then the replay cache), dispatches, and writes the responses in request order, which is what
-  makes pipelining work.
+  makes pipelining work (answers to an authorized connection's queued requests are written together, up to
+  64 KiB: one channel message for many small answers).
 
 Every byte is from a stranger until a signature says otherwise, so the limits are in bytes and by source:
 
@@ -27,7 +28,7 @@ Every byte is from a stranger until a signature says otherwise, so the limits ar
   large frame needs at `min_transfer_rate`) from a frame's first byte to its last, so a request trickled a
   byte at a time is dropped; `write_timeout` (plus the same rate allowance) to hand one answer to the kernel,
   whose send buffer is capped at `send_buffer`, so a client that does not read its answers is dropped and
-  holds at most one answer and one send buffer of the node's memory;
+  holds at most one answer (or 64 KiB of gathered ones) and one send buffer of the node's memory;
 * sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48), handshakes
   paced per address and per network before their cryptography (`handshake_rate`); requests
   from connections that have not yet made an authorized call are paced by token buckets per address and per
@@ -83,6 +84,8 @@ log = logging.getLogger(__name__)
 
 RESPONSE_TOO_LARGE = "response_too_large"
 _RECEIVE_SIZE = 64 * 1024
+#: Bytes of answers to queued pipelined requests written together (one channel message's worth).
+_COALESCE = 64 * 1024
 #: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
 _TRANSIENT_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BACKOFF = (0.01, 1.0)
@@ -483,12 +486,18 @@ class NodeServer:
             self._large_frames.release()
 
     async def _process(self, connection: _Connection) -> None:
-        """The queue → responses, in order, until the reader closes the queue."""
+        """The queue → responses, in order, until the reader closes the queue.
+
+        On a connection that has made an authorized call (never paced), answers to pipelined requests that are
+        already queued are written together, up to `_COALESCE` bytes: one channel message and one write for
+        many small answers instead of one each. Answers still leave in request order, and at most `_COALESCE`
+        bytes of them wait for the next request's processing."""
         limits = connection.limits
+        ready: list[bytes] = []  # answers not yet handed to the kernel, in order
         async with connection.receive:
             async for item in connection.receive:
                 if isinstance(item, _Broken):
-                    await self._write(connection, encode_frame(item.response, limits.max_frame))
+                    await self._write(connection, b"".join([*ready, encode_frame(item.response, limits.max_frame)]))
                     return
                 response = await self.respond(item.message, connection)
                 try:
@@ -499,8 +508,13 @@ class NodeServer:
                 del response
                 if item.large:
                     self._release_large(connection)
-                await self._write(connection, frame)
-                connection.pending -= 1
+                ready.append(frame)
+                # Strangers' requests may wait for their pacing: their answers are never held for it.
+                if (not connection.authorized or sum(map(len, ready)) >= _COALESCE
+                        or not connection.receive.statistics().current_buffer_used):
+                    await self._write(connection, ready[0] if len(ready) == 1 else b"".join(ready))
+                    connection.pending -= len(ready)
+                    ready.clear()
                 if connection.forged:
                     return
 
