@@ -32,14 +32,6 @@ SHARE_WINDOW = 2.0
 
 
 @pytest.fixture
-def support() -> CgroupSupport:
-    found = detect_cgroups()
-    if not found.available:
-        pytest.skip(f"no cgroup layer here: {found.reason}")
-    return found
-
-
-@pytest.fixture
 async def nanny_launcher(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[VesselLauncher]:
     """A launcher whose zygote (and so every supervisor) runs with the cgroup layer switched off."""
     monkeypatch.setenv(SWITCH_VARIABLE, "off")

@@ -26,14 +26,6 @@ from seattle.vessel.oslayer.cgroups import (
 MIB = 1024 * 1024
 
 
-@pytest.fixture
-def support() -> CgroupSupport:
-    found = detect_cgroups()
-    if not found.available:
-        pytest.skip(f"no cgroup layer here: {found.reason}")
-    return found
-
-
 @pytest.mark.parametrize(("cpu", "expected"), [
     (0.5, (2_500, 5_000)),      # the short period, as is
     (0.1, (1_000, 10_000)),     # lengthened: the kernel's minimum quota is 1 ms
