@@ -123,4 +123,4 @@ def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport
         args=list(spec.args),
         start_time=spec.requested_at,
     )
-    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers)
+    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers, platform=spec.platform)
