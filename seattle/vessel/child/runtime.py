@@ -1,9 +1,9 @@
 """Runs a checked program inside the (already confined) vessel process.
 
-This is the last step of a vessel's start: build the program's globals from the API modules, check and
-compile the source, execute it, wait for the threads it started, and end the process with an exit code that
-`seattle.vessel.status` maps to a vessel state. Nothing here is reachable from user code: the program sees
-only the names `build_globals` puts in its namespace.
+This is the last step of a vessel's start: build the program's globals from the API modules, translate the
+source if it is in the original dialect, check and compile it, execute it, wait for the threads it started,
+and end the process with an exit code that `seattle.vessel.status` maps to a vessel state. Nothing here is
+reachable from user code: the program sees only the names `Runtime.namespace` puts in its namespace.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 # stopped-by: api, landlock
 dunder = "_" + "_" + "builtins" + "_" + "_"
 found = []
-for key in _context.keys():
+for key in _context.keys():  # noqa: SIM118 - the method is what is tested
     if "_" + "_" in key:
         found.append(key)
 print("dunder keys listed:", found)
