@@ -70,21 +70,16 @@ CACHE_ENTRIES = 64
 
 
 class FixClassicDivision(fixer_base.BaseFix):  # type: ignore[misc]
-    """`a / b` → `py2div(a, b)`, `x /= b` → `x = py2div(x, b)`: Python 2's `/` floors when both sides are ints.
+    """`a / b` → `py2div(a, b)`: Python 2's `/` floors when both sides are ints.
 
-    A term like `a * b / c % d` is folded left to right, as Python evaluates it. An augmented target is
-    repeated only when repeating it cannot run code twice (no call in it); otherwise `/=` stays as it is.
+    A term like `a * b / c % d` is folded left to right, as Python evaluates it.
     """
 
-    BM_compatible = False
-    PATTERN = "term< any+ > | expr_stmt< any '/=' any >"
+    BM_compatible = True
+    PATTERN = "term< any* '/' any* >"
 
     def transform(self, node: Any, results: dict[str, Any]) -> Any:
-        if node.type == pygram.python_symbols.expr_stmt:
-            return self._augmented(node)
         children = node.children
-        if not any(child.type == token.SLASH for child in children[1::2]):
-            return None
         prefix = children[0].prefix
         folded = children[0].clone()
         folded.prefix = ""
@@ -98,7 +93,15 @@ class FixClassicDivision(fixer_base.BaseFix):  # type: ignore[misc]
         folded.prefix = prefix
         return folded
 
-    def _augmented(self, node: Any) -> Any:
+
+class FixClassicDivisionAssign(fixer_base.BaseFix):  # type: ignore[misc]
+    """`x /= b` → `x = py2div(x, b)`, when repeating the target cannot run code twice (no call in it); otherwise
+    `/=` stays as it is (Python 3's true division)."""
+
+    BM_compatible = False  # the bottom matcher does not find augmented-assignment operators
+    PATTERN = "expr_stmt< any '/=' any >"
+
+    def transform(self, node: Any, results: dict[str, Any]) -> Any:
         target, operator, value = node.children
         if "(" in str(target):
             return None
@@ -114,7 +117,7 @@ _FIXERS: tuple[type[Any], ...] = (
     fix_print.FixPrint, fix_except.FixExcept, fix_raise.FixRaise, fix_numliterals.FixNumliterals,
     fix_repr.FixRepr, fix_ne.FixNe, fix_has_key.FixHasKey, fix_dict.FixDict, fix_xrange.FixXrange,
     fix_map.FixMap, fix_filter.FixFilter, fix_zip.FixZip, fix_apply.FixApply, fix_exec.FixExec,
-    FixClassicDivision,
+    FixClassicDivision, FixClassicDivisionAssign,
 )  # fmt: skip
 
 
