@@ -161,12 +161,13 @@ def _evaluate(code: CodeType, namespace: dict[str, Any]) -> None:
 
 
 def _changed(base: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
-    """The names evaluation bound or rebound, less those every namespace gets from the runtime."""
+    """The names evaluation bound or rebound, less those every namespace gets from the runtime and those the
+    interpreter itself sets (`__doc__`, `__annotations__`): a program could not have spelled them."""
     return {
         key: value for key, value in namespace.items()
-        if key not in RUNTIME_NAMES and (key not in base or base[key] is not value)
+        if key not in RUNTIME_NAMES and "__" not in key and (key not in base or base[key] is not value)
     }
 
 
 def _exported(namespace: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in namespace.items() if key not in RUNTIME_NAMES}
+    return {key: value for key, value in namespace.items() if key not in RUNTIME_NAMES and "__" not in key}

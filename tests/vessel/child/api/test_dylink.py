@@ -136,3 +136,11 @@ def test_dispatch_runs_the_next_program_with_the_callers_names(harness: Harness)
 def test_dispatch_without_a_program_is_an_argument_error(harness: Harness) -> None:
     with pytest.raises(errors.RepyArgumentError, match="callargs"):
         run(harness, "dy_dispatch_module()\n")
+
+
+def test_names_the_interpreter_sets_are_not_exported(harness: Harness) -> None:
+    write(harness, "doc.r2py", '"""A library with a docstring."""\ncount: int = 1\n')
+    namespace = run(harness, "lib = dy_import_module('doc.r2py')\ndy_import_module_symbols('doc.r2py')\n")
+    assert namespace["lib"].count == 1
+    assert sorted(vars(namespace["lib"])) == ["count"]
+    assert "__doc__" not in namespace and "__annotations__" not in namespace
