@@ -106,6 +106,7 @@ _WORDS: dict[str, _Word] = {
     "vessel": _Word("VESSEL", _as_is),
     "other": _Word("OTHER_VESSEL", _as_is),
     "program": _Word("PROGRAM", _as_is),
+    "platform": _Word("python3|repyV2|repyV1", _as_is),
     "filename": _Word("FILENAME", _as_is),
     "ownerinfo": _Word("TEXT", _as_is),
     "data": _Word("LOCAL_FILE|-", _read_source),

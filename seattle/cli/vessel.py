@@ -13,6 +13,7 @@ from seattle.vessel.host.launcher import ALL_LAYERS
 from seattle.vessel.host.local import load_allotment, run_program_locally
 from seattle.vessel.oslayer import detect
 from seattle.vessel.oslayer.cgroups import MIN_QUOTA_US, PERIOD_US, CgroupSupport, detect_cgroups
+from seattle.vessel.spec import PLATFORMS, PYTHON3
 from seattle.vessel.status import EXIT_NORMAL
 
 
@@ -37,10 +38,12 @@ def _write_output(data: bytes) -> None:
 @click.option("--allow-unconfined", is_flag=True,
               help="Run even if the host offers neither seccomp nor Landlock.")
 @click.option("--timeout", type=float, default=None, help="Stop the program after this many seconds.")
+@click.option("--dialect", type=click.Choice(PLATFORMS), default=PYTHON3, show_default=True,
+              help="The program's language: python3, or the original Repy's Python 2 with the V2 or V1 API.")
 @click.argument("program", type=click.Path(path_type=Path))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(resource_file: Path | None, directory: Path | None, local_ips: tuple[str, ...], without: tuple[str, ...],
-        allow_unconfined: bool, timeout: float | None, program: Path, args: tuple[str, ...]) -> None:
+        allow_unconfined: bool, timeout: float | None, dialect: str, program: Path, args: tuple[str, ...]) -> None:
     """Run PROGRAM in a local vessel, printing its log as it runs.
 
     Exits 0 when the program ends normally; otherwise prints why and exits with the vessel's exit code.
@@ -50,6 +53,7 @@ def run(resource_file: Path | None, directory: Path | None, local_ips: tuple[str
         program, args, resources=load_allotment(resource_file), on_output=_write_output,
         directory=directory, layers=layers, local_ips=local_ips,
         allow_unconfined=allow_unconfined, timeout=timeout if timeout is not None else float("inf"),
+        platform=dialect,
     )
     if handle.exit_code != EXIT_NORMAL:
         click.echo(f"seattle: vessel {handle.status}: {handle.reason} (exit code {handle.exit_code})", err=True)

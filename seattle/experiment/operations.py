@@ -39,6 +39,7 @@ from seattle.experiment.targets import VESSEL_NAME, VesselRef
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
 from seattle.nodemgr.known_nodes import KnownNodes
+from seattle.vessel.spec import PYTHON3
 
 #: GetVessels fields a researcher sees with `show owner`, `show users`, ...
 VESSEL_FIELDS = ("status", "owner", "users", "ownerinfo", "advertise")
@@ -86,18 +87,27 @@ def upload(remote: str, data: bytes) -> VesselOp:
     return call("AddFileToVessel", filename=remote, data=data)
 
 
-def run(remote: str, data: bytes, args: Sequence[str]) -> VesselOp:
+def run(remote: str, data: bytes, args: Sequence[str], platform: str = PYTHON3) -> VesselOp:
     """Upload the program, then start it (seash's `run`): both pipelined on the node's connection."""
+    starting = _start_call(remote, args, platform)
 
     async def op(node: Node, ref: VesselRef) -> Any:
         await node.client.call("AddFileToVessel", vessel=ref.vessel, filename=remote, data=data)
-        return await node.client.call("StartVessel", vessel=ref.vessel, program=remote, args=list(args))
+        return await node.client.call(starting[0], vessel=ref.vessel, **starting[1])
 
     return op
 
 
-def start(program: str, args: Sequence[str]) -> VesselOp:
-    return call("StartVessel", program=program, args=list(args))
+def start(program: str, args: Sequence[str], platform: str = PYTHON3) -> VesselOp:
+    name, arguments = _start_call(program, args, platform)
+    return call(name, **arguments)
+
+
+def _start_call(program: str, args: Sequence[str], platform: str) -> tuple[str, dict[str, Any]]:
+    """StartVessel for our dialect (which every node knows), StartVesselEx with the platform otherwise."""
+    if platform == PYTHON3:
+        return "StartVessel", {"program": program, "args": list(args)}
+    return "StartVesselEx", {"platform": platform, "program": program, "args": list(args)}
 
 
 async def node_info(node: Node, ref: VesselRef) -> dict[str, Any]:

@@ -131,4 +131,4 @@ def run_child(
         start_time=spec.requested_at,
         traffic=traffic,
     )
-    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers)
+    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers, platform=spec.platform)
