@@ -78,7 +78,8 @@ class NodeManager:
 
     def __init__(self, node_dir: Path, host: str, port: int, *, limits: ServerLimits | None = None,
                  local_ips: Sequence[str] = (), allow_unconfined: bool = False, overlay: bool = False,
-                 bootstrap: Sequence[tuple[str, int]] = ()) -> None:
+                 bootstrap: Sequence[tuple[str, int]] = (), plaintext_benchmark_only: bool = False) -> None:
+        """`plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py only)."""
         self.node_dir = Path(node_dir)
         self.host = host
         self.requested_port = port
@@ -87,6 +88,7 @@ class NodeManager:
         self.allow_unconfined = allow_unconfined
         self.use_overlay = overlay
         self.bootstrap = tuple(bootstrap)
+        self.plaintext_benchmark_only = plaintext_benchmark_only
         #: The overlay service and its running UDP transport (None without the overlay).
         self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
@@ -128,7 +130,8 @@ class NodeManager:
         await self._launcher.__aenter__()
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
                            addresses=lambda: list(self.addresses), local_ips=self.local_ips)
-        self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)
+        self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits,
+                                 identity=self.identity, plaintext_benchmark_only=self.plaintext_benchmark_only)
         try:
             if self.use_overlay:
                 # Entered before the nursery, left after it: trio nurseries nest, and the overlay's own

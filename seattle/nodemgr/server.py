@@ -1,5 +1,12 @@
 """The node manager's TCP server: framing, limits, request checks and dispatch to `NodeAPI`, for many clients.
 
+Every accepted connection first completes the secure channel's handshake (`seattle.channel.secure_server`,
+with the node's identity key, within `handshake_timeout`); only then does the frame layer below run, unchanged,
+over the encrypted stream. A connection in its handshake already holds its place in the per-address and
+per-network counts and is a stranger that can be evicted, so half-finished handshakes are capped like any
+connection. Refusals for being over those counts go out before any handshake, as one plaintext error frame:
+refusing costs the node no cryptography.
+
 Unlike the original (one worker thread for the whole node), every connection is served by its own pair of
 tasks, so a slow or flooding client only ever waits for itself:
 
@@ -48,8 +55,9 @@ from typing import Any
 import trio
 
 from seattle.budgets import RateTable, source_of
+from seattle.channel.stream import ChannelError, secure_server
 from seattle.envelope import BAD_SIGNATURE
-from seattle.keys import PublicKey
+from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.frames import (
     DEFAULT_MAX_FRAME,
@@ -129,6 +137,8 @@ class ServerLimits:
     prefix_table_size: int = 4096
     #: How long a refused connection gets to receive its error frame.
     refusal_timeout: float = 2.0
+    #: Seconds from accept to a completed channel handshake (a few KiB at most are held meanwhile).
+    handshake_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
@@ -138,7 +148,8 @@ class ServerLimits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
-        for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "stranger_rate",
+        for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "handshake_timeout",
+                     "stranger_rate",
                      "claimant_rate", "claimant_network_rate",
                      "network_rate"):
             value = getattr(self, name)
@@ -168,7 +179,8 @@ class _Broken:
 class _Connection:
     """The state shared by one connection's reader and processor."""
 
-    stream: trio.SocketStream
+    #: The accepted TCP stream until the handshake completes, then the secure channel over it.
+    stream: trio.abc.Stream
     address: str
     network: str
     limits: ServerLimits
@@ -194,9 +206,15 @@ class NodeServer:
     """Accepts connections on `listeners` and serves them with `api`; see the module docstring."""
 
     def __init__(self, api: NodeAPI, verifier: RequestVerifier, limits: ServerLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, identity: Identity,
+                 plaintext_benchmark_only: bool = False) -> None:
+        """`identity` is the node's key pair, proven in every handshake (`verifier` checks that requests are
+        addressed to its public key). `plaintext_benchmark_only` serves frames without the channel, for
+        bench/bench_nodemgr.py's comparison alone: no command or configuration sets it."""
         self.api = api
         self.verifier = verifier
+        self.identity = identity
+        self._plaintext = plaintext_benchmark_only
         self.limits = limits or ServerLimits()
         self.clock = clock
         #: What was refused, dropped, evicted or paced, by cause: the counters tests and benchmarks read.
@@ -319,6 +337,8 @@ class NodeServer:
     async def _serve_connection(self, connection: _Connection) -> None:
         try:
             with connection.scope:
+                if not self._plaintext and not await self._handshake(connection):
+                    return
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read, connection, nursery.cancel_scope)
                     await self._process(connection)
@@ -334,7 +354,19 @@ class NodeServer:
         finally:
             self._release(connection)
             self._release_large(connection)  # a large frame that never got answered
-            await trio.aclose_forcefully(connection.stream)
+            # A channel ends with its authenticated end-of-stream message (so the client can tell the node's
+            # close from a cut), given at most the channel's close timeout; a bare socket closes at once.
+            await connection.stream.aclose()
+
+    async def _handshake(self, connection: _Connection) -> bool:
+        """The channel's handshake, within `handshake_timeout`; whether it completed (failures are counted)."""
+        try:
+            connection.stream = await secure_server(connection.stream, identity=self.identity,
+                                                    timeout=self.limits.handshake_timeout)
+        except ChannelError as exc:
+            self.stats[f"handshakes_{exc.code}"] += 1
+            return False
+        return True
 
     async def _read(self, connection: _Connection, scope: trio.CancelScope) -> None:
         """Frames in → the queue; ends by closing the queue (end of stream, frame error or a deadline)."""
@@ -351,8 +383,10 @@ class NodeServer:
                 with trio.move_on_at(deadline) as timer:
                     try:
                         data = await connection.stream.receive_some(_RECEIVE_SIZE)
-                    except trio.BrokenResourceError:
-                        scope.cancel()  # the client reset the connection: nobody to answer
+                    except trio.BrokenResourceError as exc:
+                        if isinstance(exc, ChannelError):  # tampered, replayed, reordered or cut off
+                            self.stats[f"channel_{exc.code}"] += 1
+                        scope.cancel()  # the client reset the connection, or its bytes were not its own
                         return
                 if timer.cancelled_caught:
                     if connection.pending and not decoder.buffered:
