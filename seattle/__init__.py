@@ -4,6 +4,7 @@ them; `lint-imports` enforces that each imports only the layers below it):
     cli         the `seattle` command
     demo        `seattle demo`: a whole experiment on a local testbed
     testbed     N node managers on loopback in one overlay
+    netlab      a multi-host network in Linux network namespaces: public hosts, NATed and firewalled homes
     experiment  the researcher's library: browse, targets, fan-out, sessions
     donor       the donor's side of a node: donation, start/stop, service, uninstall
     planner     signed installer profiles and the installer
@@ -15,7 +16,7 @@ them; `lint-imports` enforces that each imports only the layers below it):
 
 Shared leaves, imported by any layer and importing none: resources, keys, envelope, boundedmsgpack (msgpack
 decoding with its cost bounded before objects are built), budgets (sources by network prefix and their rate
-tables), errors, refusal, addresses, home, atomicfile.
+tables), errors, refusal, addresses, home, atomicfile, natkind (the home-router kinds both testbeds model).
 """
 
 __version__ = "0.1.0"

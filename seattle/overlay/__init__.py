@@ -15,6 +15,7 @@ Nothing here imports `seattle.advertise`: the record format lives here, the adve
 - udp — `UdpOverlay`, the real driver: one engine on a trio UDP socket
 - simnet — `SimNetwork`, the simulated network in virtual time (run by a trio task or stepped by hand), and
   each node's `SimTransport`
+- simnat — the simulated network's home routers: NAT mappings, filters and their timeouts
 - join — joining the overlay, the same for the node manager, browse, simulations and the bench
 - simulation — overlay simulations at scale on `simnet` (run by `simulations/overlay.py`)
 """

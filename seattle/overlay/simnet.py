@@ -25,6 +25,15 @@ A node acts through `sim.transport(node)`, a `SimTransport`: the same `OverlayTr
 
 Addresses are fake but well formed: node i gets 127.a.b.1 (one /24 per node, so the routing table's
 per-subnet cap never hides a simulated node) and nothing ever touches a socket.
+
+Home routers (`add_router`, then `attach(node, behind=router)`): a NAT (cone or symmetric) gets a public
+address of its own and its nodes private ones (172.16.0.0/12, then 192.168.0.0/16), seen outside as the
+router's address and the port of a mapping the router made when they sent; a firewall's nodes keep public
+addresses. Either way a node behind a router gets only the datagrams its router lets in
+(`seattle.overlay.simnat`: mappings, filters, timeouts), and a private address is reachable only from its own
+LAN. Private addresses are unique across the whole simulation (real homes all reuse 192.168.1.x): a datagram
+to one from outside its LAN is unreachable, as it would be. Without routers nothing of this runs, and a run is
+the same as before they existed.
 """
 
 from __future__ import annotations
@@ -42,10 +51,13 @@ from typing import Any
 import trio
 import trio.testing
 
+from seattle.natkind import NatKind
 from seattle.overlay.lookup import Lookup
 from seattle.overlay.messages import Message
 from seattle.overlay.nodeid import ID_BITS, Contact, NodeId
 from seattle.overlay.protocol import Address, Datagram, OverlayNode
+from seattle.overlay.simnat import DEFAULT_TIMEOUT as NAT_TIMEOUT
+from seattle.overlay.simnat import Router
 from seattle.overlay.transport import EngineTransport
 
 #: Records carry wall-clock times, so virtual time starts at a plausible wall-clock moment.
@@ -57,6 +69,9 @@ DEFAULT_TIMEOUT = 60.0
 _FIRST_OCTETS = (127, 10)
 _PER_OCTET = 254 * 256
 _MAX_NODES = len(_FIRST_OCTETS) * _PER_OCTET
+#: Nodes behind a NAT get private addresses, 254 per /24: 172.16.0.0/12's 4,096 /24s, then 192.168.0.0/16's.
+_PRIVATE_BLOCKS = ((172, 16, 4096), (192, 168, 256))
+_MAX_PRIVATE = sum(blocks for _, _, blocks in _PRIVATE_BLOCKS) * 254
 
 _DELIVER = 0
 _WAKE = 1
@@ -64,17 +79,21 @@ _WAKE = 1
 
 @dataclass
 class Traffic:
-    """What happened to every datagram sent: `sent` = `delivered` + `lost` + `partitioned` + `unreachable`
-    once nothing is in flight. `lost` is random loss; `unreachable` is a dead or unknown destination."""
+    """What happened to every datagram sent: `sent` = `delivered` + `lost` + `partitioned` + `unreachable` +
+    `filtered` once nothing is in flight. `lost` is random loss; `unreachable` is a dead or unknown
+    destination (or a private address from outside its LAN); `filtered` is dropped by a home router (no live
+    mapping, or a sender the router does not let in; or, going out, no free external port)."""
 
     sent: int = 0
     delivered: int = 0
     lost: int = 0
     partitioned: int = 0
     unreachable: int = 0
+    filtered: int = 0
 
 
-#: Called with (send time, source, destination, bytes) for every datagram sent, before loss is drawn.
+#: Called with (send time, source, destination, bytes) for every datagram sent, before loss is drawn. The
+#: source is the one on the wire: a NATed sender's router address and mapped port.
 DatagramObserver = Callable[[float, Address, Address, bytes], None]
 
 
@@ -127,23 +146,67 @@ class SimNetwork:
         self._clock: float | None = None
         #: How many simulated addresses `attach` has handed out (a test may place a node at its own address).
         self._numbered = 0
+        #: Home routers: the NATs by public IP, and the router each node behind one sits behind.
+        self._nat_ips: dict[str, Router] = {}
+        self._behind: dict[Address, Router] = {}
+        self._routers: set[Router] = set()
+        self._private_numbered = 0
 
     # --- topology ---------------------------------------------------------------------------------------
 
-    def attach(self, node: OverlayNode, address: Address | None = None) -> Address:
+    def attach(self, node: OverlayNode, address: Address | None = None, behind: Router | None = None) -> Address:
         """Put `node` on the network at the next free simulated address, or at `address` (for a test of how
-        addresses are spelled, e.g. IPv6); returns the address."""
+        addresses are spelled, e.g. IPv6); returns the address. `behind` a router from `add_router`, the
+        node sits on that router's LAN: behind a NAT at the next private address, behind a firewall at a
+        public one."""
         if not isinstance(node, OverlayNode):
             raise TypeError(f"only an OverlayNode can be attached, not {type(node).__name__}")
         if node in self._addresses:
             raise ValueError(f"node {node.node_id} is already attached at {self._addresses[node]}")
+        if behind is not None and (not isinstance(behind, Router) or behind not in self._routers):
+            raise ValueError(f"{behind!r} is not a router of this network (make one with `add_router`)")
         if address is None:
-            address = self._next_address()
+            address = self._next_private_address() if behind is not None and behind.kind.translates else (
+                self._next_address())
         if address in self._nodes:
             raise ValueError(f"address {address} is already taken by node {self._nodes[address].node_id}")
+        if address[0] in self._nat_ips:
+            raise ValueError(f"address {address[0]} is a router's")
         self._nodes[address] = node
         self._addresses[node] = address
+        if behind is not None:
+            self._behind[address] = behind
         return address
+
+    def add_router(self, kind: NatKind, timeout: float = NAT_TIMEOUT) -> Router:
+        """A home router of `kind` (`seattle.natkind.NatKind`; behaviours in `seattle.overlay.simnat`) whose
+        mappings and permissions last `timeout` seconds after the last datagram out; a NAT gets the next
+        public address. Put nodes behind it with `attach(node, behind=router)`."""
+        router = Router(kind, None, timeout, random.Random(f"{self.seed}/router{len(self._routers)}"))
+        if kind.translates:
+            address = self._next_address()
+            while address in self._nodes:
+                address = self._next_address()
+            router.address = address[0]
+            self._nat_ips[router.address] = router
+        self._routers.add(router)
+        return router
+
+    def router(self, node: OverlayNode) -> Router | None:
+        """The router `node` sits behind, or None when it is on the internet itself."""
+        return self._behind.get(self._address_of(node))
+
+    def _next_private_address(self) -> Address:
+        number = self._private_numbered
+        if number >= _MAX_PRIVATE:
+            raise ValueError(f"the simulator has private addresses for at most {_MAX_PRIVATE} nodes behind NATs")
+        self._private_numbered += 1
+        block, host = divmod(number, 254)
+        for first, second, blocks in _PRIVATE_BLOCKS:
+            if block < blocks:
+                return (f"{first}.{second + block // 256}.{block % 256}.{host + 1}", PORT)
+            block -= blocks
+        raise AssertionError("unreachable: number < _MAX_PRIVATE")
 
     def _next_address(self) -> Address:
         number = self._numbered
@@ -198,6 +261,8 @@ class SimNetwork:
         nothing: its `neighbours` nearest ids on each side in id order, plus about `sampled` others spread
         evenly over the distance ranges of its buckets (a few from each range that holds any node).
 
+        Nodes behind a router get tables too, but enter nobody's: no one could reach them unsolicited.
+
         Why: a real join costs dozens of signed datagrams, so building a 2,000-node overlay by joins would
         spend the whole test budget before any lookup or churn. The simulator knows every node's true id and
         address, so nothing is trusted here that a join's proof-of-key exchange would have checked. Why
@@ -207,18 +272,22 @@ class SimNetwork:
         whose every hop lacks the range the target lies in stalls short of it.
         """
         ranked = sorted(self._nodes.items(), key=lambda item: item[1].node_id)
-        contacts = [Contact(node.node_id, *address) for address, node in ranked]
+        listed = [(address, node) for address, node in ranked if address not in self._behind]
+        contacts = [Contact(node.node_id, *address) for address, node in listed]
         values = [contact.node_id.value for contact in contacts]
-        for position, (_, node) in enumerate(ranked):
+        for address, node in ranked:
+            own = node.node_id.value
+            position = bisect.bisect_left(values, own)
             near = contacts[max(0, position - neighbours) : position + neighbours + 1]
-            for contact in near + [contacts[index] for index in self._spread(values, position, sampled)]:
+            spread = self._spread(values, own, 0 if address in self._behind else 1, sampled)
+            for contact in near + [contacts[index] for index in spread]:
                 if contact.node_id != node.node_id:
                     node.table.observe(contact, now)
 
-    def _spread(self, values: list[int], position: int, sampled: int) -> list[int]:
+    def _spread(self, values: list[int], own: int, listed: int, sampled: int) -> list[int]:
         """Indexes into the sorted `values` of about `sampled` ids spread over the distance ranges from
-        `values[position]`: the ids differing from it first at bit i form one contiguous run of `values`."""
-        own = values[position]
+        `own` (`listed`: 1 when `own` is among `values`, else 0): the ids differing from it first at bit i
+        form one contiguous run of `values`."""
         ranges = []
         for bit in range(ID_BITS - 1, -1, -1):
             low = ((own >> bit) ^ 1) << bit
@@ -227,7 +296,7 @@ class SimNetwork:
             if end > start:
                 ranges.append((start, end))
             own_low = (own >> bit) << bit
-            if bisect.bisect_left(values, own_low + (1 << bit)) - bisect.bisect_left(values, own_low) == 1:
+            if bisect.bisect_left(values, own_low + (1 << bit)) - bisect.bisect_left(values, own_low) <= listed:
                 break  # only this node is left in its own half: every nearer range is empty
         if not ranges:
             return []
@@ -344,7 +413,8 @@ class SimNetwork:
 
     def inject(self, source: Address, destination: Address, data: bytes) -> None:
         """Put raw bytes on the wire as if `source` (any address: a forger's, a replayer's) sent them; the
-        observer sees them and they meet latency, loss and partitions like any datagram."""
+        observer sees them and they meet latency, loss, partitions and routers like any datagram (from a
+        node's address behind a router, they go out through it)."""
         self._send(source, [(data, destination)], self.now())
 
     def _manual_clock(self) -> float:
@@ -356,16 +426,23 @@ class SimNetwork:
 
     def _handle(self, what: int, payload: Any, now: float) -> None:
         if what == _DELIVER:
-            source, destination, data = payload
-            self._deliver(source, destination, data, now)
+            origin, source, destination, data = payload
+            self._deliver(origin, source, destination, data, now)
         else:
             self._wake(payload, now)
 
-    def _deliver(self, source: Address, destination: Address, data: bytes, now: float) -> None:
+    def _deliver(self, origin: Address, source: Address, destination: Address, data: bytes, now: float) -> None:
+        """`origin` sent `data` to `destination`; `source` is where it comes from on the wire (a NAT's
+        mapping when `origin` is behind one)."""
+        if self._routers:
+            inside = self._inward(origin, source, destination, now)
+            if inside is None:
+                return
+            destination = inside
         if destination in self._dead or destination not in self._nodes:
             self.traffic.unreachable += 1
             return
-        if self._blocked(source, destination):
+        if self._blocked(origin, destination):
             self.traffic.partitioned += 1
             return
         self.traffic.delivered += 1
@@ -382,16 +459,45 @@ class SimNetwork:
         self._send(address, self._nodes[address].poll(now), now)
         self._reschedule(address)
 
+    def _inward(self, origin: Address, source: Address, destination: Address, now: float) -> Address | None:
+        """Where a datagram to `destination` ends up past the routers: a NAT's public address leads to the
+        mapping's node, if the NAT lets `source` in; a firewalled node is reached if its firewall lets
+        `source` in; a private address only from its own LAN. None (counted) when it gets nowhere."""
+        nat = self._nat_ips.get(destination[0])
+        if nat is not None:
+            inside = nat.inbound(destination, source, now)
+            if inside is None:
+                self.traffic.filtered += 1
+            return inside
+        router = self._behind.get(destination)
+        if router is None or self._behind.get(origin) is router:
+            return destination
+        if router.kind.translates:
+            self.traffic.unreachable += 1
+            return None
+        if router.inbound(destination, source, now) is None:
+            self.traffic.filtered += 1
+            return None
+        return destination
+
     def _send(self, source: Address, datagrams: list[Datagram], now: float) -> None:
         observer = self.observer
+        router = self._behind.get(source) if self._behind else None
         for data, destination in datagrams:
             self.traffic.sent += 1
+            wire = source
+            if router is not None and self._behind.get(destination) is not router:  # leaving its LAN
+                mapped = router.outbound(source, destination, now)
+                if mapped is None:
+                    self.traffic.filtered += 1
+                    continue
+                wire = mapped
             if observer is not None:
-                observer(now, source, destination, data)
+                observer(now, wire, destination, data)
             if self.loss and self._random.random() < self.loss:
                 self.traffic.lost += 1
                 continue
-            self._push(now + self._link_latency(source, destination), _DELIVER, (source, destination, data))
+            self._push(now + self._link_latency(source, destination), _DELIVER, (source, wire, destination, data))
 
     def _reschedule(self, address: Address) -> None:
         """Queue the node's next wake-up if it is earlier than the one queued; wake waiters whose condition
