@@ -141,6 +141,25 @@ class NodeClient:
                 await tcp.aclose()
                 raise ValueError("plaintext_benchmark_only needs the node_key")
             return cls(tcp, identity, node_key, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+        client = await cls.over(tcp, identity, address=address, expected=expected, pin=pin, known_nodes=known_nodes,
+                                timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+        if expected is None and known_nodes is not None:
+            try:
+                known_nodes.pin(host, port, client.node_key)
+            except SeattleError as exc:
+                await client.aclose()
+                raise NodeClientError(str(exc)) from None
+        return client
+
+    @classmethod
+    async def over(cls, transport: trio.abc.Stream, identity: Identity | None, *, address: str,
+                   expected: PublicKey | None, pin: Pin | None = None, known_nodes: KnownNodes | None = None,
+                   timeout: float = DEFAULT_TIMEOUT, lifetime: float = DEFAULT_LIFETIME,
+                   max_frame: int = DEFAULT_MAX_FRAME) -> NodeClient:
+        """A client on `transport`, a byte stream that reaches the node (a TCP connection, or a relay's
+        circuit): the channel's handshake runs on it, end to end, and must prove `expected` (any key if None).
+        `address` names the node in errors. Closes `transport` on failure."""
+        tcp = transport
         try:
             # The client proves no identity in the handshake: each request carries its own signature.
             stream = await secure_client(tcp, expected=expected, timeout=timeout)
@@ -161,12 +180,6 @@ class NodeClient:
         if proven is None:  # the responder always proves its key; a channel that says otherwise is broken
             await trio.aclose_forcefully(stream)
             raise NodeClientError(f"the node manager at {address} proved no key in the handshake")
-        if expected is None and known_nodes is not None:
-            try:
-                known_nodes.pin(host, port, proven)
-            except SeattleError as exc:
-                await trio.aclose_forcefully(stream)
-                raise NodeClientError(str(exc)) from None
         return cls(stream, identity, proven, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
 
     async def __aenter__(self) -> NodeClient:

@@ -52,7 +52,8 @@ class OverlayService:
     """See the module docstring. `addresses()` gives where researchers reach the node (what it advertises)."""
 
     def __init__(self, identity: Identity, host: str, port: int, node_dir: NodeDir,
-                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]]) -> None:
+                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]],
+                 relays: Callable[[], list[tuple[str, bytes]]] | None = None) -> None:
         self.identity = identity
         self.host = host
         self.port = port
@@ -61,6 +62,8 @@ class OverlayService:
         self.bootstrap = tuple(bootstrap)
         self.state = state
         self.addresses = addresses
+        #: The node's relays with their vouchers, advertised with its records (None: it needs no relay).
+        self.relays = relays
         #: The advertiser's record set.
         self.advertiser = AdvertiserState(identity)
         self._transport: UdpOverlay | None = None
@@ -90,7 +93,7 @@ class OverlayService:
     async def run(self) -> None:
         """Join, then advertise and save the routing table until cancelled."""
         transport = self.transport
-        if not self.addresses():
+        if not self.addresses() and self.relays is None:
             log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
                         "address to advertise; researchers will not find this node's vessels")
         # Bound to a wildcard, the engine's scope starts public: the addresses it is reached at (--ip) say
@@ -103,7 +106,7 @@ class OverlayService:
             nursery.start_soon(self._save_periodically)
             nursery.start_soon(functools.partial(run_advertiser, self.advertiser, transport,
                                                  self._read_for_advertiser, time.time,
-                                                 keep_locally=self._keep_locally))
+                                                 keep_locally=self._keep_locally, relays=self.relays or tuple))
 
     def save_routing(self) -> None:
         """Write the routing table to the node directory (`NodeDir.write_routing`: mode 0600, atomic)."""
