@@ -70,6 +70,11 @@ from seattle.overlay.udp import UdpOverlay
 ATTACKER_NET = ipaddress.ip_network("127.66.0.0/16")
 #: Addresses per /24 in `source_address`: many addresses in few prefixes, and many prefixes.
 PER_PREFIX = 16
+#: Where each TCP attack's addresses start (`source_address`): a block of 16 /24s (256 addresses) each, so
+#: attacks run together (tests/nodemgr/test_hostile_peers.py) meet the node's per-address and per-network
+#: budgets as separate attackers would, instead of taking each other's.
+FIRST = {name: block * 16 * PER_PREFIX for block, name in enumerate(
+    ("frame_bombs", "slow_readers", "trickle_writers", "connection_flood", "handshake_flood", "stranger_flood"))}
 #: Just under the 4 MiB + 64 KiB frame limit: the largest frame the node accepts before any check.
 BOMB_FRAME = 4 * 1024 * 1024
 #: The frame a trickle writer announces; it sends its body a byte at a time and never finishes.
@@ -215,7 +220,7 @@ async def frame_bombs(target: Target, bound: Bound, *, parallel: int = 2) -> Att
         while remaining > 0:
             remaining -= 1
             try:
-                stream = await _connect(target, source_address(index))
+                stream = await _connect(target, source_address(FIRST["frame_bombs"] + index))
             except CONNECT_ERRORS as exc:
                 report.outcomes[_outcome_of(exc)] += 1
                 continue
@@ -240,7 +245,7 @@ async def slow_readers(target: Target, bound: Bound, *, connections: int = 64, p
 
     async def reader(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address))
+            stream = await _connect(target, source_address(FIRST["slow_readers"] + index // per_address))
         except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
@@ -270,7 +275,7 @@ async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
 
     async def writer(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address))
+            stream = await _connect(target, source_address(FIRST["trickle_writers"] + index // per_address))
         except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
@@ -298,7 +303,8 @@ async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4
 
     async def hold(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address), handshake=False)
+            source = source_address(FIRST["connection_flood"] + index // per_address)
+            stream = await _connect(target, source, handshake=False)
         except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
@@ -325,7 +331,7 @@ async def handshake_flood(target: Target, bound: Bound, *, parallel: int = 16) -
             remaining -= 1
             report.sent += 1
             try:
-                stream = await _connect(target, source_address(index))
+                stream = await _connect(target, source_address(FIRST["handshake_flood"] + index))
             except CONNECT_ERRORS as exc:
                 report.outcomes[_outcome_of(exc)] += 1
                 continue
@@ -349,7 +355,7 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
     async def flood(index: int) -> None:
         nonlocal remaining
         try:
-            stream = await _connect(target, source_address(index))
+            stream = await _connect(target, source_address(FIRST["stranger_flood"] + index))
         except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
