@@ -110,6 +110,11 @@ class NodeClient:
         self._answered = trio.Event()
         self._lock = trio.Lock()
         self._broken: str | None = None
+        #: How the calls travel: "direct HOST:PORT", "relay HOST:PORT" (`seattle.nodemgr.routes`).
+        self.path = "direct"
+        #: A relayed client's hole punch: None (not tried or not finished), "success", "failed",
+        #: "no_connection" (`seattle.nodemgr.punch`).
+        self.punch_result: str | None = None
 
     @classmethod
     async def connect(cls, host: str, port: int, identity: Identity | None = None, *,
@@ -149,6 +154,7 @@ class NodeClient:
             except SeattleError as exc:
                 await client.aclose()
                 raise NodeClientError(str(exc)) from None
+        client.path = f"direct {address}"
         return client
 
     @classmethod
@@ -181,6 +187,19 @@ class NodeClient:
             await trio.aclose_forcefully(stream)
             raise NodeClientError(f"the node manager at {address} proved no key in the handshake")
         return cls(stream, identity, proven, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+
+    async def upgrade(self, other: NodeClient, path: str) -> None:
+        """Carry the next calls over `other`'s connection (to the same node: a punched direct path) and close
+        this one's; between two calls, so no answer is lost."""
+        if other.node_key != self.node_key:
+            await other.aclose()
+            raise NodeClientError("an upgrade must reach the same node")
+        async with self._lock:
+            old, self._stream = self._stream, other._stream
+            self._decoder = FrameDecoder(self.max_frame, limits=RESPONSE_LIMITS)
+            self._broken = None
+            self.path = path
+        await old.aclose()
 
     async def __aenter__(self) -> NodeClient:
         return self

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -30,8 +31,9 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
-from seattle.nodemgr.relay import RelayCore, RelayLimits
-from seattle.nodemgr.relay_client import Candidates, RelayManager, RelayTimers
+from seattle.nodemgr.punch import DEFAULT_PRIME_TTL, punch_from
+from seattle.nodemgr.relay import COORDINATION, RelayCore, RelayLimits
+from seattle.nodemgr.relay_client import Candidates, Incoming, RelayManager, RelayTimers
 from seattle.nodemgr.relay_service import RelayService
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
@@ -83,11 +85,13 @@ class NodeManager:
                  local_ips: Sequence[str] = (), allow_unconfined: bool = False, overlay: bool = False,
                  bootstrap: Sequence[tuple[str, int]] = (), relay_limits: RelayLimits | None = None,
                  needs_relay: bool = False, relay_candidates: Candidates | None = None,
-                 relay_timers: RelayTimers | None = None, plaintext_benchmark_only: bool = False) -> None:
+                 relay_timers: RelayTimers | None = None, prime_ttl: int | None = DEFAULT_PRIME_TTL,
+                 plaintext_benchmark_only: bool = False) -> None:
         """`relay_limits`: this node's relay service (on by default; `RelayLimits(enabled=False)` turns it
         off). `needs_relay`: this node cannot be dialled (behind a NAT or a firewall), so it holds
         reservations on relays among `relay_candidates` (default: its overlay contacts) and advertises them
-        instead of its own addresses. `plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py
+        instead of its own addresses; `prime_ttl` is the TTL of its hole punches' priming SYNs (None: no
+        priming, for loopback tests). `plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py
         only)."""
         self.node_dir = Path(node_dir)
         self.host = host
@@ -106,6 +110,9 @@ class NodeManager:
         self.relays: RelayManager | None = None
         #: Bumped whenever the relays held change: the advertiser republishes.
         self.relay_changes = 0
+        #: Hole punches this node answered, by outcome (`seattle.nodemgr.punch`).
+        self.punches: Counter[str] = Counter()
+        self.prime_ttl = prime_ttl
         #: The overlay service and its running UDP transport (None without the overlay).
         self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
@@ -172,7 +179,7 @@ class NodeManager:
         if self.overlay_service is not None:
             self._nursery.start_soon(self.overlay_service.run)
         if self.needs_relay:
-            self.relays = RelayManager(self.identity, self.server.serve_relayed,
+            self.relays = RelayManager(self.identity, self._serve_circuit,
                                        self.relay_candidates or self._overlay_candidates,
                                        on_change=self._relays_changed, timers=self.relay_timers)
             self._nursery.start_soon(self.relays.run)
@@ -220,6 +227,19 @@ class NodeManager:
     def relay_entries(self) -> list[tuple[str, bytes]]:
         """(relay "IP:PORT", voucher) of each reservation this node holds (none while it needs no relay)."""
         return self.relays.entries() if self.relays is not None else []
+
+    async def _serve_circuit(self, stream: trio.abc.Stream, incoming: Incoming) -> None:
+        """A circuit a relay spliced to this node: node manager calls are served as if accepted here; a
+        coordination circuit punches a direct path (`seattle.nodemgr.punch`), served the same way if it works."""
+        assert self.server is not None and self.identity is not None
+        if incoming.kind == COORDINATION:
+            outcome, direct, peer = await punch_from(stream, self.identity, incoming.peer,
+                                                     incoming.grant.observed, prime_ttl=self.prime_ttl)
+            self.punches[outcome] += 1
+            if direct is not None:
+                await self.server.serve_stream(direct, peer)
+        else:
+            await self.server.serve_stream(stream, incoming.peer)
 
     def _relays_changed(self) -> None:
         self.relay_changes += 1

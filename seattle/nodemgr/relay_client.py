@@ -4,7 +4,7 @@ NATed node's reservations.
     stream = await open_circuit(relay, node_key)                  # researcher: a spliced stream to the node
     client = await NodeClient.over(stream, identity, node_key)    # the node's own channel, end to end
 
-    manager = RelayManager(identity, server.serve_relayed, candidates, on_change=republish)
+    manager = RelayManager(identity, server.serve_stream, candidates, on_change=republish)
     nursery.start_soon(manager.run)                               # NATed node: two reservations, kept
 
 A NATed node holds `wanted` (2) reservations, on the relays that answer a handshake fastest among the
@@ -30,7 +30,7 @@ from seattle.channel.stream import ChannelError, SecureStream, secure_client
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import NodeClientError
 from seattle.nodemgr.frames import FrameDecoder, FrameError, encode_frame
-from seattle.nodemgr.relay import CALL, CIRCUIT_ID_SIZE
+from seattle.nodemgr.relay import CALL, CIRCUIT_ID_SIZE, KINDS
 from seattle.nodemgr.relay_service import ACCEPT, CONNECT, CONTROL_FRAME, PING, RESERVE, format_peer
 from seattle.nodemgr.signing import ERROR, MalformedResponse, Response, parse_response, public_request
 from seattle.vouchers import VOUCHER_SIZE
@@ -155,7 +155,17 @@ async def open_circuit(relay: RelayAddress, node: PublicKey, *, kind: str = CALL
 
 # --- the NATed node's side -------------------------------------------------------------------------------
 
-Serve = Callable[[trio.abc.Stream, str], Awaitable[None]]
+@dataclass(frozen=True)
+class Incoming:
+    """A circuit the relay told the node of: who asked ("IP:PORT" as the relay saw them), which kind, and the
+    grant of the relay it comes through (whose `observed` is the node's public side, for hole punching)."""
+
+    peer: str
+    kind: str
+    grant: Grant
+
+
+Serve = Callable[[trio.abc.Stream, Incoming], Awaitable[None]]
 
 
 def _grant(relay: RelayAddress, response: Response) -> Grant:
@@ -178,7 +188,7 @@ async def hold_reservation(relay: RelayAddress, identity: Identity, serve: Serve
                            task_status: trio.TaskStatus[Grant] = trio.TASK_STATUS_IGNORED) -> None:
     """Reserve on `relay` and keep the reservation until the relay goes away (returns) or refuses (RelayError);
     `on_grant` sees every grant (the first and each renewal); each circuit the relay announces is opened and
-    handed to `serve(stream, researcher's "IP:PORT")`."""
+    handed to `serve(stream, Incoming(...))`."""
     stream, response = await _ask(relay, identity, RESERVE, {}, timeout)
     grant = _grant(relay, response)
     on_grant(grant)
@@ -197,11 +207,13 @@ async def hold_reservation(relay: RelayAddress, identity: Identity, serve: Serve
                     for message in decoder.feed(data):
                         if isinstance(message, dict) and message.get("notice") == "circuit":
                             circuit, peer = message.get("circuit"), message.get("from")
+                            kind = message.get("kind")
                             if (isinstance(circuit, bytes) and len(circuit) == CIRCUIT_ID_SIZE
-                                    and isinstance(peer, str) and len(peer) <= 64
+                                    and isinstance(peer, str) and len(peer) <= 64 and kind in KINDS
                                     and accepting.available_tokens > 0):
-                                nursery.start_soon(_accept, relay, identity, circuit, peer, serve, timeout,
-                                                   accepting)
+                                assert isinstance(kind, str)
+                                nursery.start_soon(_accept, relay, identity, circuit, Incoming(peer, kind, grant),
+                                                   serve, timeout, accepting)
                         else:
                             answers_send.send_nowait(message)  # more answers than asked: WouldBlock ends it
 
@@ -240,7 +252,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
     return out
 
 
-async def _accept(relay: RelayAddress, identity: Identity, circuit: bytes, peer: str, serve: Serve,
+async def _accept(relay: RelayAddress, identity: Identity, circuit: bytes, incoming: Incoming, serve: Serve,
                   timeout: float, accepting: trio.CapacityLimiter) -> None:
     async with accepting:
         try:
@@ -248,7 +260,7 @@ async def _accept(relay: RelayAddress, identity: Identity, circuit: bytes, peer:
         except NodeClientError as exc:
             log.info("circuit through %s not opened: %s", relay.text, exc)
             return
-        await serve(stream, peer)
+        await serve(stream, incoming)
 
 
 Candidates = Callable[[], Awaitable[Sequence[tuple[str, int]]]]

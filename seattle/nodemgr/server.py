@@ -312,10 +312,10 @@ class NodeServer:
         self._strangers[connection] = None
         return connection
 
-    async def serve_relayed(self, stream: trio.abc.Stream, peer: str) -> None:
-        """Serve one connection that reached this node through a relay (`stream` is the spliced circuit; the
-        channel's handshake runs inside it, end to end). `peer` is the researcher's "IP:PORT" as the relay saw
-        it: budgets count the connection against that source, as if it had been accepted here."""
+    async def serve_stream(self, stream: trio.abc.Stream, peer: str) -> None:
+        """Serve one connection this node did not accept: a relay's spliced circuit (the channel's handshake
+        runs inside it, end to end) or a hole-punched TCP connection. `peer` is the researcher's "IP:PORT" (as
+        the relay saw it): budgets count the connection against that source, as if it had been accepted here."""
         host = peer.rpartition(":")[0]
         address, network = _source_keys(host[1:-1] if host.startswith("[") else host)
         refusal = self._refusal(address, network)
@@ -326,7 +326,7 @@ class NodeServer:
                     await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, refusal)))
             await trio.aclose_forcefully(stream)
             return
-        self.stats["relayed_connections"] += 1
+        self.stats["streams_served"] += 1
         await self._serve_connection(self._count(stream, address, network, peer))
 
     def _refusal(self, address: str, network: str) -> str | None:

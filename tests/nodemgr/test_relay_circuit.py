@@ -32,6 +32,7 @@ from seattle.nodemgr.relay_client import (
     open_circuit,
 )
 from seattle.nodemgr.relay_service import RESERVE
+from seattle.nodemgr.routes import RELAYED_PORT, connect_node, relayed_name
 from seattle.vouchers import check_voucher
 
 pytestmark = pytest.mark.slow
@@ -96,7 +97,7 @@ async def test_a_circuit_carries_node_manager_calls_end_to_end(tmp_path: Path) -
         assert relay.server.relay.stats["relayed_bytes"] > len(marker) * 2
         # What crossed the relay's splice (the inner stream, as the relay forwards it) is ciphertext.
         assert seen and marker not in b"".join(seen)
-        assert nat.server is not None and nat.server.stats["relayed_connections"] == 1
+        assert nat.server is not None and nat.server.stats["streams_served"] == 1
 
 
 class _Spy(trio.abc.HalfCloseableStream):
@@ -201,3 +202,24 @@ async def test_a_dead_relay_is_replaced_and_calls_go_on(tmp_path: Path) -> None:
         async with await NodeClient.over(stream, owner, address="relayed", expected=nat.node_key) as client:
             assert (await client.call("GetVessels"))["node_key"] == nat.node_key.to_text()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_relayed_client_moves_to_a_punched_direct_path_between_calls(tmp_path: Path) -> None:
+    owner = generate_identity("owner")
+    async with relayed_pair(tmp_path, owner) as (relay, nat), trio.open_nursery() as nursery:
+        nat.prime_ttl = None  # loopback has no NAT to prime
+        await wait_for_relays(nat, 1)
+        client = await connect_node(relayed_name(nat.node_key), RELAYED_PORT, owner, node_key=nat.node_key,
+                                    relays=[address_of(relay)], upgrades=nursery, prime_ttl=None)
+        async with client:
+            assert client.path == f"relay 127.0.0.1:{relay.port}"
+            assert (await client.call("GetVessels"))["node_key"] == nat.node_key.to_text()
+            with trio.fail_after(10):
+                while client.punch_result is None:
+                    await trio.sleep(0.02)
+            assert client.punch_result == "success" and client.path.startswith("direct 127.0.0.1:")
+            assert nat.punches["success"] == 1
+            await client.call("AddFileToVessel", vessel="v1", filename="after.txt", data=b"direct")
+            assert await client.call("RetrieveFileFromVessel", vessel="v1", filename="after.txt") == b"direct"
+        assert relay.server is not None and relay.server.relay is not None
+        assert relay.server.relay.stats["circuits_coordination"] == 1
