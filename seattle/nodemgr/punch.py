@@ -96,7 +96,12 @@ async def simultaneous_open(port: int, remote: tuple[str, int], *, window: float
     docstring): this side dials, and also listens on `port` for the peer's dial (taken only from the peer's
     IP), so whichever SYN gets through first makes the one connection the two ports can have. PunchFailed
     (FAILED) if none came up within `window` seconds."""
-    family = socket.AF_INET6 if ipaddress.ip_address(remote[0]).version == 6 else socket.AF_INET
+    remote_ip = ipaddress.ip_address(remote[0])
+    family = socket.AF_INET6 if remote_ip.version == 6 else socket.AF_INET
+    if remote_ip.is_loopback:
+        # No router on the way: the priming SYN would reach the peer itself and open a connection that the
+        # priming socket's close then abandons.
+        prime_ttl = None
     won: list[trio.SocketStream] = []
     last: list[BaseException] = []
     listener = trio.socket.from_stdlib_socket(_bound_socket(family, port))

@@ -29,7 +29,7 @@ async def test_browse_finds_a_natted_nodes_vessels_through_its_relay_and_calls_g
     timers = RelayTimers(wanted=1, ping_interval=1.0, retry_interval=0.2, timeout=3.0)
     async with NodeManager(tmp_path / "public", HOST, 0, overlay=True) as public, \
             NodeManager(tmp_path / "nat", HOST, 0, overlay=True, bootstrap=[(HOST, public.port)], needs_relay=True,
-                        relay_timers=timers, prime_ttl=None) as nat:
+                        relay_timers=timers) as nat:
         started = trio.current_time()
         name = relayed_name(nat.node_key)
         with trio.fail_after(20):
@@ -58,4 +58,4 @@ async def test_browse_finds_a_natted_nodes_vessels_through_its_relay_and_calls_g
                                    node_keys={(name, RELAYED_PORT): nat.node_key},
                                    relays={(name, RELAYED_PORT): vessel.relays})
         assert outcome.ok, outcome.reason
-        assert outcome.result.startswith("direct ")
+        assert outcome.result.startswith("direct "), outcome.result

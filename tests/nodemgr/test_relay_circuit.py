@@ -207,10 +207,9 @@ async def test_a_dead_relay_is_replaced_and_calls_go_on(tmp_path: Path) -> None:
 async def test_a_relayed_client_moves_to_a_punched_direct_path_between_calls(tmp_path: Path) -> None:
     owner = generate_identity("owner")
     async with relayed_pair(tmp_path, owner) as (relay, nat), trio.open_nursery() as nursery:
-        nat.prime_ttl = None  # loopback has no NAT to prime
         await wait_for_relays(nat, 1)
         client = await connect_node(relayed_name(nat.node_key), RELAYED_PORT, owner, node_key=nat.node_key,
-                                    relays=[address_of(relay)], upgrades=nursery, prime_ttl=None)
+                                    relays=[address_of(relay)], upgrades=nursery)
         async with client:
             assert client.path == f"relay 127.0.0.1:{relay.port}"
             assert (await client.call("GetVessels"))["node_key"] == nat.node_key.to_text()
