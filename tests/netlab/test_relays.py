@@ -1,0 +1,141 @@
+"""Donors behind NATs, end to end on the namespace testbed (root only, slow lane, one lab for the module).
+
+Four public donors, two behind cone NATs, two behind symmetric NATs, one behind a firewall, each a real
+`seattle node run` in its own namespace, and a researcher behind a cone NAT running the real CLI. The NATed
+donors are told they need a relay (node.json's needs_relay, until reachability is measured): they reserve on
+public donors, advertise the relays with their vouchers, and a researcher controls every vessel through them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from seattle.keys import generate_identity, save_identity
+from seattle.natkind import NatKind
+from seattle.netlab.lab import Host, Lab
+from seattle.nodemgr.config import NodeConfig
+from seattle.nodemgr.node import init_node
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.resources import DEFAULT_ALLOTMENT
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("namespaces_allowed")]
+
+PORT = 1224
+PUBLIC = ("p1", "p2", "p3", "p4")
+NATTED = (("c1", NatKind.CONE), ("c2", NatKind.CONE), ("s1", NatKind.SYMMETRIC), ("s2", NatKind.SYMMETRIC),
+          ("f1", NatKind.FIREWALL))
+RESEARCHER_SCRIPT = str(Path(__file__).parents[2] / "bench" / "nat_researcher.py")
+PROGRAM = b'log("relayed-marker\\n")\nwhile True:\n  sleep(0.1)\n'
+
+
+@dataclass
+class NatTestbed:
+    lab: Lab
+    home: Path
+    researcher: Host
+    bootstrap: str
+    donors: dict[str, Host]
+
+    def seattle(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """`seattle ARGS` as the researcher, in its namespace (behind its cone NAT)."""
+        argv = ["env", f"SEATTLE_HOME={self.home}", sys.executable, "-m", "seattle.cli", *args]
+        return self.lab.run(self.researcher, argv, timeout=timeout, check=False)
+
+
+def start_donors(lab: Lab, root: Path, owner: object, bootstrap: str) -> dict[str, Host]:
+    donors: dict[str, Host] = {}
+    for name in PUBLIC:
+        donors[name] = lab.public_host(name)
+    for name, kind in NATTED:
+        donors[name] = lab.home("h" + name, kind).host(name)
+    layout = [(DEFAULT_ALLOTMENT.replace(cpu=0.1, memory=64 * 1024 * 1024, diskused=8 * 1024 * 1024,
+                                         messport=frozenset({63100}), connport=frozenset({63100})), owner, ())]
+    for name, host in donors.items():
+        directory = root / name
+        init_node(directory, owner, layout)  # type: ignore[arg-type]
+        natted = host.home is not None
+        NodeDir(directory).write_config(NodeConfig(
+            "0.0.0.0", PORT, (host.address,), () if name == "p1" else (bootstrap,), needs_relay=natted))
+        process = lab.spawn(host, [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(directory)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith(b"listening on"), f"{name} did not start"
+    return donors
+
+
+@pytest.fixture(scope="module")
+def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatTestbed]:
+    root = tmp_path_factory.mktemp("nat")
+    home = root / "home"
+    (home / "keys").mkdir(parents=True)
+    alice = generate_identity("alice")
+    save_identity(alice, home / "keys")
+    with Lab(prefix="str-") as lab:
+        bootstrap = f"198.18.0.10:{PORT}"  # p1, the first public host
+        donors = start_donors(lab, root, alice.public_key, bootstrap)
+        researcher = lab.home("hr", NatKind.CONE).host("r1")
+        yield NatTestbed(lab, home, researcher, bootstrap, donors)
+
+
+def browse_all(testbed: NatTestbed, count: int, deadline: float = 60.0) -> str:
+    started = time.monotonic()
+    out = ""
+    while time.monotonic() - started < deadline:
+        out = testbed.seattle("browse", "--bootstrap", testbed.bootstrap, "--timeout", "3").stdout
+        if f"found {count} vessels" in out:
+            return out
+        time.sleep(0.5)
+    pytest.fail(f"browse did not find {count} vessels within {deadline:g} s:\n{out}")
+
+
+def test_every_donor_is_controllable_through_relays_where_it_cannot_be_dialled(testbed: NatTestbed,
+                                                                                tmp_path: Path) -> None:
+    count = len(testbed.donors)
+    found = browse_all(testbed, count)
+    assert found.count(".relayed:0") == len(NATTED), found
+    program = tmp_path / "marker.r2py"
+    program.write_bytes(PROGRAM)
+    ran = testbed.seattle("run", str(program))
+    assert f"{count} of {count} vessels ok" in ran.stdout, ran.stdout + ran.stderr
+    deadline = time.monotonic() + 30
+    log = ""
+    while time.monotonic() < deadline and log.count("relayed-marker") < count:
+        log = testbed.seattle("show", "log").stdout
+        time.sleep(0.5)
+    assert log.count("relayed-marker") == count, log
+    downloaded = testbed.seattle("download", "marker.r2py", str(tmp_path / "back"))
+    assert f"{count} of {count} vessels ok" in downloaded.stdout, downloaded.stdout
+    copies = list(tmp_path.glob("back.*"))
+    assert len(copies) == count and all(copy.read_bytes() == PROGRAM for copy in copies)
+    stopped = testbed.seattle("stop")
+    assert f"{count} of {count} vessels ok" in stopped.stdout, stopped.stdout
+
+
+def test_cone_nat_donors_end_on_a_direct_path_and_symmetric_ones_stay_relayed(testbed: NatTestbed) -> None:
+    argv = ["env", f"SEATTLE_HOME={testbed.home}", sys.executable, RESEARCHER_SCRIPT, "--bootstrap",
+            testbed.bootstrap, "--identity", "alice", "--expect", str(len(testbed.donors)), "--calls", "3"]
+    report = json.loads(testbed.lab.run(testbed.researcher, argv, timeout=120).stdout)
+    rows = {row["node"]: row for row in report["nodes"]}
+    assert len(rows) == len(testbed.donors), report
+    paths = {}
+    for row in rows.values():
+        assert "error" not in row, row
+        if row["relayed"]:
+            (attempt,) = row["tries"]
+            paths[row["path"]] = attempt
+    outcomes = [(attempt["punch"], attempt["path"].split()[0]) for attempt in paths.values()]
+    assert sorted(outcomes).count(("success", "direct")) >= 2, report  # both cone NAT donors (and the firewall's)
+    direct_hosts = {attempt["path"].split()[1].rsplit(":", 1)[0] for attempt in paths.values()
+                    if attempt["path"].startswith("direct")}
+    cone_routers = {testbed.donors[name].public_address for name, kind in NATTED if kind == NatKind.CONE}
+    symmetric_routers = {testbed.donors[name].public_address for name, kind in NATTED if kind == NatKind.SYMMETRIC}
+    assert cone_routers <= direct_hosts, report
+    assert not symmetric_routers & direct_hosts, report
