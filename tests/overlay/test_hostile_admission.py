@@ -183,7 +183,7 @@ def test_our_padded_requests_draw_full_answers_with_a_cookie_from_strangers() ->
     asker = seeded_node("asker", k=20, scope=Scope.LOOPBACK)
     asker.request(Contact(node.node_id, "10.0.0.1", 7000), Kind.FIND_NODE, {"target": NodeId(7)}, EPOCH)
     [(request, _)] = asker.poll(EPOCH)
-    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1173
+    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1206  # k IPv6 contacts, a cookie, seen, client
     [(answer, _)] = node.datagram_received(request, source, EPOCH)
     decoded = messages.decode(answer)
     assert decoded.kind is Kind.NODES and decoded.cookie is not None and len(decoded.body["nodes"]) == node.k
@@ -281,10 +281,11 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
 
 def test_a_bound_request_always_pays_for_a_cookie_the_answer_shrinks_around_it() -> None:
     node, source = _full_node(count=10)  # room for anyone
-    ping = _request(Kind.PING, {}, node)  # a bound ping is larger than a pong and its cookie: never padded
-    assert node._pad_to[Kind.PING] == messages.encoded_size(Kind.PONG, {}, cookie=True) < len(ping)
+    ping = _request(Kind.PING, {}, node)  # a bound ping pays for a pong, its cookie and an IPv4 `seen`
+    assert messages.encoded_size(Kind.PONG, {}, cookie=True, seen=source) <= len(ping)
     [(pong, _)] = node.datagram_received(ping, source, EPOCH)
     assert messages.decode(pong).cookie is not None and len(pong) <= len(ping)
+    assert messages.decode(pong).seen == source
     small = _request(Kind.FIND_NODE, {"target": NodeId(7)}, node, pad_to=300)
     [(answer, _)] = node.datagram_received(small, source, EPOCH)
     decoded = messages.decode(answer)
@@ -329,7 +330,8 @@ def test_any_host_text_gets_a_scope_or_none_and_never_raises(host: str, within: 
 @given(st.sampled_from([kind for kind in messages.RESPONSE_TO]), st.booleans(), st.integers(0, messages.MAX_DATAGRAM))
 def test_any_padding_decodes_to_the_same_request_of_exactly_that_size(kind: Kind, bound: bool, pad_to: int) -> None:
     body = {Kind.PING: {}, Kind.FIND_NODE: {"target": NodeId(9)}, Kind.GET_RECORDS: {"key": NodeId(9), "skip": 3},
-            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)}}[kind]
+            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)},
+            Kind.DIAL_BACK: {"nonce": bytes(16), "tcp": True}}[kind]
     binding: dict[str, Any] = {"to": NodeId(1), "at": EPOCH} if bound else {}
     plain = messages.encode(seeded_identity("p"), kind, bytes(8), body, **binding)
     data = messages.encode(seeded_identity("p"), kind, bytes(8), body, pad_to=pad_to, **binding)
