@@ -27,9 +27,9 @@ admission needs, that the id's requester receives there, and a signature would p
 address. An ack is answered by nothing. What the signature it once carried still added, and why that is given
 up (a third of a join's datagrams, each a signature and a verification): `protocol`'s module docstring.
 
-Two fields may ride in any body beside its kind's own, and are lifted out of it into `Message` attributes:
-`client` (true, or absent: the sender is a DHT client, so no receiver takes it into its routing table) and,
-in answers, `seen` (the requester's address as the answerer saw it: IP ‖ port, 6 or 18 bytes), from which a
+Two fields may ride in a body beside its kind's own, and are lifted out of it into `Message` attributes: in
+requests, `client` (true, or absent: the sender is a DHT client, so no receiver takes it into its routing
+table), and in answers, `seen` (the requester's address as the answerer saw it: IP ‖ port, 6 or 18 bytes), from which a
 node learns the address the internet sees it at (`seattle.overlay.reachability`).
 
 A probe is PROBE_SIZE bytes, also unsigned, the one datagram sent from another port than the overlay's:
@@ -160,7 +160,7 @@ class Message:
     at: float | None = None
     #: For an answer to a requester not yet proven at its address: what its ack must bring back; else None.
     cookie: bytes | None = None
-    #: True when the sender is a DHT client: it enters no routing table (`protocol`).
+    #: For a request: true when the sender is a DHT client, which enters no routing table (`protocol`).
     client: bool = False
     #: In an answer: our address as its sender saw it (`reachability`); else None.
     seen: tuple[str, int] | None = None
@@ -331,7 +331,7 @@ BODIES: dict[Kind, dict[str, _Parse]] = {
 ANSWERS = frozenset([*RESPONSE_TO.values(), Kind.ERROR])
 
 
-#: The fields any body may carry beside its kind's own (module docstring); `seen` only an answer's.
+#: The fields a body may carry beside its kind's own (module docstring): `client` a request's, `seen` an answer's.
 _CLIENT, _SEEN = "client", "seen"
 
 
@@ -343,7 +343,7 @@ def _parse_body(kind: Kind, body: Any) -> tuple[dict[str, Any], bool, tuple[str,
     client, seen = False, None
     if body.keys() != fields.keys():
         body = dict(body)
-        if _CLIENT in body:  # present, it is true: a full node leaves it out
+        if _CLIENT in body and kind in RESPONSE_TO:  # present, it is true: a full node leaves it out
             if body.pop(_CLIENT) is not True:
                 raise ValueError(f"a body's {_CLIENT!r} is true or absent")
             client = True
@@ -381,8 +381,8 @@ def encode(
     `to` and `at` (both or neither, requests only) bind a request to its receiver and time. `pad_to`
     (requests only, at most MAX_DATAGRAM) pads a shorter request to exactly that many bytes (one
     byte short stays so: no pad element is that small). `cookie` (answers only) is what the requester's ack
-    must bring back. `client` marks the sender a DHT client; `seen` (answers only) is the requester's address
-    as we saw it.
+    must bring back. `client` (requests only) marks the sender a DHT client; `seen` (answers only) is the
+    requester's address as we saw it.
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
@@ -446,6 +446,8 @@ def _payload(kind: Kind, txid: bytes, body: dict[str, Any], to: NodeId | None, a
             except ValueError as error:
                 raise ValueError(f"{kind} field {name!r} {error}") from None
         if client:
+            if kind not in RESPONSE_TO:
+                raise ValueError(f"only requests say their sender is a client, not a {kind}")
             wire[_CLIENT] = True
         if seen is not None:
             if kind not in ANSWERS:

@@ -60,11 +60,12 @@ the requester's address and /24 (or /48) and DIAL_BACKS_PER_MINUTE for everyone,
 TCP dials at once; and only if the request paid for the answer and the probe both (padding), so a forged
 source gains no amplification: it receives one probe and one small answer, as often as the budgets allow.
 
-DHT clients: a node the tracker found `nat` or `firewalled` (`client`) marks its requests and answers
-`client`. A receiver never admits such a sender (no cookie, no admission on a round trip) and forgets it if
-its table holds it (from a fresh request bound to us, or an answer to our request: a replayed capture cannot
-evict a node that has since become public); so clients are never handed out in `nodes` answers. A client
-refuses to store records (NOT_STORING) but looks up and publishes like anyone.
+DHT clients: a node the tracker does not find `public` (`client`; `reachability` says when one still unknown
+counts) marks its requests `client`. A receiver never admits such a sender (no cookie, so no ack admits it)
+nor refreshes it, so clients are never handed out in `nodes` answers; nobody else asks them anything, so
+their answers need no mark. A client refuses to store records (NOT_STORING) but looks up and publishes like
+anyone. A node found public after it asked peers as a client looks up its own id again, as a join does, so
+its neighbours meet it as a full node.
 
 Randomness (transaction ids, token secrets) comes from the `randomness` the driver passes in, as time does:
 a real node passes a CSPRNG (`random.SystemRandom()`: txids and secrets must be unguessable), the simulator
@@ -254,6 +255,10 @@ class OverlayNode:
         self.local_ip: Callable[[str], str | None] = lambda _peer: None
         #: Whether the driver dials TCP for a dial-back (`take_tcp_dials`): the UDP driver does.
         self.tcp_dialer = False
+        #: Whether we sent a bound request (other than a dial-back) as a client: its receiver did not admit us.
+        self._unadmitted = False
+        #: The own-id lookup that announces a node found public (`_poll_reachability`), while it runs.
+        self._announce: int | None = None
         #: Our own dial-back requests in flight: txid -> nonce.
         self._checking: dict[bytes, bytes] = {}
         self._probes: list[Datagram] = []
@@ -267,8 +272,8 @@ class OverlayNode:
 
     @property
     def client(self) -> bool:
-        """Whether this node is a DHT client now (module docstring): measured unreachable."""
-        return self.reachability is not None and self.reachability.value.client
+        """Whether this node acts as a DHT client now (module docstring)."""
+        return self.reachability is not None and self.reachability.client
 
     # --- the transport's entry points -------------------------------------------------------------------
 
@@ -324,6 +329,8 @@ class OverlayNode:
                     self._settle(txid, RequestOutcome(Status.TIMED_OUT))
                 if pending.contact is not None:
                     self.table.record_failure(pending.contact.node_id, now)
+        if self.reachability is not None:  # before the lookups: it may start one
+            self._poll_reachability(now)
         for lookup_id, search in list(self._searches.items()) if self._searches else ():
             # A timed-out request stays answerable until the lookup ends (`_finish`): its slot goes to the next
             # candidate now, but a late answer still brings its contacts, clears the miss counted here, and
@@ -336,8 +343,6 @@ class OverlayNode:
             for contact in search.lookup.next_requests(now):
                 txid = self._send(contact, _FIND_NODE, {"target": search.lookup.target}, now, lookup_id)
                 search.txids[contact.node_id.value] = txid
-        if self.reachability is not None:
-            self._poll_reachability(now)
         if self._dialing:
             for token, dialing in list(self._dialing.items()):
                 if dialing.deadline <= now:  # the driver never reported: not reached, as far as we know
@@ -378,7 +383,17 @@ class OverlayNode:
         """End a check whose time has come; start one when due, asking peers of the table."""
         tracker = self.reachability
         assert tracker is not None
+        was_client = tracker.client
         tracker.poll(now, self.local_ip)
+        if was_client and not tracker.client and self._unadmitted:
+            # Found public after asking peers as a client (a join's lookup): they took us into no table, so
+            # meet our neighbours again as a join does (the result is not needed: the round trips and acks
+            # do the work).
+            self._unadmitted = False
+            self._announce = self.start_lookup(self.node_id, now)
+        if self._announce is not None and self.lookup_result(self._announce) is not None:
+            self.forget_lookup(self._announce)
+            self._announce = None
         if not tracker.due(now):
             return
         for contact, nonce in tracker.start(list(self.table), now, self._random):
@@ -488,8 +503,7 @@ class OverlayNode:
         held = self.table.bucket_for(sender).entries.get(sender.value)
         kind, body = self._handle(request, address[0], now)
         if request.client:
-            if held is not None and self._bound_to_us(request, now):
-                self.table.forget(sender)
+            pass  # a DHT client: answered within its request's size, never admitted nor refreshed
         elif held is not None and (held.contact.host, held.contact.port) == address:
             self.table.observe(held.contact, now)  # a proven address: answered in full (as a datagram holds)
             self._reply(request, address, kind, self._fit(kind, body, messages.MAX_DATAGRAM, address))
@@ -508,7 +522,7 @@ class OverlayNode:
         """Probe `address`, where the request came from, and have the driver dial its TCP port if asked
         (module docstring); answer at once, or when the TCP dial ends. The request paid for the answer and the
         probe, or nothing is sent; a refusal (unbound, over budget) is an error answer within its size."""
-        needed = messages.encoded_size(Kind.DIALED, {"tcp": False}, client=self.client, seen=address)
+        needed = messages.encoded_size(Kind.DIALED, {"tcp": False}, seen=address)
         if size < needed + messages.PROBE_SIZE:
             self.dropped[SHORT_REQUEST] += 1
             return
@@ -592,18 +606,17 @@ class OverlayNode:
             self.dropped[SHORT_REQUEST] += 1
             return
         body, seen = fitted
-        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie,
-                                             client=self.client, seen=seen), address))
+        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=seen),
+                             address))
 
     def _fit(self, kind: Kind, body: dict[str, Any], room: int, address: Address,
              cookie: bool = False) -> _Fitted | None:
         """`_shrunk` for our answer to `address`, saying it saw the requester there; without saying so
         when even the bare answer would not fit (an unpadded request from an unproven address)."""
-        client = self.client
-        shrunk = _shrunk(kind, body, room, cookie, seen=address, client=client)
+        shrunk = _shrunk(kind, body, room, cookie, seen=address)
         if shrunk is not None:
             return shrunk, address
-        shrunk = _shrunk(kind, body, room, cookie, client=client)
+        shrunk = _shrunk(kind, body, room, cookie)
         return None if shrunk is None else (shrunk, None)
 
     # --- answers to our requests ------------------------------------------------------------------------
@@ -627,13 +640,14 @@ class OverlayNode:
         contact = self._known(sender, address) or Contact.at(sender, *address)
         if answer.cookie is not None and self.serve and not self.client:  # asked to prove our address: one ack
             self._outbox.append((messages.encode_ack(self.node_id, answer.cookie), address))
-        if answer.client:
-            self.table.forget(sender)
-        elif self._admissible(contact):  # a round trip to this address: the one way into the table
+        if self._admissible(contact):  # a round trip to this address: the one way into the table
             self.table.observe(contact, now)
         tracker = self.reachability
-        if tracker is not None and answer.seen is not None:
-            tracker.observe(address[0], answer.seen, now)
+        if tracker is not None:
+            if answer.seen is not None:
+                tracker.observe(address[0], answer.seen, now)
+            if not tracker.measurable:
+                tracker.note_peers([*self.table, *answer.body.get("nodes", ())])
         nonce = self._checking.pop(answer.txid, None)
         if nonce is not None and tracker is not None:
             if answer.kind is Kind.DIALED:
@@ -711,6 +725,7 @@ class OverlayNode:
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
             data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to, client=client)
         else:
+            self._unadmitted = self._unadmitted or (client and kind is not Kind.DIAL_BACK)
             data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now, pad_to=pad_to,
                                    client=client)
         if timeout is None:
@@ -788,11 +803,11 @@ class OverlayNode:
 
 def _paddings(k: int) -> dict[Kind, int]:
     """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
-    adds (module docstring), and the widest `seen` and a `client` flag. A nodes answer is sized for k IPv6
+    adds (module docstring), and the widest `seen`. A nodes answer is sized for k IPv6
     contacts, the largest; a records answer may fill a datagram. An add_record carries a record and a token,
     larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`)."""
     widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
-    extras: dict[str, Any] = {"cookie": True, "client": True, "seen": ("::1", 1)}
+    extras: dict[str, Any] = {"cookie": True, "seen": ("::1", 1)}
     nodes = messages.encoded_size(_NODES, {"nodes": widest}, **extras)
     return {
         _PING: messages.encoded_size(_PONG, {}, **extras),
@@ -804,9 +819,9 @@ def _paddings(k: int) -> dict[Kind, int]:
 
 
 def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *,
-            seen: Address | None = None, client: bool = False) -> dict[str, Any] | None:
-    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`, `seen` and `client` as
-    `messages.encode`'s) encodes to at most `room` bytes; None if none does.
+            seen: Address | None = None) -> dict[str, Any] | None:
+    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`, and `seen`) encodes to at
+    most `room` bytes; None if none does.
 
     A nodes answer drops its farthest contacts, a records answer its last records (and says there are
     `more`), an error its message; the other answers have one size. Items are dropped by their estimated
@@ -814,7 +829,7 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *
     per dropped contact.
     """
     while True:
-        size = messages.encoded_size(kind, body, cookie=cookie, seen=seen, client=client)
+        size = messages.encoded_size(kind, body, cookie=cookie, seen=seen)
         if size <= room:
             return body
         field = "nodes" if body.get("nodes") else "records" if body.get("records") else None

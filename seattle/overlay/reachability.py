@@ -27,10 +27,12 @@ concludes. A check that ends with fewer answers concludes nothing: it is retried
 check that finds fewer than QUORUM peers to ask. A concluded one is repeated after RECHECK_INTERVAL, and at
 once (at most every MIN_RECHECK) when the trusted address changes.
 
-A node that is `nat` or `firewalled` is a DHT client (`Reachability.client`, applied by the engine). One still
-`unknown` is a full node, as every node was before measuring: a new overlay's first nodes have nobody to ask
-until they are in each other's tables, so a node that waited to be measured before entering tables would
-never be.
+A node that is not `public` is a DHT client (`Tracker.client`, applied by the engine), with one exception: a
+node still `unknown` that has never known QUORUM peers in distinct prefixes (`measurable`) acts as a full
+node. A new overlay's first nodes have nobody to ask until they are in each other's tables, so if they waited
+to be measured before entering tables, none ever would. A node joining an overlay of any size knows enough
+peers from its bootstrap node's first answer, before its first bound request, so it enters no table before
+it is found `public` (the engine then looks up its own id, as a join does, to meet its neighbours).
 """
 
 from __future__ import annotations
@@ -130,8 +132,20 @@ class Tracker:
         self._check: _Check | None = None
         self._next_check = -math.inf
         self._last_check = -math.inf
+        #: Whether this node has known QUORUM peers in distinct prefixes (module docstring): sticky.
+        self.measurable = False
         #: How many checks ran, concluded and not: for stats and tests.
         self.checks = 0
+
+    @property
+    def client(self) -> bool:
+        """Whether the node acts as a DHT client now (module docstring)."""
+        state = self.value.state
+        return state is not State.PUBLIC and (state is not State.UNKNOWN or self.measurable)
+
+    def note_peers(self, peers: Sequence[Contact]) -> None:
+        """Peers the node knows (its table, a nodes answer): enough of them make it `measurable`."""
+        self.measurable = self.measurable or len({prefix(peer.host) for peer in peers}) >= QUORUM
 
     # --- observations -------------------------------------------------------------------------------------
 
@@ -171,6 +185,7 @@ class Tracker:
         for contact in randomness.sample(list(peers), len(peers)):
             by_prefix.setdefault(prefix(contact.host), contact)
         chosen = list(by_prefix.values())[:ASK]
+        self.measurable = self.measurable or len(chosen) >= QUORUM
         if len(chosen) < QUORUM:
             self._schedule(now + RETRY_INTERVAL)
             return []

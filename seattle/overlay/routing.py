@@ -181,16 +181,6 @@ class RoutingTable:
         self._promote(bucket)
         return True
 
-    def forget(self, node_id: NodeId) -> bool:
-        """Drop `node_id` from its bucket and the replacement cache (its slot goes to the freshest replacement
-        that fits): the node said it is a DHT client, which no table holds. True if it was held."""
-        bucket = self.bucket_for(node_id)
-        cached = bucket.replacements.pop(node_id.value, None) is not None
-        if bucket.remove(node_id) is None:
-            return cached
-        self._promote(bucket)
-        return True
-
     def closest(self, target: NodeId, count: int | None = None) -> list[Contact]:
         """Up to `count` (default k) contacts nearest `target` by XOR, nearest first."""
         if count is None:
