@@ -234,7 +234,7 @@ def test_an_answer_carrying_padding_is_malformed() -> None:
     ("::1", Scope.LOOPBACK), ("::ffff:1.2.3.4", Scope.GLOBAL), ("::ffff:10.0.0.1", Scope.PRIVATE),
     ("0.0.0.0", None), ("0.1.2.3", None), ("255.255.255.255", None), ("224.0.0.1", None), ("239.1.1.1", None),
     ("240.0.0.1", None), ("169.254.1.1", None), ("192.0.2.1", None), ("198.51.100.1", None),
-    ("203.0.113.1", None), ("198.18.0.1", None), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
+    ("203.0.113.1", None), ("198.18.0.1", Scope.PRIVATE), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
     ("fe80::1", None), ("fe80::1%eth0", None), ("2001:db8::1", None), ("2002:a00:1::1", None),
     ("2001::1", None), ("64:ff9b::a00:1", None), ("::ffff:0.0.0.0", None), ("3fff::1", None),
     ("fec0::1", None), ("example.org", None), ("", None),
