@@ -184,7 +184,6 @@ class Lab:
         return home
 
     def _home_host(self, home: Home, name: str) -> Host:
-        self._check_open()
         namespace = self._new_name(name)
         if len(home.hosts) >= 250:
             raise LabFull("hosts in one home", 250)

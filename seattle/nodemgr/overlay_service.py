@@ -9,6 +9,10 @@ saved in the node directory's routing file (so a restarted node rejoins without 
 either: it starts a new overlay), and keeps trying every REJOIN_INTERVAL while it knows no peer. It runs the advertiser
 (`seattle.advertise.advertiser`) over the node's vessels. The routing table is saved (mode 0600, atomic)
 every SAVE_INTERVAL and when the service stops; a damaged file is logged and ignored.
+
+The engine measures the node's reachability (`seattle.overlay.reachability`, TCP included: the node manager's
+port is checked too); the service logs every change of state or observed address and offers the current
+value (`reachability`, and `reachability_status()` for the control socket's status).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from seattle.overlay.join import join
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import Address, OverlayNode
+from seattle.overlay.reachability import Reachability, Tracker
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
@@ -46,6 +51,8 @@ SAVE_INTERVAL = 180.0
 REJOIN_INTERVAL = 30.0
 #: How long one overlay request or lookup of the node may take.
 OVERLAY_TIMEOUT = 5.0
+#: How often the service looks for a change of reachability to log.
+REACHABILITY_WATCH = 1.0
 
 
 class OverlayService:
@@ -69,6 +76,20 @@ class OverlayService:
         self._transport: UdpOverlay | None = None
         self._stack = AsyncExitStack()
         self._subjects: tuple[int, dict[PublicKey, PublicKey]] | None = None
+
+    @property
+    def reachability(self) -> Reachability:
+        """What the overlay has measured of this node's reachability (`seattle.overlay.reachability`)."""
+        tracker = self.transport.node.reachability
+        assert tracker is not None, "the service's engine always measures"
+        return tracker.value
+
+    def reachability_status(self) -> dict[str, object]:
+        """The reachability as the control socket's status shows it (JSON types; times in epoch seconds)."""
+        value = self.reachability
+        return {"state": value.state.value, "observed": [f"{host}:{port}" for host, port in value.observed],
+                "observed_ip": value.observed_ip, "udp": value.udp, "tcp": value.tcp,
+                "checked_at": value.checked_at, "next_check": value.next_check}
 
     @property
     def transport(self) -> UdpOverlay:
@@ -104,6 +125,7 @@ class OverlayService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._keep_joined)
             nursery.start_soon(self._save_periodically)
+            nursery.start_soon(self._log_reachability)
             nursery.start_soon(functools.partial(run_advertiser, self.advertiser, transport,
                                                  self._read_for_advertiser, time.time,
                                                  keep_locally=self._keep_locally, relays=self.relays or tuple))
@@ -126,8 +148,9 @@ class OverlayService:
             store = RecordStore(max_writes_per_source=10_000)
             rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
         table = self._load_routing(fresh)
-        # A CSPRNG: transaction ids and write-token secrets must be unguessable to peers.
-        return OverlayNode(self.identity, randomness=random.SystemRandom(), table=table, store=store, rtt=rtt)
+        # A CSPRNG: transaction ids, write-token secrets and dial-back nonces must be unguessable to peers.
+        return OverlayNode(self.identity, randomness=random.SystemRandom(), table=table, store=store, rtt=rtt,
+                           reachability=Tracker(tcp=True))
 
     def _load_routing(self, fresh: RoutingTable) -> RoutingTable:
         """The saved table if the routing file is there and sound, else `fresh`; a damaged file only logs."""
@@ -171,6 +194,19 @@ class OverlayService:
             if len(self.transport.node.table) == 0 and self.bootstrap:
                 await self._join()
 
+    async def _log_reachability(self) -> None:
+        """Log each change of state or observed address, so a donor's log shows what the status shows."""
+        shown = (self.reachability.state, self.reachability.observed, self.reachability.observed_ip)
+        while True:
+            await trio.sleep(REACHABILITY_WATCH)
+            value = self.reachability
+            now = (value.state, value.observed, value.observed_ip)
+            if now != shown:
+                seen = ", ".join(f"{host}:{port}" for host, port in value.observed) or value.observed_ip or "unknown"
+                log.info("overlay: reachability %s -> %s (seen at %s; udp %s, tcp %s)", shown[0].value,
+                         value.state.value, seen, _outcome(value.udp), _outcome(value.tcp))
+                shown = now
+
     async def _save_periodically(self) -> None:
         while True:
             await trio.sleep(SAVE_INTERVAL)
@@ -192,3 +228,7 @@ class OverlayService:
     def _keep_locally(self, raw: bytes) -> None:
         transport = self.transport
         transport.node.store.put(raw, transport.address[0], transport.now())
+
+
+def _outcome(reached: bool | None) -> str:
+    return "not checked" if reached is None else "reached" if reached else "not reached"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
-from seattle.overlay.messages import Kind
+from seattle.overlay.messages import Ack, Kind, Message
 from seattle.overlay.nodeid import Contact, NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import Observed
@@ -61,11 +61,12 @@ def test_a_bound_request_alone_admits_nobody_the_ack_of_its_cookie_does() -> Non
     [(request, _)] = a.poll(EPOCH)
     # b sees a fresh request bound to it: before this issue, that alone put a into b's table.
     [(pong, to)] = b.datagram_received(request, at_a, EPOCH)
-    assert to == at_a and messages.decode(pong).cookie is not None
+    decoded = messages.decode(pong)
+    assert to == at_a and isinstance(decoded, Message) and decoded.cookie is not None
     assert a.node_id not in _ids(b) and b.next_deadline() is None  # and nothing kept for a meanwhile
     # a's ack brings the cookie back from a's address: now, and only now, b takes it in.
     [(ack, back)] = a.datagram_received(pong, at_b, EPOCH)
-    assert back == at_b and messages.decode(ack).kind is Kind.ACK
+    assert back == at_b and isinstance(messages.decode(ack), Ack)
     assert b.datagram_received(ack, at_a, EPOCH) == []  # an ack is answered by nothing
     assert _ids(b) == {a.node_id} and _ids(a) == {b.node_id}
 
@@ -77,7 +78,7 @@ def test_an_ack_from_another_address_or_with_a_forged_cookie_admits_nobody() -> 
     [(pong, _)] = b.datagram_received(request, at_a, EPOCH)
     [(ack, _)] = a.datagram_received(pong, at_b, EPOCH)
     assert b.datagram_received(ack, ("10.0.66.1", 7000), EPOCH) == []  # the cookie binds a's address
-    forged = messages.encode(a.identity, Kind.ACK, bytes(8), {"cookie": bytes(8)})
+    forged = messages.encode_ack(a.node_id, bytes(8))
     assert b.datagram_received(forged, at_a, EPOCH) == []
     assert b.dropped == {"bad_cookie": 2} and len(b.table) == 0
     # The cookie of an ack lives 5 to 10 minutes (the token secret's rotation), then admits nobody.
@@ -182,7 +183,7 @@ def test_our_padded_requests_draw_full_answers_with_a_cookie_from_strangers() ->
     asker = seeded_node("asker", k=20, scope=Scope.LOOPBACK)
     asker.request(Contact(node.node_id, "10.0.0.1", 7000), Kind.FIND_NODE, {"target": NodeId(7)}, EPOCH)
     [(request, _)] = asker.poll(EPOCH)
-    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1173
+    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1198  # k IPv6 contacts, a cookie, an IPv6 seen
     [(answer, _)] = node.datagram_received(request, source, EPOCH)
     decoded = messages.decode(answer)
     assert decoded.kind is Kind.NODES and decoded.cookie is not None and len(decoded.body["nodes"]) == node.k
@@ -233,7 +234,7 @@ def test_an_answer_carrying_padding_is_malformed() -> None:
     ("::1", Scope.LOOPBACK), ("::ffff:1.2.3.4", Scope.GLOBAL), ("::ffff:10.0.0.1", Scope.PRIVATE),
     ("0.0.0.0", None), ("0.1.2.3", None), ("255.255.255.255", None), ("224.0.0.1", None), ("239.1.1.1", None),
     ("240.0.0.1", None), ("169.254.1.1", None), ("192.0.2.1", None), ("198.51.100.1", None),
-    ("203.0.113.1", None), ("198.18.0.1", None), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
+    ("203.0.113.1", None), ("198.18.0.1", Scope.PRIVATE), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
     ("fe80::1", None), ("fe80::1%eth0", None), ("2001:db8::1", None), ("2002:a00:1::1", None),
     ("2001::1", None), ("64:ff9b::a00:1", None), ("::ffff:0.0.0.0", None), ("3fff::1", None),
     ("fec0::1", None), ("example.org", None), ("", None),
@@ -280,17 +281,18 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
 
 def test_a_bound_request_always_pays_for_a_cookie_the_answer_shrinks_around_it() -> None:
     node, source = _full_node(count=10)  # room for anyone
-    ping = _request(Kind.PING, {}, node)  # a bound ping is larger than a pong and its cookie: never padded
-    assert node._pad_to[Kind.PING] == messages.encoded_size(Kind.PONG, {}, cookie=True) < len(ping)
+    ping = _request(Kind.PING, {}, node)  # a bound ping pays for a pong, its cookie and an IPv4 `seen`
+    assert messages.encoded_size(Kind.PONG, {}, cookie=True, seen=source) <= len(ping)
     [(pong, _)] = node.datagram_received(ping, source, EPOCH)
     assert messages.decode(pong).cookie is not None and len(pong) <= len(ping)
+    assert messages.decode(pong).seen == source
     small = _request(Kind.FIND_NODE, {"target": NodeId(7)}, node, pad_to=300)
     [(answer, _)] = node.datagram_received(small, source, EPOCH)
     decoded = messages.decode(answer)
     got = len(decoded.body["nodes"])
     assert decoded.cookie is not None and 0 < got < 10
     one_more = {"nodes": node.table.closest(NodeId(7))[: got + 1]}
-    assert len(answer) <= len(small) < messages.encoded_size(Kind.NODES, one_more, cookie=True)
+    assert len(answer) <= len(small) < messages.encoded_size(Kind.NODES, one_more, cookie=True, seen=source)
     assert len(node.table) == 10  # and nobody is admitted until it acks
 
 
@@ -303,7 +305,15 @@ def test_cookies_only_on_answers_and_acks_carry_nothing_else() -> None:
     data = messages.encode(identity, Kind.ERROR, bytes(8), {"code": "x", "message": ""}, cookie=b"12345678")
     assert messages.decode(data).cookie == b"12345678"
     with pytest.raises(messages.MessageRejected, match="only requests are padded"):
-        messages.encode(identity, Kind.ACK, bytes(8), {"cookie": bytes(8)}, pad_to=300)
+        messages.encode(identity, Kind.PONG, bytes(8), {}, pad_to=300)
+    # An ack is its tag, an id and a cookie: exactly ACK_SIZE bytes, below any signed datagram.
+    ack = messages.encode_ack(NodeId(7), b"12345678")
+    assert len(ack) == messages.ACK_SIZE and messages.decode(ack) == Ack(NodeId(7), b"12345678")
+    with pytest.raises(messages.MessageRejected, match="8 bytes"):
+        messages.encode_ack(NodeId(7), bytes(9))
+    with pytest.raises(messages.MessageRejected, match="starts with its tag") as rejected:
+        messages.decode(b"x" + ack[1:])
+    assert rejected.value.code == messages.MALFORMED
 
 
 @settings(max_examples=300, deadline=None)
@@ -320,7 +330,8 @@ def test_any_host_text_gets_a_scope_or_none_and_never_raises(host: str, within: 
 @given(st.sampled_from([kind for kind in messages.RESPONSE_TO]), st.booleans(), st.integers(0, messages.MAX_DATAGRAM))
 def test_any_padding_decodes_to_the_same_request_of_exactly_that_size(kind: Kind, bound: bool, pad_to: int) -> None:
     body = {Kind.PING: {}, Kind.FIND_NODE: {"target": NodeId(9)}, Kind.GET_RECORDS: {"key": NodeId(9), "skip": 3},
-            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)}}[kind]
+            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)},
+            Kind.DIAL_BACK: {"nonce": bytes(16), "tcp": True}}[kind]
     binding: dict[str, Any] = {"to": NodeId(1), "at": EPOCH} if bound else {}
     plain = messages.encode(seeded_identity("p"), kind, bytes(8), body, **binding)
     data = messages.encode(seeded_identity("p"), kind, bytes(8), body, pad_to=pad_to, **binding)
