@@ -84,7 +84,7 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("--deadline", type=float, default=60.0)
     parser.add_argument("--calls", type=int, default=20)
     parser.add_argument("--tries", type=int, default=1)
-    parser.add_argument("--punch-wait", type=float, default=6.0)
+    parser.add_argument("--punch-wait", type=float, default=10.0)
     args = parser.parse_args(argv)
     identity = load_identity(args.identity)
     started = time.monotonic()

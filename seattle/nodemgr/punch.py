@@ -46,8 +46,10 @@ from seattle.nodemgr.relay_service import CONTROL_FRAME, format_peer
 SUCCESS = "success"
 FAILED = "failed"
 NO_CONNECTION = "no_connection"
-#: Seconds both sides keep dialling (a SYN the NAT dropped is resent by the kernel after 1 s, then 3 s).
-WINDOW = 4.0
+#: Seconds both sides keep dialling in one attempt (a SYN the NAT dropped is resent by the kernel after 1 s).
+WINDOW = 2.0
+#: Rounds of offer, answer and dials, each with fresh ports (libp2p's DCUtR makes 3).
+ATTEMPTS = 3
 DEFAULT_PRIME_TTL = 2
 _RETRY = (0.01, 0.05)
 #: Dial errors that mean "not yet" (the peer's side is not open yet, or the NAT refused this SYN): dial again.
@@ -177,40 +179,51 @@ def _endpoint(message: dict[str, object]) -> tuple[str, int]:
 
 
 async def punch_to(relay: RelayAddress, node: PublicKey, *, timeout: float = 10.0, window: float = WINDOW,
-                   prime_ttl: int | None = DEFAULT_PRIME_TTL) -> tuple[trio.SocketStream, str]:
-    """The researcher's side: a direct TCP stream to `node` and its "IP:PORT", coordinated through `relay`;
-    PunchFailed with the outcome otherwise."""
+                   attempts: int = ATTEMPTS, prime_ttl: int | None = DEFAULT_PRIME_TTL
+                   ) -> tuple[trio.SocketStream, str]:
+    """The researcher's side: a direct TCP stream to `node` and its "IP:PORT", coordinated through `relay`
+    (up to `attempts` rounds, each with fresh ports on both sides); PunchFailed with the outcome otherwise."""
     try:
         circuit = await open_circuit(relay, node, kind=COORDINATION, timeout=timeout)
     except NodeClientError as exc:
         raise PunchFailed(NO_CONNECTION, f"no coordination circuit: {exc}") from None
     family = socket.AF_INET6 if ":" in relay.host else socket.AF_INET
-    holder, port = reserve_port(family)
+    failure: PunchFailed | None = None
     try:
         with trio.fail_after(timeout):
             channel = await secure_client(circuit, expected=node, timeout=timeout)
-            decoder = FrameDecoder(CONTROL_FRAME, limits=RESPONSE_LIMITS)
-            sent = trio.current_time()
-            await channel.send_all(encode_frame({"punch": "offer", "port": port}))
-            answer = await _frame(channel, decoder)
-            rtt = trio.current_time() - sent
-            remote = _endpoint(answer)
-            await channel.send_all(encode_frame({"punch": "sync"}))
-        await trio.sleep(rtt / 2)
-        holder.close()
-        stream = await simultaneous_open(port, remote, window=window, prime_ttl=prime_ttl)
+        decoder = FrameDecoder(CONTROL_FRAME, limits=RESPONSE_LIMITS)
+        for _ in range(attempts):
+            holder, port = reserve_port(family)
+            try:
+                with trio.fail_after(timeout):
+                    sent = trio.current_time()
+                    await channel.send_all(encode_frame({"punch": "offer", "port": port}))
+                    answer = await _frame(channel, decoder)
+                    rtt = trio.current_time() - sent
+                    remote = _endpoint(answer)
+                    await channel.send_all(encode_frame({"punch": "sync"}))
+                await trio.sleep(rtt / 2)
+            finally:
+                holder.close()
+            try:
+                stream = await simultaneous_open(port, remote, window=window, prime_ttl=prime_ttl)
+            except PunchFailed as exc:
+                failure = exc
+                continue
+            return stream, format_peer(*remote)
     except (ChannelError, FrameError, ValueError, trio.TooSlowError, trio.BrokenResourceError,
             trio.ClosedResourceError, OSError) as exc:
         raise PunchFailed(NO_CONNECTION, f"the coordination failed: {exc or type(exc).__name__}") from None
     finally:
-        holder.close()
         await trio.aclose_forcefully(circuit)
-    return stream, format_peer(*remote)
+    assert failure is not None
+    raise failure
 
 
 async def punch_from(circuit: trio.abc.Stream, identity: Identity, researcher: str, observed: str, *,
-                     timeout: float = 10.0, window: float = WINDOW, prime_ttl: int | None = DEFAULT_PRIME_TTL
-                     ) -> tuple[str, trio.SocketStream | None, str]:
+                     timeout: float = 10.0, window: float = WINDOW, attempts: int = ATTEMPTS,
+                     prime_ttl: int | None = DEFAULT_PRIME_TTL) -> tuple[str, trio.SocketStream | None, str]:
     """The node's side, on a coordination circuit from `researcher` ("IP:PORT" as the relay saw it); `observed`
     is this node's "IP:PORT" as that relay sees it. (outcome, the direct stream if it came up, the
     researcher's "IP:PORT" on it): the node manager serves the stream like an accepted connection."""
@@ -223,26 +236,33 @@ async def punch_from(circuit: trio.abc.Stream, identity: Identity, researcher: s
         await trio.aclose_forcefully(circuit)
         return NO_CONNECTION, None, researcher
     family = socket.AF_INET6 if ":" in own_ip else socket.AF_INET
-    holder, port = reserve_port(family)
+    outcome = NO_CONNECTION
     try:
         with trio.fail_after(timeout):
             channel = await secure_server(circuit, identity=identity, timeout=timeout)
-            decoder = FrameDecoder(CONTROL_FRAME)
-            offer = await _frame(channel, decoder)
-            if offer.get("punch") != "offer":
-                return NO_CONNECTION, None, researcher
-            remote = (researcher_ip, _endpoint({"ip": researcher_ip, "port": offer.get("port")})[1])
-            await channel.send_all(encode_frame({"punch": "answer", "ip": own_ip, "port": port}))
-            if (await _frame(channel, decoder)).get("punch") != "sync":
-                return NO_CONNECTION, None, researcher
-        holder.close()
-        stream = await simultaneous_open(port, remote, window=window, prime_ttl=prime_ttl)
-    except PunchFailed as exc:
-        return exc.outcome, None, researcher
+        decoder = FrameDecoder(CONTROL_FRAME)
+        for _ in range(attempts):
+            holder, port = reserve_port(family)
+            try:
+                with trio.fail_after(timeout + window):  # the researcher's next offer comes after its window
+                    offer = await _frame(channel, decoder)
+                    if offer.get("punch") != "offer":
+                        return NO_CONNECTION, None, researcher
+                    remote = (researcher_ip, _endpoint({"ip": researcher_ip, "port": offer.get("port")})[1])
+                    await channel.send_all(encode_frame({"punch": "answer", "ip": own_ip, "port": port}))
+                    if (await _frame(channel, decoder)).get("punch") != "sync":
+                        return NO_CONNECTION, None, researcher
+            finally:
+                holder.close()
+            try:
+                stream = await simultaneous_open(port, remote, window=window, prime_ttl=prime_ttl)
+            except PunchFailed as exc:
+                outcome = exc.outcome
+                continue
+            return SUCCESS, stream, format_peer(*remote)
     except (ChannelError, FrameError, ValueError, trio.TooSlowError, trio.BrokenResourceError,
             trio.ClosedResourceError, OSError):
-        return NO_CONNECTION, None, researcher
+        pass
     finally:
-        holder.close()
         await trio.aclose_forcefully(circuit)
-    return SUCCESS, stream, format_peer(*remote)
+    return outcome, None, researcher

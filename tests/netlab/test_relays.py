@@ -20,7 +20,8 @@ import pytest
 
 from seattle.keys import generate_identity, save_identity
 from seattle.natkind import NatKind
-from seattle.netlab.lab import Host, Lab
+from seattle.netlab import system
+from seattle.netlab.lab import Home, Host, Lab
 from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.node import init_node
 from seattle.nodemgr.nodedir import NodeDir
@@ -50,12 +51,22 @@ class NatTestbed:
         return self.lab.run(self.researcher, argv, timeout=timeout, check=False)
 
 
+def like_a_home_router(home: Home) -> Home:
+    """Make the router drop new connections to itself from its WAN side, as home routers do. Netlab's routers
+    answer them with a reset, and Linux's conntrack then keeps that flow's tuple, so a hole punch whose SYN
+    reaches the peer's router before the peer's own SYN left makes that NAT give the punched port away
+    (measured: about half the attempts between two cone NATs failed; none with this rule)."""
+    system.command(system.in_namespace(home.namespace, [
+        "iptables", "-A", "INPUT", "-i", home.namespace, "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]))
+    return home
+
+
 def start_donors(lab: Lab, root: Path, owner: object, bootstrap: str) -> dict[str, Host]:
     donors: dict[str, Host] = {}
     for name in PUBLIC:
         donors[name] = lab.public_host(name)
     for name, kind in NATTED:
-        donors[name] = lab.home("h" + name, kind).host(name)
+        donors[name] = like_a_home_router(lab.home("h" + name, kind)).host(name)
     layout = [(DEFAULT_ALLOTMENT.replace(cpu=0.1, memory=64 * 1024 * 1024, diskused=8 * 1024 * 1024,
                                          messport=frozenset({63100}), connport=frozenset({63100})), owner, ())]
     for name, host in donors.items():
@@ -81,17 +92,19 @@ def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) 
     with Lab(prefix="str-") as lab:
         bootstrap = f"198.18.0.10:{PORT}"  # p1, the first public host
         donors = start_donors(lab, root, alice.public_key, bootstrap)
-        researcher = lab.home("hr", NatKind.CONE).host("r1")
-        yield NatTestbed(lab, home, researcher, bootstrap, donors)
+        researcher = like_a_home_router(lab.home("hr", NatKind.CONE)).host("r1")
+        testbed = NatTestbed(lab, home, researcher, bootstrap, donors)
+        assert testbed.seattle("as", "alice").returncode == 0
+        yield testbed
 
 
-def browse_all(testbed: NatTestbed, count: int, deadline: float = 60.0) -> str:
+def browse_all(testbed: NatTestbed, count: int, deadline: float = 60.0) -> None:
     started = time.monotonic()
     out = ""
     while time.monotonic() - started < deadline:
         out = testbed.seattle("browse", "--bootstrap", testbed.bootstrap, "--timeout", "3").stdout
         if f"found {count} vessels" in out:
-            return out
+            return
         time.sleep(0.5)
     pytest.fail(f"browse did not find {count} vessels within {deadline:g} s:\n{out}")
 
@@ -99,8 +112,10 @@ def browse_all(testbed: NatTestbed, count: int, deadline: float = 60.0) -> str:
 def test_every_donor_is_controllable_through_relays_where_it_cannot_be_dialled(testbed: NatTestbed,
                                                                                 tmp_path: Path) -> None:
     count = len(testbed.donors)
-    found = browse_all(testbed, count)
-    assert found.count(".relayed:0") == len(NATTED), found
+    browse_all(testbed, count)
+    rows = [json.loads(line) for line in testbed.seattle("browse", "--bootstrap", testbed.bootstrap, "--timeout",
+                                                         "3", "--json").stdout.splitlines()]
+    assert sum(row["node"].endswith(".relayed:0") for row in rows) == len(NATTED), rows
     program = tmp_path / "marker.r2py"
     program.write_bytes(PROGRAM)
     ran = testbed.seattle("run", str(program))
@@ -130,9 +145,9 @@ def test_cone_nat_donors_end_on_a_direct_path_and_symmetric_ones_stay_relayed(te
         assert "error" not in row, row
         if row["relayed"]:
             (attempt,) = row["tries"]
-            paths[row["path"]] = attempt
+            paths[row["node"]] = attempt
     outcomes = [(attempt["punch"], attempt["path"].split()[0]) for attempt in paths.values()]
-    assert sorted(outcomes).count(("success", "direct")) >= 2, report  # both cone NAT donors (and the firewall's)
+    assert outcomes.count(("success", "direct")) >= 2, report  # both cone NAT donors (and the firewall's)
     direct_hosts = {attempt["path"].split()[1].rsplit(":", 1)[0] for attempt in paths.values()
                     if attempt["path"].startswith("direct")}
     cone_routers = {testbed.donors[name].public_address for name, kind in NATTED if kind == NatKind.CONE}
