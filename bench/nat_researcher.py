@@ -96,7 +96,7 @@ async def main(argv: list[str]) -> None:
         if len(found) >= args.expect:
             break
         await trio.sleep(0.2)
-    report: dict[str, Any] = {"found": len(found), "found_after": time.monotonic() - started,
+    report: dict[str, Any] = {"found": len(found), "found_after": time.monotonic() - started, "found_at": time.time(),
                               "unreachable": problems, "nodes": []}
     nodes = {vessel.address: vessel for vessel in found}
     # One node at a time, so no node's latencies include another's work.

@@ -18,22 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.nat_lab import BOOTSTRAP, NATTED, like_a_home_router, researcher_command, start_donors
 from seattle.keys import generate_identity, save_identity
 from seattle.natkind import NatKind
-from seattle.netlab import system
-from seattle.netlab.lab import Home, Host, Lab
-from seattle.nodemgr.config import NodeConfig
-from seattle.nodemgr.node import init_node
-from seattle.nodemgr.nodedir import NodeDir
-from seattle.resources import DEFAULT_ALLOTMENT
+from seattle.netlab.lab import Host, Lab
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("namespaces_allowed")]
 
-PORT = 1224
-PUBLIC = ("p1", "p2", "p3", "p4")
-NATTED = (("c1", NatKind.CONE), ("c2", NatKind.CONE), ("s1", NatKind.SYMMETRIC), ("s2", NatKind.SYMMETRIC),
-          ("f1", NatKind.FIREWALL))
-RESEARCHER_SCRIPT = str(Path(__file__).parents[2] / "bench" / "nat_researcher.py")
 PROGRAM = b'log("relayed-marker\\n")\nwhile True:\n  sleep(0.1)\n'
 
 
@@ -51,37 +42,6 @@ class NatTestbed:
         return self.lab.run(self.researcher, argv, timeout=timeout, check=False)
 
 
-def like_a_home_router(home: Home) -> Home:
-    """Make the router drop new connections to itself from its WAN side, as home routers do. Netlab's routers
-    answer them with a reset, and Linux's conntrack then keeps that flow's tuple, so a hole punch whose SYN
-    reaches the peer's router before the peer's own SYN left makes that NAT give the punched port away
-    (measured: about half the attempts between two cone NATs failed; none with this rule)."""
-    system.command(system.in_namespace(home.namespace, [
-        "iptables", "-A", "INPUT", "-i", home.namespace, "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]))
-    return home
-
-
-def start_donors(lab: Lab, root: Path, owner: object, bootstrap: str) -> dict[str, Host]:
-    donors: dict[str, Host] = {}
-    for name in PUBLIC:
-        donors[name] = lab.public_host(name)
-    for name, kind in NATTED:
-        donors[name] = like_a_home_router(lab.home("h" + name, kind)).host(name)
-    layout = [(DEFAULT_ALLOTMENT.replace(cpu=0.1, memory=64 * 1024 * 1024, diskused=8 * 1024 * 1024,
-                                         messport=frozenset({63100}), connport=frozenset({63100})), owner, ())]
-    for name, host in donors.items():
-        directory = root / name
-        init_node(directory, owner, layout)  # type: ignore[arg-type]
-        natted = host.home is not None
-        NodeDir(directory).write_config(NodeConfig(
-            "0.0.0.0", PORT, (host.address,), () if name == "p1" else (bootstrap,), needs_relay=natted))
-        process = lab.spawn(host, [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(directory)],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert process.stdout is not None
-        assert process.stdout.readline().startswith(b"listening on"), f"{name} did not start"
-    return donors
-
-
 @pytest.fixture(scope="module")
 def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatTestbed]:
     root = tmp_path_factory.mktemp("nat")
@@ -90,10 +50,9 @@ def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) 
     alice = generate_identity("alice")
     save_identity(alice, home / "keys")
     with Lab(prefix="str-") as lab:
-        bootstrap = f"198.18.0.10:{PORT}"  # p1, the first public host
-        donors = start_donors(lab, root, alice.public_key, bootstrap)
+        donors = start_donors(lab, root, alice.public_key)
         researcher = like_a_home_router(lab.home("hr", NatKind.CONE)).host("r1")
-        testbed = NatTestbed(lab, home, researcher, bootstrap, donors)
+        testbed = NatTestbed(lab, home, researcher, BOOTSTRAP, donors)
         assert testbed.seattle("as", "alice").returncode == 0
         yield testbed
 
@@ -135,8 +94,8 @@ def test_every_donor_is_controllable_through_relays_where_it_cannot_be_dialled(t
 
 
 def test_cone_nat_donors_end_on_a_direct_path_and_symmetric_ones_stay_relayed(testbed: NatTestbed) -> None:
-    argv = ["env", f"SEATTLE_HOME={testbed.home}", sys.executable, RESEARCHER_SCRIPT, "--bootstrap",
-            testbed.bootstrap, "--identity", "alice", "--expect", str(len(testbed.donors)), "--calls", "3"]
+    argv = researcher_command(testbed.home, "--identity", "alice", "--expect", str(len(testbed.donors)),
+                              "--calls", "3")
     report = json.loads(testbed.lab.run(testbed.researcher, argv, timeout=120).stdout)
     rows = {row["node"]: row for row in report["nodes"]}
     assert len(rows) == len(testbed.donors), report
