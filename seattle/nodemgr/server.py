@@ -7,6 +7,12 @@ per-network counts and is a stranger that can be evicted, so half-finished hands
 connection. Refusals for being over those counts go out before any handshake, as one plaintext error frame:
 refusing costs the node no cryptography.
 
+A connection whose first frame is a relay request (`seattle.nodemgr.relay_service.is_relay_request`), alone, is
+handed to the relay service, which serves it from then on with its own caps and deadlines (a reservation's
+control connection, or one side of a spliced circuit); `serve_stream` serves a connection this node did not
+accept (a relay's circuit, a hole-punched connection) like an accepted one, counted against the researcher's
+address.
+
 Unlike the original (one worker thread for the whole node), every connection is served by its own pair of
 tasks, so a slow or flooding client only ever waits for itself:
 
