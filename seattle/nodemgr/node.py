@@ -39,6 +39,7 @@ from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, op
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.nodeid import DEFAULT_NETWORK, NetworkParameters, solve_identity
+from seattle.overlay.reachability import State
 from seattle.overlay.udp import UdpOverlay
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
 from seattle.vessel.host.launcher import VesselLauncher
@@ -164,7 +165,7 @@ class NodeManager:
                 # tasks must outlive the tasks that use it.
                 self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
                     self.identity, self.host, self.port, NodeDir(self.node_dir), self.bootstrap, state,
-                    self.advertised_addresses, relays=self.relay_entries if self.needs_relay else None))
+                    self.advertised_addresses, relays=self.relay_entries))
                 self.overlay = self.overlay_service.transport
             self._nursery = await self._nursery_manager.__aenter__()
         except BaseException:
@@ -178,10 +179,11 @@ class NodeManager:
         await self._nursery.start(self._serve, listeners)
         if self.overlay_service is not None:
             self._nursery.start_soon(self.overlay_service.run)
-        if self.needs_relay:
+        if self.needs_relay or self.overlay_service is not None:
             self.relays = RelayManager(self.identity, self._serve_circuit,
                                        self.relay_candidates or self._overlay_candidates,
-                                       on_change=self._relays_changed, timers=self.relay_timers)
+                                       on_change=self._relays_changed, timers=self.relay_timers,
+                                       needed=self.relay_needed)
             self._nursery.start_soon(self.relays.run)
         return self
 
@@ -217,16 +219,29 @@ class NodeManager:
     def advertised_addresses(self) -> list[str]:
         """Where researchers reach this node directly: the bound addresses, or the local IPs when bound to
         all; none when it needs a relay (its addresses are not reachable from outside)."""
-        if self.needs_relay:
+        if self.relay_needed():
             return []
         if not ipaddress.ip_address(self.host).is_unspecified:
             return list(self.addresses)
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in self.local_ips]
 
 
+    def relay_needed(self) -> bool:
+        """Whether this node cannot be dialled: `needs_relay`, or the overlay measured it behind a NAT or a
+        firewall (`seattle.overlay.reachability`)."""
+        if self.needs_relay:
+            return True
+        if self.overlay_service is None:
+            return False
+        try:
+            state = self.overlay_service.reachability.state
+        except RuntimeError:  # the overlay is not running (yet, or any more)
+            return False
+        return state in (State.NAT, State.FIREWALLED)
+
     def relay_entries(self) -> list[tuple[str, bytes]]:
         """(relay "IP:PORT", voucher) of each reservation this node holds (none while it needs no relay)."""
-        return self.relays.entries() if self.relays is not None else []
+        return self.relays.entries() if self.relays is not None and self.relay_needed() else []
 
     async def _serve_circuit(self, stream: trio.abc.Stream, incoming: Incoming) -> None:
         """A circuit a relay spliced to this node: node manager calls are served as if accepted here; a

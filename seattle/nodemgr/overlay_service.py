@@ -114,9 +114,9 @@ class OverlayService:
     async def run(self) -> None:
         """Join, then advertise and save the routing table until cancelled."""
         transport = self.transport
-        if not self.addresses() and self.relays is None:
-            log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
-                        "address to advertise; researchers will not find this node's vessels")
+        if not self.addresses():
+            log.warning("overlay: no direct address to advertise (listening on every interface with no local IP "
+                        "given, --ip, or behind a NAT); researchers find this node's vessels only through relays")
         # Bound to a wildcard, the engine's scope starts public: the addresses it is reached at (--ip) say
         # which networks it is on, so a private testbed reaches its peers even with no bootstrap node given.
         for address in self.addresses():

@@ -283,8 +283,11 @@ class RelayManager:
 
     def __init__(self, identity: Identity, serve: Serve, candidates: Candidates, *,
                  on_change: Callable[[], None] = lambda: None, timers: RelayTimers | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 needed: Callable[[], bool] = lambda: True, clock: Callable[[], float] = time.time) -> None:
+        """`needed()` says whether the node needs relays now (it cannot be dialled); when it stops needing
+        them, the reservations are given up."""
         self.identity = identity
+        self.needed = needed
         self.serve = serve
         self.candidates = candidates
         self.on_change = on_change
@@ -299,7 +302,7 @@ class RelayManager:
         self.grants: dict[tuple[str, int], Grant] = {}
         #: Relays not to ask before the time given (they refused, or just died), by address.
         self.avoid: dict[tuple[str, int], float] = {}
-        self._holding: set[tuple[str, int]] = set()
+        self._holding: dict[tuple[str, int], trio.CancelScope] = {}
         self._wake = trio.Event()
 
     def entries(self) -> list[tuple[str, bytes]]:
@@ -310,16 +313,16 @@ class RelayManager:
         """Keep `wanted` reservations until cancelled."""
         async with trio.open_nursery() as nursery:
             while True:
-                missing = self.wanted - len(self._holding)
-                if missing > 0:
-                    for relay in await self._choose(missing):
-                        self._holding.add((relay.host, relay.port))
-                        nursery.start_soon(self._hold, relay)
                 self._wake = trio.Event()
-                if len(self._holding) < self.wanted:
-                    with trio.move_on_after(self.retry_interval):
-                        await self._wake.wait()
-                else:
+                if not self.needed():
+                    for scope in self._holding.values():
+                        scope.cancel()
+                elif (missing := self.wanted - len(self._holding)) > 0:
+                    for relay in await self._choose(missing):
+                        scope = self._holding[(relay.host, relay.port)] = trio.CancelScope()
+                        nursery.start_soon(self._hold, relay, scope)
+                # Woken at once when a reservation ends; otherwise `needed()` is read again this often.
+                with trio.move_on_after(self.retry_interval):
                     await self._wake.wait()
 
     async def _choose(self, count: int) -> list[RelayAddress]:
@@ -355,7 +358,7 @@ class RelayManager:
                 nursery.start_soon(probe, host, port)
         return [relay for _, relay in sorted(timed)[:count]]
 
-    async def _hold(self, relay: RelayAddress) -> None:
+    async def _hold(self, relay: RelayAddress, scope: trio.CancelScope) -> None:
         address = (relay.host, relay.port)
 
         def granted(grant: Grant) -> None:
@@ -363,8 +366,9 @@ class RelayManager:
             self.on_change()
 
         try:
-            await hold_reservation(relay, self.identity, self.serve, granted, ping_interval=self.ping_interval,
-                                   renew_margin=self.renew_margin, timeout=self.timeout, clock=self.clock)
+            with scope:
+                await hold_reservation(relay, self.identity, self.serve, granted, ping_interval=self.ping_interval,
+                                       renew_margin=self.renew_margin, timeout=self.timeout, clock=self.clock)
             self.avoid[address] = self.clock() + self.retry_interval
         except RelayError as exc:
             log.info("relay %s: %s", relay.text, exc)
@@ -373,7 +377,7 @@ class RelayManager:
             log.info("relay %s unreachable: %s", relay.text, exc)
             self.avoid[address] = self.clock() + self.retry_interval
         finally:
-            self._holding.discard(address)
+            self._holding.pop(address, None)
             if self.grants.pop(address, None) is not None:
                 self.on_change()
             self._wake.set()

@@ -24,8 +24,10 @@ from seattle.nodemgr.relay import (
 from seattle.nodemgr.relay_client import (
     Candidates,
     Grant,
+    Incoming,
     RelayAddress,
     RelayError,
+    RelayManager,
     RelayTimers,
     _ask,
     hold_reservation,
@@ -222,3 +224,30 @@ async def test_a_relayed_client_moves_to_a_punched_direct_path_between_calls(tmp
             assert await client.call("RetrieveFileFromVessel", vessel="v1", filename="after.txt") == b"direct"
         assert relay.server is not None and relay.server.relay is not None
         assert relay.server.relay.stats["circuits_coordination"] == 1
+
+
+async def test_reservations_follow_whether_the_node_needs_relays(tmp_path: Path) -> None:
+    owner = generate_identity("owner")
+    needed = False
+    async with node(tmp_path / "relay", owner) as relay:
+
+        async def serve(stream: trio.abc.Stream, incoming: Incoming) -> None:
+            await stream.aclose()
+
+        manager = RelayManager(generate_identity("nat"), serve, candidates(relay), needed=lambda: needed,
+                               timers=RelayTimers(wanted=1, retry_interval=0.05, timeout=5.0))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(manager.run)
+            await trio.sleep(0.3)
+            assert manager.entries() == []  # a node that can be dialled holds no reservation
+            needed = True
+            with trio.fail_after(10):
+                while not manager.entries():
+                    await trio.sleep(0.02)
+            assert relay.server is not None and relay.server.relay is not None
+            assert len(relay.server.relay.core.reservations) == 1
+            needed = False  # e.g. reachability now says public
+            with trio.fail_after(10):
+                while manager.entries() or relay.server.relay.core.reservations:
+                    await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
