@@ -110,6 +110,7 @@ class NodeClient:
         self._answered = trio.Event()
         self._lock = trio.Lock()
         self._broken: str | None = None
+        self._closed = False
         #: How the calls travel: "direct HOST:PORT", "relay HOST:PORT" (`seattle.nodemgr.routes`).
         self.path = "direct"
         #: A relayed client's hole punch: None (not tried or not finished), "success", "failed",
@@ -194,11 +195,21 @@ class NodeClient:
         if other.node_key != self.node_key:
             await other.aclose()
             raise NodeClientError("an upgrade must reach the same node")
-        async with self._lock:
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            await trio.aclose_forcefully(other._stream)
+            raise
+        try:
+            if self._closed:  # the caller is done with this client: the new path is not needed
+                await trio.aclose_forcefully(other._stream)
+                return
             old, self._stream = self._stream, other._stream
             self._decoder = FrameDecoder(self.max_frame, limits=RESPONSE_LIMITS)
             self._broken = None
             self.path = path
+        finally:
+            self._lock.release()
         await old.aclose()
 
     async def __aenter__(self) -> NodeClient:
@@ -209,6 +220,7 @@ class NodeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._stream.aclose()
 
     # -- calls --------------------------------------------------------------------------------------------

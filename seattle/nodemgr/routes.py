@@ -89,7 +89,7 @@ async def _upgrade(client: NodeClient, relay: RelayAddress, node_key: PublicKey,
         return
     try:
         direct = await NodeClient.over(stream, client.identity, address=peer, expected=node_key, timeout=timeout)
-    except NodeClientError as exc:
+    except NodeClientError as exc:  # (`over` closes the stream on every failure, cancellation included)
         client.punch_result = "failed"
         log.info("direct path to %s failed its handshake: %s", node_key.fingerprint(), exc)
         return
