@@ -40,6 +40,7 @@ from seattle.nodemgr.signing import (
     DEFAULT_LIFETIME,
     ERROR,
     NONCE_SIZE,
+    TOO_MANY_CONNECTIONS,
     MalformedResponse,
     Response,
     parse_response,
@@ -49,6 +50,8 @@ from seattle.nodemgr.signing import (
 
 DEFAULT_TIMEOUT = 30.0
 _RECEIVE_SIZE = 64 * 1024
+#: The most of a node's first bytes kept while the handshake runs: a refusal frame (`_Opening`) is smaller.
+_REFUSAL_LIMIT = 1024
 #: Request bytes sent ahead of the answers read (at least one request is always in flight). The node reads
 #: a few requests ahead and caps its socket buffers; a client that pushed a whole batch at once would fill
 #: both directions' buffers and wait on the node's write deadline instead of on its answers.
@@ -159,7 +162,7 @@ class NodeClient:
         return client
 
     @classmethod
-    async def over(cls, transport: trio.abc.Stream, identity: Identity | None, *, address: str,
+    async def over(cls, transport: trio.abc.HalfCloseableStream, identity: Identity | None, *, address: str,
                    expected: PublicKey | None, pin: Pin | None = None, known_nodes: KnownNodes | None = None,
                    timeout: float = DEFAULT_TIMEOUT, lifetime: float = DEFAULT_LIFETIME,
                    max_frame: int = DEFAULT_MAX_FRAME) -> NodeClient:
@@ -167,14 +170,19 @@ class NodeClient:
         circuit): the channel's handshake runs on it, end to end, and must prove `expected` (any key if None).
         `address` names the node in errors. Closes `transport` on failure."""
         tcp = transport
+        opening = _Opening(tcp)
         try:
             # The client proves no identity in the handshake: each request carries its own signature.
-            stream = await secure_client(tcp, expected=expected, timeout=timeout)
+            stream = await secure_client(opening, expected=expected, timeout=timeout)
         except KeyMismatch as exc:
             await trio.aclose_forcefully(tcp)
             raise NodeKeyMismatch(address, exc.expected, exc.actual, pin, known_nodes) from None
         except VersionMismatch as exc:
             await trio.aclose_forcefully(tcp)
+            refusal = opening.refusal()
+            if refusal is not None:
+                raise NodeClientError(f"the node manager at {address} refused the connection: {refusal.code}: "
+                                      f"{refusal.message}") from None
             raise NodeClientError(f"the node manager at {address} speaks another protocol version: {exc}") from None
         except (ChannelError, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             await trio.aclose_forcefully(tcp)
@@ -183,6 +191,7 @@ class NodeClient:
         except BaseException:
             await trio.aclose_forcefully(tcp)
             raise
+        stream.transport_stream = tcp  # the handshake is over: nothing more to keep
         proven = stream.remote_key
         if proven is None:  # the responder always proves its key; a channel that says otherwise is broken
             await trio.aclose_forcefully(stream)
@@ -323,3 +332,44 @@ class NodeClient:
                 f"the node sent {len(self._responses) - count} responses nobody asked for")
         out, self._responses = self._responses, []
         return out
+
+
+class _Opening(trio.abc.HalfCloseableStream):
+    """The TCP stream under a client's handshake, keeping the first bytes the node sends (`_REFUSAL_LIMIT`).
+
+    A node over a connection budget answers at once with one plaintext error frame, `too_many_connections`,
+    instead of its preamble (refusing costs it no cryptography; docs/nodemgr-protocol.md); the channel can only
+    say that those bytes are not a preamble. `refusal` reads them as that frame, so the researcher is told the
+    node is full rather than that it speaks an old protocol. Once the handshake is done the channel is given the
+    TCP stream itself, so this costs nothing afterwards."""
+
+    def __init__(self, stream: trio.abc.HalfCloseableStream) -> None:
+        self.stream = stream
+        self.first = bytearray()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self.stream.send_eof()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        data = await self.stream.receive_some(max_bytes)
+        if len(self.first) < _REFUSAL_LIMIT:
+            self.first += data[:_REFUSAL_LIMIT - len(self.first)]
+        return data
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+    def refusal(self) -> Response | None:
+        """The node's `too_many_connections` answer, if that is what it sent first; else None."""
+        try:
+            messages = FrameDecoder(_REFUSAL_LIMIT, limits=RESPONSE_LIMITS).feed(bytes(self.first), 1)
+            response = parse_response(messages[0]) if messages else None
+        except (FrameError, MalformedResponse):
+            return None
+        return response if response is not None and response.code == TOO_MANY_CONNECTIONS else None

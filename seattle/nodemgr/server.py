@@ -21,7 +21,8 @@ tasks, so a slow or flooding client only ever waits for itself:
   client, so a flood costs the node a few buffered requests per connection, not memory;
 * a **processor** takes requests in order, checks signed ones (signature, times, then the signer's rights,
   and only then the replay cache), dispatches, and writes the responses in request order, which is what
-  makes pipelining work.
+  makes pipelining work (answers to an authorized connection's queued requests are written together, up to
+  64 KiB: one channel message for many small answers).
 
 Every byte is from a stranger until a signature says otherwise, so the limits are in bytes and by source:
 
@@ -33,8 +34,9 @@ Every byte is from a stranger until a signature says otherwise, so the limits ar
   large frame needs at `min_transfer_rate`) from a frame's first byte to its last, so a request trickled a
   byte at a time is dropped; `write_timeout` (plus the same rate allowance) to hand one answer to the kernel,
   whose send buffer is capped at `send_buffer`, so a client that does not read its answers is dropped and
-  holds at most one answer and one send buffer of the node's memory;
-* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48); requests
+  holds at most one answer (or 64 KiB of gathered ones) and one send buffer of the node's memory;
+* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48), handshakes
+  paced per address and per network before their cryptography (`handshake_rate`); requests
   from connections that have not yet made an authorized call are paced by token buckets per address and per
   network, kept in LRU tables of `prefix_table_size` entries that forget the least recently seen source;
 * when all `max_connections` are taken, a new connection evicts the oldest connection that has never made an
@@ -77,6 +79,7 @@ from seattle.nodemgr.relay import RELAY_OFF
 from seattle.nodemgr.relay_service import RelayService, format_peer, is_relay_request
 from seattle.nodemgr.signing import (
     SIGNER_PREFIX,
+    TOO_MANY_CONNECTIONS,
     PublicRequest,
     RequestRejected,
     RequestVerifier,
@@ -88,9 +91,10 @@ from seattle.nodemgr.signing import (
 
 log = logging.getLogger(__name__)
 
-TOO_MANY_CONNECTIONS = "too_many_connections"
 RESPONSE_TOO_LARGE = "response_too_large"
 _RECEIVE_SIZE = 64 * 1024
+#: Bytes of answers to queued pipelined requests written together (one channel message's worth).
+_COALESCE = 64 * 1024
 #: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
 _TRANSIENT_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BACKOFF = (0.01, 1.0)
@@ -148,19 +152,24 @@ class ServerLimits:
     refusal_timeout: float = 2.0
     #: Seconds from accept to a completed channel handshake (a few KiB at most are held meanwhile).
     handshake_timeout: float = 10.0
+    #: Handshakes per second (and burst) per address, then per network, paced before any of the handshake's
+    #: cryptography: what one source can make the node spend on Diffie-Hellman (~0.5 ms of CPU each).
+    handshake_rate: float = 20.0
+    handshake_burst: int = 40
+    handshake_network_rate: float = 50.0
+    handshake_network_burst: int = 100
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
                      "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
                      "min_transfer_rate", "stranger_burst", "network_burst", "claimant_burst",
-                     "claimant_network_burst", "prefix_table_size"):
+                     "claimant_network_burst", "handshake_burst", "handshake_network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
         for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "handshake_timeout",
-                     "stranger_rate",
-                     "claimant_rate", "claimant_network_rate",
-                     "network_rate"):
+                     "stranger_rate", "claimant_rate", "claimant_network_rate", "network_rate", "handshake_rate",
+                     "handshake_network_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0 or math.isnan(value):
                 raise ValueError(f"ServerLimits.{name} must be a positive number, got {value!r}")
@@ -254,6 +263,10 @@ class NodeServer:
                                                 limits.prefix_table_size)
         self._claimant_network_pace = RateTable(limits.claimant_network_rate, limits.claimant_network_burst,
                                                 limits.prefix_table_size)
+        self._handshake_address_pace = RateTable(limits.handshake_rate, limits.handshake_burst,
+                                                 limits.prefix_table_size)
+        self._handshake_network_pace = RateTable(limits.handshake_network_rate, limits.handshake_network_burst,
+                                                 limits.prefix_table_size)
         self._large_frames = trio.Semaphore(limits.max_large_frames)
         self._verify_threads = trio.CapacityLimiter(2)
 
@@ -401,10 +414,21 @@ class NodeServer:
             await connection.stream.aclose()
 
     async def _handshake(self, connection: _Connection) -> bool:
-        """The channel's handshake, within `handshake_timeout`; whether it completed (failures are counted)."""
+        """The channel's handshake, paced per address and network, all within `handshake_timeout`; whether it
+        completed (failures are counted)."""
+        limits = self.limits
+        now = trio.current_time()
+        wait = max(self._handshake_address_pace.take(connection.address, now),
+                   self._handshake_network_pace.take(connection.network, now))
+        if wait > 0:
+            self.stats["handshakes_paced"] += 1
+            if wait >= limits.handshake_timeout:
+                self.stats["handshakes_handshake_timeout"] += 1
+                return False
+            await trio.sleep(wait)
         try:
             connection.stream = await secure_server(connection.stream, identity=self.identity,
-                                                    timeout=self.limits.handshake_timeout)
+                                                    timeout=limits.handshake_timeout - wait)
         except ChannelError as exc:
             self.stats[f"handshakes_{exc.code}"] += 1
             return False
@@ -511,15 +535,21 @@ class NodeServer:
             self._large_frames.release()
 
     async def _process(self, connection: _Connection) -> None:
-        """The queue → responses, in order, until the reader closes the queue."""
+        """The queue → responses, in order, until the reader closes the queue.
+
+        On a connection that has made an authorized call (never paced), answers to pipelined requests that are
+        already queued are written together, up to `_COALESCE` bytes: one channel message and one write for
+        many small answers instead of one each. Answers still leave in request order, and at most `_COALESCE`
+        bytes of them wait for the next request's processing."""
         limits = connection.limits
+        ready: list[bytes] = []  # answers not yet handed to the kernel, in order
         async with connection.receive:
             async for item in connection.receive:
                 if isinstance(item, _Handover):
                     await self._hand_over(connection, item.message)
                     return
                 if isinstance(item, _Broken):
-                    await self._write(connection, encode_frame(item.response, limits.max_frame))
+                    await self._write(connection, b"".join([*ready, encode_frame(item.response, limits.max_frame)]))
                     return
                 response = await self.respond(item.message, connection)
                 try:
@@ -530,8 +560,13 @@ class NodeServer:
                 del response
                 if item.large:
                     self._release_large(connection)
-                await self._write(connection, frame)
-                connection.pending -= 1
+                ready.append(frame)
+                # Strangers' requests may wait for their pacing: their answers are never held for it.
+                if (not connection.authorized or sum(map(len, ready)) >= _COALESCE
+                        or not connection.receive.statistics().current_buffer_used):
+                    await self._write(connection, ready[0] if len(ready) == 1 else b"".join(ready))
+                    connection.pending -= len(ready)
+                    ready.clear()
                 if connection.forged:
                     return
 

@@ -56,7 +56,7 @@ from functools import partial
 import msgpack
 import trio
 
-from seattle.channel.stream import ChannelError, secure_client
+from seattle.channel.stream import ChannelError, VersionMismatch, secure_client
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.frames import HEADER, FrameDecoder, FrameError, encode_frame
 from seattle.nodemgr.signing import DEFAULT_MAX_LIFETIME, NONCE_SIZE, public_request, sign_request
@@ -168,6 +168,10 @@ async def _connect(target: Target, source: str, *, handshake: bool = True) -> tr
 
 
 def _outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, VersionMismatch):
+        # The node under attack speaks the channel: bytes other than its preamble are its refusal in clear
+        # (too_many_connections), sent before any handshake.
+        return "refused"
     if isinstance(exc, ChannelError):
         return exc.code
     if isinstance(exc, OSError) and exc.errno is not None:

@@ -120,3 +120,17 @@ async def test_half_open_handshakes_from_one_address_are_capped_and_time_out(
         assert nm.server.stats["connections_refused"] == 6
         assert nm.server.connections == 0
         assert await _files(nm, owner) == []  # and the owner is served afterwards
+
+
+@pytest.mark.slow
+async def test_handshakes_are_paced_per_address_before_their_cryptography(start_node: NodeFactory) -> None:
+    limits = ServerLimits(handshake_rate=20.0, handshake_burst=2)
+    async with start_node(limits) as nm:
+        assert nm.server is not None
+        with trio.fail_after(WAIT):
+            for _ in range(4):
+                async with await NodeClient.connect("127.0.0.1", nm.port, node_key=nm.node_key):
+                    pass
+        # The first two are the burst; the next two waited for their tokens, and completed.
+        assert nm.server.stats["handshakes_paced"] == 2
+        assert not nm.server.stats["handshakes_handshake_timeout"]
