@@ -125,7 +125,7 @@ class RelayService:
             with scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._write_control, stream, receive)
-                    await self._read_control(stream, reservation, peer, send)
+                    await self._read_control(stream, reservation, peer, send, scope)
                     send.close()  # the writer hands over what is queued (a refusal), then ends
         finally:
             current = self._controls.get(reservation.node)
@@ -139,7 +139,7 @@ class RelayService:
                 await stream.send_all(encode_frame(frame, CONTROL_FRAME))
 
     async def _read_control(self, stream: trio.abc.Stream, reservation: Reservation, peer: str,
-                            send: trio.MemorySendChannel[dict[str, Any]]) -> None:
+                            send: trio.MemorySendChannel[dict[str, Any]], scope: trio.CancelScope) -> None:
         decoder = FrameDecoder(CONTROL_FRAME)
         while True:
             with trio.move_on_after(self.core.limits.control_idle) as timer:
@@ -159,14 +159,16 @@ class RelayService:
                 if call == PING:
                     reply = ok(None)
                 elif call == RESERVE:
+                    held = self._controls.get(reservation.node)
+                    if held is None or held[2] is not scope:  # a newer connection of the node took over
+                        return
                     try:
                         reservation, voucher = self.core.reserve(reservation.node, _source(peer),
                                                                  self.clock())
                     except RelayRefused as exc:
                         send.send_nowait(error(exc.code, exc.message))
                         return
-                    entry = self._controls[reservation.node]
-                    self._controls[reservation.node] = (reservation, entry[1], entry[2])
+                    self._controls[reservation.node] = (reservation, send, scope)
                     reply = ok(_grant(reservation, voucher, peer))
                 else:
                     self.stats["controls_bad_request"] += 1

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -250,4 +251,24 @@ async def test_reservations_follow_whether_the_node_needs_relays(tmp_path: Path)
             with trio.fail_after(10):
                 while manager.entries() or relay.server.relay.core.reservations:
                     await trio.sleep(0.02)
+            nursery.cancel_scope.cancel()
+
+
+async def test_a_reservation_is_renewed_on_its_control_connection_before_it_expires(tmp_path: Path) -> None:
+    owner = generate_identity("owner")
+    async with node(tmp_path / "relay", owner, relay_limits=RelayLimits(reservation_ttl=3.0)) as relay:
+
+        async def serve(stream: trio.abc.Stream, incoming: Incoming) -> None:
+            await stream.aclose()
+
+        grants: list[Grant] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(hold_reservation, address_of(relay), generate_identity("nat"), serve,
+                                                 grants.append, ping_interval=0.2, renew_margin=2.5))
+            with trio.fail_after(10):
+                while len({grant.expires for grant in grants}) < 2:
+                    await trio.sleep(0.05)
+            assert relay.server is not None and relay.server.relay is not None
+            assert len(relay.server.relay.core.reservations) == 1  # renewed, not added
+            assert relay.server.relay.stats["reservations"] == 1  # on the one control connection
             nursery.cancel_scope.cancel()
