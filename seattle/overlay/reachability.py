@@ -24,8 +24,8 @@ States (`State`): `public` when probes from QUORUM distinct prefixes arrived (an
 reached it); otherwise, once QUORUM peers answered, `nat` when the observed IP is not the address we send
 from toward them (something translates on the way) and `firewalled` when it is; `unknown` until a check
 concludes. A check that ends with fewer answers concludes nothing: it is retried after RETRY_INTERVAL; one
-that finds fewer than QUORUM peers to ask waits PEER_WAIT for more (sending nothing). A concluded one is repeated after RECHECK_INTERVAL, and at
-once (at most every MIN_RECHECK) when the trusted address changes.
+that finds fewer than QUORUM peers to ask waits PEER_WAIT for more (sending nothing). A concluded one is
+repeated after RECHECK_INTERVAL, and at once (at most every MIN_RECHECK) when the trusted address changes.
 
 A node that is not `public` is a DHT client (`Tracker.client`, applied by the engine), with one exception: a
 node still `unknown` that has never known QUORUM peers in distinct prefixes (`measurable`) acts as a full
