@@ -15,8 +15,9 @@ def test_a_measured_node_shows_its_state_what_it_means_its_address_and_its_check
 
 
 def test_an_unmeasured_node_says_so_and_a_symmetric_nat_shows_its_ip() -> None:
-    assert reachability_line({"state": "unknown", "observed": [], "observed_ip": None, "udp": None, "tcp": None,
-                              "checked_at": None, "next_check": None}, NOW) == "reachability: unknown (not measured yet)"
+    unknown = {"state": "unknown", "observed": [], "observed_ip": None, "udp": None, "tcp": None,
+               "checked_at": None, "next_check": None}
+    assert reachability_line(unknown, NOW) == "reachability: unknown (not measured yet)"
     symmetric = reachability_line({"state": "nat", "observed": [], "observed_ip": "198.18.1.11", "udp": False,
                                    "tcp": False, "checked_at": NOW, "next_check": NOW + 3600}, NOW)
     assert "seen at 198.18.1.11;" in symmetric
