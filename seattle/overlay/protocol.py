@@ -391,7 +391,7 @@ class OverlayNode:
             # do the work).
             self._unadmitted = False
             self._announce = self.start_lookup(self.node_id, now)
-        if self._announce is not None and self.lookup_result(self._announce) is not None:
+        if self._announce is not None and self._announce not in self._searches:  # it ended
             self.forget_lookup(self._announce)
             self._announce = None
         if not tracker.due(now):
