@@ -494,7 +494,7 @@ class OverlayNode:
         or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
         not enter, so its ack would buy nothing), or holds its id at another address (an ack would not move
         it), or the request did not pay for the cookie's bytes. A DHT client's request gets no cookie, and
-        takes its sender out of the table (module docstring).
+        its sender is neither admitted nor refreshed (module docstring).
         """
         if request.kind is Kind.DIAL_BACK:
             self._serve_dial_back(request, size, address, now)
