@@ -25,9 +25,10 @@ second, and is counted in `rate_limited`, while every other network is served as
 Dial-backs (`seattle.overlay.reachability`): the engine's probes leave from a second UDP socket, bound to the
 same host at a port of its own (opened at the first probe), and its TCP dials are plain connections from an
 ephemeral port, each closed at once and reported to the engine (`OverlayNode.tcp_dialed`); so neither rides
-on a flow the requester's NAT or firewall already holds open for the overlay's own socket. The engine asks which address this host sends
-from toward a peer (`OverlayNode.local_ip`): the bound address, or for a wildcard bind the one the kernel's
-routing picks (a connected UDP socket's own address; connecting sends nothing).
+on a flow the requester's NAT or firewall already holds open for the overlay's own socket. The engine asks
+which address this host sends from toward a peer (`OverlayNode.local_ip`): the bound address, or for a
+wildcard bind the one the kernel's routing picks (a connected UDP socket's own address; connecting sends
+nothing).
 
 The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
 never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
