@@ -6,9 +6,9 @@ an IPv4 address or an IPv6 /64 (anyone gets a whole /64, so it is one address), 
 /24 or an IPv6 /48; an IPv4-mapped IPv6 address counts as IPv4. A `RateTable` holds token buckets per source
 key and forgets the least recently seen key when full, so a flood of sources costs a fixed table size and
 never locks newcomers out. A key whose bucket has refilled holds nothing a newcomer would not (a full burst),
-so the table forgets it as soon as it is the least recently seen: an honest peer's few datagrams a second
-leave no entry behind, and a process that runs a thousand overlay nodes (the UDP bench) does not keep a
-table row per peer per node.
+so the table forgets it once it is the least recently seen and a new key comes: an honest peer's few
+datagrams a second leave no entry behind for long, and a process that runs a thousand overlay nodes (the UDP
+bench) does not keep a table row per peer per node.
 """
 
 from __future__ import annotations
@@ -78,22 +78,23 @@ class RateTable:
         return max(0.0, -tokens / self.rate)
 
     def _store(self, key: str, tokens: float, now: float) -> None:
-        """Set `key`'s bucket as the most recently seen. First forget up to two of the least recently seen
-        keys if their buckets are full again (they equal no entry): two, so the table shrinks while traffic
-        lasts, at a bounded cost per call. Then, if the table is still full, the least recently seen key."""
+        """Set `key`'s bucket as the most recently seen. A key new to the table first makes room: up to two
+        of the least recently seen keys are forgotten if their buckets are full again (they equal no entry;
+        two, so the table shrinks while new keys come, at a bounded cost), then, if the table is still full,
+        the least recently seen key."""
         buckets = self._buckets
-        buckets.pop(key, None)
-        for _ in range(2):
-            oldest = next(iter(buckets), None)
-            if oldest is None:
-                break
-            held, updated = buckets[oldest]
-            if held + (now - updated) * self.rate < self.burst:
-                break
-            del buckets[oldest]
-        if len(buckets) >= self.capacity:
-            buckets.popitem(last=False)
-            self.evictions += 1
+        if buckets.pop(key, None) is None:
+            for _ in range(2):
+                oldest = next(iter(buckets), None)
+                if oldest is None:
+                    break
+                held, updated = buckets[oldest]
+                if held + (now - updated) * self.rate < self.burst:
+                    break
+                del buckets[oldest]
+            if len(buckets) >= self.capacity:
+                buckets.popitem(last=False)
+                self.evictions += 1
         buckets[key] = (tokens, now)
 
     def keys(self) -> list[str]:

@@ -277,7 +277,9 @@ def _address(value: Any) -> tuple[str, int]:
     return str(ipaddress.ip_address(value[:-2])), port
 
 
-def _address_wire(value: Any) -> bytes:
+@lru_cache(maxsize=1 << 14)
+def _address_wire(value: tuple[str, int]) -> bytes:
+    """Cached: every answer says where it saw its requester, twice (sized, then encoded), and peers are few."""
     host, port = value
     return ipaddress.ip_address(host).packed + int(port).to_bytes(2, "big")
 

@@ -92,7 +92,7 @@ from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
 from seattle.overlay.messages import Ack, Kind, Message, MessageRejected, Probe
-from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound
+from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound, unpack_contact
 from seattle.overlay.reachability import CHECK_TIMEOUT, Tracker
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
@@ -140,7 +140,7 @@ WRONG_KIND = "wrong_kind"
 SHORT_REQUEST = "short_request"  # from an unproven address, too small for even a bare answer
 BAD_COOKIE = "bad_cookie"  # an ack whose cookie is not the one we gave that id at that address
 KNOWN_ELSEWHERE = "known_elsewhere"  # a valid ack for an id our table holds at another address
-FILTERED_CONTACT = "filtered_contact"  # a contact in a nodes answer we will not ask (counted per contact)
+FILTERED_CONTACT = "filtered_contact"  # a contact new to a lookup that it will not ask (counted per answer)
 DROP_CODES = (
     *messages.CHECK_ORDER, BAD_SOURCE, OWN_ID, NOT_SERVING, UNEXPECTED, WRONG_SENDER, WRONG_KIND,
     SHORT_REQUEST, BAD_COOKIE, KNOWN_ELSEWHERE, FILTERED_CONTACT,
@@ -391,7 +391,7 @@ class OverlayNode:
             # do the work).
             self._unadmitted = False
             self._announce = self.start_lookup(self.node_id, now)
-        if self._announce is not None and self.lookup_result(self._announce) is not None:
+        if self._announce is not None and self._announce not in self._searches:  # it ended
             self.forget_lookup(self._announce)
             self._announce = None
         if not tracker.due(now):
@@ -460,7 +460,7 @@ class OverlayNode:
         for answer in answers:
             if not isinstance(answer, Message) or answer.kind is not Kind.NODES:
                 raise ValueError(f"lookup answers must be nodes messages (from bootstrap), got {answer!r:.80}")
-            lookup.learn_answer(self._learnable(answer.body["nodes"]))
+            lookup.learn_answer(answer.body["nodes"], self._learnable)
         lookup_id = next(self._lookup_ids)
         self._searches[lookup_id] = _Search(lookup)
         del now  # requests are stamped when `poll` sends them
@@ -494,7 +494,7 @@ class OverlayNode:
         or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
         not enter, so its ack would buy nothing), or holds its id at another address (an ack would not move
         it), or the request did not pay for the cookie's bytes. A DHT client's request gets no cookie, and
-        takes its sender out of the table (module docstring).
+        its sender is neither admitted nor refreshed (module docstring).
         """
         if request.kind is Kind.DIAL_BACK:
             self._serve_dial_back(request, size, address, now)
@@ -551,10 +551,11 @@ class OverlayNode:
         unsigned, so it admits only an id the table does not hold yet, and refreshes one only where the table
         holds it (module docstring)."""
         sender = ack.sender_id
-        contact = Contact.at(sender, *address)
-        if not self._cookie_valid(ack.cookie, contact, now):
+        packed = Contact.pack(sender, *address)  # the contact is made (and cached) only for a valid cookie
+        if not self._cookie_valid(ack.cookie, packed, now):
             self.dropped[BAD_COOKIE] += 1
             return
+        contact = unpack_contact(packed)
         held = self.table.bucket_for(sender).entries.get(sender.value)
         if held is not None and (held.contact.host, held.contact.port) != address:
             self.dropped[KNOWN_ELSEWHERE] += 1
@@ -662,7 +663,7 @@ class OverlayNode:
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
         # The lookup knows the peer by the contact it asked (same id and address, maybe spelled otherwise).
-        search.lookup.on_reply(pending.contact or contact, self._learnable(answer.body.get("nodes", [])), now)
+        search.lookup.on_reply(pending.contact or contact, answer.body.get("nodes", []), now, admit=self._learnable)
 
     # --- helpers ----------------------------------------------------------------------------------------
 
@@ -681,12 +682,13 @@ class OverlayNode:
         return (addresses.reachable(self.scope, contact.host, contact.port)
                 and id_is_bound(contact.node_id, self.network))
 
-    def _learnable(self, contacts: list[Contact]) -> list[Contact]:
-        """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""
-        kept = [contact for contact in contacts if self._admissible(contact)]
-        if len(kept) < len(contacts):
-            self.dropped[FILTERED_CONTACT] += len(contacts) - len(kept)
-        return kept
+    def _learnable(self, contact: Contact) -> bool:
+        """Whether a lookup may learn `contact`, new to it, from a nodes answer: `_admissible`; a contact
+        refused is counted and forgotten."""
+        if self._admissible(contact):
+            return True
+        self.dropped[FILTERED_CONTACT] += 1
+        return False
 
     def _awaiting(self, node_id: NodeId, address: Address) -> bool:
         """True if a running lookup of ours has a request out to `node_id` at `address`."""
@@ -772,13 +774,14 @@ class OverlayNode:
 
     def _cookie(self, contact: Contact, now: float) -> bytes:
         self._rotate(now)
-        return _cookie_mac(self._secret, contact)
+        return _cookie_mac(self._secret, contact.packed)
 
-    def _cookie_valid(self, cookie: bytes, contact: Contact, now: float) -> bool:
-        """Given under the current or the previous secret: a cookie lives 5 to 10 minutes, as a token."""
+    def _cookie_valid(self, cookie: bytes, packed: bytes, now: float) -> bool:
+        """Whether `cookie` is the one for the contact `packed` names, given under the current or the previous
+        secret: a cookie lives 5 to 10 minutes, as a token."""
         self._rotate(now)
         return any(
-            hmac.compare_digest(cookie, _cookie_mac(s, contact)) for s in (self._secret, self._previous_secret)
+            hmac.compare_digest(cookie, _cookie_mac(s, packed)) for s in (self._secret, self._previous_secret)
         )
 
     def _token(self, ip: str, now: float) -> bytes:
@@ -847,9 +850,10 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *
         body = {field: items[:keep]} if field == "nodes" else {**body, "records": items[:keep], "more": True}
 
 
-def _cookie_mac(secret: bytes, contact: Contact) -> bytes:
-    """The cookie for `contact` (id ‖ IP ‖ port); its own domain, so no write token can pass for one."""
-    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + contact.packed, "sha256")[: messages.COOKIE_SIZE]
+def _cookie_mac(secret: bytes, packed: bytes) -> bytes:
+    """The cookie for a contact by its packed form (id ‖ IP ‖ port); its own domain, so no write token can
+    pass for one."""
+    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + packed, "sha256")[: messages.COOKIE_SIZE]
 
 
 def _mac(secret: bytes, ip: str) -> bytes:

@@ -23,9 +23,9 @@ separately), or as soon as every probe came.
 States (`State`): `public` when probes from QUORUM distinct prefixes arrived (and, checking TCP, QUORUM peers
 reached it); otherwise, once QUORUM peers answered, `nat` when the observed IP is not the address we send
 from toward them (something translates on the way) and `firewalled` when it is; `unknown` until a check
-concludes. A check that ends with fewer answers concludes nothing: it is retried after RETRY_INTERVAL, as is a
-check that finds fewer than QUORUM peers to ask. A concluded one is repeated after RECHECK_INTERVAL, and at
-once (at most every MIN_RECHECK) when the trusted address changes.
+concludes. A check that ends with fewer answers concludes nothing: it is retried after RETRY_INTERVAL; one
+that finds fewer than QUORUM peers to ask waits PEER_WAIT for more (sending nothing). A concluded one is
+repeated after RECHECK_INTERVAL, and at once (at most every MIN_RECHECK) when the trusted address changes.
 
 A node that is not `public` is a DHT client (`Tracker.client`, applied by the engine), with one exception: a
 node still `unknown` that has never known QUORUM peers in distinct prefixes (`measurable`) acts as a full
@@ -64,6 +64,7 @@ GRACE = 1.0
 #: When to check again: after a conclusion, after a check that concluded nothing, at the soonest after a check.
 RECHECK_INTERVAL = 3600.0
 RETRY_INTERVAL = 30.0
+PEER_WAIT = 2.0
 MIN_RECHECK = 10.0
 
 
@@ -180,14 +181,14 @@ class Tracker:
 
     def start(self, peers: Sequence[Contact], now: float, randomness: random.Random) -> list[tuple[Contact, bytes]]:
         """Begin a check with up to ASK of `peers` in distinct prefixes: (peer, nonce) for each dial-back
-        request to send. Fewer than QUORUM such peers: no check, retried after RETRY_INTERVAL."""
+        request to send. Fewer than QUORUM such peers: no check, tried again after PEER_WAIT."""
         by_prefix: dict[str, Contact] = {}
         for contact in randomness.sample(list(peers), len(peers)):
             by_prefix.setdefault(prefix(contact.host), contact)
         chosen = list(by_prefix.values())[:ASK]
         self.measurable = self.measurable or len(chosen) >= QUORUM
         if len(chosen) < QUORUM:
-            self._schedule(now + RETRY_INTERVAL)
+            self._schedule(now + PEER_WAIT)
             return []
         check = _Check(now, now + CHECK_TIMEOUT)
         for contact in chosen:

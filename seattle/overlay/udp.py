@@ -23,11 +23,12 @@ address or IPv6 /64, and per /24 or /48): a flood from one network costs at most
 second, and is counted in `rate_limited`, while every other network is served as before.
 
 Dial-backs (`seattle.overlay.reachability`): the engine's probes leave from a second UDP socket, bound to the
-same host at a port of its own, and its TCP dials are plain connections from an ephemeral port, each closed at
-once and reported to the engine (`OverlayNode.tcp_dialed`); so neither rides on a flow the requester's NAT
-or firewall already holds open for the overlay's own socket. The engine asks which address this host sends
-from toward a peer (`OverlayNode.local_ip`): the bound address, or for a wildcard bind the one the kernel's
-routing picks (a connected UDP socket's own address; connecting sends nothing).
+same host at a port of its own (opened at the first probe), and its TCP dials are plain connections from an
+ephemeral port, each closed at once and reported to the engine (`OverlayNode.tcp_dialed`); so neither rides
+on a flow the requester's NAT or firewall already holds open for the overlay's own socket. The engine asks
+which address this host sends from toward a peer (`OverlayNode.local_ip`): the bound address, or for a
+wildcard bind the one the kernel's routing picks (a connected UDP socket's own address; connecting sends
+nothing).
 
 The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
 never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
@@ -125,11 +126,7 @@ class UdpOverlay(EngineTransport):
             sock.setblocking(False)
             sock.bind((self._host, self._port))
             host, port = sock.getsockname()[:2]
-            probe = socket.socket(self._family, socket.SOCK_DGRAM)
-            self._stack.callback(probe.close)
-            probe.setblocking(False)
-            probe.bind((self._host, 0))
-            self._socket, self._probe_socket, self._address = sock, probe, (host, port)
+            self._socket, self._address = sock, (host, port)
             self._node.widen_scope(bound_scope(host))
             self._node.local_ip = self._local_ip
             self._node.tcp_dialer = True
@@ -204,12 +201,11 @@ class UdpOverlay(EngineTransport):
     def _dial_back(self) -> None:
         """Send the engine's probes from the other socket and start its TCP dials."""
         probes = self._node.take_probes()
-        if probes and self._probe_socket is not None:
-            for data, destination in probes:
-                try:
-                    self._probe_socket.sendto(data, destination)
-                except OSError as error:
-                    self._count_error("sendto", error)
+        for data, destination in probes:
+            try:
+                self._other_socket().sendto(data, destination)
+            except OSError as error:
+                self._count_error("sendto", error)
         dials = self._node.take_tcp_dials()
         if dials and self._nursery is not None:
             for token, destination in dials:
@@ -228,6 +224,17 @@ class UdpOverlay(EngineTransport):
                 await stream.aclose()
         self._node.tcp_dialed(token, reached, self.now())
         await self._send(self._node.poll(self.now()))
+
+    def _other_socket(self) -> socket.socket:
+        """The probes' socket, opened at the first probe (a process running many nodes, a bench, needs no
+        second descriptor per node until one serves a dial-back)."""
+        if self._probe_socket is None:
+            probe = socket.socket(self._family, socket.SOCK_DGRAM)
+            self._stack.callback(probe.close)
+            probe.setblocking(False)
+            self._probe_socket = probe
+            probe.bind((self._host, 0))
+        return self._probe_socket
 
     def _local_ip(self, peer: str) -> str | None:
         """The address this host sends from toward `peer` (module docstring); None if there is no route."""

@@ -11,6 +11,7 @@ from seattle.overlay.reachability import (
     GRACE,
     MAX_OBSERVERS,
     MIN_RECHECK,
+    PEER_WAIT,
     RECHECK_INTERVAL,
     RETRY_INTERVAL,
     State,
@@ -120,14 +121,14 @@ def test_tcp_must_be_reached_too_for_a_node_manager_to_be_public() -> None:
 def test_too_few_answers_or_peers_conclude_nothing_and_retry_soon() -> None:
     tracker = Tracker()
     assert tracker.due(T0) and check(tracker, [peer(1)]) == []  # one peer: nobody to compare it with
-    assert not tracker.due(T0 + 1) and tracker.value.next_check == T0 + RETRY_INTERVAL
+    assert not tracker.due(T0 + 1) and tracker.value.next_check == T0 + PEER_WAIT
     assert not tracker.client  # never knew enough peers: a full node (a new overlay's first nodes)
-    nonces = check(tracker, [peer(number) for number in range(3)], now=T0 + RETRY_INTERVAL)
-    tracker.answered(nonces[0], None, T0 + RETRY_INTERVAL + 0.1)  # one answer; the others time out
-    assert not tracker.poll(T0 + RETRY_INTERVAL + 1, lambda _peer: INSIDE)
-    assert tracker.poll(T0 + RETRY_INTERVAL + CHECK_TIMEOUT, lambda _peer: INSIDE) is False
+    nonces = check(tracker, [peer(number) for number in range(3)], now=T0 + PEER_WAIT)
+    tracker.answered(nonces[0], None, T0 + PEER_WAIT + 0.1)  # one answer; the others time out
+    assert not tracker.poll(T0 + PEER_WAIT + 1, lambda _peer: INSIDE)
+    assert tracker.poll(T0 + PEER_WAIT + CHECK_TIMEOUT, lambda _peer: INSIDE) is False
     assert tracker.value.state is State.UNKNOWN and tracker.checks == 1
-    assert tracker.value.next_check == T0 + 2 * RETRY_INTERVAL + CHECK_TIMEOUT
+    assert tracker.value.next_check == T0 + PEER_WAIT + CHECK_TIMEOUT + RETRY_INTERVAL
 
 
 def test_a_new_trusted_address_brings_the_next_check_forward() -> None:

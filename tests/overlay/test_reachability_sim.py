@@ -20,7 +20,14 @@ from seattle.overlay import messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.join import join
 from seattle.overlay.messages import Kind, MessageRejected
-from seattle.overlay.protocol import DIAL_BACK_LIMITED, DIAL_BACKS_PER_ADDRESS, NOT_STORING, Address, OverlayNode
+from seattle.overlay.protocol import (
+    DIAL_BACK_LIMITED,
+    DIAL_BACKS_PER_ADDRESS,
+    DIAL_BACKS_PER_NETWORK,
+    NOT_STORING,
+    Address,
+    OverlayNode,
+)
 from seattle.overlay.reachability import CHECK_TIMEOUT, State, Tracker
 from seattle.overlay.simnet import EPOCH, PROBE_PORT_OFFSET, SimNetwork
 from seattle.testing.overlay import seeded_node
@@ -193,3 +200,10 @@ def test_a_probe_with_a_nonce_nobody_asked_for_is_dropped() -> None:
     node.datagram_received(messages.encode_probe(bytes(16)), ("127.0.0.9", 4000), EPOCH)
     assert node.dropped["unexpected"] == 1 and node.reachability.value.state is State.UNKNOWN  # type: ignore[union-attr]
     assert len(node.table) == 0
+
+
+def test_a_network_gets_a_few_dial_backs_a_minute_however_many_addresses_it_has() -> None:
+    net = Stepped()
+    served = [len(net.probes(net.dial_back((f"127.9.9.{host}", 4000)))) for host in range(1, 9)]
+    assert served == [1] * DIAL_BACKS_PER_NETWORK + [0] * (8 - DIAL_BACKS_PER_NETWORK)  # one /24: 6 a minute
+    assert len(net.probes(net.dial_back(("127.9.10.1", 4000)))) == 1  # the next /24 has its own
