@@ -42,9 +42,10 @@ def seal(identity: Identity, context: bytes, fields: dict[str, Any]) -> bytes:
 
 
 def unseal(raw: object, context: bytes, field_names: frozenset[str], what: str, purpose: str,
-           *, limits: Limits | None = None) -> tuple[bytes, dict[str, Any]]:
+           *, limits: Limits | None = None, optional: frozenset[str] = frozenset()) -> tuple[bytes, dict[str, Any]]:
     """The signer's raw key and the envelope's fields, once `raw` is shown to be signed by that key under
-    `context` and to hold exactly `field_names`. Messages call it a `what` ("request"), and a `purpose`
+    `context` and to hold exactly `field_names` (and any of `optional`, fields a later version added).
+    Messages call it a `what` ("request"), and a `purpose`
     ("node manager request") when the context is wrong. With `limits` the envelope is decoded within them
     (`boundedmsgpack`): keys are free to mint, so a valid signature says nothing about the envelope's size."""
     start = SIGNATURE_SIZE + len(context)
@@ -65,8 +66,9 @@ def unseal(raw: object, context: bytes, field_names: frozenset[str], what: str, 
         fields = msgpack.unpackb(body, raw=False) if limits is None else unpack(body, limits)
     except (ValueError, TypeError, msgpack.UnpackException):
         raise EnvelopeRejected(MALFORMED, "the signed envelope is not valid msgpack") from None
-    if not isinstance(fields, dict) or set(fields) != field_names:
-        raise EnvelopeRejected(MALFORMED, f"the signed envelope must be a map of {sorted(field_names)}")
+    if not isinstance(fields, dict) or not field_names <= set(fields) <= field_names | optional:
+        extra = f" (and optionally {sorted(optional)})" if optional else ""
+        raise EnvelopeRejected(MALFORMED, f"the signed envelope must be a map of {sorted(field_names)}{extra}")
     return signer, fields
 
 

@@ -1,7 +1,7 @@
 """Simulate the overlay at scale: N real protocol engines on the simulated network, with churn and loss.
 
     python simulations/overlay.py [--nodes 1000] [--churn 0.2] [--loss 0.01] [--lookups 200] [--seed 1]
-                                  [--k 20] [--alpha 3] [--interval 0.1] [--out DIR] [--json]
+                                  [--k 20] [--alpha 3] [--interval 0.1] [--behind-nat 0.6] [--out DIR] [--json]
 
 Prints a table of the summary figures (or, with --json, one JSON object), and writes `lookups.csv` (one row
 per lookup) and `lookups.png` (hops, latency, success over time) into --out (default: a directory named
@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.1, help="virtual seconds between lookup starts")
     parser.add_argument("--puzzle-bits", type=int, default=0,
                         help="work each node id carries (the real network: 13); each node costs 2**bits keys")
+    parser.add_argument("--behind-nat", type=float, default=0.0,
+                        help="share of nodes behind a home router of their own (cone NAT, symmetric NAT, firewall "
+                             "in turn); every node then measures its reachability, and those behind are DHT clients")
     parser.add_argument("--out", type=Path, help="directory for lookups.csv and lookups.png")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the summary figures")
     options = parser.parse_args(argv)
@@ -50,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             interval=options.interval,
             rejoin=not options.no_rejoin,
             puzzle_bits=options.puzzle_bits,
+            behind_nat=options.behind_nat,
         )
     except ValueError as error:
         parser.error(str(error))
     out = options.out or Path("simulation-results") / (
         f"overlay-n{config.nodes}-churn{config.churn:g}{'' if config.rejoin else '-norejoin'}"
-        f"-loss{config.loss:g}-seed{config.seed}"
+        f"-loss{config.loss:g}{f'-nat{config.behind_nat:g}' if config.behind_nat else ''}-seed{config.seed}"
     )
     out.mkdir(parents=True, exist_ok=True)
     result = run_simulation(config)

@@ -39,6 +39,7 @@ from seattle.overlay.records import (
     DEFAULT_LIFETIME,
     MAX_ADDRESSES,
     MAX_LIFETIME,
+    MAX_RELAYS,
     RecordRejected,
     sign,
     sign_tombstone,
@@ -129,6 +130,8 @@ class AdvertiserState:
         self.batch = batch
         self.pacing = pacing
         self.addresses: tuple[str, ...] = ()
+        #: (relay "host:port", voucher) of the relays that hold a reservation for this node.
+        self.relays: tuple[tuple[str, bytes], ...] = ()
         self._subjects: dict[PublicKey, _Subject] = {}
         self._sent: deque[float] = deque(maxlen=batch)  # when the last `batch` publications were signed
 
@@ -137,20 +140,25 @@ class AdvertiserState:
         """The subjects currently advertised (not withdrawn)."""
         return frozenset(key for key, entry in self._subjects.items() if entry.advertised)
 
-    def update(self, wanted: Mapping[PublicKey, PublicKey], addresses: Sequence[str], now: float) -> list[PublicKey]:
-        """Bring the advertised set to `wanted` (subject -> group, as `subjects_of` gives) at `addresses`;
-        returns the subjects whose new record or tombstone now waits to be published, in key order.
+    def update(self, wanted: Mapping[PublicKey, PublicKey], addresses: Sequence[str], now: float,
+               relays: Sequence[tuple[str, bytes]] = ()) -> list[PublicKey]:
+        """Bring the advertised set to `wanted` (subject -> group, as `subjects_of` gives) at `addresses` and
+        through `relays`; returns the subjects whose new record or tombstone now waits to be published, in
+        key order.
 
         New subjects get a record, subjects no longer wanted a tombstone, and every advertised subject a
-        fresh record when the addresses changed (readers must not be sent to an old address for 2 h). With no
-        address to give (a node bound to every interface with no --ip) nothing can be advertised, so
-        everything is withdrawn; beyond MAX_ADDRESSES only the first are given.
+        fresh record when the addresses or relays changed (readers must not be sent to an old address for
+        2 h). With neither an address nor a relay to give (a node bound to every interface with no --ip, a
+        NATed node before its first reservation) nothing can be advertised, so everything is withdrawn;
+        beyond MAX_ADDRESSES (MAX_RELAYS) only the first are given.
         """
         addresses = tuple(addresses)[:MAX_ADDRESSES]
-        if not addresses:
+        relays = tuple(relays)[:MAX_RELAYS]
+        if not addresses and not relays:
             wanted = {}
-        moved = addresses != self.addresses
+        moved = addresses != self.addresses or relays != self.relays
         self.addresses = addresses
+        self.relays = relays
         self._forget(now)
         out = []
         for subject in sorted(set(wanted) | self.advertised, key=lambda key: key.raw):
@@ -219,7 +227,8 @@ class AdvertiserState:
             # Every record issued before the tombstone has expired by the tombstone's own expiry.
             entry.forget_at = now + MAX_LIFETIME
         else:
-            raw = sign(self.identity, subject, self.addresses, sequence=sequence, now=now, lifetime=self.lifetime)
+            raw = sign(self.identity, subject, self.addresses, sequence=sequence, now=now, lifetime=self.lifetime,
+                       relays=self.relays)
             entry.forget_at = None
         # Until `settle` says otherwise, it is due again only if it is not delivered (a retry).
         entry.sequence, entry.changed, entry.next_at = sequence, False, now + self.retry_interval
@@ -234,11 +243,13 @@ class AdvertiserState:
 async def run_advertiser(state: AdvertiserState, transport: OverlayTransport,
                          read: Callable[[], tuple[int, Mapping[PublicKey, PublicKey], Sequence[str]]],
                          now: Callable[[], float], *, keep_locally: Callable[[bytes], None] | None = None,
+                         relays: Callable[[], Sequence[tuple[str, bytes]]] = tuple,
                          timeout: float = 5.0, poll_interval: float = POLL_INTERVAL) -> None:
     """Publish the node's records until cancelled (module docstring).
 
     `read()` returns (change counter, wanted subjects with their groups, addresses) and may block (it runs in
-    a thread); `now()` is the wall clock the records are dated by. Publications run in the background, so a
+    a thread); `relays()` the node's relays with their vouchers (read on the event loop); `now()` is the wall
+    clock the records are dated by. Publications run in the background, so a
     change is read, and scheduled ahead of queued renewals, while earlier ones are still being stored.
     `keep_locally(raw)` stores each publication in the node's own record store too, so a node that is alone
     in its overlay (or among the k closest, as it is in any overlay of up to k nodes) answers for its own
@@ -248,9 +259,10 @@ async def run_advertiser(state: AdvertiserState, transport: OverlayTransport,
     async with trio.open_nursery() as nursery:
         while True:
             counter, wanted, addresses = await trio.to_thread.run_sync(read)
-            if counter != seen or tuple(addresses)[:MAX_ADDRESSES] != state.addresses:
+            held = tuple(relays())[:MAX_RELAYS]
+            if counter != seen or tuple(addresses)[:MAX_ADDRESSES] != state.addresses or held != state.relays:
                 seen = counter
-                state.update(wanted, addresses, now())
+                state.update(wanted, addresses, now(), held)
             for publication in state.next_batch(now()):
                 nursery.start_soon(_publish_one, state, transport, publication, now, keep_locally, timeout)
             await trio.sleep(poll_interval)

@@ -143,6 +143,9 @@ def status_view(status: dict[str, Any]) -> Any:
     donated = status.get("donated")
     head = Text(f"node {status['fingerprint']}  pid {status['pid']}  listening on "
                 f"{', '.join(status['addresses'])}  up {_duration(time.time() - status['started'])}")
+    reachability = status.get("reachability")
+    if reachability:
+        head.append(f"\n{reachability_line(reachability, time.time())}")
     if donated:
         head.append(f"\ndonated {status['percent']}% of this machine: {donated['cpu']:.3g} cores, "
                     f"{_bytes(donated['memory'])}B memory, {_bytes(donated['diskused'])}B disk, "
@@ -166,6 +169,29 @@ def status_view(status: dict[str, Any]) -> Any:
     note = Text("used/share; net out/in in bytes per second over the last second, loopback (127.x) traffic not "
                 "included: `seattle node status --json` has it as loopsend/looprecv", style="dim")
     return Group(head, table, note)
+
+
+#: What each reachability state means to a donor (docs/donors-guide.md says more).
+_REACHABILITY = {
+    "unknown": "not measured yet",
+    "public": "peers reach this node directly",
+    "nat": "behind a NAT: peers cannot reach this node unasked",
+    "firewalled": "behind a firewall: peers cannot reach this node unasked",
+}
+
+
+def reachability_line(reachability: dict[str, Any], now: float) -> str:
+    """One line: the state and what it means, the address peers see, when it was checked and is next."""
+    state = reachability["state"]
+    line = f"reachability: {state} ({_REACHABILITY.get(state, state)})"
+    seen = ", ".join(reachability["observed"]) or reachability["observed_ip"]
+    if seen:
+        line += f"; seen at {seen}"
+    if reachability["checked_at"] is not None:
+        line += f"; checked {_duration(now - reachability['checked_at'])} ago"
+    if reachability["next_check"] is not None:
+        line += f", next in {_duration(max(0.0, reachability['next_check'] - now))}"
+    return line
 
 
 def _network_cells(used: dict[str, Any], share: dict[str, Any]) -> tuple[str, str]:

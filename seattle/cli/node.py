@@ -12,7 +12,7 @@ from seattle.cli.donor import init_from_profile
 from seattle.donor.manifest import record_install
 from seattle.errors import NoOwnerGiven
 from seattle.keys import PublicKey, list_identities, resolve
-from seattle.nodemgr.config import DEFAULT_HOST, DEFAULT_PORT, NodeConfig
+from seattle.nodemgr.config import DEFAULT_HOST, DEFAULT_PORT, DONOR_HOST, NodeConfig
 from seattle.nodemgr.daemon import create_node, run_daemon
 from seattle.nodemgr.nodedir import NodeDir
 
@@ -25,8 +25,9 @@ def node() -> None:
 @node.command()
 @click.option("--dir", "node_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
               help="The node directory to create (keys, vessel state, configuration, log).")
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
-              help="The IP address to listen on (0.0.0.0: every interface).")
+@click.option("--host", default=None,
+              help=f"The IP address to listen on (0.0.0.0: every interface). Default: {DEFAULT_HOST}, or "
+                   f"{DONOR_HOST} with --profile (a donation is meant to be reached).")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int,
               help="The TCP port to listen on (0: any free port, chosen at each start).")
 @click.option("--ip", "local_ips", multiple=True,
@@ -50,8 +51,10 @@ def init(node_dir: Path, host: str, port: int, local_ips: tuple[str, ...], owner
     """Create a node in DIR: a node key and one vessel with the default allotment owned by OWNER, or the
     vessels of a planner's --profile."""
     if profile is not None:
-        init_from_profile(node_dir, profile, planner, percent, host, port, ports, bootstrap, local_ips)
+        init_from_profile(node_dir, profile, planner, percent, host or DONOR_HOST, port, ports, bootstrap,
+                          local_ips)
         return
+    host = host or DEFAULT_HOST
     config = NodeConfig(host, port, local_ips, bootstrap)
     owner_key = _owner_key(owner)
     created_dir = not node_dir.exists()

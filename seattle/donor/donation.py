@@ -39,7 +39,7 @@ import psutil
 from seattle.donor.manifest import record_install
 from seattle.errors import BadDonationPercent, BadPortPool, DonationTooSmall, UntrustedPlanner
 from seattle.keys import PublicKey
-from seattle.nodemgr.config import NodeConfig
+from seattle.nodemgr.config import DONOR_HOST, NodeConfig
 from seattle.nodemgr.daemon import create_node
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.planner.profile import Profile, VesselPlan
@@ -367,11 +367,12 @@ def _sum(parts: Sequence[Resources]) -> Resources:
 
 
 def init_node_from_profile(node_dir: Path, profile: Profile, *, planner: PublicKey, percent: int = DEFAULT_PERCENT,
-                           host: str = "127.0.0.1", port: int = 1224, ports: Sequence[int] | None = None,
+                           host: str = DONOR_HOST, port: int = 1224, ports: Sequence[int] | None = None,
                            machine: MachineResources | None = None, local_ips: Sequence[str] = ()) -> Donation:
     """Create a node in `node_dir` laid out by `profile`: measure (unless `machine` is given), divide, write
     the node's key, vessels, `node.json` (with the profile's bootstrap nodes), `donation.json` and the
-    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node.
+    manifest `seattle node uninstall` works from. Refuses a directory that already holds a node. The node
+    listens on every interface unless `host` says otherwise: a donation is meant to be reached.
 
     `planner` is the key the donor trusts (pinned or confirmed): a profile signed by any other key is refused
     (UntrustedPlanner) before anything is created, so every caller has to say whom it trusts."""

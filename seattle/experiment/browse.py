@@ -17,6 +17,7 @@ Steps, and why each:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import random
@@ -33,6 +34,8 @@ from seattle.experiment.fanout import exception_chain
 from seattle.home import seattle_home
 from seattle.keys import PublicKey, generate_identity
 from seattle.nodemgr.client import NodeClient, NodeClientError
+from seattle.nodemgr.relay_client import RelayAddress
+from seattle.nodemgr.routes import RELAYED_PORT, connect_node, relayed_name
 from seattle.overlay.join import join
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import OverlayNode
@@ -59,6 +62,8 @@ class FoundVessel:
     status: str
     advertise: bool
     ownerinfo: str
+    #: The relays its node is reached through (a node behind a NAT: `host` is then its relayed name).
+    relays: tuple[RelayAddress, ...] = ()
 
     @property
     def address(self) -> str:
@@ -181,8 +186,11 @@ async def _ask_nodes(key: PublicKey, records: list[VesselRecord], timeout: float
 
 async def _vessels_of(record: VesselRecord, key: PublicKey,
                       timeout: float) -> tuple[list[FoundVessel], tuple[str, str] | None]:
-    """GetVessels at the first of the record's addresses that answers; the vessels `key` owns or uses."""
+    """GetVessels at the first of the record's addresses that answers, else through its relays; the vessels
+    `key` owns or uses."""
     problem: tuple[str, str] | None = None
+    if record.relays and not record.addresses:
+        return await _relayed_vessels_of(record, key, timeout)
     for text in record.addresses:
         try:
             host, port = split_ip_port(text)
@@ -206,6 +214,32 @@ async def _vessels_of(record: VesselRecord, key: PublicKey,
         except _Mismatch as exc:
             return [], (text, str(exc))
     return [], problem or ("", "the record carries no address")
+
+
+async def _relayed_vessels_of(record: VesselRecord, key: PublicKey,
+                              timeout: float) -> tuple[list[FoundVessel], tuple[str, str] | None]:
+    """GetVessels through the record's relays (`seattle.nodemgr.routes`); the node goes by its relayed name."""
+    relays = []
+    for route in record.relays:
+        try:
+            relays.append(RelayAddress(*split_ip_port(route.address), route.relay))
+        except ValueError:
+            continue
+    name = relayed_name(record.node)
+    try:
+        with trio.fail_after(timeout):
+            async with await connect_node(name, RELAYED_PORT, None, node_key=record.node, relays=relays,
+                                          timeout=timeout) as client:
+                answer = await client.call("GetVessels")
+    except trio.TooSlowError:
+        return [], (name, "timed out")
+    except NodeClientError as exc:
+        return [], (name, _why(exc))
+    try:
+        found = _matching(answer, record, key, name, RELAYED_PORT)
+    except _Mismatch as exc:
+        return [], (name, str(exc))
+    return [dataclasses.replace(vessel, relays=tuple(relays)) for vessel in found], None
 
 
 class _Mismatch(Exception):

@@ -32,6 +32,8 @@ from seattle.experiment.targets import VesselRef
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
 from seattle.nodemgr.known_nodes import KnownNodes
+from seattle.nodemgr.relay_client import RelayAddress
+from seattle.nodemgr.routes import connect_node
 
 OK = "ok"
 UNREACHABLE = "unreachable"
@@ -85,16 +87,19 @@ class Node:
 VesselOp = Callable[[Node, VesselRef], Awaitable[Any]]
 #: (host, port) → the key that node showed before (browse, contact): pinned for later connections.
 NodeKeys = Mapping[tuple[str, int], PublicKey]
+#: (host, port) → the relays its node is reached through (browse found them in its records).
+NodeRelays = Mapping[tuple[str, int], Sequence[RelayAddress]]
 Progress = Callable[[int, int], None]
 
 
 async def fan_out(items: Sequence[tuple[int, VesselRef]], op: VesselOp, *, identity: Identity | None,
                   timeout: float, op_timeout: float | None = None, concurrency: int = DEFAULT_CONCURRENCY,
                   progress: Progress | None = None, node_keys: NodeKeys | None = None,
-                  known_nodes: KnownNodes | None = None) -> list[Outcome]:
+                  relays: NodeRelays | None = None, known_nodes: KnownNodes | None = None) -> list[Outcome]:
     """`op(node, ref)` on every (number, ref); one Outcome per item, in the order given. A node listed in
     `node_keys` must present that key in the channel's handshake (else its vessels fail: another machine took
-    its address); any other node must present its pin in `known_nodes` (a first contact pins it)."""
+    its address); any other node must present its pin in `known_nodes` (a first contact pins it). A node
+    listed in `relays` is reached through them when it cannot be dialled (`seattle.nodemgr.routes`)."""
     per_vessel = op_timeout if op_timeout is not None else timeout
 
     async def each(node: Node, vessels: Sequence[tuple[int, VesselRef]], report: Report) -> None:
@@ -119,7 +124,7 @@ async def fan_out(items: Sequence[tuple[int, VesselRef]], op: VesselOp, *, ident
                 report.add(Outcome(number, ref, OK, result))
 
     return await fan_out_nodes(items, each, identity=identity, timeout=timeout, concurrency=concurrency,
-                               progress=progress, call_timeout=per_vessel, node_keys=node_keys,
+                               progress=progress, call_timeout=per_vessel, node_keys=node_keys, relays=relays,
                                known_nodes=known_nodes)
 
 
@@ -148,7 +153,7 @@ NodeOp = Callable[[Node, Sequence[tuple[int, VesselRef]], Report], Awaitable[Non
 async def fan_out_nodes(items: Sequence[tuple[int, VesselRef]], node_op: NodeOp, *, identity: Identity | None,
                         timeout: float, concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | None = None,
                         call_timeout: float | None = None, node_keys: NodeKeys | None = None,
-                        known_nodes: KnownNodes | None = None) -> list[Outcome]:
+                        relays: NodeRelays | None = None, known_nodes: KnownNodes | None = None) -> list[Outcome]:
     """`node_op(node, its vessels, report)` once per node; the building block of `fan_out` and of join.
 
     Connection problems are reported here for every vessel of the node; `node_op` reports the rest (a vessel
@@ -166,19 +171,23 @@ async def fan_out_nodes(items: Sequence[tuple[int, VesselRef]], node_op: NodeOp,
 
     async def serve(address: tuple[str, int], vessels: list[tuple[int, VesselRef]]) -> None:
         async with limit:
-            try:
-                with trio.fail_after(timeout):
-                    client = await NodeClient.connect(*address, identity, timeout=slack,
-                                                      node_key=(node_keys or {}).get(address),
-                                                      known_nodes=known_nodes)
-            except trio.TooSlowError:
-                report.rest(vessels, TIMED_OUT, f"the node did not answer within {timeout:g} s")
-                return
-            except NodeClientError as exc:
-                report.rest(vessels, *_connect_failure(exc, address))
-                return
-            async with client:
-                await node_op(Node(client), vessels, report)
+            # A relayed client punches for a direct path in the background (`upgrades`) while the calls go on.
+            async with trio.open_nursery() as upgrades:
+                try:
+                    with trio.fail_after(timeout):
+                        client = await connect_node(*address, identity, timeout=slack,
+                                                    node_key=(node_keys or {}).get(address),
+                                                    relays=(relays or {}).get(address, ()), known_nodes=known_nodes,
+                                                    upgrades=upgrades)
+                except trio.TooSlowError:
+                    report.rest(vessels, TIMED_OUT, f"the node did not answer within {timeout:g} s")
+                    return
+                except NodeClientError as exc:
+                    report.rest(vessels, *_connect_failure(exc, address))
+                    return
+                async with client:
+                    await node_op(Node(client), vessels, report)
+                upgrades.cancel_scope.cancel()
             report.rest(vessels, FAILED, "the operation ended without a result for this vessel")
 
     async with trio.open_nursery() as nursery:

@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from seattle.addresses import split_ip_port
 from seattle.errors import ContactFailed, SeattleError
 from seattle.experiment.fanout import (
     FAILED,
@@ -39,6 +40,7 @@ from seattle.experiment.targets import VESSEL_NAME, VesselRef
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
 from seattle.nodemgr.known_nodes import KnownNodes
+from seattle.nodemgr.relay_client import RelayAddress
 from seattle.vessel.spec import PYTHON3
 
 #: GetVessels fields a researcher sees with `show owner`, `show users`, ...
@@ -145,7 +147,7 @@ async def execute(session: Session, command: str, numbers: Sequence[int], op: Ve
     that are GetVessels entries refresh the cached details."""
     outcomes = await fan_out(session.targets.refs(numbers), op, identity=identity, timeout=session.timeout,
                              op_timeout=op_timeout, concurrency=concurrency, progress=progress,
-                             node_keys=node_keys(session, numbers),
+                             node_keys=node_keys(session, numbers), relays=node_relays(session, numbers),
                              known_nodes=KnownNodes.default())
     remember(session, command, outcomes)
     return outcomes
@@ -162,6 +164,24 @@ def node_keys(session: Session, numbers: Sequence[int]) -> dict[tuple[str, int],
             except SeattleError:  # a damaged entry pins nothing; the signature still binds each request
                 continue
     return keys
+
+
+def node_relays(session: Session, numbers: Sequence[int]) -> dict[tuple[str, int], list[RelayAddress]]:
+    """The relays browse found for these vessels' nodes (nodes behind a NAT are reached through them)."""
+    relays: dict[tuple[str, int], list[RelayAddress]] = {}
+    for number in numbers:
+        known = session.targets.vessels.get(number)
+        if known is None or not known.relays:
+            continue
+        usable = []
+        for address, key in known.relays:
+            try:
+                host, port = split_ip_port(address)
+                usable.append(RelayAddress(host, port, PublicKey.from_text(key)))
+            except (ValueError, SeattleError):  # a damaged entry: that relay is not tried
+                continue
+        relays[(known.ref.host, known.ref.port)] = usable
+    return relays
 
 
 def remember(session: Session, command: str, outcomes: Sequence[Outcome]) -> None:
@@ -186,14 +206,15 @@ async def split(session: Session, numbers: Sequence[int], resources: str, identi
 
     outcomes = await fan_out(session.targets.refs(numbers), split_one, identity=identity,
                              timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers),
-                             known_nodes=KnownNodes.default())
+                             relays=node_relays(session, numbers), known_nodes=KnownNodes.default())
     pieces: tuple[list[int], list[int]] = ([], [])
     for outcome in outcomes:
         if outcome.ok:
             known = session.targets.vessels[outcome.number]
             for index, name in enumerate(outcome.result):
                 ref = VesselRef(outcome.ref.host, outcome.ref.port, str(name))
-                pieces[index].append(session.targets.add_vessel(ref, known.node_key, dict(known.info)))
+                pieces[index].append(session.targets.add_vessel(ref, known.node_key, dict(known.info),
+                                                                known.relays))
     session.targets.forget(o.number for o in outcomes if o.ok)
     session.targets.set_group("split1", pieces[0])
     session.targets.set_group("split2", pieces[1])
@@ -237,7 +258,7 @@ async def join(session: Session, numbers: Sequence[int], identity: Identity,
 
     outcomes = await fan_out_nodes(session.targets.refs(numbers), join_node, identity=identity,
                                    timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers),
-                                   known_nodes=KnownNodes.default())
+                                   relays=node_relays(session, numbers), known_nodes=KnownNodes.default())
     joined: list[int] = []
     for outcome in outcomes:
         if outcome.ok:
@@ -245,8 +266,9 @@ async def join(session: Session, numbers: Sequence[int], identity: Identity,
             ref = VesselRef(outcome.ref.host, outcome.ref.port, str(outcome.result))
             info = dict(known.info) if known is not None else {}
             node_key = known.node_key if known is not None else None
+            relays = known.relays if known is not None else ()
             session.targets.forget([outcome.number])
-            joined.append(session.targets.add_vessel(ref, node_key, info))
+            joined.append(session.targets.add_vessel(ref, node_key, info, relays))
     session.targets.set_group("joingood", joined)
     session.targets.set_group("joinfail", [o.number for o in outcomes if not o.ok])
     return outcomes
@@ -301,7 +323,8 @@ def add_found(session: Session, found: Sequence[Any]) -> tuple[list[int], list[s
                 "users": [user.to_text() for user in vessel.users], "ownerinfo": vessel.ownerinfo,
                 "advertise": vessel.advertise}
         ref = VesselRef(vessel.host, vessel.port, vessel.vessel)
-        numbers.append(session.targets.add_vessel(ref, vessel.node_key.to_text(), info))
+        relays = tuple((relay.text, relay.key.to_text()) for relay in vessel.relays)
+        numbers.append(session.targets.add_vessel(ref, vessel.node_key.to_text(), info, relays))
     return numbers, rejected
 
 

@@ -51,24 +51,27 @@ class VesselRef:
 
 @dataclass
 class KnownVessel:
-    """A numbered vessel and what was last learnt about it (GetVessels' entry, the node's key)."""
+    """A numbered vessel and what was last learnt about it (GetVessels' entry, the node's key, and the relays
+    its node is reached through when it cannot be dialled: ("HOST:PORT", relay key text) each)."""
 
     number: int
     ref: VesselRef
     node_key: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    relays: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"number": self.number, "host": self.ref.host, "port": self.ref.port, "vessel": self.ref.vessel,
-                "node_key": self.node_key, "info": dict(self.info)}
+                "node_key": self.node_key, "info": dict(self.info), "relays": [list(r) for r in self.relays]}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KnownVessel:
         number, port = data["number"], data["port"]
         if not isinstance(number, int) or not isinstance(port, int) or not isinstance(data["info"], dict):
             raise ValueError("number and port must be integers and info a map")
+        relays = tuple((str(address), str(key)) for address, key in data.get("relays", []))
         return cls(number, VesselRef(str(data["host"]), port, str(data["vessel"])), data.get("node_key"),
-                   data["info"])
+                   data["info"], relays)
 
 
 @dataclass
@@ -81,18 +84,20 @@ class Targets:
 
     # -- vessels -------------------------------------------------------------------------------------------
 
-    def add_vessel(self, ref: VesselRef, node_key: str | None = None, info: dict[str, Any] | None = None) -> int:
-        """The vessel's number, numbering it if it is new; its node key and info are refreshed."""
+    def add_vessel(self, ref: VesselRef, node_key: str | None = None, info: dict[str, Any] | None = None,
+                   relays: tuple[tuple[str, str], ...] | None = None) -> int:
+        """The vessel's number, numbering it if it is new; its node key, info and relays are refreshed."""
         for known in self.vessels.values():
             if known.ref == ref:
                 known.node_key = node_key or known.node_key
                 known.info = info if info is not None else known.info
+                known.relays = relays if relays is not None else known.relays
                 return known.number
         if len(self.vessels) >= MAX_VESSELS:
             raise BadTarget(str(ref), f"the session already holds {MAX_VESSELS} vessels; remove some first")
         number = self.next_number
         self.next_number += 1
-        self.vessels[number] = KnownVessel(number, ref, node_key, dict(info or {}))
+        self.vessels[number] = KnownVessel(number, ref, node_key, dict(info or {}), relays or ())
         return number
 
     def forget(self, numbers: Iterable[int]) -> None:

@@ -113,6 +113,12 @@ class NodeClient:
         self._answered = trio.Event()
         self._lock = trio.Lock()
         self._broken: str | None = None
+        self._closed = False
+        #: How the calls travel: "direct HOST:PORT", "relay HOST:PORT" (`seattle.nodemgr.routes`).
+        self.path = "direct"
+        #: A relayed client's hole punch: None (not tried or not finished), "success", "failed",
+        #: "no_connection" (`seattle.nodemgr.punch`).
+        self.punch_result: str | None = None
 
     @classmethod
     async def connect(cls, host: str, port: int, identity: Identity | None = None, *,
@@ -144,6 +150,26 @@ class NodeClient:
                 await tcp.aclose()
                 raise ValueError("plaintext_benchmark_only needs the node_key")
             return cls(tcp, identity, node_key, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+        client = await cls.over(tcp, identity, address=address, expected=expected, pin=pin, known_nodes=known_nodes,
+                                timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+        if expected is None and known_nodes is not None:
+            try:
+                known_nodes.pin(host, port, client.node_key)
+            except SeattleError as exc:
+                await client.aclose()
+                raise NodeClientError(str(exc)) from None
+        client.path = f"direct {address}"
+        return client
+
+    @classmethod
+    async def over(cls, transport: trio.abc.HalfCloseableStream, identity: Identity | None, *, address: str,
+                   expected: PublicKey | None, pin: Pin | None = None, known_nodes: KnownNodes | None = None,
+                   timeout: float = DEFAULT_TIMEOUT, lifetime: float = DEFAULT_LIFETIME,
+                   max_frame: int = DEFAULT_MAX_FRAME) -> NodeClient:
+        """A client on `transport`, a byte stream that reaches the node (a TCP connection, or a relay's
+        circuit): the channel's handshake runs on it, end to end, and must prove `expected` (any key if None).
+        `address` names the node in errors. Closes `transport` on failure."""
+        tcp = transport
         opening = _Opening(tcp)
         try:
             # The client proves no identity in the handshake: each request carries its own signature.
@@ -170,13 +196,30 @@ class NodeClient:
         if proven is None:  # the responder always proves its key; a channel that says otherwise is broken
             await trio.aclose_forcefully(stream)
             raise NodeClientError(f"the node manager at {address} proved no key in the handshake")
-        if expected is None and known_nodes is not None:
-            try:
-                known_nodes.pin(host, port, proven)
-            except SeattleError as exc:
-                await trio.aclose_forcefully(stream)
-                raise NodeClientError(str(exc)) from None
         return cls(stream, identity, proven, timeout=timeout, lifetime=lifetime, max_frame=max_frame)
+
+    async def upgrade(self, other: NodeClient, path: str) -> None:
+        """Carry the next calls over `other`'s connection (to the same node: a punched direct path) and close
+        this one's; between two calls, so no answer is lost."""
+        if other.node_key != self.node_key:
+            await other.aclose()
+            raise NodeClientError("an upgrade must reach the same node")
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            await trio.aclose_forcefully(other._stream)
+            raise
+        try:
+            if self._closed:  # the caller is done with this client: the new path is not needed
+                await trio.aclose_forcefully(other._stream)
+                return
+            old, self._stream = self._stream, other._stream
+            self._decoder = FrameDecoder(self.max_frame, limits=RESPONSE_LIMITS)
+            self._broken = None
+            self.path = path
+        finally:
+            self._lock.release()
+        await old.aclose()
 
     async def __aenter__(self) -> NodeClient:
         return self
@@ -186,6 +229,7 @@ class NodeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._stream.aclose()
 
     # -- calls --------------------------------------------------------------------------------------------
@@ -299,7 +343,7 @@ class _Opening(trio.abc.HalfCloseableStream):
     node is full rather than that it speaks an old protocol. Once the handshake is done the channel is given the
     TCP stream itself, so this costs nothing afterwards."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.HalfCloseableStream) -> None:
         self.stream = stream
         self.first = bytearray()
 

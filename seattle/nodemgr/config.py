@@ -22,17 +22,25 @@ CONFIG_FORMAT = "seattle-node-config-v1"
 DEFAULT_PORT = 1224
 #: Loopback unless the donor says otherwise: exposing a node to the network is a deliberate choice.
 DEFAULT_HOST = "127.0.0.1"
+#: A node made from a planner's profile is a donation to the testbed: it listens on every interface, so it is
+#: reachable by whatever works (directly, or through relays).
+DONOR_HOST = "0.0.0.0"
 
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, and the overlay
-    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay)."""
+    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, the overlay
+    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay), whether it relays for
+    nodes behind NATs (`relay`, on by default) and at how many bytes/s at most (`relay_rate`, None: only the
+    per-circuit budgets), and whether it needs a relay itself (`needs_relay`: it cannot be dialled)."""
 
     host: str
     port: int
     local_ips: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
+    relay: bool = True
+    relay_rate: int | None = None
+    needs_relay: bool = False
 
     def __post_init__(self) -> None:
         _check_ip("host", self.host)
@@ -45,10 +53,16 @@ class NodeConfig:
                 split_ip_port(address)
             except ValueError as exc:
                 raise BadNodeConfig(f"the bootstrap node {address!r:.80} is not usable: {exc}") from None
+        if type(self.relay) is not bool or type(self.needs_relay) is not bool:
+            raise BadNodeConfig("relay and needs_relay must be true or false")
+        if self.relay_rate is not None and (type(self.relay_rate) is not int or self.relay_rate < 1):
+            raise BadNodeConfig(f"relay_rate must be a positive number of bytes per second or null, not "
+                                f"{self.relay_rate!r:.40}")
 
     def to_json(self) -> str:
         return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
-                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap)},
+                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap),
+                           "relay": self.relay, "relay_rate": self.relay_rate, "needs_relay": self.needs_relay},
                           indent=2) + "\n"
 
     @classmethod
@@ -60,7 +74,8 @@ class NodeConfig:
             raise BadNodeConfig(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
             raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
-        unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap"})
+        unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap", "relay", "relay_rate",
+                                      "needs_relay"})
         if unknown:
             raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
         local_ips = data.get("local_ips", [])
@@ -72,8 +87,11 @@ class NodeConfig:
         # Unchecked JSON values: __post_init__ checks them and says what is wrong.
         host: Any = data.get("host")
         port: Any = data.get("port")
+        relay: Any = data.get("relay", True)
+        relay_rate: Any = data.get("relay_rate")
+        needs_relay: Any = data.get("needs_relay", False)
         try:
-            return cls(host, port, tuple(local_ips), tuple(bootstrap))
+            return cls(host, port, tuple(local_ips), tuple(bootstrap), relay, relay_rate, needs_relay)
         except BadNodeConfig as exc:
             raise BadNodeConfig(f"{path}: {exc.detail}") from None
 

@@ -10,7 +10,8 @@ carries one JSON line each way per connection:
 
     → {"cmd": "status"}          ← {"ok": true, "status": {pid, node_key, fingerprint, addresses, started,
                                                            percent, donated, vessels: [...], usage: {...},
-                                                           server: {connections, counters: {...}}}}
+                                                           server: {connections, counters: {...}},
+                                                           reachability: {...} or null}}
     → {"cmd": "stop"}            ← {"ok": true, "pid": PID}      and the node then shuts down cleanly
     → anything else              ← {"ok": false, "error": "..."}
 
@@ -19,7 +20,10 @@ its supervisor last reported (CPU share of one core over the last second, memory
 netsend, netrecv, loopsend and looprecv the rate in bytes/s over the last report interval of about a second,
 plus `<name>_bytes`, the bytes since the vessel started); a vessel that does not run uses no CPU, memory or
 network, and its disk is counted the way the nanny counts it. The node's `usage` is the vessels' sum, to set
-against `donated` (whose netsend/netrecv are rates too).
+against `donated` (whose netsend/netrecv are rates too). `reachability` (null without the overlay) is what the
+overlay measured (`seattle.overlay.reachability`): {state: "unknown" | "public" | "nat" | "firewalled",
+observed: ["IP:PORT", ...] (the address peers agree they see), observed_ip, udp, tcp (the last check's
+outcomes: true, false, or null before one concluded), checked_at, next_check (epoch seconds or null)}.
 """
 
 from __future__ import annotations
@@ -180,6 +184,7 @@ def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, 
         # benchmark sees an attack being absorbed.
         "server": {"connections": node.server.connections if node.server else 0,
                    "counters": dict(node.server.stats) if node.server else {}},
+        "reachability": node.overlay_service.reachability_status() if node.overlay_service else None,
     }
 
 

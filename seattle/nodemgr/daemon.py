@@ -34,6 +34,7 @@ from seattle.nodemgr.control import serve_until_stopped
 from seattle.nodemgr.node import Layout, NodeManager, init_node
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.nodeerror import NodeError
+from seattle.nodemgr.relay import RelayLimits
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,9 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
         async with contextlib.AsyncExitStack() as stack:
             manager = NodeManager(node_dir, config.host, config.port, local_ips=config.local_ips,
                                   allow_unconfined=allow_unconfined, overlay=True,
-                                  bootstrap=[split_ip_port(a) for a in config.bootstrap])
+                                  bootstrap=[split_ip_port(a) for a in config.bootstrap],
+                                  relay_limits=RelayLimits(enabled=config.relay, rate=config.relay_rate),
+                                  needs_relay=config.needs_relay)
             try:
                 node = await stack.enter_async_context(manager)
             except OSError as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -30,10 +31,15 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
+from seattle.nodemgr.punch import DEFAULT_PRIME_TTL, punch_from
+from seattle.nodemgr.relay import COORDINATION, RelayCore, RelayLimits
+from seattle.nodemgr.relay_client import Candidates, Incoming, RelayManager, RelayTimers
+from seattle.nodemgr.relay_service import RelayService
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.nodeid import DEFAULT_NETWORK, NetworkParameters, solve_identity
+from seattle.overlay.reachability import State
 from seattle.overlay.udp import UdpOverlay
 from seattle.resources import DEFAULT_ALLOTMENT, DEFAULT_OFFCUT, Resources
 from seattle.vessel.host.launcher import VesselLauncher
@@ -78,8 +84,16 @@ class NodeManager:
 
     def __init__(self, node_dir: Path, host: str, port: int, *, limits: ServerLimits | None = None,
                  local_ips: Sequence[str] = (), allow_unconfined: bool = False, overlay: bool = False,
-                 bootstrap: Sequence[tuple[str, int]] = (), plaintext_benchmark_only: bool = False) -> None:
-        """`plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py only)."""
+                 bootstrap: Sequence[tuple[str, int]] = (), relay_limits: RelayLimits | None = None,
+                 needs_relay: bool = False, relay_candidates: Candidates | None = None,
+                 relay_timers: RelayTimers | None = None, prime_ttl: int | None = DEFAULT_PRIME_TTL,
+                 plaintext_benchmark_only: bool = False) -> None:
+        """`relay_limits`: this node's relay service (on by default; `RelayLimits(enabled=False)` turns it
+        off). `needs_relay`: this node cannot be dialled (behind a NAT or a firewall), so it holds
+        reservations on relays among `relay_candidates` (default: its overlay contacts) and advertises them
+        instead of its own addresses; `prime_ttl` is the TTL of its hole punches' priming SYNs (None: no
+        priming, for loopback tests). `plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py
+        only)."""
         self.node_dir = Path(node_dir)
         self.host = host
         self.requested_port = port
@@ -89,6 +103,17 @@ class NodeManager:
         self.use_overlay = overlay
         self.bootstrap = tuple(bootstrap)
         self.plaintext_benchmark_only = plaintext_benchmark_only
+        self.relay_limits = relay_limits or RelayLimits()
+        self.needs_relay = needs_relay
+        self.relay_candidates = relay_candidates
+        self.relay_timers = relay_timers or RelayTimers()
+        #: The node's reservations when it needs a relay (None otherwise).
+        self.relays: RelayManager | None = None
+        #: Bumped whenever the relays held change: the advertiser republishes.
+        self.relay_changes = 0
+        #: Hole punches this node answered, by outcome (`seattle.nodemgr.punch`).
+        self.punches: Counter[str] = Counter()
+        self.prime_ttl = prime_ttl
         #: The overlay service and its running UDP transport (None without the overlay).
         self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
@@ -131,14 +156,16 @@ class NodeManager:
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
                            addresses=lambda: list(self.addresses), local_ips=self.local_ips)
         self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits,
-                                 identity=self.identity, plaintext_benchmark_only=self.plaintext_benchmark_only)
+                                 identity=self.identity, relay=RelayService(RelayCore(self.identity,
+                                                                                      self.relay_limits)),
+                                 plaintext_benchmark_only=self.plaintext_benchmark_only)
         try:
             if self.use_overlay:
                 # Entered before the nursery, left after it: trio nurseries nest, and the overlay's own
                 # tasks must outlive the tasks that use it.
                 self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
                     self.identity, self.host, self.port, NodeDir(self.node_dir), self.bootstrap, state,
-                    self.advertised_addresses))
+                    self.advertised_addresses, relays=self.relay_entries))
                 self.overlay = self.overlay_service.transport
             self._nursery = await self._nursery_manager.__aenter__()
         except BaseException:
@@ -152,6 +179,12 @@ class NodeManager:
         await self._nursery.start(self._serve, listeners)
         if self.overlay_service is not None:
             self._nursery.start_soon(self.overlay_service.run)
+        if self.needs_relay or self.overlay_service is not None:
+            self.relays = RelayManager(self.identity, self._serve_circuit,
+                                       self.relay_candidates or self._overlay_candidates,
+                                       on_change=self._relays_changed, timers=self.relay_timers,
+                                       needed=self.relay_needed)
+            self._nursery.start_soon(self.relays.run)
         return self
 
     async def _serve(self, listeners: list[trio.SocketListener],
@@ -184,10 +217,54 @@ class NodeManager:
     # -- the overlay ------------------------------------------------------------------------------------
 
     def advertised_addresses(self) -> list[str]:
-        """Where researchers reach this node: the bound addresses, or the local IPs when bound to all."""
+        """Where researchers reach this node directly: the bound addresses, or the local IPs when bound to
+        all; none when it needs a relay (its addresses are not reachable from outside)."""
+        if self.relay_needed():
+            return []
         if not ipaddress.ip_address(self.host).is_unspecified:
             return list(self.addresses)
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in self.local_ips]
+
+
+    def relay_needed(self) -> bool:
+        """Whether this node cannot be dialled: `needs_relay`, or the overlay measured it behind a NAT or a
+        firewall (`seattle.overlay.reachability`)."""
+        if self.needs_relay:
+            return True
+        if self.overlay_service is None:
+            return False
+        try:
+            state = self.overlay_service.reachability.state
+        except RuntimeError:  # the overlay is not running (yet, or any more)
+            return False
+        return state in (State.NAT, State.FIREWALLED)
+
+    def relay_entries(self) -> list[tuple[str, bytes]]:
+        """(relay "IP:PORT", voucher) of each reservation this node holds (none while it needs no relay)."""
+        return self.relays.entries() if self.relays is not None and self.relay_needed() else []
+
+    async def _serve_circuit(self, stream: trio.abc.Stream, incoming: Incoming) -> None:
+        """A circuit a relay spliced to this node: node manager calls are served as if accepted here; a
+        coordination circuit punches a direct path (`seattle.nodemgr.punch`), served the same way if it works."""
+        assert self.server is not None and self.identity is not None
+        if incoming.kind == COORDINATION:
+            outcome, direct, peer = await punch_from(stream, self.identity, incoming.peer,
+                                                     incoming.grant.observed, prime_ttl=self.prime_ttl)
+            self.punches[outcome] += 1
+            if direct is not None:
+                await self.server.serve_stream(direct, peer)
+        else:
+            await self.server.serve_stream(stream, incoming.peer)
+
+    def _relays_changed(self) -> None:
+        self.relay_changes += 1
+        log.info("relays: %s", ", ".join(text for text, _ in self.relay_entries()) or "none")
+
+    async def _overlay_candidates(self) -> list[tuple[str, int]]:
+        """Relay candidates: the overlay's contacts (a node manager's UDP and TCP ports are the same)."""
+        if self.overlay is None:
+            return []
+        return [(contact.host, contact.port) for contact in self.overlay.node.table]
 
 
 def _raw(key: object, what: str) -> bytes:

@@ -9,6 +9,10 @@ saved in the node directory's routing file (so a restarted node rejoins without 
 either: it starts a new overlay), and keeps trying every REJOIN_INTERVAL while it knows no peer. It runs the advertiser
 (`seattle.advertise.advertiser`) over the node's vessels. The routing table is saved (mode 0600, atomic)
 every SAVE_INTERVAL and when the service stops; a damaged file is logged and ignored.
+
+The engine measures the node's reachability (`seattle.overlay.reachability`, TCP included: the node manager's
+port is checked too); the service logs every change of state or observed address and offers the current
+value (`reachability`, and `reachability_status()` for the control socket's status).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from seattle.overlay.join import join
 from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import Address, OverlayNode
+from seattle.overlay.reachability import Reachability, Tracker
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
@@ -46,13 +51,16 @@ SAVE_INTERVAL = 180.0
 REJOIN_INTERVAL = 30.0
 #: How long one overlay request or lookup of the node may take.
 OVERLAY_TIMEOUT = 5.0
+#: How often the service looks for a change of reachability to log.
+REACHABILITY_WATCH = 1.0
 
 
 class OverlayService:
     """See the module docstring. `addresses()` gives where researchers reach the node (what it advertises)."""
 
     def __init__(self, identity: Identity, host: str, port: int, node_dir: NodeDir,
-                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]]) -> None:
+                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]],
+                 relays: Callable[[], list[tuple[str, bytes]]] | None = None) -> None:
         self.identity = identity
         self.host = host
         self.port = port
@@ -61,11 +69,27 @@ class OverlayService:
         self.bootstrap = tuple(bootstrap)
         self.state = state
         self.addresses = addresses
+        #: The node's relays with their vouchers, advertised with its records (None: it needs no relay).
+        self.relays = relays
         #: The advertiser's record set.
         self.advertiser = AdvertiserState(identity)
         self._transport: UdpOverlay | None = None
         self._stack = AsyncExitStack()
         self._subjects: tuple[int, dict[PublicKey, PublicKey]] | None = None
+
+    @property
+    def reachability(self) -> Reachability:
+        """What the overlay has measured of this node's reachability (`seattle.overlay.reachability`)."""
+        tracker = self.transport.node.reachability
+        assert tracker is not None, "the service's engine always measures"
+        return tracker.value
+
+    def reachability_status(self) -> dict[str, object]:
+        """The reachability as the control socket's status shows it (JSON types; times in epoch seconds)."""
+        value = self.reachability
+        return {"state": value.state.value, "observed": [f"{host}:{port}" for host, port in value.observed],
+                "observed_ip": value.observed_ip, "udp": value.udp, "tcp": value.tcp,
+                "checked_at": value.checked_at, "next_check": value.next_check}
 
     @property
     def transport(self) -> UdpOverlay:
@@ -91,8 +115,8 @@ class OverlayService:
         """Join, then advertise and save the routing table until cancelled."""
         transport = self.transport
         if not self.addresses():
-            log.warning("overlay: listening on every interface with no local IP given (--ip), so there is no "
-                        "address to advertise; researchers will not find this node's vessels")
+            log.warning("overlay: no direct address to advertise (listening on every interface with no local IP "
+                        "given, --ip, or behind a NAT); researchers find this node's vessels only through relays")
         # Bound to a wildcard, the engine's scope starts public: the addresses it is reached at (--ip) say
         # which networks it is on, so a private testbed reaches its peers even with no bootstrap node given.
         for address in self.addresses():
@@ -101,9 +125,10 @@ class OverlayService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._keep_joined)
             nursery.start_soon(self._save_periodically)
+            nursery.start_soon(self._log_reachability)
             nursery.start_soon(functools.partial(run_advertiser, self.advertiser, transport,
                                                  self._read_for_advertiser, time.time,
-                                                 keep_locally=self._keep_locally))
+                                                 keep_locally=self._keep_locally, relays=self.relays or tuple))
 
     def save_routing(self) -> None:
         """Write the routing table to the node directory (`NodeDir.write_routing`: mode 0600, atomic)."""
@@ -123,8 +148,9 @@ class OverlayService:
             store = RecordStore(max_writes_per_source=10_000)
             rtt = RttEstimator(initial_timeout=1.0, min_timeout=1.0)
         table = self._load_routing(fresh)
-        # A CSPRNG: transaction ids and write-token secrets must be unguessable to peers.
-        return OverlayNode(self.identity, randomness=random.SystemRandom(), table=table, store=store, rtt=rtt)
+        # A CSPRNG: transaction ids, write-token secrets and dial-back nonces must be unguessable to peers.
+        return OverlayNode(self.identity, randomness=random.SystemRandom(), table=table, store=store, rtt=rtt,
+                           reachability=Tracker(tcp=True))
 
     def _load_routing(self, fresh: RoutingTable) -> RoutingTable:
         """The saved table if the routing file is there and sound, else `fresh`; a damaged file only logs."""
@@ -168,6 +194,19 @@ class OverlayService:
             if len(self.transport.node.table) == 0 and self.bootstrap:
                 await self._join()
 
+    async def _log_reachability(self) -> None:
+        """Log each change of state or observed address, so a donor's log shows what the status shows."""
+        shown = (self.reachability.state, self.reachability.observed, self.reachability.observed_ip)
+        while True:
+            await trio.sleep(REACHABILITY_WATCH)
+            value = self.reachability
+            now = (value.state, value.observed, value.observed_ip)
+            if now != shown:
+                seen = ", ".join(f"{host}:{port}" for host, port in value.observed) or value.observed_ip or "unknown"
+                log.info("overlay: reachability %s -> %s (seen at %s; udp %s, tcp %s)", shown[0].value,
+                         value.state.value, seen, _outcome(value.udp), _outcome(value.tcp))
+                shown = now
+
     async def _save_periodically(self) -> None:
         while True:
             await trio.sleep(SAVE_INTERVAL)
@@ -189,3 +228,7 @@ class OverlayService:
     def _keep_locally(self, raw: bytes) -> None:
         transport = self.transport
         transport.node.store.put(raw, transport.address[0], transport.now())
+
+
+def _outcome(reached: bool | None) -> str:
+    return "not checked" if reached is None else "reached" if reached else "not reached"

@@ -7,6 +7,12 @@ per-network counts and is a stranger that can be evicted, so half-finished hands
 connection. Refusals for being over those counts go out before any handshake, as one plaintext error frame:
 refusing costs the node no cryptography.
 
+A connection whose first frame is a relay request (`seattle.nodemgr.relay_service.is_relay_request`), alone, is
+handed to the relay service, which serves it from then on with its own caps and deadlines (a reservation's
+control connection, or one side of a spliced circuit); `serve_stream` serves a connection this node did not
+accept (a relay's circuit, a hole-punched connection) like an accepted one, counted against the researcher's
+address.
+
 Unlike the original (one worker thread for the whole node), every connection is served by its own pair of
 tasks, so a slow or flooding client only ever waits for itself:
 
@@ -62,12 +68,15 @@ from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.frames import (
+    BAD_FRAME,
     DEFAULT_MAX_FRAME,
     DEFAULT_SMALL_FRAME,
     FrameDecoder,
     FrameError,
     encode_frame,
 )
+from seattle.nodemgr.relay import RELAY_OFF
+from seattle.nodemgr.relay_service import RelayService, format_peer, is_relay_request
 from seattle.nodemgr.signing import (
     SIGNER_PREFIX,
     TOO_MANY_CONNECTIONS,
@@ -184,6 +193,13 @@ class _Broken:
     response: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Handover:
+    """The connection's first frame asked the relay: the relay service takes the connection over."""
+
+    message: dict[str, Any]
+
+
 @dataclass(eq=False)
 class _Connection:
     """The state shared by one connection's reader and processor."""
@@ -193,6 +209,8 @@ class _Connection:
     address: str
     network: str
     limits: ServerLimits
+    #: "IP:PORT" of the peer (for a relayed connection: the researcher's, as the relay saw it).
+    peer: str = "unknown"
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     pending: int = 0  # requests read but not yet answered
     #: Has made a signed call that passed, from an owner or user of a vessel: no longer paced, never evicted.
@@ -208,7 +226,8 @@ class _Connection:
     forged: bool = False
 
     def __post_init__(self) -> None:
-        self.send, self.receive = trio.open_memory_channel[_Request | _Broken](self.limits.pipeline_depth)
+        self.send, self.receive = trio.open_memory_channel[_Request | _Broken | _Handover](
+            self.limits.pipeline_depth)
 
 
 class NodeServer:
@@ -216,13 +235,16 @@ class NodeServer:
 
     def __init__(self, api: NodeAPI, verifier: RequestVerifier, limits: ServerLimits | None = None,
                  clock: Callable[[], float] = time.time, *, identity: Identity,
-                 plaintext_benchmark_only: bool = False) -> None:
+                 relay: RelayService | None = None, plaintext_benchmark_only: bool = False) -> None:
         """`identity` is the node's key pair, proven in every handshake (`verifier` checks that requests are
-        addressed to its public key). `plaintext_benchmark_only` serves frames without the channel, for
+        addressed to its public key). `relay` serves connections whose first frame is a relay request
+        (`seattle.nodemgr.relay_service`); without it they are refused (relay_off).
+        `plaintext_benchmark_only` serves frames without the channel, for
         bench/bench_nodemgr.py's comparison alone: no command or configuration sets it."""
         self.api = api
         self.verifier = verifier
         self.identity = identity
+        self.relay = relay
         self._plaintext = plaintext_benchmark_only
         self.limits = limits or ServerLimits()
         self.clock = clock
@@ -299,12 +321,32 @@ class NodeServer:
             self._refusing += 1
             nursery.start_soon(self._refuse, stream, refusal)
             return
-        connection = _Connection(stream, address, network, self.limits)
+        nursery.start_soon(self._serve_connection, self._count(stream, address, network, _peer_text(stream)))
+
+    def _count(self, stream: trio.abc.Stream, address: str, network: str, peer: str) -> _Connection:
+        connection = _Connection(stream, address, network, self.limits, peer=peer)
         self._per_address[address] += 1
         self._per_network[network] += 1
         self._total += 1
         self._strangers[connection] = None
-        nursery.start_soon(self._serve_connection, connection)
+        return connection
+
+    async def serve_stream(self, stream: trio.abc.Stream, peer: str) -> None:
+        """Serve one connection this node did not accept: a relay's spliced circuit (the channel's handshake
+        runs inside it, end to end) or a hole-punched TCP connection. `peer` is the researcher's "IP:PORT" (as
+        the relay saw it): budgets count the connection against that source, as if it had been accepted here."""
+        host = peer.rpartition(":")[0]
+        address, network = _source_keys(host[1:-1] if host.startswith("[") else host)
+        refusal = self._refusal(address, network)
+        if refusal is not None:
+            self.stats["connections_refused"] += 1
+            with trio.move_on_after(self.limits.refusal_timeout):
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await stream.send_all(encode_frame(error(TOO_MANY_CONNECTIONS, refusal)))
+            await trio.aclose_forcefully(stream)
+            return
+        self.stats["streams_served"] += 1
+        await self._serve_connection(self._count(stream, address, network, peer))
 
     def _refusal(self, address: str, network: str) -> str | None:
         limits = self.limits
@@ -426,6 +468,13 @@ class NodeServer:
                     # Decode no more than the queue takes: pipelined tiny frames cost work only as they are served.
                     depth = limits.pipeline_depth
                     messages = decoder.feed(data, depth)
+                    if decoder.completed == len(messages) and messages and is_relay_request(messages[0]):
+                        # The first frame asks the relay: alone (a relay client waits for its answer), it hands
+                        # the connection over; with more behind it, the stream is not a relay client's.
+                        if len(messages) > 1 or decoder.buffered:
+                            raise FrameError(BAD_FRAME, "a relay request must be alone on its connection")
+                        await connection.send.send(_Handover(messages[0]))
+                        return
                     while True:
                         for message in messages:
                             await self._enqueue(connection, _Request(message))
@@ -496,6 +545,9 @@ class NodeServer:
         ready: list[bytes] = []  # answers not yet handed to the kernel, in order
         async with connection.receive:
             async for item in connection.receive:
+                if isinstance(item, _Handover):
+                    await self._hand_over(connection, item.message)
+                    return
                 if isinstance(item, _Broken):
                     await self._write(connection, b"".join([*ready, encode_frame(item.response, limits.max_frame)]))
                     return
@@ -517,6 +569,19 @@ class NodeServer:
                     ready.clear()
                 if connection.forged:
                     return
+
+    async def _hand_over(self, connection: _Connection, message: dict[str, Any]) -> None:
+        """The relay serves the connection from here on (its own deadlines and caps apply)."""
+        if self.relay is None:
+            self.stats["relay_refused_off"] += 1
+            await self._write(connection, encode_frame(error(RELAY_OFF, "this node does not relay")))
+            return
+        remote_key = getattr(connection.stream, "remote_key", None)
+
+        def protect() -> None:
+            self._strangers.pop(connection, None)
+
+        await self.relay.handle(connection.stream, message, connection.peer, remote_key, protect)
 
     async def _write(self, connection: _Connection, frame: bytes) -> None:
         """Hand one answer to the kernel within the write deadline (TooSlowError drops the connection)."""
@@ -583,6 +648,15 @@ def _source_keys(peer: str) -> tuple[str, str]:
     except ValueError:
         return peer, peer
     return source.address, source.network
+
+
+def _peer_text(stream: trio.SocketStream) -> str:
+    """"IP:PORT" of the peer ("unknown" for a socket without one)."""
+    try:
+        host, port = stream.socket.getpeername()[:2]
+    except (OSError, ValueError):
+        return "unknown"
+    return format_peer(str(host), int(port))
 
 
 def _peer_address(stream: trio.SocketStream) -> str:

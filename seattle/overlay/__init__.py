@@ -10,6 +10,8 @@ Nothing here imports `seattle.advertise`: the record format lives here, the adve
 - lookup — the iterative lookup as a state machine, and the RTT estimator behind its timeouts
 - records — signed vessel records: sign, verify, merge, their DHT key
 - store — the records a node holds for others: verified, versioned, expiring, capped
+- reachability — where peers see this node and whether strangers reach it: observations, dial-back checks,
+  states (the engine runs it; a node not found public is a DHT client)
 - protocol — `OverlayNode`, the engine: datagrams, time and randomness in, datagrams out
 - transport — `OverlayTransport`, the one interface of a running node, and its helpers written once
 - udp — `UdpOverlay`, the real driver: one engine on a trio UDP socket

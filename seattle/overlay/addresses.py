@@ -7,10 +7,12 @@ address), or keep contacts nobody can reach. So every address has a `Scope`:
 
     None       special use, never a peer: unspecified (0.0.0.0/8, ::), multicast, broadcast, reserved
                (240/4, IPv6 outside 2000::/3 and the ranges below), link-local (it needs an interface),
-               documentation and benchmarking ranges, IETF protocol assignments, 6to4 and NAT64 prefixes
+               documentation ranges, IETF protocol assignments, 6to4 and NAT64 prefixes
                (they lead to IPv4 addresses this check would not see), port 0
     GLOBAL     a public address
-    PRIVATE    RFC 1918, shared address space (100.64/10), unique local IPv6 (fc00::/7)
+    PRIVATE    RFC 1918, shared address space (100.64/10), unique local IPv6 (fc00::/7), and the benchmarking
+               range 198.18.0.0/15 (RFC 2544: for networks built to test, never routed on the internet; the
+               namespace testbed, `seattle.netlab`, numbers its "public" hosts from it)
     LOOPBACK   127/8, ::1
 
 A node's scope (`OverlayNode.scope`) is the widest scope it runs on (the address it is bound to, the
@@ -40,10 +42,10 @@ def _networks(*texts: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Networ
 
 
 _SPECIAL_V4 = _networks(
-    "0.0.0.0/8", "169.254.0.0/16", "192.0.0.0/24", "192.0.2.0/24", "198.18.0.0/15", "198.51.100.0/24",
+    "0.0.0.0/8", "169.254.0.0/16", "192.0.0.0/24", "192.0.2.0/24", "198.51.100.0/24",
     "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
 )
-_PRIVATE_V4 = _networks("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
+_PRIVATE_V4 = _networks("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16", "198.18.0.0/15")
 _LOOPBACK_V4 = _networks("127.0.0.0/8")
 #: Inside 2000::/3 (the only IPv6 range handed out as public addresses), the parts that are not public ones.
 _SPECIAL_V6 = _networks(

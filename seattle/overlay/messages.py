@@ -27,6 +27,19 @@ admission needs, that the id's requester receives there, and a signature would p
 address. An ack is answered by nothing. What the signature it once carried still added, and why that is given
 up (a third of a join's datagrams, each a signature and a verification): `protocol`'s module docstring.
 
+Two fields may ride in a body beside its kind's own, and are lifted out of it into `Message` attributes: in
+requests, `client` (true, or absent: the sender is a DHT client, so no receiver takes it into its routing
+table), and in answers, `seen` (the requester's address as the answerer saw it: IP ‖ port, 6 or 18 bytes), from which a
+node learns the address the internet sees it at (`seattle.overlay.reachability`).
+
+A probe is PROBE_SIZE bytes, also unsigned, the one datagram sent from another port than the overlay's:
+
+    PROBE_TAG (25) ‖ nonce (16)
+
+It is a dial-back's test (`protocol`: a `dial_back` request names a nonce, the peer sends it in a probe from
+a port of its own to the address it saw the request come from). Only the requester, who chose the nonce, can
+match it; anybody else drops it.
+
 `pad` (bytes, any content; zeros are sent) makes a request as large as the answer it asks for. A node answers
 an address it has not yet seen answer a request of its own with no more bytes than the request carried, so a
 spoofed source gains no amplification (`protocol`'s module docstring); a requester that wants a full answer
@@ -47,8 +60,8 @@ transaction id.
 `decode` checks, in this order, and stops at the first failure (codes in `MessageRejected.code`):
 
     too_large       more than MAX_DATAGRAM bytes (costs nothing, so it comes first)
-    malformed       too short, an ACK_SIZE datagram without ACK_TAG, not msgpack, or a kind, txid or body
-                    that is not as `BODIES` describes
+    malformed       too short, an ACK_SIZE datagram without ACK_TAG (a PROBE_SIZE one without PROBE_TAG),
+                    not msgpack, or a kind, txid or body that is not as `BODIES` describes
     bad_signature   the signature does not verify under the key the message carries
 
 All cheap checks run before the signature, so junk costs a node no cryptography, and an ack none at all.
@@ -56,6 +69,7 @@ All cheap checks run before the signature, so junk costs a node no cryptography,
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +94,10 @@ COOKIE_SIZE = 8
 #: What starts an ack (module docstring); ACK_SIZE is below any signed datagram's size, so the two never meet.
 ACK_TAG = b"seattle/overlay/ack/v1\x00"
 ACK_SIZE = len(ACK_TAG) + ID_BYTES + COOKIE_SIZE
+#: What starts a probe (module docstring); its size is below any signed datagram's and differs from an ack's.
+PROBE_TAG = b"seattle/overlay/probe/v1\x00"
+NONCE_SIZE = 16
+PROBE_SIZE = len(PROBE_TAG) + NONCE_SIZE
 #: A vessel record is at most 1,024 bytes (`seattle.overlay.records.MAX_RECORD_SIZE`); a little slack here
 #: lets a newer record format grow without a new message version, and the store enforces the real limit.
 MAX_RECORD_BYTES = 1200
@@ -94,8 +112,8 @@ CHECK_ORDER = (TOO_LARGE, MALFORMED, BAD_SIGNATURE)
 
 
 class Kind(StrEnum):
-    """Signed message kinds: four requests, their four answers, and an error answer to any request. (An
-    ack is no signed message: `Ack`.)"""
+    """Signed message kinds: five requests, their five answers, and an error answer to any request. (An
+    ack and a probe are no signed messages: `Ack`, `Probe`.)"""
 
     PING = "ping"
     PONG = "pong"
@@ -106,6 +124,8 @@ class Kind(StrEnum):
     ADD_RECORD = "add_record"
     ADDED = "added"
     ERROR = "error"
+    DIAL_BACK = "dial_back"
+    DIALED = "dialed"
 
 
 #: Kinds by their wire names and back: dict lookups, where `Kind(name)` and `kind.value` run the enum machinery
@@ -119,6 +139,7 @@ RESPONSE_TO = {
     Kind.FIND_NODE: Kind.NODES,
     Kind.GET_RECORDS: Kind.RECORDS,
     Kind.ADD_RECORD: Kind.ADDED,
+    Kind.DIAL_BACK: Kind.DIALED,
 }
 
 
@@ -139,6 +160,10 @@ class Message:
     at: float | None = None
     #: For an answer to a requester not yet proven at its address: what its ack must bring back; else None.
     cookie: bytes | None = None
+    #: For a request: true when the sender is a DHT client, which enters no routing table (`protocol`).
+    client: bool = False
+    #: In an answer: our address as its sender saw it (`reachability`); else None.
+    seen: tuple[str, int] | None = None
     #: The id `sender`'s key stands for, derived when first asked (the engine asks several times a message).
     _sender_id: NodeId | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -162,6 +187,13 @@ class Ack:
 
     sender_id: NodeId
     cookie: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """A well-formed probe (module docstring): the nonce of a dial-back; who sent it is not proven."""
+
+    nonce: bytes
 
 
 # --- body fields: each is (to wire form, from wire form raising ValueError) --------------------------------
@@ -235,6 +267,27 @@ def _time(value: Any) -> float:
     return float(value)
 
 
+def _address(value: Any) -> tuple[str, int]:
+    """A packed address: IPv4 (4) or IPv6 (16) bytes, then the port (2, big-endian, 1..65535)."""
+    if value.__class__ is not bytes or len(value) not in (6, 18):
+        raise ValueError(f"an address is packed as 6 or 18 bytes, got {value!r:.40}")
+    port = int.from_bytes(value[-2:], "big")
+    if not port:
+        raise ValueError("an address's port is 1..65535, got 0")
+    return str(ipaddress.ip_address(value[:-2])), port
+
+
+@lru_cache(maxsize=1 << 14)
+def _address_wire(value: tuple[str, int]) -> bytes:
+    """Cached: every answer says where it saw its requester, twice (sized, then encoded), and peers are few."""
+    host, port = value
+    return ipaddress.ip_address(host).packed + int(port).to_bytes(2, "big")
+
+
+def _optional_flag(value: Any) -> bool | None:
+    return None if value is None else _flag(value)
+
+
 def _node_id_wire(value: Any) -> bytes:
     if not isinstance(value, NodeId):
         raise ValueError(f"must be a NodeId, got {type(value).__name__}")
@@ -271,22 +324,42 @@ BODIES: dict[Kind, dict[str, _Parse]] = {
     Kind.ADD_RECORD: {"record": _record, "token": _fixed_bytes(TOKEN_SIZE)},
     Kind.ADDED: {},
     Kind.ERROR: {"code": _text(MAX_CODE_LENGTH), "message": _text(MAX_TEXT_LENGTH)},
+    # tcp: whether the node manager's TCP port is to be dialled too; in the answer, whether it was reached
+    # (None: not tried). No address: a dial-back goes only where the request came from (`protocol`).
+    Kind.DIAL_BACK: {"nonce": _fixed_bytes(NONCE_SIZE), "tcp": _flag},
+    Kind.DIALED: {"tcp": _optional_flag},
 }
 #: The kinds that answer a request: only they may carry a cookie.
 ANSWERS = frozenset([*RESPONSE_TO.values(), Kind.ERROR])
 
 
-def _parse_body(kind: Kind, body: Any) -> dict[str, Any]:
+#: The fields a body may carry beside its kind's own (module docstring): `client` a request's, `seen` an answer's.
+_CLIENT, _SEEN = "client", "seen"
+
+
+def _parse_body(kind: Kind, body: Any) -> tuple[dict[str, Any], bool, tuple[str, int] | None]:
+    """(the kind's own fields parsed, the client flag, the seen address)."""
     fields = BODIES[kind]
-    if not isinstance(body, dict) or body.keys() != fields.keys():
+    if not isinstance(body, dict):
         raise ValueError(f"a {kind} body is a map with exactly the keys {sorted(fields)}")
+    client, seen = False, None
+    if body.keys() != fields.keys():
+        body = dict(body)
+        if _CLIENT in body and kind in RESPONSE_TO:  # present, it is true: a full node leaves it out
+            if body.pop(_CLIENT) is not True:
+                raise ValueError(f"a body's {_CLIENT!r} is true or absent")
+            client = True
+        if _SEEN in body and kind in ANSWERS:
+            seen = _address(body.pop(_SEEN))
+        if body.keys() != fields.keys():
+            raise ValueError(f"a {kind} body is a map with exactly the keys {sorted(fields)}")
     parsed = {}
     for name, parse in fields.items():
         try:
             parsed[name] = parse(body[name])
         except (TypeError, ValueError) as error:
             raise ValueError(f"{kind} field {name!r} {error}") from None
-    return parsed
+    return parsed, client, seen
 
 
 # --- encode / decode ---------------------------------------------------------------------------------------
@@ -302,19 +375,22 @@ def encode(
     at: float | None = None,
     pad_to: int = 0,
     cookie: bytes | None = None,
+    client: bool = False,
+    seen: tuple[str, int] | None = None,
 ) -> bytes:
     """Sign and encode a message; MessageRejected (code malformed / too_large) if it cannot be sent as is.
 
     `to` and `at` (both or neither, requests only) bind a request to its receiver and time. `pad_to`
     (requests only, at most MAX_DATAGRAM) pads a shorter request to exactly that many bytes (one
     byte short stays so: no pad element is that small). `cookie` (answers only) is what the requester's ack
-    must bring back.
+    must bring back. `client` (requests only) marks the sender a DHT client; `seen` (answers only) is the
+    requester's address as we saw it.
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
     if not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
-    payload = _payload(kind, txid, body, to, at, pad_to, cookie)
+    payload = _payload(kind, txid, body, to, at, pad_to, cookie, client, seen)
     key, secret = identity.sodium_key_pair
     signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
     data = signature + key + payload
@@ -333,16 +409,27 @@ def encode_ack(sender_id: NodeId, cookie: bytes) -> bytes:
     return ACK_TAG + sender_id.raw + cookie
 
 
-def encoded_size(kind: Kind, body: dict[str, Any], *, bound: bool = False, cookie: bool = False) -> int:
-    """How many bytes `encode` makes of this message (bound: with `to` and `at`; cookie: with a cookie),
-    without signing it. A node sizes its padding and its answers' room with this; MessageRejected as `encode`."""
+def encoded_size(kind: Kind, body: dict[str, Any], *, bound: bool = False, cookie: bool = False,
+                 client: bool = False, seen: tuple[str, int] | None = None) -> int:
+    """How many bytes `encode` makes of this message (bound: with `to` and `at`; cookie: with a cookie;
+    client and seen as `encode`'s), without signing it. A node sizes its padding and its answers' room with
+    this; MessageRejected as `encode`."""
     to, at = (NodeId(0), 0.0) if bound else (None, None)
     cookie_bytes = bytes(COOKIE_SIZE) if cookie else None
-    return _HEADER + len(_payload(kind, bytes(TXID_SIZE), body, to, at, 0, cookie_bytes))
+    return _HEADER + len(_payload(kind, bytes(TXID_SIZE), body, to, at, 0, cookie_bytes, client, seen))
+
+
+def encode_probe(nonce: bytes) -> bytes:
+    """The probe of a dial-back (module docstring); MessageRejected (malformed) if the nonce is not
+    NONCE_SIZE bytes."""
+    if nonce.__class__ is not bytes or len(nonce) != NONCE_SIZE:
+        raise MessageRejected(MALFORMED, f"a probe's nonce is {NONCE_SIZE} bytes, got {nonce!r:.40}")
+    return PROBE_TAG + nonce
 
 
 def _payload(kind: Kind, txid: bytes, body: dict[str, Any], to: NodeId | None, at: float | None,
-             pad_to: int, cookie: bytes | None) -> bytes:
+             pad_to: int, cookie: bytes | None, client: bool = False, seen: tuple[str, int] | None = None
+             ) -> bytes:
     """The msgpack payload `encode` signs: checked as `decode` would check it, padded to `pad_to` in all."""
     try:
         if kind.__class__ is not Kind:
@@ -360,6 +447,14 @@ def _payload(kind: Kind, txid: bytes, body: dict[str, Any], to: NodeId | None, a
                 wire[name] = parse(body[name]) if to_wire is None else to_wire(body[name])
             except ValueError as error:
                 raise ValueError(f"{kind} field {name!r} {error}") from None
+        if client:
+            if kind not in RESPONSE_TO:
+                raise ValueError(f"only requests say their sender is a client, not a {kind}")
+            wire[_CLIENT] = True
+        if seen is not None:
+            if kind not in ANSWERS:
+                raise ValueError(f"only answers say where they saw the requester, not a {kind}")
+            wire[_SEEN] = _address_wire(seen)
         fields_list: list[Any] = [_WIRE_NAMES[kind], txid, wire]
         if (to is None) != (at is None):
             raise ValueError("`to` and `at` bind a request together: give both or neither")
@@ -393,9 +488,9 @@ def _public_key(raw: bytes) -> PublicKey:
     return PublicKey(raw)
 
 
-def decode(data: bytes) -> Message | Ack:
+def decode(data: bytes) -> Message | Ack | Probe:
     """Parse one datagram, and verify it if signed; MessageRejected with the first failing check (see the
-    module doc). An `Ack` is only parsed: its cookie is the receiver's to check."""
+    module doc). An `Ack` or a `Probe` is only parsed: its cookie or nonce is the receiver's to check."""
     if data.__class__ is not bytes:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise MessageRejected(MALFORMED, f"a datagram is bytes, not {type(data).__name__}")
@@ -404,6 +499,10 @@ def decode(data: bytes) -> Message | Ack:
         raise MessageRejected(
             TOO_LARGE, f"the datagram is {len(data)} bytes; at most {MAX_DATAGRAM} are read"
         )
+    if len(data) == PROBE_SIZE:
+        if not data.startswith(PROBE_TAG):
+            raise MessageRejected(MALFORMED, f"a datagram of {PROBE_SIZE} bytes is a probe, and starts with its tag")
+        return Probe(data[len(PROBE_TAG):])
     if len(data) == ACK_SIZE:
         if not data.startswith(ACK_TAG):
             raise MessageRejected(MALFORMED, f"a datagram of {ACK_SIZE} bytes is an ack, and starts with its tag")
@@ -427,7 +526,7 @@ def decode(data: bytes) -> Message | Ack:
     if not isinstance(txid, bytes) or len(txid) != TXID_SIZE:
         raise MessageRejected(MALFORMED, f"the transaction id must be {TXID_SIZE} bytes, got {txid!r:.40}")
     try:
-        parsed = _parse_body(kind, body)
+        parsed, client, seen = _parse_body(kind, body)
         to, at = None, None
         extra = decoded[3:]
         cookie = None
@@ -451,4 +550,4 @@ def decode(data: bytes) -> Message | Ack:
         raise MessageRejected(
             BAD_SIGNATURE, f"the signature does not verify under the key it carries ({key.hex()[:16]}…)"
         ) from None
-    return Message(kind, txid, _public_key(key), parsed, to, at, cookie)
+    return Message(kind, txid, _public_key(key), parsed, to, at, cookie, client, seen)

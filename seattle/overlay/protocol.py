@@ -49,6 +49,24 @@ Write tokens (BitTorrent BEP 5): `get_records` answers carry HMAC-SHA256(secret,
 Secrets rotate every TOKEN_ROTATION seconds, so a token lives 5 to 10 minutes, and a spoofed-source writer,
 who never sees the answers sent to the address it forges, cannot store anything.
 
+Reachability (`seattle.overlay.reachability`, when the driver gives the engine a `Tracker`): every answer
+says where we saw its requester (`seen`), and the answers to our own requests feed the tracker's observations.
+When the tracker wants a check, `poll` sends `dial_back` requests to peers of the table. Serving one
+(`_serve_dial_back`) sends a probe, from the driver's other port (`take_probes`), to the address the request
+came from and to nowhere else (the request names no address), and, when the requester asks and the driver
+can, has the driver open a TCP connection to that IP and port (`take_tcp_dials`, `tcp_dialed`). It is served
+only for a fresh request bound to us, within DIAL_BACKS_PER_ADDRESS and DIAL_BACKS_PER_NETWORK a minute for
+the requester's address and /24 (or /48) and DIAL_BACKS_PER_MINUTE for everyone, with at most MAX_TCP_DIALS
+TCP dials at once; and only if the request paid for the answer and the probe both (padding), so a forged
+source gains no amplification: it receives one probe and one small answer, as often as the budgets allow.
+
+DHT clients: a node the tracker does not find `public` (`client`; `reachability` says when one still unknown
+counts) marks its requests `client`. A receiver never admits such a sender (no cookie, so no ack admits it)
+nor refreshes it, so clients are never handed out in `nodes` answers; nobody else asks them anything, so
+their answers need no mark. A client refuses to store records (NOT_STORING) but looks up and publishes like
+anyone. A node found public after it asked peers as a client looks up its own id again, as a join does, so
+its neighbours meet it as a full node.
+
 Randomness (transaction ids, token secrets) comes from the `randomness` the driver passes in, as time does:
 a real node passes a CSPRNG (`random.SystemRandom()`: txids and secrets must be unguessable), the simulator
 a seeded `random.Random`, so a seeded simulation sends the same bytes every run.
@@ -63,26 +81,42 @@ import itertools
 import math
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from seattle.budgets import RateTable, SourceBudget, source_of
 from seattle.keys import Identity
 from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
-from seattle.overlay.messages import Ack, Kind, Message, MessageRejected
+from seattle.overlay.messages import Ack, Kind, Message, MessageRejected, Probe
 from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound, unpack_contact
+from seattle.overlay.reachability import CHECK_TIMEOUT, Tracker
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 
 Address = tuple[str, int]
 Datagram = tuple[bytes, Address]
+#: An answer's body as it fits the room it has, and the `seen` it carries (None when that did not fit).
+_Fitted = tuple[dict[str, Any], Address | None]
 
 TOKEN_ROTATION = 300.0
 BAD_TOKEN = "bad_token"
+#: Error codes: a DHT client stores nothing; a dial-back request not bound to us and fresh, or over budget.
+NOT_STORING = "not_storing"
+DIAL_BACK_UNBOUND = "dial_back_unbound"
+DIAL_BACK_LIMITED = "dial_back_limited"
+#: Dial-backs served a minute per requester address, per its /24 (/48), and to everyone together (bursts
+#: the same); TCP dials in flight at once, and how long the driver may take to report one.
+DIAL_BACKS_PER_ADDRESS = 2
+DIAL_BACKS_PER_NETWORK = 6
+DIAL_BACKS_PER_MINUTE = 60
+DIAL_BACK_SOURCES = 1024
+MAX_TCP_DIALS = 8
+TCP_DIAL_TIMEOUT = 3.0
 #: Bounds on per-peer state, so a flood of requests or requests-to-send cannot grow memory without limit.
 MAX_PENDING = 4096
 MAX_OUTCOMES = 4096
@@ -141,6 +175,15 @@ class _Pending:
     lookup: int | None = None
 
 
+@dataclass(slots=True)
+class _Dialing:
+    """A dial-back we serve whose TCP dial the driver is making: whom to answer, and by when."""
+
+    request: Message
+    address: Address
+    deadline: float
+
+
 @dataclass
 class _Search:
     lookup: Lookup
@@ -163,6 +206,7 @@ class OverlayNode:
         serve: bool = True,
         scope: Scope = Scope.GLOBAL,
         network: NetworkParameters = DEFAULT_NETWORK,
+        reachability: Tracker | None = None,
     ) -> None:
         if not isinstance(identity, Identity):
             raise TypeError(f"overlay node identity must be an Identity, not {type(identity).__name__}")
@@ -204,6 +248,32 @@ class OverlayNode:
         self._previous_secret = self._randbytes(32)
         self._rotated_at: float | None = None
         self._pad_to = _paddings(self.k)
+        self._random = randomness
+        #: Measures this node's reachability (module docstring); None: not measured, always a full node.
+        self.reachability = reachability
+        #: The address this host sends from toward a peer IP (None: unknown): the driver's, for the tracker.
+        self.local_ip: Callable[[str], str | None] = lambda _peer: None
+        #: Whether the driver dials TCP for a dial-back (`take_tcp_dials`): the UDP driver does.
+        self.tcp_dialer = False
+        #: Whether we sent a bound request (other than a dial-back) as a client: its receiver did not admit us.
+        self._unadmitted = False
+        #: The own-id lookup that announces a node found public (`_poll_reachability`), while it runs.
+        self._announce: int | None = None
+        #: Our own dial-back requests in flight: txid -> nonce.
+        self._checking: dict[bytes, bytes] = {}
+        self._probes: list[Datagram] = []
+        self._tcp_dials: list[tuple[int, Address]] = []
+        self._dialing: dict[int, _Dialing] = {}
+        self._dial_tokens = itertools.count(1)
+        self._dial_budget = SourceBudget(
+            RateTable(DIAL_BACKS_PER_ADDRESS / 60, DIAL_BACKS_PER_ADDRESS, DIAL_BACK_SOURCES),
+            RateTable(DIAL_BACKS_PER_NETWORK / 60, DIAL_BACKS_PER_NETWORK, DIAL_BACK_SOURCES))
+        self._dial_total = RateTable(DIAL_BACKS_PER_MINUTE / 60, DIAL_BACKS_PER_MINUTE, 1)
+
+    @property
+    def client(self) -> bool:
+        """Whether this node acts as a DHT client now (module docstring)."""
+        return self.reachability is not None and self.reachability.client
 
     # --- the transport's entry points -------------------------------------------------------------------
 
@@ -223,7 +293,10 @@ class OverlayNode:
         except MessageRejected as rejected:
             self.dropped[rejected.code] += 1
             return self.poll(now)
-        if message.sender_id.value == self.node_id.value:
+        if isinstance(message, Probe):
+            if self.reachability is None or not self.reachability.probed(message.nonce):
+                self.dropped[UNEXPECTED] += 1
+        elif message.sender_id.value == self.node_id.value:
             self.dropped[OWN_ID] += 1
         elif isinstance(message, Ack):
             if self.serve:
@@ -249,9 +322,15 @@ class OverlayNode:
                     self._expiry = min(self._expiry, pending.deadline)
                     continue
                 del self._pending[txid]
-                self._settle(txid, RequestOutcome(Status.TIMED_OUT))
+                nonce = self._checking.pop(txid, None)
+                if nonce is not None and self.reachability is not None:
+                    self.reachability.failed(nonce, now)
+                else:
+                    self._settle(txid, RequestOutcome(Status.TIMED_OUT))
                 if pending.contact is not None:
                     self.table.record_failure(pending.contact.node_id, now)
+        if self.reachability is not None:  # before the lookups: it may start one
+            self._poll_reachability(now)
         for lookup_id, search in list(self._searches.items()) if self._searches else ():
             # A timed-out request stays answerable until the lookup ends (`_finish`): its slot goes to the next
             # candidate now, but a late answer still brings its contacts, clears the miss counted here, and
@@ -264,6 +343,10 @@ class OverlayNode:
             for contact in search.lookup.next_requests(now):
                 txid = self._send(contact, _FIND_NODE, {"target": search.lookup.target}, now, lookup_id)
                 search.txids[contact.node_id.value] = txid
+        if self._dialing:
+            for token, dialing in list(self._dialing.items()):
+                if dialing.deadline <= now:  # the driver never reported: not reached, as far as we know
+                    self.tcp_dialed(token, False, now)
         outbox, self._outbox = self._outbox, []
         return outbox
 
@@ -271,7 +354,52 @@ class OverlayNode:
         """When `poll` must next run if no datagram arrives first; None when nothing is outstanding."""
         deadlines = [p.deadline for p in self._pending.values() if p.lookup is None]
         deadlines += [d for s in self._searches.values() if (d := s.lookup.next_deadline()) is not None]
+        deadlines += [dialing.deadline for dialing in self._dialing.values()]
+        if self.reachability is not None:
+            deadlines.append(self.reachability.next_deadline())
         return min(deadlines, default=None)
+
+    # --- dial-backs: the driver's side (module docstring) -------------------------------------------------
+
+    def take_probes(self) -> list[Datagram]:
+        """The probes to send from the driver's other port (not the overlay's), each to its address."""
+        probes, self._probes = self._probes, []
+        return probes
+
+    def take_tcp_dials(self) -> list[tuple[int, Address]]:
+        """The TCP dials to make, (token, address): open a connection to the address (from any port but the
+        overlay's), close it, and report with `tcp_dialed(token, reached, now)` within TCP_DIAL_TIMEOUT."""
+        dials, self._tcp_dials = self._tcp_dials, []
+        return dials
+
+    def tcp_dialed(self, token: int, reached: bool, now: float) -> None:
+        """The driver's TCP dial `token` ended: answer its dial-back (sent by the next `poll`). A token
+        already answered (its deadline passed first) is ignored."""
+        dialing = self._dialing.pop(token, None)
+        if dialing is not None:
+            self._reply(dialing.request, dialing.address, Kind.DIALED, ({"tcp": bool(reached)}, dialing.address))
+
+    def _poll_reachability(self, now: float) -> None:
+        """End a check whose time has come; start one when due, asking peers of the table."""
+        tracker = self.reachability
+        assert tracker is not None
+        was_client = tracker.client
+        tracker.poll(now, self.local_ip)
+        if was_client and not tracker.client and self._unadmitted:
+            # Found public after asking peers as a client (a join's lookup): they took us into no table, so
+            # meet our neighbours again as a join does (the result is not needed: the round trips and acks
+            # do the work).
+            self._unadmitted = False
+            self._announce = self.start_lookup(self.node_id, now)
+        if self._announce is not None and self._announce not in self._searches:  # it ended
+            self.forget_lookup(self._announce)
+            self._announce = None
+        if not tracker.due(now):
+            return
+        for contact, nonce in tracker.start(list(self.table), now, self._random):
+            txid = self._queue(_checked_address((contact.host, contact.port)), contact, Kind.DIAL_BACK,
+                               {"nonce": nonce, "tcp": tracker.tcp}, now, None, timeout=CHECK_TIMEOUT)
+            self._checking[txid] = nonce
 
     # --- client side ------------------------------------------------------------------------------------
 
@@ -365,24 +493,58 @@ class OverlayNode:
         one of our lookups awaits this very peer's answer at this address (that answer proves the address),
         or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
         not enter, so its ack would buy nothing), or holds its id at another address (an ack would not move
-        it), or the request did not pay for the cookie's bytes.
+        it), or the request did not pay for the cookie's bytes. A DHT client's request gets no cookie, and
+        its sender is neither admitted nor refreshed (module docstring).
         """
+        if request.kind is Kind.DIAL_BACK:
+            self._serve_dial_back(request, size, address, now)
+            return
         sender = request.sender_id
         held = self.table.bucket_for(sender).entries.get(sender.value)
         kind, body = self._handle(request, address[0], now)
-        if held is not None and (held.contact.host, held.contact.port) == address:
+        if request.client:
+            pass  # a DHT client: answered within its request's size, never admitted nor refreshed
+        elif held is not None and (held.contact.host, held.contact.port) == address:
             self.table.observe(held.contact, now)  # a proven address: answered in full (as a datagram holds)
-            self._reply(request, address, kind, _shrunk(kind, body, messages.MAX_DATAGRAM))
+            self._reply(request, address, kind, self._fit(kind, body, messages.MAX_DATAGRAM, address))
             return
-        if held is None and self._bound_to_us(request, now) and not self._awaiting(sender, address):
+        elif held is None and self._bound_to_us(request, now) and not self._awaiting(sender, address):
             contact = Contact.at(sender, *address)  # (an unbound request admits nobody)
             if self.table.has_room_for(contact) and self._admissible(contact):
-                with_cookie = _shrunk(kind, body, size, cookie=True)
+                with_cookie = self._fit(kind, body, size, address, cookie=True)
                 if with_cookie is not None:
                     self._reply(request, address, kind, with_cookie, self._cookie(contact, now))
                     return
         # Everything sent to this unproven address for this request fits in `size` (module docstring).
-        self._reply(request, address, kind, _shrunk(kind, body, size))
+        self._reply(request, address, kind, self._fit(kind, body, size, address))
+
+    def _serve_dial_back(self, request: Message, size: int, address: Address, now: float) -> None:
+        """Probe `address`, where the request came from, and have the driver dial its TCP port if asked
+        (module docstring); answer at once, or when the TCP dial ends. The request paid for the answer and the
+        probe, or nothing is sent; a refusal (unbound, over budget) is an error answer within its size."""
+        needed = messages.encoded_size(Kind.DIALED, {"tcp": False}, seen=address)
+        if size < needed + messages.PROBE_SIZE:
+            self.dropped[SHORT_REQUEST] += 1
+            return
+        refusal = None
+        tcp = request.body["tcp"] and self.tcp_dialer
+        if not self._bound_to_us(request, now):
+            refusal = _error(DIAL_BACK_UNBOUND, "a dial-back request must be bound to this node, and fresh")
+        elif (self._dial_total.tokens("", now) < 1 or (tcp and len(self._dialing) >= MAX_TCP_DIALS)
+              or self._dial_budget.spend(source_of(address[0]), now) is not None):
+            refusal = _error(DIAL_BACK_LIMITED, f"this node dials back {DIAL_BACKS_PER_ADDRESS} times a minute "
+                             f"per address, {DIAL_BACKS_PER_NETWORK} per network, {DIAL_BACKS_PER_MINUTE} in all")
+        if refusal is not None:
+            self._reply(request, address, refusal[0], self._fit(*refusal, size, address))
+            return
+        self._dial_total.take("", now)
+        self._probes.append((messages.encode_probe(request.body["nonce"]), address))
+        if not tcp:
+            self._reply(request, address, Kind.DIALED, ({"tcp": None}, address))
+            return
+        token = next(self._dial_tokens)
+        self._dialing[token] = _Dialing(request, address, now + TCP_DIAL_TIMEOUT)
+        self._tcp_dials.append((token, address))
 
     def _acked(self, ack: Ack, address: Address, now: float) -> None:
         """An ack brings back the cookie of an answer we sent to `address`: its sender receives there. It is
@@ -425,6 +587,8 @@ class OverlayNode:
                 sent.append(record)
             more = len(sent) < len(held)
             return Kind.RECORDS, {"records": sent, "more": more, "token": self._token(ip, now)}
+        if self.client:
+            return _error(NOT_STORING, "this node is a DHT client (strangers cannot reach it): it stores nothing")
         if not self._token_valid(body["token"], ip, now):
             return _error(
                 BAD_TOKEN, "the write token is not one this node gave your address in the last 5-10 min"
@@ -436,14 +600,25 @@ class OverlayNode:
         return Kind.ADDED, {}
 
     def _reply(
-        self, request: Message, address: Address, kind: Kind, body: dict[str, Any] | None,
-        cookie: bytes | None = None,
+        self, request: Message, address: Address, kind: Kind, fitted: _Fitted | None, cookie: bytes | None = None,
     ) -> None:
-        """Queue the answer `_shrunk` left; None (no form of it fits what the request paid for) is counted."""
-        if body is None:
+        """Queue the answer `_fit` left; None (no form of it fits what the request paid for) is counted."""
+        if fitted is None:
             self.dropped[SHORT_REQUEST] += 1
             return
-        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie), address))
+        body, seen = fitted
+        self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=seen),
+                             address))
+
+    def _fit(self, kind: Kind, body: dict[str, Any], room: int, address: Address,
+             cookie: bool = False) -> _Fitted | None:
+        """`_shrunk` for our answer to `address`, saying it saw the requester there; without saying so
+        when even the bare answer would not fit (an unpadded request from an unproven address)."""
+        shrunk = _shrunk(kind, body, room, cookie, seen=address)
+        if shrunk is not None:
+            return shrunk, address
+        shrunk = _shrunk(kind, body, room, cookie)
+        return None if shrunk is None else (shrunk, None)
 
     # --- answers to our requests ------------------------------------------------------------------------
 
@@ -464,10 +639,23 @@ class OverlayNode:
         del self._pending[answer.txid]
         # The table's own Contact when it has this one (`Contact.at` shares one object per contact anyway).
         contact = self._known(sender, address) or Contact.at(sender, *address)
-        if answer.cookie is not None and self.serve:  # the peer asks us to prove our address: one ack
+        if answer.cookie is not None and self.serve and not self.client:  # asked to prove our address: one ack
             self._outbox.append((messages.encode_ack(self.node_id, answer.cookie), address))
         if self._admissible(contact):  # a round trip to this address: the one way into the table
             self.table.observe(contact, now)
+        tracker = self.reachability
+        if tracker is not None:
+            if answer.seen is not None:
+                tracker.observe(address[0], answer.seen, now)
+            if not tracker.measurable:
+                tracker.note_peers([*self.table, *answer.body.get("nodes", ())])
+        nonce = self._checking.pop(answer.txid, None)
+        if nonce is not None and tracker is not None:
+            if answer.kind is Kind.DIALED:
+                tracker.answered(nonce, answer.body["tcp"], now)
+            else:
+                tracker.failed(nonce, now)
+            return
         if pending.lookup is None:
             self.rtt.sample(now - pending.sent_at)
             self._settle(answer.txid, RequestOutcome(Status.ANSWERED, answer))
@@ -531,16 +719,21 @@ class OverlayNode:
         body: dict[str, Any],
         now: float,
         lookup: int | None,
+        timeout: float | None = None,
     ) -> bytes:
         txid = self._new_txid()
         pad_to = self._pad_to[kind]
+        client = self.client
         if contact is None or not self.serve:  # a bootstrap request (no id to bind to yet), or a light client
-            data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to)
+            data = messages.encode(self.identity, kind, txid, body, pad_to=pad_to, client=client)
         else:
-            data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now, pad_to=pad_to)
-        timeout = self.rtt.timeout()
-        if lookup is None:
-            timeout = min(self.rtt.max_timeout, DIRECT_TIMEOUT_FACTOR * timeout)
+            self._unadmitted = self._unadmitted or (client and kind is not Kind.DIAL_BACK)
+            data = messages.encode(self.identity, kind, txid, body, to=contact.node_id, at=now, pad_to=pad_to,
+                                   client=client)
+        if timeout is None:
+            timeout = self.rtt.timeout()
+            if lookup is None:
+                timeout = min(self.rtt.max_timeout, DIRECT_TIMEOUT_FACTOR * timeout)
         deadline = now + timeout
         answer = messages.RESPONSE_TO[kind]
         self._pending[txid] = _Pending(address, contact, answer, now, deadline, lookup)
@@ -613,21 +806,25 @@ class OverlayNode:
 
 def _paddings(k: int) -> dict[Kind, int]:
     """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
-    adds (module docstring). A nodes answer is sized for k IPv6 contacts, the largest; a records answer may
-    fill a datagram. An add_record carries a record and a token, larger than its answer already."""
+    adds (module docstring), and the widest `seen`. A nodes answer is sized for k IPv6
+    contacts, the largest; a records answer may fill a datagram. An add_record carries a record and a token,
+    larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`)."""
     widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
-    nodes = messages.encoded_size(_NODES, {"nodes": widest}, cookie=True)
+    extras: dict[str, Any] = {"cookie": True, "seen": ("::1", 1)}
+    nodes = messages.encoded_size(_NODES, {"nodes": widest}, **extras)
     return {
-        _PING: messages.encoded_size(_PONG, {}, cookie=True),
+        _PING: messages.encoded_size(_PONG, {}, **extras),
         _FIND_NODE: min(messages.MAX_DATAGRAM, nodes),  # a larger k's answer is cut to a datagram anyway
         Kind.GET_RECORDS: messages.MAX_DATAGRAM,
         Kind.ADD_RECORD: 0,
+        Kind.DIAL_BACK: messages.encoded_size(Kind.DIALED, {"tcp": False}, **extras) + messages.PROBE_SIZE,
     }
 
 
-def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -> dict[str, Any] | None:
-    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`) encodes to at most `room`
-    bytes; None if none does.
+def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *,
+            seen: Address | None = None) -> dict[str, Any] | None:
+    """`body`, or a shorter form of it, whose answer (with a cookie if `cookie`, and `seen`) encodes to at
+    most `room` bytes; None if none does.
 
     A nodes answer drops its farthest contacts, a records answer its last records (and says there are
     `more`), an error its message; the other answers have one size. Items are dropped by their estimated
@@ -635,7 +832,7 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -
     per dropped contact.
     """
     while True:
-        size = messages.encoded_size(kind, body, cookie=cookie)
+        size = messages.encoded_size(kind, body, cookie=cookie, seen=seen)
         if size <= room:
             return body
         field = "nodes" if body.get("nodes") else "records" if body.get("records") else None

@@ -5,7 +5,16 @@ travel through the DHT, so storing nodes and readers verify what they received a
 
     signature (64) ‖ CONTEXT ‖ node public key (32) ‖ envelope (msgpack map)
     envelope = {"subject": subject public key (32 bytes), "addrs": ["host:port", ...], "seq": int,
-                "iat": seconds since the epoch (issued at), "exp": seconds since the epoch, "tomb": bool}
+                "iat": seconds since the epoch (issued at), "exp": seconds since the epoch, "tomb": bool,
+                "relays": [["host:port", voucher (104 bytes)], ...]}
+
+`addrs` are the node's direct addresses (none when it cannot be dialled); `relays` are the relays that hold a
+reservation for it, each with the relay's voucher (`seattle.vouchers`: relay key, expiry, the relay's
+signature over them and this record's node key). A record names at least one of either, at most
+MAX_ADDRESSES direct addresses and MAX_RELAYS relays. Records written before relays existed lack the field;
+readers take them as having none. A reader checks each voucher against the record's node key and its own
+clock and keeps only the relays whose voucher holds (`VesselRecord.relays`); the others are dropped and
+counted (`bad_vouchers`), never believed: a record is the node's word, a voucher the relay's.
 
 The layout follows `seattle.nodemgr.signing`: Ed25519 in libsodium's combined mode over everything after the
 signature, so one `crypto_sign_open` checks the received bytes as they are. CONTEXT differs from the request
@@ -44,11 +53,14 @@ from seattle.envelope import BAD_SIGNATURE, MALFORMED, EnvelopeRejected, finite,
 from seattle.keys import PUBLIC_KEY_SIZE, Identity, PublicKey
 from seattle.overlay.nodeid import NodeId
 from seattle.refusal import Refused
+from seattle.vouchers import VOUCHER_SIZE, VoucherRejected, check_voucher
 
 CONTEXT = b"seattle/advertise/record/v1\x00"
 #: BEP 44's bound on a DHT value: small enough that a holder's per-key cap bounds its memory.
 MAX_RECORD_SIZE = 1024
 MAX_ADDRESSES = 8
+#: Relays a record names: the node holds two reservations, and a few more ride out a change of relays.
+MAX_RELAYS = 4
 MAX_ADDRESS_LENGTH = 262  # a 253-character host name, ':' and a 5-digit port, with room for IPv6 brackets
 #: Vessels are short-lived and readers want fresh addresses: records are republished well before 2 h pass.
 DEFAULT_LIFETIME = 2 * 3600.0
@@ -57,6 +69,7 @@ DEFAULT_CLOCK_SKEW = 60.0
 MAX_SEQUENCE = 2**63 - 1  # msgpack's signed 64-bit range, so every implementation can compare sequences
 
 _ENVELOPE_FIELDS = frozenset({"subject", "addrs", "seq", "iat", "exp", "tomb"})
+_OPTIONAL_FIELDS = frozenset({"relays"})
 _HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*")
 
 # Stable machine-readable codes of rejected records, in the order `verify` checks them.
@@ -71,6 +84,15 @@ class RecordRejected(Refused):
     """A record refused by a storing node or a reader: `code` is stable, `message` says what to fix."""
 
 
+@dataclass(frozen=True, order=True)
+class RelayRoute:
+    """A relay a record names, with a voucher that held when the record was read."""
+
+    address: str
+    relay: PublicKey
+    expires: int
+
+
 @dataclass(frozen=True)
 class VesselRecord:
     """A verified advertisement. `raw` is the signed bytes it came from, to pass on unchanged."""
@@ -83,6 +105,10 @@ class VesselRecord:
     expires: float
     tombstone: bool
     raw: bytes
+    #: The relays whose vouchers held for this node when the record was read.
+    relays: tuple[RelayRoute, ...] = ()
+    #: Relays named with a voucher that did not hold (forged, expired, another node's): ignored.
+    bad_vouchers: int = 0
 
     @property
     def slot(self) -> tuple[bytes, bytes]:
@@ -108,14 +134,16 @@ def sign(
     sequence: int,
     now: float,
     lifetime: float = DEFAULT_LIFETIME,
+    relays: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
-    """The signed bytes advertising that the node `node_identity` hosts a vessel for `subject`.
+    """The signed bytes advertising that the node `node_identity` hosts a vessel for `subject`, reached at
+    `addresses` directly or through `relays` ((relay "host:port", the relay's voucher) each).
 
     `sequence` must grow with every record the node signs for this subject (a millisecond timestamp does);
     holders refuse a sequence they have already seen or passed. Raises ValueError/TypeError naming the bad
     argument, including a record that would exceed MAX_RECORD_SIZE.
     """
-    return _sign(node_identity, subject, addresses, sequence, now, lifetime, tombstone=False)
+    return _sign(node_identity, subject, addresses, sequence, now, lifetime, tombstone=False, relays=relays)
 
 
 def sign_tombstone(
@@ -134,6 +162,7 @@ def _sign(
     lifetime: float,
     *,
     tombstone: bool,
+    relays: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
     if not isinstance(identity, Identity):
         raise TypeError(f"node_identity must be an Identity, not {type(identity).__name__}")
@@ -142,14 +171,16 @@ def _sign(
     if isinstance(addresses, str | bytes):
         raise TypeError("addresses must be a list of 'host:port' strings, not a single string")
     addrs = [_check_address(address) for address in addresses]
-    _check_addresses(addrs, tombstone)
+    relay_list = [[_check_address(address), voucher] for address, voucher in relays]
+    _check_relays(relay_list)
+    _check_addresses(addrs, tombstone, relay_list)
     _check_sequence(sequence)
     now = finite("now", now)
     lifetime = finite("lifetime", lifetime)
     if not 0 < lifetime <= MAX_LIFETIME:
         raise ValueError(f"lifetime must be in (0, {MAX_LIFETIME:g}] seconds, got {lifetime:g}")
     fields = {"subject": subject.raw, "addrs": addrs, "seq": sequence, "iat": now, "exp": now + lifetime}
-    raw = seal(identity, CONTEXT, {**fields, "tomb": tombstone})
+    raw = seal(identity, CONTEXT, {**fields, "tomb": tombstone, "relays": relay_list})
     if len(raw) > MAX_RECORD_SIZE:
         raise ValueError(
             f"the signed record is {len(raw)} bytes, over the {MAX_RECORD_SIZE}-byte limit; "
@@ -181,7 +212,8 @@ def verify(
     if len(raw) > MAX_RECORD_SIZE:
         raise RecordRejected(TOO_LARGE, f"the record is {len(raw)} bytes; at most {MAX_RECORD_SIZE} are kept")
     try:
-        node, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "record", "vessel advertisement")
+        node, fields = unseal(raw, CONTEXT, _ENVELOPE_FIELDS, "record", "vessel advertisement",
+                              optional=_OPTIONAL_FIELDS)
     except EnvelopeRejected as exc:
         raise RecordRejected(exc.code, exc.message) from None
     fields = _check_envelope(fields)
@@ -202,15 +234,25 @@ def verify(
             f"the record claims to be valid for {expires - now:.0f} s more; at most {max_lifetime:g} s are "
             "accepted, so that a withdrawn record cannot linger",
         )
+    node_key = PublicKey(node)
+    relays = []
+    for address, voucher in fields["relays"]:
+        try:
+            checked = check_voucher(voucher, node_key, now, clock_skew)
+        except VoucherRejected:
+            continue
+        relays.append(RelayRoute(address, checked.relay, checked.expires))
     return VesselRecord(
         subject=PublicKey(fields["subject"]),
-        node=PublicKey(node),
+        node=node_key,
         addresses=tuple(fields["addrs"]),
         sequence=fields["seq"],
         issued=issued,
         expires=expires,
         tombstone=fields["tomb"],
         raw=raw,
+        relays=tuple(relays),
+        bad_vouchers=len(fields["relays"]) - len(relays),
     )
 
 
@@ -238,7 +280,9 @@ def _check_envelope(fields: dict[str, Any]) -> dict[str, Any]:
             raise ValueError("'addrs' must be a list of 'host:port' strings")
         for address in fields["addrs"]:
             _check_address(address)
-        _check_addresses(fields["addrs"], fields["tomb"])
+        fields.setdefault("relays", [])
+        _check_relays(fields["relays"])
+        _check_addresses(fields["addrs"], fields["tomb"], fields["relays"])
         _check_sequence(fields["seq"])
         fields["iat"] = finite("iat", fields["iat"])
         fields["exp"] = finite("exp", fields["exp"])
@@ -271,13 +315,28 @@ def _check_address(address: object) -> str:
     return address
 
 
-def _check_addresses(addresses: list[Any], tombstone: object) -> None:
+def _check_relays(relays: object) -> None:
+    """`relays` is a list of at most MAX_RELAYS ["host:port", voucher bytes] pairs (the vouchers themselves
+    are checked by the reader, who drops the ones that do not hold)."""
+    if not isinstance(relays, list) or len(relays) > MAX_RELAYS:
+        raise ValueError(f"'relays' must be a list of at most {MAX_RELAYS} [address, voucher] pairs")
+    for entry in relays:
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], bytes):
+            raise ValueError("each relay is a pair [\"host:port\", voucher bytes]")
+        if len(entry[1]) != VOUCHER_SIZE:
+            raise ValueError(f"a relay's voucher is {VOUCHER_SIZE} bytes, got {len(entry[1])}")
+        _check_address(entry[0])
+
+
+def _check_addresses(addresses: list[Any], tombstone: object, relays: list[Any]) -> None:
     if not isinstance(tombstone, bool):
         raise TypeError(f"'tomb' must be true or false, got {tombstone!r:.40}")
-    if tombstone and addresses:
+    if tombstone and (addresses or relays):
         raise ValueError("a tombstone withdraws an advertisement and carries no addresses")
-    if not tombstone and not 1 <= len(addresses) <= MAX_ADDRESSES:
-        raise ValueError(f"a record carries 1 to {MAX_ADDRESSES} addresses, got {len(addresses)}")
+    if len(addresses) > MAX_ADDRESSES:
+        raise ValueError(f"a record carries at most {MAX_ADDRESSES} addresses, got {len(addresses)}")
+    if not tombstone and not addresses and not relays:
+        raise ValueError("a record carries at least one address or relay")
 
 
 def _check_sequence(sequence: object) -> None:

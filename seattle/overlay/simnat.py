@@ -7,8 +7,9 @@ where it goes, or None when the router drops it. The kinds (`seattle.natkind.Nat
 
     CONE       endpoint-independent mapping (one external port per internal address and port, whatever the
                destination; the internal port itself when it is free, as Linux's MASQUERADE does) and
-               address-dependent filtering (a datagram comes in from an IP the internal endpoint has sent to,
-               from any port)
+               address-and-port-dependent filtering (a datagram comes in from an IP and port the internal
+               endpoint has sent to: Linux's conntrack matches the whole 5-tuple, so a peer's other port is
+               a stranger, which is what a dial-back from another port relies on)
     SYMMETRIC  address-and-port-dependent mapping (each destination IP and port gets a new random external
                port, as MASQUERADE --random-fully does) and address-and-port-dependent filtering (only from
                that destination)
@@ -51,8 +52,8 @@ class Mapping:
     #: For a symmetric NAT, the one destination the mapping was made for; None for a cone NAT's.
     destination: Endpoint | None
     last_out: float
-    #: Cone: peer IP -> when the internal endpoint last sent to it.
-    peers: dict[str, float] = field(default_factory=dict)
+    #: Cone: peer (IP, port) -> when the internal endpoint last sent to it.
+    peers: dict[Endpoint, float] = field(default_factory=dict)
 
 
 class Router:
@@ -105,7 +106,7 @@ class Router:
             self._by_port[port] = mapping
         mapping.last_out = now
         if self.kind is NatKind.CONE:
-            mapping.peers[destination[0]] = now
+            mapping.peers[destination] = now
         return (self.address, mapping.port)
 
     def inbound(self, destination: Endpoint, source: Endpoint, now: float) -> Endpoint | None:
@@ -119,8 +120,8 @@ class Router:
             return None
         mapping = self._by_port.get(destination[1])
         if mapping is not None and now - mapping.last_out < self.timeout:
-            if mapping.destination is None:  # cone: any port of an IP the internal endpoint sent to
-                if now - mapping.peers.get(source[0], -math.inf) < self.timeout:
+            if mapping.destination is None:  # cone: a peer the internal endpoint sent to, any mapping's
+                if now - mapping.peers.get(source, -math.inf) < self.timeout:
                     return mapping.internal
             elif mapping.destination == source:
                 return mapping.internal
@@ -161,5 +162,5 @@ class Router:
             if now - mapping.last_out >= self.timeout:
                 self._forget(key, mapping)
             elif mapping.peers:
-                mapping.peers = {ip: at for ip, at in mapping.peers.items() if now - at < self.timeout}
+                mapping.peers = {peer: at for peer, at in mapping.peers.items() if now - at < self.timeout}
         self._flows = {flow: at for flow, at in self._flows.items() if now - at < self.timeout}

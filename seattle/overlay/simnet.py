@@ -34,6 +34,9 @@ addresses. Either way a node behind a router gets only the datagrams its router 
 LAN. Private addresses are unique across the whole simulation (real homes all reuse 192.168.1.x): a datagram
 to one from outside its LAN is unreachable, as it would be. Without routers nothing of this runs, and a run is
 the same as before they existed.
+
+Dial-back probes (`OverlayNode.take_probes`) leave a node from its port + PROBE_PORT_OFFSET, a flow of its
+own through any router, as they leave a real node from a socket of their own.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ from seattle.overlay.transport import EngineTransport
 #: Records carry wall-clock times, so virtual time starts at a plausible wall-clock moment.
 EPOCH = 1_800_000_000.0
 PORT = 4000
+#: A node's dial-back probes leave from this many ports above its own (`OverlayNode.take_probes`).
+PROBE_PORT_OFFSET = 1
 #: How long a helper waits for an answer or a lookup before giving up (virtual seconds).
 DEFAULT_TIMEOUT = 60.0
 #: Each node gets a /24 of its own (the routing table caps contacts per /24): 127.a.b.1, then 10.a.b.1.
@@ -174,8 +179,12 @@ class SimNetwork:
             raise ValueError(f"address {address[0]} is a router's")
         self._nodes[address] = node
         self._addresses[node] = address
+        # A simulated host has one interface: it sends from its own address toward everyone.
+        own: str = address[0]
+        node.local_ip = lambda _peer: own
         if behind is not None:
             self._behind[address] = behind
+        self._reschedule(address)  # a node with work from the start (a reachability check) gets its wake-up
         return address
 
     def add_router(self, kind: NatKind, timeout: float = NAT_TIMEOUT) -> Router:
@@ -448,6 +457,7 @@ class SimNetwork:
         self.traffic.delivered += 1
         replies = self._nodes[destination].datagram_received(data, source, now)
         self._send(destination, replies, now)
+        self._send_probes(destination)
         self._reschedule(destination)
 
     def _wake(self, address: Address, now: float) -> None:
@@ -457,6 +467,7 @@ class SimNetwork:
         if address in self._dead:
             return  # a dead node's timers stop; `revive` reschedules them
         self._send(address, self._nodes[address].poll(now), now)
+        self._send_probes(address)
         self._reschedule(address)
 
     def _inward(self, origin: Address, source: Address, destination: Address, now: float) -> Address | None:
@@ -480,14 +491,23 @@ class SimNetwork:
             return None
         return destination
 
-    def _send(self, source: Address, datagrams: list[Datagram], now: float) -> None:
+    def _send_probes(self, address: Address) -> None:
+        """Send a node's dial-back probes from its other port, PROBE_PORT_OFFSET above its own: a socket of
+        its own, so a router sees a flow it has not seen."""
+        probes = self._nodes[address].take_probes()
+        if probes:
+            self._send(address, probes, self.now(), port=address[1] + PROBE_PORT_OFFSET)
+
+    def _send(self, source: Address, datagrams: list[Datagram], now: float, port: int | None = None) -> None:
+        """Send `datagrams` from the node at `source`, from its `port` when given (else its own)."""
         observer = self.observer
         router = self._behind.get(source) if self._behind else None
+        endpoint = source if port is None else (source[0], port)
         for data, destination in datagrams:
             self.traffic.sent += 1
-            wire = source
+            wire = endpoint
             if router is not None and self._behind.get(destination) is not router:  # leaving its LAN
-                mapped = router.outbound(source, destination, now)
+                mapped = router.outbound(endpoint, destination, now)
                 if mapped is None:
                     self.traffic.filtered += 1
                     continue
@@ -520,6 +540,7 @@ class SimNetwork:
     def _flush(self, address: Address) -> None:
         """Send what a node queued outside a delivery (a helper's request), then schedule its wake-up."""
         self._send(address, self._nodes[address].poll(self.now()), self.now())
+        self._send_probes(address)
         self._reschedule(address)
 
     def _link_latency(self, source: Address, destination: Address) -> float:

@@ -12,6 +12,13 @@ into files. Definitions (churn, success, hops, messages) are in docs/simulations
 * hops: `Lookup.hops()`, the requests on the chain that found the closest node that answered;
 * messages: the find_node requests a lookup sent plus the answers it got; `datagrams_per_lookup` is everything
   the network carried during the phase (ping-backs and joins included) divided by the lookups.
+* behind NAT (`behind_nat` > 0): that share of the nodes, starting population and joiners alike, sits alone
+  behind a home router of its own, the kinds in turn (cone NAT, symmetric NAT, firewall); every node then
+  measures its reachability (`seattle.overlay.reachability`), and those behind routers are DHT clients: they
+  start lookups like anyone but are never the answer, so "the live node closest" counts public nodes only.
+  `reachable_median`/`_p90` is the virtual time from a node's start (the phase's start, or its join's) to its
+  first measured state, `measured` the share of live nodes that have one, `state_correct` the share of those
+  whose state is the router's (public, nat, nat, firewalled).
 
 Everything random comes from the seed (node keys, the engines' `randomness`, the schedule), so one seed gives
 one run, byte for byte.
@@ -34,10 +41,12 @@ from pathlib import Path
 import trio
 import trio.testing
 
+from seattle.natkind import NatKind
 from seattle.overlay.addresses import Scope
 from seattle.overlay.join import join
 from seattle.overlay.nodeid import ID_BITS, NetworkParameters, NodeId, solve_identity
 from seattle.overlay.protocol import OverlayNode
+from seattle.overlay.reachability import State, Tracker
 from seattle.overlay.simnet import DEFAULT_TIMEOUT, SimNetwork
 
 #: Virtual seconds after the last lookup starts before the phase ends, so every lookup and join can finish.
@@ -62,6 +71,8 @@ class Config:
     #: The work each node id carries (`nodeid.NetworkParameters`). None by default: each node costs
     #: 2**puzzle_bits key generations to build (10,000 nodes at 4 bits: about 4 s on one core).
     puzzle_bits: int = 0
+    #: The share of nodes behind a home router of their own (module docstring); 0: none, nobody measures.
+    behind_nat: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("nodes", "lookups", "k", "alpha"):
@@ -72,6 +83,8 @@ class Config:
             raise ValueError(f"nodes must be at least 2 (a lookup needs someone to ask), got {self.nodes}")
         if not 0 <= self.churn <= 1:
             raise ValueError(f"churn is a fraction of the nodes in [0, 1], got {self.churn!r}")
+        if not 0 <= self.behind_nat < 1:
+            raise ValueError(f"behind_nat is a fraction of the nodes in [0, 1), got {self.behind_nat!r}")
         if not 0 <= self.loss < 1:
             raise ValueError(f"loss is a probability in [0, 1), got {self.loss!r}")
         if round(self.nodes * self.churn) > self.nodes - 2:
@@ -122,6 +135,11 @@ class Summary:
     build_seconds: float
     run_seconds: float
     peak_rss_mib: float
+    behind_nat: float = 0.0
+    measured: float = 0.0
+    state_correct: float = 0.0
+    reachable_median: float = 0.0
+    reachable_p90: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -135,11 +153,12 @@ def run_simulation(config: Config) -> Result:
     started = time.perf_counter()
     sim = SimNetwork(config.seed, latency=config.latency, loss=config.loss)
     population = [_new_node(config, f"node{number}") for number in range(config.nodes)]
-    for node in population:
-        sim.attach(node)
+    routers = _Routers(config, sim)
+    for number, node in enumerate(population):
+        routers.attach(node, number)
     sim.seed_tables()
     built = time.perf_counter()
-    phase = _Phase(config, sim, population)
+    phase = _Phase(config, sim, population, routers)
     trio.run(phase.run, clock=trio.testing.MockClock(autojump_threshold=0))
     finished = time.perf_counter()
     return Result(_summarise(config, phase, built - started, finished - built), phase.figures)
@@ -153,7 +172,36 @@ def _new_node(config: Config, name: str) -> OverlayNode:
     identity = solve_identity(name, network, seeds=lambda: next(seeds))
     # The simulator's addresses are 127.x and 10.x: the whole simulated network is one loopback testbed.
     return OverlayNode(identity, randomness=random.Random(_seed(f"{config.seed}/{name}")), k=config.k,
-                       alpha=config.alpha, scope=Scope.LOOPBACK, network=network)
+                       alpha=config.alpha, scope=Scope.LOOPBACK, network=network,
+                       reachability=Tracker() if config.behind_nat else None)
+
+
+#: The state each router kind should bring its node to; None: on the internet.
+_EXPECTED = {None: State.PUBLIC, NatKind.CONE: State.NAT, NatKind.SYMMETRIC: State.NAT,
+             NatKind.FIREWALL: State.FIREWALLED}
+
+
+class _Routers:
+    """Puts every node on the network: `behind_nat` of them, spread evenly by number, behind a router of their
+    own, the kinds in turn."""
+
+    _KINDS = (NatKind.CONE, NatKind.SYMMETRIC, NatKind.FIREWALL)
+
+    def __init__(self, config: Config, sim: SimNetwork) -> None:
+        self.share = config.behind_nat
+        self.sim = sim
+        self.kind: dict[OverlayNode, NatKind | None] = {}
+        self._homes = 0
+
+    def attach(self, node: OverlayNode, number: int) -> None:
+        behind = int((number + 1) * self.share) > int(number * self.share)
+        kind = self._KINDS[self._homes % len(self._KINDS)] if behind else None
+        if kind is None:
+            self.sim.attach(node)
+        else:
+            self._homes += 1
+            self.sim.attach(node, behind=self.sim.add_router(kind))
+        self.kind[node] = kind
 
 
 def _seed(text: str) -> bytes:
@@ -191,13 +239,18 @@ class LiveIds:
 class _Phase:
     """The lookup phase: one scheduler task starts lookups, kills and joins at their planned moments."""
 
-    def __init__(self, config: Config, sim: SimNetwork, population: list[OverlayNode]) -> None:
+    def __init__(self, config: Config, sim: SimNetwork, population: list[OverlayNode], routers: _Routers) -> None:
         self.config = config
         self.sim = sim
+        self.routers = routers
         # The label predates the module's rename; kept so that published results repeat.
         self.random = random.Random(f"experiment/{config.seed}")
         self.members = list(population)  # live and joined: who may start a lookup, leave, or be joined via
-        self.live = LiveIds(node.node_id.value for node in population)
+        # The answers a lookup may find: public nodes (those behind routers are DHT clients).
+        self.live = LiveIds(node.node_id.value for node in population if routers.kind[node] is None)
+        self.vias = [node for node in population if routers.kind[node] is None]  # whom a joiner may join through
+        #: Each node's start, in virtual (engine) seconds: the phase's start, or its join's.
+        self.started: dict[OverlayNode, float] = {}
         self.busy: set[OverlayNode] = set()  # starting a lookup or helping a join: not killed meanwhile
         self.figures: list[LookupFigures] = []
         self.left = self.joined = self.joins_failed = 0
@@ -212,6 +265,7 @@ class _Phase:
 
     async def run(self) -> None:
         async with self.sim.running():
+            self.started = dict.fromkeys(self.members, self.sim.now())
             sent_before = self.sim.traffic.sent
             origin = trio.current_time()
             async with trio.open_nursery() as nursery:
@@ -226,8 +280,9 @@ class _Phase:
                         self._leave()
                     else:
                         newcomer = _new_node(self.config, f"joiner{index}")
-                        self.sim.attach(newcomer)
-                        via = self.random.choice(self._idle_sample())
+                        self.routers.attach(newcomer, self.config.nodes + index)
+                        self.started[newcomer] = self.sim.now()
+                        via = self.random.choice(self._idle_sample(self.vias))
                         self.busy.add(via)
                         nursery.start_soon(self._join, newcomer, via)
                 await trio.sleep(_DRAIN)
@@ -235,10 +290,12 @@ class _Phase:
             self.datagrams = self.sim.traffic.sent - sent_before
         self.figures.sort(key=lambda figures: figures.index)
 
-    def _idle_sample(self) -> list[OverlayNode]:
-        """A few members not busy, drawn at random (drawing from all members each time would be O(N))."""
+    def _idle_sample(self, among: list[OverlayNode] | None = None) -> list[OverlayNode]:
+        """A few members (or of `among`) not busy, drawn at random (drawing from all members each time would be
+        O(N))."""
+        pool = self.members if among is None else among
         while True:
-            picks = [self.random.choice(self.members) for _ in range(4)]
+            picks = [self.random.choice(pool) for _ in range(4)]
             idle = [node for node in picks if node not in self.busy]
             if idle:
                 return idle
@@ -246,7 +303,9 @@ class _Phase:
     def _leave(self) -> None:
         victim = self.random.choice(self._idle_sample())
         self.members.remove(victim)
-        self.live.remove(victim.node_id.value)
+        if self.routers.kind[victim] is None:
+            self.live.remove(victim.node_id.value)
+            self.vias.remove(victim)
         self.sim.kill(victim)
         self.left += 1
 
@@ -261,7 +320,9 @@ class _Phase:
             self.sim.kill(newcomer)  # a node that could not join gives up; it is not counted as live
             return
         self.members.append(newcomer)
-        self.live.add(newcomer.node_id.value)
+        if self.routers.kind[newcomer] is None:
+            self.live.add(newcomer.node_id.value)
+            self.vias.append(newcomer)
         self.joined += 1
 
     async def _lookup(self, index: int, me: OverlayNode, target: NodeId, started: float) -> None:
@@ -319,7 +380,21 @@ def _summarise(config: Config, phase: _Phase, build_seconds: float, run_seconds:
         build_seconds=build_seconds,
         run_seconds=run_seconds,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **_reachability(config, phase),
     )
+
+
+def _reachability(config: Config, phase: _Phase) -> dict[str, float]:
+    """The reachability figures of the live members at the end (module docstring); none without NAT."""
+    if not config.behind_nat:
+        return {}
+    values = [(node, node.reachability.value) for node in phase.members if node.reachability is not None]
+    done = [(node, value) for node, value in values if value.state is not State.UNKNOWN]
+    times = [value.checked_at - phase.started[node] for node, value in done if value.checked_at is not None] or [0.0]
+    correct = sum(value.state is _EXPECTED[phase.routers.kind[node]] for node, value in done)
+    return {"behind_nat": config.behind_nat, "measured": len(done) / max(1, len(values)),
+            "state_correct": correct / max(1, len(done)), "reachable_median": statistics.median(times),
+            "reachable_p90": _percentile(times, 0.9)}
 
 
 def _percentile(values: list[float] | list[int], fraction: float) -> float:

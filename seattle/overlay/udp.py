@@ -22,6 +22,14 @@ sender nothing, so datagrams are budgeted per source before the engine sees them
 address or IPv6 /64, and per /24 or /48): a flood from one network costs at most NETWORK_RATE checks a
 second, and is counted in `rate_limited`, while every other network is served as before.
 
+Dial-backs (`seattle.overlay.reachability`): the engine's probes leave from a second UDP socket, bound to the
+same host at a port of its own (opened at the first probe), and its TCP dials are plain connections from an
+ephemeral port, each closed at once and reported to the engine (`OverlayNode.tcp_dialed`); so neither rides
+on a flow the requester's NAT or firewall already holds open for the overlay's own socket. The engine asks
+which address this host sends from toward a peer (`OverlayNode.local_ip`): the bound address, or for a
+wildcard bind the one the kernel's routing picks (a connected UDP socket's own address; connecting sends
+nothing).
+
 The engine's clock is trio's monotonic clock shifted to read as wall-clock seconds: monotonic so deadlines
 never jump with the system clock, wall-clock-aligned because stored records carry wall-clock timestamps.
 """
@@ -43,7 +51,7 @@ import trio
 from seattle.budgets import RateTable, SourceBudget, source_of
 from seattle.overlay.addresses import bound_scope
 from seattle.overlay.messages import MAX_DATAGRAM
-from seattle.overlay.protocol import Address, Datagram, OverlayNode
+from seattle.overlay.protocol import TCP_DIAL_TIMEOUT, Address, Datagram, OverlayNode
 from seattle.overlay.transport import EngineTransport
 
 #: How long a helper waits for an answer or a lookup (seconds); the engine's own timeouts end it sooner.
@@ -81,6 +89,8 @@ class UdpOverlay(EngineTransport):
         self._host = host
         self._port = port
         self._socket: socket.socket | None = None
+        self._probe_socket: socket.socket | None = None
+        self._nursery: trio.Nursery | None = None
         self._address: Address | None = None
         self._offset = 0.0
         self._kick = trio.Event()
@@ -118,8 +128,11 @@ class UdpOverlay(EngineTransport):
             host, port = sock.getsockname()[:2]
             self._socket, self._address = sock, (host, port)
             self._node.widen_scope(bound_scope(host))
+            self._node.local_ip = self._local_ip
+            self._node.tcp_dialer = True
             self._offset = time.time() - trio.current_time()
             nursery = await self._stack.enter_async_context(trio.open_nursery())
+            self._nursery = nursery
             self._stack.callback(nursery.cancel_scope.cancel)
             nursery.start_soon(self._receive_loop)
             nursery.start_soon(self._timer_loop)
@@ -134,7 +147,7 @@ class UdpOverlay(EngineTransport):
         try:
             await self._stack.aclose()
         finally:
-            self._socket = None
+            self._socket = self._probe_socket = self._nursery = None
             self._address = None
 
     # --- the two tasks ----------------------------------------------------------------------------------
@@ -179,10 +192,61 @@ class UdpOverlay(EngineTransport):
                 # A full send buffer (BlockingIOError) or an unreachable peer: the datagram is lost, as on a
                 # congested network, and the engine's timeout for its answer handles it.
                 self._count_error("sendto", error)
+        self._dial_back()
         if self._watchers and self._node.finished != self._finished:
             self._finished = self._node.finished
             progress, self._progress = self._progress, trio.Event()
             progress.set()
+
+    def _dial_back(self) -> None:
+        """Send the engine's probes from the other socket and start its TCP dials."""
+        probes = self._node.take_probes()
+        for data, destination in probes:
+            try:
+                self._other_socket().sendto(data, destination)
+            except OSError as error:
+                self._count_error("sendto", error)
+        dials = self._node.take_tcp_dials()
+        if dials and self._nursery is not None:
+            for token, destination in dials:
+                self._nursery.start_soon(self._dial_tcp, token, destination)
+
+    async def _dial_tcp(self, token: int, destination: Address) -> None:
+        """Open a TCP connection to `destination` and close it: whether it was reached, for the engine."""
+        reached = False
+        with trio.move_on_after(TCP_DIAL_TIMEOUT * 0.9):  # reported before the engine gives up on it
+            try:
+                stream = await trio.open_tcp_stream(*destination)
+            except OSError:
+                pass
+            else:
+                reached = True
+                await stream.aclose()
+        self._node.tcp_dialed(token, reached, self.now())
+        await self._send(self._node.poll(self.now()))
+
+    def _other_socket(self) -> socket.socket:
+        """The probes' socket, opened at the first probe (a process running many nodes, a bench, needs no
+        second descriptor per node until one serves a dial-back)."""
+        if self._probe_socket is None:
+            probe = socket.socket(self._family, socket.SOCK_DGRAM)
+            self._stack.callback(probe.close)
+            probe.setblocking(False)
+            self._probe_socket = probe
+            probe.bind((self._host, 0))
+        return self._probe_socket
+
+    def _local_ip(self, peer: str) -> str | None:
+        """The address this host sends from toward `peer` (module docstring); None if there is no route."""
+        if self._host not in ("0.0.0.0", "::"):
+            return self._host
+        try:
+            with socket.socket(self._family, socket.SOCK_DGRAM) as probe:
+                probe.connect((peer, 9))  # a UDP connect only picks a route and a source: nothing is sent
+                local: str = probe.getsockname()[0]
+                return local
+        except OSError:
+            return None
 
     def _count_error(self, call: str, error: OSError) -> None:
         name = errno.errorcode.get(error.errno, str(error.errno)) if error.errno is not None else "unknown"

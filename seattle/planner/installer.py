@@ -248,7 +248,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the planner's key fingerprint (or ed25519: key) you trust; without it you are asked "
                              "on a terminal, and refused elsewhere")
     parser.add_argument("--percent", type=int, default=10, help="percent of this machine to donate (default 10)")
-    parser.add_argument("--host", default="127.0.0.1", help="IP address the node listens on (default 127.0.0.1)")
+    parser.add_argument("--host", default="0.0.0.0",
+                        help="IP address the node listens on (default 0.0.0.0: every interface, so the testbed "
+                             "can reach it)")
     parser.add_argument("--port", type=int, default=1224, help="TCP/UDP port of the node (default 1224)")
     parser.add_argument("--ports", help="the vessels' port pool, LOW-HIGH (default 63100-63199)")
     parser.add_argument("--pip-args", default="", help="extra options for `pip install`, e.g. '--index-url URL'")

@@ -50,8 +50,9 @@ def node_dir(tmp_path: Path) -> Iterator[Path]:
     write_profile(profile, [VesselPlan(70, alice.public_key), VesselPlan(30, bob.public_key, (alice.public_key,))],
                   [], alice)
     directory = tmp_path / "node"
+    # Loopback: a profile's node listens on every interface by default (issue 15); this one stays local.
     out = ok("node", "init", "--dir", str(directory), "--profile", str(profile), "--planner", "alice", "--port", "0",
-             "--percent", "20", "--ports", "47100-47109")
+             "--host", "127.0.0.1", "--percent", "20", "--ports", "47100-47109")
     assert "This node gives away 20% of this machine" in out
     assert "v1: 70%" in out and "47100-47106" in out and "v2: 30%" in out and "47107-47109" in out
     yield directory
@@ -164,8 +165,8 @@ def test_commands_on_a_node_that_is_not_running_or_not_there(tmp_path: Path, nod
         taken.listen()
         busy = tmp_path / "busy"
         profile = read_profile(tmp_path / "site.profile")
-        init_node_from_profile(busy, profile, planner=profile.planner, port=taken.getsockname()[1],
-                               machine=fallback_machine())
+        init_node_from_profile(busy, profile, planner=profile.planner, host="127.0.0.1",
+                               port=taken.getsockname()[1], machine=fallback_machine())
         failed = seattle("node", "start", "--dir", str(busy))
     assert failed.returncode == 1 and "exited with status 2 while starting" in failed.stderr
     assert "cannot listen on 127.0.0.1" in failed.stderr and not is_locked(busy)

@@ -167,7 +167,8 @@ def test_init_node_from_profile_creates_the_divided_node(tmp_path: Path) -> None
     donation = init_node_from_profile(node_dir, profile, planner=KEYS[3], percent=20, port=0, ports=range(40000, 40010),
                                       machine=fallback_machine(cores=2))
     config = NodeDir(node_dir).read_config()
-    assert (config.host, config.port, config.bootstrap) == ("127.0.0.1", 0, ("127.0.0.1:9999",))
+    # A donation listens on every interface (issue 15: a node built from a profile must be reachable).
+    assert (config.host, config.port, config.bootstrap) == ("0.0.0.0", 0, ("127.0.0.1:9999",))
     with NodeState.open(node_dir) as state:
         vessels = state.get_vessels()
     assert [v.name for v in vessels] == ["v1", "v2"]

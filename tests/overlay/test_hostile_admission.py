@@ -183,7 +183,7 @@ def test_our_padded_requests_draw_full_answers_with_a_cookie_from_strangers() ->
     asker = seeded_node("asker", k=20, scope=Scope.LOOPBACK)
     asker.request(Contact(node.node_id, "10.0.0.1", 7000), Kind.FIND_NODE, {"target": NodeId(7)}, EPOCH)
     [(request, _)] = asker.poll(EPOCH)
-    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1173
+    assert len(request) == asker._pad_to[Kind.FIND_NODE] == 1198  # k IPv6 contacts, a cookie, an IPv6 seen
     [(answer, _)] = node.datagram_received(request, source, EPOCH)
     decoded = messages.decode(answer)
     assert decoded.kind is Kind.NODES and decoded.cookie is not None and len(decoded.body["nodes"]) == node.k
@@ -234,7 +234,7 @@ def test_an_answer_carrying_padding_is_malformed() -> None:
     ("::1", Scope.LOOPBACK), ("::ffff:1.2.3.4", Scope.GLOBAL), ("::ffff:10.0.0.1", Scope.PRIVATE),
     ("0.0.0.0", None), ("0.1.2.3", None), ("255.255.255.255", None), ("224.0.0.1", None), ("239.1.1.1", None),
     ("240.0.0.1", None), ("169.254.1.1", None), ("192.0.2.1", None), ("198.51.100.1", None),
-    ("203.0.113.1", None), ("198.18.0.1", None), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
+    ("203.0.113.1", None), ("198.18.0.1", Scope.PRIVATE), ("192.0.0.8", None), ("::", None), ("ff02::1", None),
     ("fe80::1", None), ("fe80::1%eth0", None), ("2001:db8::1", None), ("2002:a00:1::1", None),
     ("2001::1", None), ("64:ff9b::a00:1", None), ("::ffff:0.0.0.0", None), ("3fff::1", None),
     ("fec0::1", None), ("example.org", None), ("", None),
@@ -281,17 +281,18 @@ def test_answers_carry_only_contacts_the_requester_can_reach() -> None:
 
 def test_a_bound_request_always_pays_for_a_cookie_the_answer_shrinks_around_it() -> None:
     node, source = _full_node(count=10)  # room for anyone
-    ping = _request(Kind.PING, {}, node)  # a bound ping is larger than a pong and its cookie: never padded
-    assert node._pad_to[Kind.PING] == messages.encoded_size(Kind.PONG, {}, cookie=True) < len(ping)
+    ping = _request(Kind.PING, {}, node)  # a bound ping pays for a pong, its cookie and an IPv4 `seen`
+    assert messages.encoded_size(Kind.PONG, {}, cookie=True, seen=source) <= len(ping)
     [(pong, _)] = node.datagram_received(ping, source, EPOCH)
     assert messages.decode(pong).cookie is not None and len(pong) <= len(ping)
+    assert messages.decode(pong).seen == source
     small = _request(Kind.FIND_NODE, {"target": NodeId(7)}, node, pad_to=300)
     [(answer, _)] = node.datagram_received(small, source, EPOCH)
     decoded = messages.decode(answer)
     got = len(decoded.body["nodes"])
     assert decoded.cookie is not None and 0 < got < 10
     one_more = {"nodes": node.table.closest(NodeId(7))[: got + 1]}
-    assert len(answer) <= len(small) < messages.encoded_size(Kind.NODES, one_more, cookie=True)
+    assert len(answer) <= len(small) < messages.encoded_size(Kind.NODES, one_more, cookie=True, seen=source)
     assert len(node.table) == 10  # and nobody is admitted until it acks
 
 
@@ -329,7 +330,8 @@ def test_any_host_text_gets_a_scope_or_none_and_never_raises(host: str, within: 
 @given(st.sampled_from([kind for kind in messages.RESPONSE_TO]), st.booleans(), st.integers(0, messages.MAX_DATAGRAM))
 def test_any_padding_decodes_to_the_same_request_of_exactly_that_size(kind: Kind, bound: bool, pad_to: int) -> None:
     body = {Kind.PING: {}, Kind.FIND_NODE: {"target": NodeId(9)}, Kind.GET_RECORDS: {"key": NodeId(9), "skip": 3},
-            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)}}[kind]
+            Kind.ADD_RECORD: {"record": b"r" * 40, "token": bytes(16)},
+            Kind.DIAL_BACK: {"nonce": bytes(16), "tcp": True}}[kind]
     binding: dict[str, Any] = {"to": NodeId(1), "at": EPOCH} if bound else {}
     plain = messages.encode(seeded_identity("p"), kind, bytes(8), body, **binding)
     data = messages.encode(seeded_identity("p"), kind, bytes(8), body, pad_to=pad_to, **binding)
