@@ -3,10 +3,10 @@
     python bench/bench_hostile.py [--quick]
 
 One real `seattle node run` (a subprocess, on 127.0.0.1) with one vessel owned by the benchmark's owner key.
-For each attack class of issue 13, in the same run:
+For each attack class of issues 13 and 14 (the handshake), in the same run:
 
-* quiet: the owner's calls with no attack (each a fresh connection: connect, GetNodeInfo, one signed
-  ListFilesInVessel; `seattle.testing.hostile.owner_call`), `interval` apart;
+* quiet: the owner's calls with no attack (each a fresh connection: connect, the channel's handshake, one
+  signed ListFilesInVessel; `seattle.testing.hostile.owner_call`), `interval` apart;
 * attacked: the same calls while the attack runs in a process of its own
   (`python -m seattle.testing.attackers`, bounded in count and time, from 127.66.x.y addresses);
 * the daemon's peak RSS over the row (sampled every 20 ms), and whether it is still alive afterwards.
@@ -64,7 +64,7 @@ GOAL_SURROUND_S = 3600.0
 GOAL_NETWORKS = 10
 OVERLAY_SIZE = 10_000
 #: Seconds between two owner calls: a steady owner, not a load of its own. Each call is a fresh connection that
-#: starts with the public GetNodeInfo, which the node paces at 20/s per address like anyone's public call.
+#: starts with the channel's handshake.
 INTERVAL = 0.1
 #: Seconds the attack gets before the owner's calls start, so they meet it at full strength.
 RAMP = 0.5
@@ -86,7 +86,10 @@ def attacks(quick: bool) -> list[Attack]:
         Attack("slow_readers", "slow readers (64 connections, 8 per address: pipelined GetVessels, never read)",
                10**6, seconds),
         Attack("trickle_writers", "trickle writers (a byte a second, 4 per address)", 300, seconds),
-        Attack("connection_flood", "connection flood (4 per address, 16 per /24)", 400, seconds),
+        Attack("connection_flood", "connection flood: half-open handshakes (4 per address, 16 per /24)", 400,
+               seconds),
+        Attack("handshake_flood", "handshake flood (complete handshakes at full rate, 16 addresses)", 10**6,
+               seconds),
         Attack("stranger_flood", "stranger flood (signed by 64 keys without rights)", 15_000 * scale, seconds),
         Attack("garbage", "UDP garbage at full rate (16 addresses)", 10**8, seconds),
         Attack("bad_signature", "UDP bad-signature flood at full rate", 10**8, seconds),

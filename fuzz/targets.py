@@ -52,7 +52,7 @@ def _signed(context: bytes, data: bytes) -> bytes:
 
 
 def overlay_decode(data: bytes) -> None:
-    """`messages.decode`: a Message or MessageRejected. Odd first byte: the rest is a signed payload."""
+    """`messages.decode`: a Message, an Ack or MessageRejected. Odd first byte: the rest is a signed payload."""
     if data and data[0] & 1:
         key, secret = SIGNER.sodium_key_pair
         payload = data[1:]

@@ -5,7 +5,10 @@ transport and the DHT's record store budget work by where it comes from, not by 
 an IPv4 address or an IPv6 /64 (anyone gets a whole /64, so it is one address), within its network, an IPv4
 /24 or an IPv6 /48; an IPv4-mapped IPv6 address counts as IPv4. A `RateTable` holds token buckets per source
 key and forgets the least recently seen key when full, so a flood of sources costs a fixed table size and
-never locks newcomers out.
+never locks newcomers out. A key whose bucket has refilled holds nothing a newcomer would not (a full burst),
+so the table forgets it once it is the least recently seen and a new key comes: an honest peer's few
+datagrams a second leave no entry behind for long, and a process that runs a thousand overlay nodes (the UDP
+bench) does not keep a table row per peer per node.
 """
 
 from __future__ import annotations
@@ -61,20 +64,38 @@ class RateTable:
 
     def tokens(self, key: str, now: float) -> float:
         """The tokens `key` holds now (negative while it is in debt); spends nothing."""
-        tokens, updated = self._buckets.get(key, (float(self.burst), now))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return float(self.burst)
+        tokens, updated = bucket
         return min(float(self.burst), tokens + max(0.0, now - updated) * self.rate)
 
     def take(self, key: str, now: float) -> float:
         """Spend a token of `key`'s; the seconds until it was earned (0 if one was saved). The debt is capped
         at one burst, so a source that keeps asking waits at most burst / rate per request."""
         tokens = max(self.tokens(key, now) - 1, -float(self.burst))
-        if key in self._buckets:
-            self._buckets.move_to_end(key)
-        elif len(self._buckets) >= self.capacity:
-            self._buckets.popitem(last=False)
-            self.evictions += 1
-        self._buckets[key] = (tokens, now)
+        self._store(key, tokens, now)
         return max(0.0, -tokens / self.rate)
+
+    def _store(self, key: str, tokens: float, now: float) -> None:
+        """Set `key`'s bucket as the most recently seen. A key new to the table first makes room: up to two
+        of the least recently seen keys are forgotten if their buckets are full again (they equal no entry;
+        two, so the table shrinks while new keys come, at a bounded cost), then, if the table is still full,
+        the least recently seen key."""
+        buckets = self._buckets
+        if buckets.pop(key, None) is None:
+            for _ in range(2):
+                oldest = next(iter(buckets), None)
+                if oldest is None:
+                    break
+                held, updated = buckets[oldest]
+                if held + (now - updated) * self.rate < self.burst:
+                    break
+                del buckets[oldest]
+            if len(buckets) >= self.capacity:
+                buckets.popitem(last=False)
+                self.evictions += 1
+        buckets[key] = (tokens, now)
 
     def keys(self) -> list[str]:
         """The keys held, least recently seen first."""
@@ -110,6 +131,7 @@ class SourceBudget:
         network_tokens = self.network.tokens(source.network, now)
         if network_tokens < 1:
             return Exhausted(source.network, self.network, network_tokens)
-        self.address.take(source.address, now)
-        self.network.take(source.network, now)
+        # Both hold a token (so no debt to cap): spent as `take` would, without reading the buckets again.
+        self.address._store(source.address, address_tokens - 1, now)
+        self.network._store(source.network, network_tokens - 1, now)
         return None

@@ -424,3 +424,29 @@ class NoPlannerGiven(SeattleError):
     def __init__(self, choices: list[str]) -> None:
         listed = ", ".join(choices) if choices else "none yet; create one with `seattle keygen NAME`"
         super().__init__(f"say which identity signs the profile with --as IDENTITY (identities: {listed})")
+
+
+# Pinned node keys ($SEATTLE_HOME/known_nodes, seattle.nodemgr.known_nodes).
+
+
+class BadKnownNodesFile(SeattleError):
+    exit_code = 1
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"the known-nodes file {path} cannot be used: {reason}; fix or delete it (every node "
+                         "named by address is then pinned again on its next contact)")
+
+
+class KnownNodesFull(SeattleError):
+    exit_code = 1
+
+    def __init__(self, path: Path, limit: int) -> None:
+        super().__init__(f"the known-nodes file {path} already pins {limit:,} nodes, the most it holds; remove "
+                         "nodes you no longer use with `seattle known-nodes forget HOST:PORT`")
+
+
+class UnknownKnownNode(SeattleError):
+    exit_code = 1
+
+    def __init__(self, address: str, path: Path) -> None:
+        super().__init__(f"{address} is not pinned in {path}; `seattle known-nodes list` shows what is")

@@ -458,11 +458,19 @@ def load_resources(path: str | Path) -> Resources:
 # ---------------------------------------------------------------------------------------------------------
 # Split and join (the node manager's SplitVessel / JoinVessels).
 
-#: What one more vessel costs in overhead (the original's `resources.offcut`).
+#: What one more vessel costs in overhead (the original's `resources.offcut`, but for memory). Memory is what a
+#: vessel's processes hold that it is not charged for: its supervisor and the pages its prepared process wrote
+#: before it got its program, about 7 MB measured (bench/bench_small_vessels.py), where the original's nanny
+#: charged its whole interpreter and set aside 1 MB. Setting the overhead aside keeps the host's real memory
+#: within the donation: Σ allotments + #vessels · offcut + NODE_RESERVE.
 DEFAULT_OFFCUT = Resources({
-    "cpu": 0.002, "memory": 1_000_000, "diskused": 100_000, "events": 2,
+    "cpu": 0.002, "memory": 8_000_000, "diskused": 100_000, "events": 2,
     "filewrite": 1000.0, "fileread": 1000.0, "filesopened": 1, "lograte": 100.0,
 })
+
+#: What a node's vessels share once, set aside from a donation before its vessels: the zygote's memory (the
+#: interpreter pages every vessel process maps and none is charged for; about 18 MB resident, measured).
+NODE_RESERVE = Resources({"memory": 24_000_000})
 
 _KIB = 1024
 _MIB = 1024 * 1024

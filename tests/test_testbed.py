@@ -58,7 +58,8 @@ def assert_all_gone(processes: list[psutil.Process]) -> None:
 async def node_info(address: str) -> dict[str, object]:
     host, port = address.rsplit(":", 1)
     async with await NodeClient.connect(host, int(port)) as client:
-        return client.node_info
+        info: dict[str, object] = await client.call("GetNodeInfo")
+        return info
 
 
 async def nodes_advertising(key: PublicKey, through: str, expected: int) -> set[str]:

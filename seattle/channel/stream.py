@@ -276,7 +276,8 @@ class SecureStream(trio.abc.HalfCloseableStream):
         self._receiving = False
         self._eof_sent = False
         self._eof_received = False
-        self._broken = False
+        self._broken = False  # a received message failed: nothing more can be read or sent
+        self._send_broken = False  # a send was cut off: nothing more can be sent, but the peer's messages still read
         self._closed = False
 
     # --- sending ------------------------------------------------------------------------------------------
@@ -321,8 +322,9 @@ class SecureStream(trio.abc.HalfCloseableStream):
             await self.transport_stream.send_all(wire)
         except BaseException:
             # Part of the messages may be on the wire (a cancel, a broken socket): the peer's next message
-            # would be out of sequence, so nothing more can be sent.
-            self._broken = True
+            # would be out of sequence, so nothing more can be sent. What the peer sent before it hung up (a
+            # node's refusal, say) still decrypts in order with the receive cipher, so receiving goes on.
+            self._send_broken = True
             raise
 
     def _send_guard(self) -> _Guard:
@@ -331,9 +333,10 @@ class SecureStream(trio.abc.HalfCloseableStream):
     # --- receiving ----------------------------------------------------------------------------------------
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        """The next plaintext (at most `max_bytes`, at most one message's); b"" once the peer ended the stream.
-        ChannelBroken, after closing the transport, for a message that fails authentication or a stream cut off
-        without its end-of-stream message."""
+        """The next plaintext (at most `max_bytes`): the next message's, joined with every further message
+        already received whole (pipelined answers arrive as many small messages: one call returns them all);
+        b"" once the peer ended the stream. ChannelBroken, after closing the transport, for a message that fails
+        authentication or a stream cut off without its end-of-stream message."""
         if max_bytes is not None:
             max_bytes = operator.index(max_bytes)  # TypeError for a float, as any trio stream
             if max_bytes < 1:
@@ -348,7 +351,7 @@ class SecureStream(trio.abc.HalfCloseableStream):
                 if not plaintext:
                     self._eof_received = True
                     return b""
-                self._plain, self._plain_offset = plaintext, 0
+                self._plain, self._plain_offset = await self._with_buffered(plaintext, max_bytes), 0
             start = self._plain_offset
             end = len(self._plain) if max_bytes is None else min(len(self._plain), start + max_bytes)
             self._plain_offset = end
@@ -357,26 +360,55 @@ class SecureStream(trio.abc.HalfCloseableStream):
             return self._plain[start:end]
 
     async def _next_message(self) -> bytes:
-        raw = self._raw
         while True:
-            if len(raw) >= LENGTH.size:
-                (length,) = LENGTH.unpack_from(raw)
-                if length < TAGLEN:
-                    await self._fail(ChannelError(BAD_MESSAGE, f"a transport message of {length} bytes is shorter "
-                                                               "than its authentication tag"))
-                end = LENGTH.size + length
-                if len(raw) >= end:
-                    ciphertext = bytes(memoryview(raw)[LENGTH.size:end])
-                    del raw[:end]
-                    try:
-                        return self._receive_cipher.decrypt_with_ad(b"", ciphertext)
-                    except ChannelError as exc:
-                        await self._fail(exc)
+            try:
+                message = self._decrypt_buffered()
+            except ChannelError as exc:
+                await self._fail(exc)
+            if message is not None:
+                return message
             data = await self.transport_stream.receive_some(_TRANSPORT_READ)
             if not data:
-                where = "inside a message" if raw else "without ending the channel (the stream may have been cut)"
+                where = "inside a message" if self._raw else "without ending the channel (the stream may have been cut)"
                 await self._fail(ChannelError(CONNECTION_CLOSED, f"the peer's connection closed {where}"))
-            raw += data
+            self._raw += data
+
+    async def _with_buffered(self, plaintext: bytes, max_bytes: int | None) -> bytes:
+        """`plaintext` joined with the messages after it that are already here whole, up to `max_bytes` (at
+        most one whole message's when None); an end-of-stream message among them ends the stream after them."""
+        limit = MAX_PLAINTEXT if max_bytes is None else max_bytes
+        parts = [plaintext]
+        size = len(plaintext)
+        while size < limit and not self._eof_received:
+            try:
+                message = self._decrypt_buffered(room=limit - size)
+            except ChannelError as exc:
+                await self._fail(exc)
+            if message is None:
+                break
+            if not message:
+                self._eof_received = True
+                break
+            parts.append(message)
+            size += len(message)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _decrypt_buffered(self, room: int = MAX_PLAINTEXT) -> bytes | None:
+        """The next message in `_raw`, decrypted; None while it has not all arrived, or if its plaintext is over
+        `room` bytes (it stays for the next read). ChannelError if it fails."""
+        raw = self._raw
+        if len(raw) < LENGTH.size:
+            return None
+        (length,) = LENGTH.unpack_from(raw)
+        if length < TAGLEN:
+            raise ChannelError(BAD_MESSAGE, f"a transport message of {length} bytes is shorter than its "
+                                            "authentication tag")
+        end = LENGTH.size + length
+        if len(raw) < end or length - TAGLEN > room:
+            return None
+        ciphertext = bytes(memoryview(raw)[LENGTH.size:end])
+        del raw[:end]
+        return self._receive_cipher.decrypt_with_ad(b"", ciphertext)
 
     async def _fail(self, exc: ChannelError) -> NoReturn:
         self._broken = True
@@ -394,7 +426,7 @@ class SecureStream(trio.abc.HalfCloseableStream):
             return
         self._closed = True
         try:
-            if not (self._eof_sent or self._broken or self._sending):
+            if not (self._eof_sent or self._broken or self._send_broken or self._sending):
                 with trio.move_on_after(CLOSE_TIMEOUT):
                     try:
                         await self.transport_stream.send_all(self._end_of_stream())
@@ -422,6 +454,8 @@ class _Guard:
         if stream._broken:
             raise trio.BrokenResourceError("this channel is broken: a message was refused or a send was cut off")
         if self.sending:
+            if stream._send_broken:
+                raise trio.BrokenResourceError("this channel's sending side is broken: a send was cut off")
             if stream._sending:
                 raise trio.BusyResourceError("another task is sending on this channel")
             stream._sending = True

@@ -20,7 +20,7 @@ from seattle.cli.call_arguments import (
 )
 from seattle.cli.terminal import printable
 from seattle.errors import SignedCallNeedsIdentity
-from seattle.keys import Identity, is_protected, load_identity
+from seattle.keys import Identity, is_protected, load_identity, resolve
 from seattle.nodemgr.calltable import CALLS
 
 _EPILOG = "\b\nThe calls (see docs/researchers-guide.md):\n" + "\n".join(
@@ -34,10 +34,14 @@ _EPILOG = "\b\nThe calls (see docs/researchers-guide.md):\n" + "\n".join(
 @click.option("--out", "out_path", type=click.Path(path_type=Path, dir_okay=False),
               help="Write the result to this file instead of standard output (e.g. a retrieved file).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the node.")
+@click.option("--node-key", "node_key", metavar="KEY",
+              help="The node's key (ed25519:... or an identity name): the node must prove it, else the call is "
+                   "refused. Without it the key pinned for HOST:PORT in the known-nodes file is expected (a first "
+                   "contact pins the key it finds).")
 @click.argument("address", metavar="HOST:PORT")
 @click.argument("words", nargs=-1, required=True, metavar="CALL [ARGS...]", type=click.UNPROCESSED)
-def call(as_identity: str | None, as_json: bool, out_path: Path | None, timeout: float, address: str,
-         words: tuple[str, ...]) -> None:
+def call(as_identity: str | None, as_json: bool, out_path: Path | None, timeout: float, node_key: str | None,
+         address: str, words: tuple[str, ...]) -> None:
     """Make CALL on the node manager at HOST:PORT; file data is read from a path or `-` (stdin).
 
     Exits 0 on success, 1 if the node refused the call (the error code is shown) or cannot be reached,
@@ -48,7 +52,8 @@ def call(as_identity: str | None, as_json: bool, out_path: Path | None, timeout:
     if as_identity is None and needs_identity(name):
         raise SignedCallNeedsIdentity(name)
     identity = _identity(as_identity) if as_identity is not None else None
-    response = make_call(host_port, identity, name, args, timeout=timeout)
+    expected = resolve(node_key) if node_key is not None else None
+    response = make_call(host_port, identity, name, args, timeout=timeout, node_key=expected)
     if as_json:
         write_output((render_json(response) + "\n").encode("utf-8"), out_path, sys.stdout.buffer)
         check_response(name, response)

@@ -30,9 +30,10 @@ from seattle.errors import (
     OutputNotWritten,
     UnknownCall,
 )
-from seattle.keys import Identity, resolve
+from seattle.keys import Identity, PublicKey, resolve
 from seattle.nodemgr.calltable import CALLS, MAX_FILE_DATA, PUBLIC_CALLS
 from seattle.nodemgr.client import DEFAULT_TIMEOUT, NodeClient, NodeClientError
+from seattle.nodemgr.known_nodes import KnownNodes
 from seattle.nodemgr.signing import ERROR, WARNING, Response
 
 _TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
@@ -119,6 +120,7 @@ _WORDS: dict[str, _Word] = {
     "vessel": _Word("VESSEL", _as_is),
     "other": _Word("OTHER_VESSEL", _as_is),
     "program": _Word("PROGRAM", _as_is),
+    "platform": _Word("python3|repyV2|repyV1", _as_is),
     "filename": _Word("FILENAME", _as_is),
     "ownerinfo": _Word("TEXT", _as_is),
     "data": _Word("LOCAL_FILE|-", _read_source),
@@ -168,10 +170,12 @@ def needs_identity(name: str) -> bool:
 
 
 def make_call(address: tuple[str, int], identity: Identity | None, name: str, args: dict[str, Any],
-              *, timeout: float = DEFAULT_TIMEOUT) -> Response:
-    """Connect, send one call (signed by `identity` if given) and return the whole response."""
+              *, timeout: float = DEFAULT_TIMEOUT, node_key: PublicKey | None = None) -> Response:
+    """Connect, send one call (signed by `identity` if given) and return the whole response. The node must
+    prove `node_key` if given, else its pin in the known-nodes file (a first contact pins it)."""
     async def exchange() -> Response:
-        async with await NodeClient.connect(*address, identity=identity, timeout=timeout) as node:
+        async with await NodeClient.connect(*address, identity=identity, node_key=node_key,
+                                            known_nodes=KnownNodes.default(), timeout=timeout) as node:
             return await node.request(name, **args)
     try:
         return trio.run(exchange)

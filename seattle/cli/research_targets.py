@@ -34,6 +34,7 @@ from seattle.keys import (
     key_directory,
     list_identities,
     load_identity,
+    resolve,
     save_identity,
 )
 
@@ -96,8 +97,11 @@ def _print_found(rows: list[dict[str, Any]]) -> None:
 
 @click.command()
 @who_options
+@click.option("--node-key", "node_key", metavar="KEY",
+              help="The node's key (ed25519:... or an identity name): the node must prove it. Without it the key "
+                   "pinned for HOST:PORT in the known-nodes file is expected (a first contact pins it).")
 @click.argument("address", metavar="HOST:PORT[:VESSEL]")
-def contact(opts: Options, address: str) -> None:
+def contact(opts: Options, node_key: str | None, address: str) -> None:
     """Add the vessels of the node at HOST:PORT you own or use (or just VESSEL) without the overlay."""
     host_port, vessel = address, None
     if address.count(":") >= 2 and not address.endswith("]") and not address.rsplit(":", 1)[1].isdigit():
@@ -105,7 +109,8 @@ def contact(opts: Options, address: str) -> None:
     host, port = parse_address(host_port)
     with command_session(opts) as session:
         key = public_key_of(session, opts)
-        numbers = run_async(lambda: operations.contact(session, host, port, key, vessel))
+        expected = resolve(node_key) if node_key is not None else None
+        numbers = run_async(lambda: operations.contact(session, host, port, key, vessel, expected))
         session.targets.add_to_group("contactgood", numbers)
         for number in numbers:
             known = session.targets.vessels[number]

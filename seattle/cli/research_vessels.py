@@ -27,6 +27,7 @@ from seattle.experiment import operations
 from seattle.experiment.fanout import Node, Outcome, VesselOp
 from seattle.experiment.session import Session
 from seattle.experiment.targets import VesselRef
+from seattle.vessel.spec import PLATFORMS, PYTHON3
 
 #: The largest file one AddFileToVessel carries (the node's limit).
 MAX_UPLOAD = 4 * 1024 * 1024
@@ -148,27 +149,35 @@ def delete(opts: Options, remote: str) -> None:
         report(fan_out("delete", session, opts, operations.call("DeleteFileInVessel", filename=remote)), opts)
 
 
+#: --dialect: the language the program is written in (StartVesselEx's platform).
+dialect_option = click.option(
+    "--dialect", type=click.Choice(PLATFORMS), default=PYTHON3, show_default=True,
+    help="The program's language: python3, or the original Repy's Python 2 with the V2 or V1 API.")
+
+
 @click.command(context_settings={"ignore_unknown_options": True})
 @common_options
+@dialect_option
 @click.argument("program", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(opts: Options, program: Path, args: tuple[str, ...]) -> None:
+def run(opts: Options, dialect: str, program: Path, args: tuple[str, ...]) -> None:
     """Upload the local PROGRAM to every target vessel and start it with ARGS (upload + start)."""
     data = read_local(program)
     with command_session(opts) as session:
-        op = operations.run(program.name, data, args)
+        op = operations.run(program.name, data, args, dialect)
         timeout = session.upload_timeout(len(data)) + session.timeout
         report(fan_out("run", session, opts, op, op_timeout=timeout), opts)
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @common_options
+@dialect_option
 @click.argument("program")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def start(opts: Options, program: str, args: tuple[str, ...]) -> None:
+def start(opts: Options, dialect: str, program: str, args: tuple[str, ...]) -> None:
     """Start PROGRAM, a file already in every target vessel, with ARGS."""
     with command_session(opts) as session:
-        report(fan_out("start", session, opts, operations.start(program, args)), opts)
+        report(fan_out("start", session, opts, operations.start(program, args, dialect)), opts)
 
 
 @click.command()

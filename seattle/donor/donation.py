@@ -7,10 +7,11 @@
 
 The computation follows the original installer (reference §7.2): donated = capacity × percent / 100, with
 threads (`events`) fixed at 500 whatever the percent; then one offcut per vessel is set aside for the
-overhead of having that vessel, and what remains is shared by the vessels' percents. Each vessel's share is
-rounded down on the resource grid and the last vessel takes the crumbs, so
+overhead of having that vessel, and the node's reserve once (the zygote's memory, which all vessels share and
+none is charged for); what remains is shared by the vessels' percents. Each vessel's share is rounded down on
+the resource grid and the last vessel takes the crumbs, so
 
-    sum(vessels) + #vessels · offcut == donated            (exactly, every quantity)
+    sum(vessels) + #vessels · offcut + reserve == donated            (exactly, every quantity)
 
 and no vessel is ever larger than the donation. Ports: the pool (default 63100..63199) is cut into
 consecutive runs in proportion to the percents (largest remainder), each run being the vessel's UDP and TCP
@@ -45,6 +46,7 @@ from seattle.planner.profile import PoolShare, Profile, VesselPlan
 from seattle.resources import (
     DEFAULT_OFFCUT,
     MAX_RENEWABLE,
+    NODE_RESERVE,
     QUANTITY_NAMES,
     RENEWABLE,
     RENEWABLE_RESOLUTION,
@@ -219,7 +221,7 @@ class Donation:
     capacity: Resources
     donated: Resources
     offcut: Resources
-    offcuts: Resources
+    offcuts: Resources  # every vessel's offcut and the node's reserve: all the overhead set aside
     vessels: list[Vessel] = field(default_factory=list)
     plans: tuple[VesselPlan, ...] = ()
     #: The last `pool` vessels are pool vessels: the node's own key owns them (docs/pool.md).
@@ -237,7 +239,8 @@ class Donation:
         lines.append(f"  {'ports':<14}{_ports(self.donated.connport):>12} (TCP and UDP)")
         lines.append(f"divided into {len(self.vessels)} vessel{'s' if len(self.vessels) != 1 else ''}, after "
                      f"one offcut each for its overhead ({_show(self.offcut['cpu'], 'cpu')} CPU, "
-                     f"{_show(self.offcut['memory'], 'B')} memory):")
+                     f"{_show(self.offcut['memory'], 'B')} memory) and {_show(NODE_RESERVE['memory'], 'B')} "
+                     "of memory for the interpreter all vessels share:")
         first_pool = len(self.vessels) - self.pool
         for number, ((resources, owner, users), plan) in enumerate(zip(self.vessels, self.plans, strict=True), 1):
             whose = "for the pool" if number > first_pool else f"owned by {owner.fingerprint()}"
@@ -300,11 +303,12 @@ def divide(machine: MachineResources, plans: Sequence[VesselPlan], percent: int 
     capacity = machine.capacity()
     donated = _scale(capacity, Fraction(percent, 100)).replace(
         events=min(DONATED_EVENTS, capacity["events"]), messport=frozenset(pool), connport=frozenset(pool))
-    offcuts = _times(offcut, len(plans))
+    offcuts = _times(offcut, len(plans)) + NODE_RESERVE
     try:
         available = donated - offcuts
     except ResourceArithmeticError as exc:
-        raise DonationTooSmall(f"{len(plans)} offcuts need more than is donated ({'; '.join(exc.problems)})"
+        raise DonationTooSmall(f"{len(plans)} offcuts and the node's reserve need more than is donated "
+                               f"({'; '.join(exc.problems)})"
                                ) from None
     available = available.replace(messport=frozenset(), connport=frozenset())
     runs = _port_runs(pool, [plan.percent for plan in plans])

@@ -5,7 +5,9 @@
 
 The unit runs `python -m seattle.cli node run --dir DIR` with the interpreter seattle is installed in, so it
 keeps working when `seattle` is not on the service manager's PATH. SIGTERM is what `node run` treats as a
-clean stop (vessels stopped and recorded), and TimeoutStopSec leaves time for that. The unit is named after
+clean stop (vessels stopped and recorded), and TimeoutStopSec leaves time for that. `Delegate=yes` hands the
+unit's cgroup subtree to the node, so its vessels get the kernel's CPU and memory limits (the cgroup layer,
+docs/sandbox-layers.md) instead of the nanny's SIGSTOP pauses. The unit is named after
 a hash of the node directory's absolute path, so several nodes of one user get one unit each. Installing
 writes the file and records it in the node's manifest (so `seattle node uninstall` removes it); `enable`
 (`service install --enable`) also runs `systemctl --user`, only when asked, because a unit started behind
@@ -59,6 +61,7 @@ def unit_text(node_dir: Path, python: str | None = None) -> str:
         "[Service]\n"
         "Type=simple\n"
         f"ExecStart={command}\n"
+        "Delegate=yes\n"
         "KillSignal=SIGTERM\n"
         "TimeoutStopSec=60\n"
         "Restart=on-failure\n"

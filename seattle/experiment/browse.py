@@ -191,7 +191,8 @@ async def _vessels_of(record: VesselRecord, key: PublicKey,
             continue
         try:
             with trio.fail_after(timeout):
-                async with await NodeClient.connect(host, port, timeout=timeout) as client:
+                # The record's node key must answer: the handshake proves it before GetVessels is sent.
+                async with await NodeClient.connect(host, port, node_key=record.node, timeout=timeout) as client:
                     answer = await client.call("GetVessels")
         except trio.TooSlowError:
             problem = problem or (text, "timed out")

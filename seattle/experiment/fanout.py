@@ -31,6 +31,7 @@ from seattle.errors import SeattleError
 from seattle.experiment.targets import VesselRef
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
+from seattle.nodemgr.known_nodes import KnownNodes
 
 OK = "ok"
 UNREACHABLE = "unreachable"
@@ -89,9 +90,11 @@ Progress = Callable[[int, int], None]
 
 async def fan_out(items: Sequence[tuple[int, VesselRef]], op: VesselOp, *, identity: Identity | None,
                   timeout: float, op_timeout: float | None = None, concurrency: int = DEFAULT_CONCURRENCY,
-                  progress: Progress | None = None, node_keys: NodeKeys | None = None) -> list[Outcome]:
+                  progress: Progress | None = None, node_keys: NodeKeys | None = None,
+                  known_nodes: KnownNodes | None = None) -> list[Outcome]:
     """`op(node, ref)` on every (number, ref); one Outcome per item, in the order given. A node listed in
-    `node_keys` must present that key (else its vessels fail: another machine took its address)."""
+    `node_keys` must present that key in the channel's handshake (else its vessels fail: another machine took
+    its address); any other node must present its pin in `known_nodes` (a first contact pins it)."""
     per_vessel = op_timeout if op_timeout is not None else timeout
 
     async def each(node: Node, vessels: Sequence[tuple[int, VesselRef]], report: Report) -> None:
@@ -116,7 +119,8 @@ async def fan_out(items: Sequence[tuple[int, VesselRef]], op: VesselOp, *, ident
                 report.add(Outcome(number, ref, OK, result))
 
     return await fan_out_nodes(items, each, identity=identity, timeout=timeout, concurrency=concurrency,
-                               progress=progress, call_timeout=per_vessel, node_keys=node_keys)
+                               progress=progress, call_timeout=per_vessel, node_keys=node_keys,
+                               known_nodes=known_nodes)
 
 
 class Report:
@@ -143,7 +147,8 @@ NodeOp = Callable[[Node, Sequence[tuple[int, VesselRef]], Report], Awaitable[Non
 
 async def fan_out_nodes(items: Sequence[tuple[int, VesselRef]], node_op: NodeOp, *, identity: Identity | None,
                         timeout: float, concurrency: int = DEFAULT_CONCURRENCY, progress: Progress | None = None,
-                        call_timeout: float | None = None, node_keys: NodeKeys | None = None) -> list[Outcome]:
+                        call_timeout: float | None = None, node_keys: NodeKeys | None = None,
+                        known_nodes: KnownNodes | None = None) -> list[Outcome]:
     """`node_op(node, its vessels, report)` once per node; the building block of `fan_out` and of join.
 
     Connection problems are reported here for every vessel of the node; `node_op` reports the rest (a vessel
@@ -164,7 +169,8 @@ async def fan_out_nodes(items: Sequence[tuple[int, VesselRef]], node_op: NodeOp,
             try:
                 with trio.fail_after(timeout):
                     client = await NodeClient.connect(*address, identity, timeout=slack,
-                                                      node_key=(node_keys or {}).get(address))
+                                                      node_key=(node_keys or {}).get(address),
+                                                      known_nodes=known_nodes)
             except trio.TooSlowError:
                 report.rest(vessels, TIMED_OUT, f"the node did not answer within {timeout:g} s")
                 return

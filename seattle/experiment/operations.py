@@ -38,6 +38,8 @@ from seattle.experiment.session import Session
 from seattle.experiment.targets import VESSEL_NAME, VesselRef
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
+from seattle.nodemgr.known_nodes import KnownNodes
+from seattle.vessel.spec import PYTHON3
 
 #: GetVessels fields a researcher sees with `show owner`, `show users`, ...
 VESSEL_FIELDS = ("status", "owner", "users", "ownerinfo", "advertise")
@@ -85,23 +87,34 @@ def upload(remote: str, data: bytes) -> VesselOp:
     return call("AddFileToVessel", filename=remote, data=data)
 
 
-def run(remote: str, data: bytes, args: Sequence[str]) -> VesselOp:
+def run(remote: str, data: bytes, args: Sequence[str], platform: str = PYTHON3) -> VesselOp:
     """Upload the program, then start it (seash's `run`): both pipelined on the node's connection."""
+    starting = _start_call(remote, args, platform)
 
     async def op(node: Node, ref: VesselRef) -> Any:
         await node.client.call("AddFileToVessel", vessel=ref.vessel, filename=remote, data=data)
-        return await node.client.call("StartVessel", vessel=ref.vessel, program=remote, args=list(args))
+        return await node.client.call(starting[0], vessel=ref.vessel, **starting[1])
 
     return op
 
 
-def start(program: str, args: Sequence[str]) -> VesselOp:
-    return call("StartVessel", program=program, args=list(args))
+def start(program: str, args: Sequence[str], platform: str = PYTHON3) -> VesselOp:
+    name, arguments = _start_call(program, args, platform)
+    return call(name, **arguments)
+
+
+def _start_call(program: str, args: Sequence[str], platform: str) -> tuple[str, dict[str, Any]]:
+    """StartVessel for our dialect (which every node knows), StartVesselEx with the platform otherwise."""
+    if platform == PYTHON3:
+        return "StartVessel", {"program": program, "args": list(args)}
+    return "StartVesselEx", {"platform": platform, "program": program, "args": list(args)}
 
 
 async def node_info(node: Node, ref: VesselRef) -> dict[str, Any]:
-    """The node's GetNodeInfo answer, which the client fetched when it connected."""
-    return dict(node.client.node_info)
+    """The node's GetNodeInfo answer, asked once per node."""
+    if "info" not in node.memo:
+        node.memo["info"] = await node.client.call("GetNodeInfo")
+    return dict(node.memo["info"])
 
 
 async def offcut(node: Node, ref: VesselRef) -> str:
@@ -132,7 +145,8 @@ async def execute(session: Session, command: str, numbers: Sequence[int], op: Ve
     that are GetVessels entries refresh the cached details."""
     outcomes = await fan_out(session.targets.refs(numbers), op, identity=identity, timeout=session.timeout,
                              op_timeout=op_timeout, concurrency=concurrency, progress=progress,
-                             node_keys=node_keys(session, numbers))
+                             node_keys=node_keys(session, numbers),
+                             known_nodes=KnownNodes.default())
     remember(session, command, outcomes)
     return outcomes
 
@@ -171,7 +185,8 @@ async def split(session: Session, numbers: Sequence[int], resources: str, identi
         return names
 
     outcomes = await fan_out(session.targets.refs(numbers), split_one, identity=identity,
-                             timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers))
+                             timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers),
+                             known_nodes=KnownNodes.default())
     pieces: tuple[list[int], list[int]] = ([], [])
     for outcome in outcomes:
         if outcome.ok:
@@ -221,7 +236,8 @@ async def join(session: Session, numbers: Sequence[int], identity: Identity,
                                message="" if len(done) > 1 else "no other vessel could be joined to it"))
 
     outcomes = await fan_out_nodes(session.targets.refs(numbers), join_node, identity=identity,
-                                   timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers))
+                                   timeout=session.timeout, progress=progress, node_keys=node_keys(session, numbers),
+                                   known_nodes=KnownNodes.default())
     joined: list[int] = []
     for outcome in outcomes:
         if outcome.ok:
@@ -240,17 +256,19 @@ async def join(session: Session, numbers: Sequence[int], identity: Identity,
 
 
 async def contact(session: Session, host: str, port: int, key: PublicKey | None,
-                  vessel: str | None = None) -> list[int]:
+                  vessel: str | None = None, node_key: PublicKey | None = None) -> list[int]:
     """Add the vessels of the node at HOST:PORT without the overlay: `vessel` only, or every vessel `key` owns
     or uses (every vessel when there is no key). Their numbers; ContactFailed if the node cannot be asked.
-    GetVessels is public, so nothing is signed and no passphrase is needed."""
+    GetVessels is public, so nothing is signed and no passphrase is needed. The node must prove `node_key`
+    if given, else its pin in the known-nodes file (a first contact pins it); the session keeps the key proven
+    for its vessels, so later commands insist on it."""
     address = VesselRef(host, port, "-").address
     try:
         with trio.fail_after(session.timeout):
-            async with await NodeClient.connect(host, port, timeout=2 * session.timeout) as client:
+            async with await NodeClient.connect(host, port, node_key=node_key, known_nodes=KnownNodes.default(),
+                                                timeout=2 * session.timeout) as client:
                 answer = await client.call("GetVessels")
-                assert client.node_key is not None  # connect learnt it
-                node_key = client.node_key.to_text()
+                proven = client.node_key.to_text()
     except trio.TooSlowError:
         raise ContactFailed(address, f"no answer within {session.timeout:g} s") from None
     except NodeClientError as exc:
@@ -265,7 +283,7 @@ async def contact(session: Session, host: str, port: int, key: PublicKey | None,
         mine = text is None or entry["owner"] == text or text in entry["users"]
         if (vessel is None and mine) or entry["name"] == vessel:
             info = {name: entry.get(name) for name in VESSEL_FIELDS}
-            numbers.append(session.targets.add_vessel(VesselRef(host, port, entry["name"]), node_key, info))
+            numbers.append(session.targets.add_vessel(VesselRef(host, port, entry["name"]), proven, info))
     if vessel is not None and not numbers:
         raise ContactFailed(address, f"it has no vessel named {vessel!r}")
     return numbers

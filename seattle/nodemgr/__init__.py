@@ -1,4 +1,5 @@
-"""The node manager: the donor's daemon that serves the signed node manager API over TCP and runs the vessels.
+"""The node manager: the donor's daemon that serves the signed node manager API over encrypted TCP and runs the
+vessels.
 
 Imports neither the donor layer (`seattle.donor`) nor the planner (`seattle.planner`), which build on it.
 
@@ -6,9 +7,10 @@ Imports neither the donor layer (`seattle.donor`) nor the planner (`seattle.plan
     nodeerror     NodeError: a call the node refuses, with a stable code
     api           NodeAPI: what each call does on the node's state and launcher
     signing       signed requests and their verification; the response form
-    frames        length-prefixed msgpack frames on the TCP connection
-    server        NodeServer: connections, limits, requests answered in order
-    client        NodeClient: the client side of the protocol (pipelined, trio)
+    frames        length-prefixed msgpack frames, inside the secure channel (seattle.channel) on each connection
+    server        NodeServer: connections, limits, the channel's handshake, requests answered in order
+    client        NodeClient: the client side of the protocol (the channel's handshake, pipelined, trio)
+    known_nodes   KnownNodes: node keys pinned on first use ($SEATTLE_HOME/known_nodes, like known_hosts)
     database      the SQLite store of the node's vessels (rows, transactions, schema)
     vessels       NodeState: the vessels and their files kept consistent with the database
     vesselfiles   a vessel's files as the API handles them (atomic uploads through a directory descriptor)

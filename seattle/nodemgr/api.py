@@ -48,7 +48,7 @@ from seattle.nodemgr.vessels import RUNNING, NodeState
 from seattle.pool.formats import Lease
 from seattle.pool.refusals import LeaseRefused
 from seattle.vessel.host.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
-from seattle.vessel.spec import VesselSpec
+from seattle.vessel.spec import PYTHON3, VesselSpec, platform_named
 from seattle.vessel.status import VesselStatus
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,8 @@ class NodeAPI:
         self._handlers: dict[str, Handler] = {
             "GetNodeInfo": self._get_node_info, "GetVessels": self._get_vessels,
             "GetVesselResources": self._get_vessel_resources, "GetOffcutResources": self._get_offcut,
-            "StartVessel": self._start, "StopVessel": self._stop, "ResetVessel": self._reset,
+            "StartVessel": self._start, "StartVesselEx": self._start_ex, "StopVessel": self._stop,
+            "ResetVessel": self._reset,
             "AddFileToVessel": self._add_file, "RetrieveFileFromVessel": self._retrieve_file,
             "ListFilesInVessel": self._list_files, "DeleteFileInVessel": self._delete_file,
             "ReadVesselLog": self._read_log, "ChangeUsers": self._change_users,
@@ -232,6 +233,15 @@ class NodeAPI:
     # -- owner-or-user calls ----------------------------------------------------------------------------
 
     async def _start(self, vessel: str, program: str, args: list[str]) -> dict[str, Any]:
+        """StartVessel: the program in our dialect, Python 3."""
+        return await self._start_ex(vessel, PYTHON3, program, args)
+
+    async def _start_ex(self, vessel: str, platform: str, program: str, args: list[str]) -> dict[str, Any]:
+        """StartVesselEx: the program in the dialect `platform` names (python3, repyV2, repyV1; any case)."""
+        dialect = platform_named(platform)
+        if dialect is None:
+            raise NodeError("unsupported_platform", f"Programming language platform is not supported. "
+                            f"({platform!r}; the platforms are python3, repyV2 and repyV1)")
         record = await trio.to_thread.run_sync(self.state.get_vessel, vessel)
         if record.status in RUNNING or vessel in self._running:
             raise NodeError("already_started", f"Vessel {vessel} has already been started; stop it first")
@@ -240,7 +250,8 @@ class NodeAPI:
             raise NodeError("file_not_found",
                             f"No program file {program!r} in vessel {vessel}; upload it with AddFileToVessel")
         spec = VesselSpec(vessel_dir=self.state.vessel_dir(vessel), program=program,
-                          resources=record.resources, args=tuple(args), local_ips=self.local_ips)
+                          resources=record.resources, args=tuple(args), local_ips=self.local_ips,
+                          platform=dialect)
         try:
             handle = await self.launcher.start(spec, log_path=self.state.log_path(vessel))
         except SeattleError as exc:

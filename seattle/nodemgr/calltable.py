@@ -34,6 +34,8 @@ MAX_PROGRAM_ARGS_BYTES = 64 * 1024
 MAX_RESOURCE_TEXT = 64 * 1024
 MAX_USERS = 64
 MAX_VESSEL_NAME = 24
+#: A platform name (StartVesselEx): the known ones are a few characters; the node checks which it knows.
+MAX_PLATFORM_NAME = 32
 
 
 class Permission(StrEnum):
@@ -148,6 +150,9 @@ CALLS: dict[str, Call] = {call.name: call for call in (
     Call("GetOffcutResources", Permission.PUBLIC, ()),
     Call("StartVessel", Permission.OWNER_OR_USER,
          (("vessel", _vessel), ("program", _filename), ("args", _program_args)), ("vessel",), True),
+    Call("StartVesselEx", Permission.OWNER_OR_USER,
+         (("vessel", _vessel), ("platform", _text(MAX_PLATFORM_NAME)), ("program", _filename),
+          ("args", _program_args)), ("vessel",), True),
     Call("StopVessel", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",), True),
     Call("ResetVessel", Permission.OWNER_OR_USER, (("vessel", _vessel),), ("vessel",), True),
     Call("AddFileToVessel", Permission.OWNER_OR_USER,

@@ -116,7 +116,7 @@ class FrameDecoder:
             return None
         return bytes(self._buffer[:self.decision_prefix])
 
-    def feed(self, data: bytes, limit: int | None = None) -> list[object]:
+    def feed(self, data: bytes | bytearray, limit: int | None = None) -> list[object]:
         """Add bytes read from the stream; return the messages they complete, in order, at most `limit` of them.
 
         Stops early, keeping the rest, when a large frame needs a decision (`awaiting`) or `limit` messages
@@ -165,7 +165,7 @@ class FrameDecoder:
         self._buffer = bytearray()
         self._body_length = None
 
-    def _feed(self, data: bytes, limit: int | None) -> list[object]:
+    def _feed(self, data: bytes | bytearray, limit: int | None) -> list[object]:
         buffer = self._buffer
         buffer += data
         messages: list[object] = []

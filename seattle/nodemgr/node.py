@@ -86,8 +86,9 @@ class NodeManager:
 
     def __init__(self, node_dir: Path, host: str, port: int, *, limits: ServerLimits | None = None,
                  local_ips: Sequence[str] = (), allow_unconfined: bool = False, overlay: bool = False,
-                 bootstrap: Sequence[tuple[str, int]] = (), beneficiary: PublicKey | None = None,
-                 country: str = "") -> None:
+                 bootstrap: Sequence[tuple[str, int]] = (), plaintext_benchmark_only: bool = False,
+                 beneficiary: PublicKey | None = None, country: str = "") -> None:
+        """`plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py only)."""
         self.node_dir = Path(node_dir)
         self.host = host
         self.requested_port = port
@@ -96,6 +97,7 @@ class NodeManager:
         self.allow_unconfined = allow_unconfined
         self.use_overlay = overlay
         self.bootstrap = tuple(bootstrap)
+        self.plaintext_benchmark_only = plaintext_benchmark_only
         #: Whom this donor's node earns pool credit for, and the country its offer names (node.json).
         self.beneficiary = beneficiary
         self.country = country
@@ -142,7 +144,8 @@ class NodeManager:
         await self._launcher.__aenter__()
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
                            addresses=lambda: list(self.addresses), local_ips=self.local_ips, pool=pool)
-        self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)
+        self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits,
+                                 identity=self.identity, plaintext_benchmark_only=self.plaintext_benchmark_only)
         try:
             if self.use_overlay:
                 # Entered before the nursery, left after it: trio nurseries nest, and the overlay's own

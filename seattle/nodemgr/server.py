@@ -1,5 +1,12 @@
 """The node manager's TCP server: framing, limits, request checks and dispatch to `NodeAPI`, for many clients.
 
+Every accepted connection first completes the secure channel's handshake (`seattle.channel.secure_server`,
+with the node's identity key, within `handshake_timeout`); only then does the frame layer below run, unchanged,
+over the encrypted stream. A connection in its handshake already holds its place in the per-address and
+per-network counts and is a stranger that can be evicted, so half-finished handshakes are capped like any
+connection. Refusals for being over those counts go out before any handshake, as one plaintext error frame:
+refusing costs the node no cryptography.
+
 Unlike the original (one worker thread for the whole node), every connection is served by its own pair of
 tasks, so a slow or flooding client only ever waits for itself:
 
@@ -8,7 +15,8 @@ tasks, so a slow or flooding client only ever waits for itself:
   client, so a flood costs the node a few buffered requests per connection, not memory;
 * a **processor** takes requests in order, checks signed ones (signature, times, then the signer's rights,
   and only then the replay cache), dispatches, and writes the responses in request order, which is what
-  makes pipelining work.
+  makes pipelining work (answers to an authorized connection's queued requests are written together, up to
+  64 KiB: one channel message for many small answers).
 
 Every byte is from a stranger until a signature says otherwise, so the limits are in bytes and by source:
 
@@ -20,8 +28,9 @@ Every byte is from a stranger until a signature says otherwise, so the limits ar
   large frame needs at `min_transfer_rate`) from a frame's first byte to its last, so a request trickled a
   byte at a time is dropped; `write_timeout` (plus the same rate allowance) to hand one answer to the kernel,
   whose send buffer is capped at `send_buffer`, so a client that does not read its answers is dropped and
-  holds at most one answer and one send buffer of the node's memory;
-* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48); requests
+  holds at most one answer (or 64 KiB of gathered ones) and one send buffer of the node's memory;
+* sources: connections per address (IPv4 address, IPv6 /64) and per network (IPv4 /24, IPv6 /48), handshakes
+  paced per address and per network before their cryptography (`handshake_rate`); requests
   from connections that have not yet made an authorized call are paced by token buckets per address and per
   network, kept in LRU tables of `prefix_table_size` entries that forget the least recently seen source;
 * when all `max_connections` are taken, a new connection evicts the oldest connection that has never made an
@@ -48,8 +57,9 @@ from typing import Any
 import trio
 
 from seattle.budgets import RateTable, Source, source_of
+from seattle.channel.stream import ChannelError, secure_server
 from seattle.envelope import BAD_SIGNATURE
-from seattle.keys import PublicKey
+from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI, Origin
 from seattle.nodemgr.calltable import CALLS, Permission
 from seattle.nodemgr.frames import (
@@ -61,6 +71,7 @@ from seattle.nodemgr.frames import (
 )
 from seattle.nodemgr.signing import (
     SIGNER_PREFIX,
+    TOO_MANY_CONNECTIONS,
     PublicRequest,
     RequestRejected,
     RequestVerifier,
@@ -72,9 +83,10 @@ from seattle.nodemgr.signing import (
 
 log = logging.getLogger(__name__)
 
-TOO_MANY_CONNECTIONS = "too_many_connections"
 RESPONSE_TOO_LARGE = "response_too_large"
 _RECEIVE_SIZE = 64 * 1024
+#: Bytes of answers to queued pipelined requests written together (one channel message's worth).
+_COALESCE = 64 * 1024
 #: Accept errors that mean "out of descriptors or memory for now": back off and retry, never stop listening.
 _TRANSIENT_ACCEPT_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _ACCEPT_BACKOFF = (0.01, 1.0)
@@ -130,18 +142,26 @@ class ServerLimits:
     prefix_table_size: int = 4096
     #: How long a refused connection gets to receive its error frame.
     refusal_timeout: float = 2.0
+    #: Seconds from accept to a completed channel handshake (a few KiB at most are held meanwhile).
+    handshake_timeout: float = 10.0
+    #: Handshakes per second (and burst) per address, then per network, paced before any of the handshake's
+    #: cryptography: what one source can make the node spend on Diffie-Hellman (~0.5 ms of CPU each).
+    handshake_rate: float = 20.0
+    handshake_burst: int = 40
+    handshake_network_rate: float = 50.0
+    handshake_network_burst: int = 100
 
     def __post_init__(self) -> None:
         for name in ("max_connections", "max_connections_per_address", "max_connections_per_network",
                      "max_frame", "small_frame", "max_large_frames", "pipeline_depth", "send_buffer", "receive_buffer",
                      "min_transfer_rate", "stranger_burst", "network_burst", "claimant_burst",
-                     "claimant_network_burst", "prefix_table_size"):
+                     "claimant_network_burst", "handshake_burst", "handshake_network_burst", "prefix_table_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"ServerLimits.{name} must be a positive integer, got {value!r}")
-        for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "stranger_rate",
-                     "claimant_rate", "claimant_network_rate",
-                     "network_rate"):
+        for name in ("idle_timeout", "frame_timeout", "write_timeout", "refusal_timeout", "handshake_timeout",
+                     "stranger_rate", "claimant_rate", "claimant_network_rate", "network_rate", "handshake_rate",
+                     "handshake_network_rate"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0 or math.isnan(value):
                 raise ValueError(f"ServerLimits.{name} must be a positive number, got {value!r}")
@@ -169,7 +189,8 @@ class _Broken:
 class _Connection:
     """The state shared by one connection's reader and processor."""
 
-    stream: trio.SocketStream
+    #: The accepted TCP stream until the handshake completes, then the secure channel over it.
+    stream: trio.abc.Stream
     address: str
     network: str
     limits: ServerLimits
@@ -195,9 +216,15 @@ class NodeServer:
     """Accepts connections on `listeners` and serves them with `api`; see the module docstring."""
 
     def __init__(self, api: NodeAPI, verifier: RequestVerifier, limits: ServerLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, identity: Identity,
+                 plaintext_benchmark_only: bool = False) -> None:
+        """`identity` is the node's key pair, proven in every handshake (`verifier` checks that requests are
+        addressed to its public key). `plaintext_benchmark_only` serves frames without the channel, for
+        bench/bench_nodemgr.py's comparison alone: no command or configuration sets it."""
         self.api = api
         self.verifier = verifier
+        self.identity = identity
+        self._plaintext = plaintext_benchmark_only
         self.limits = limits or ServerLimits()
         self.clock = clock
         #: What was refused, dropped, evicted or paced, by cause: the counters tests and benchmarks read.
@@ -215,6 +242,10 @@ class NodeServer:
                                                 limits.prefix_table_size)
         self._claimant_network_pace = RateTable(limits.claimant_network_rate, limits.claimant_network_burst,
                                                 limits.prefix_table_size)
+        self._handshake_address_pace = RateTable(limits.handshake_rate, limits.handshake_burst,
+                                                 limits.prefix_table_size)
+        self._handshake_network_pace = RateTable(limits.handshake_network_rate, limits.handshake_network_burst,
+                                                 limits.prefix_table_size)
         self._large_frames = trio.Semaphore(limits.max_large_frames)
         self._verify_threads = trio.CapacityLimiter(2)
 
@@ -320,6 +351,8 @@ class NodeServer:
     async def _serve_connection(self, connection: _Connection) -> None:
         try:
             with connection.scope:
+                if not self._plaintext and not await self._handshake(connection):
+                    return
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._read, connection, nursery.cancel_scope)
                     await self._process(connection)
@@ -335,7 +368,30 @@ class NodeServer:
         finally:
             self._release(connection)
             self._release_large(connection)  # a large frame that never got answered
-            await trio.aclose_forcefully(connection.stream)
+            # A channel ends with its authenticated end-of-stream message (so the client can tell the node's
+            # close from a cut), given at most the channel's close timeout; a bare socket closes at once.
+            await connection.stream.aclose()
+
+    async def _handshake(self, connection: _Connection) -> bool:
+        """The channel's handshake, paced per address and network, all within `handshake_timeout`; whether it
+        completed (failures are counted)."""
+        limits = self.limits
+        now = trio.current_time()
+        wait = max(self._handshake_address_pace.take(connection.address, now),
+                   self._handshake_network_pace.take(connection.network, now))
+        if wait > 0:
+            self.stats["handshakes_paced"] += 1
+            if wait >= limits.handshake_timeout:
+                self.stats["handshakes_handshake_timeout"] += 1
+                return False
+            await trio.sleep(wait)
+        try:
+            connection.stream = await secure_server(connection.stream, identity=self.identity,
+                                                    timeout=limits.handshake_timeout - wait)
+        except ChannelError as exc:
+            self.stats[f"handshakes_{exc.code}"] += 1
+            return False
+        return True
 
     async def _read(self, connection: _Connection, scope: trio.CancelScope) -> None:
         """Frames in → the queue; ends by closing the queue (end of stream, frame error or a deadline)."""
@@ -352,8 +408,10 @@ class NodeServer:
                 with trio.move_on_at(deadline) as timer:
                     try:
                         data = await connection.stream.receive_some(_RECEIVE_SIZE)
-                    except trio.BrokenResourceError:
-                        scope.cancel()  # the client reset the connection: nobody to answer
+                    except trio.BrokenResourceError as exc:
+                        if isinstance(exc, ChannelError):  # tampered, replayed, reordered or cut off
+                            self.stats[f"channel_{exc.code}"] += 1
+                        scope.cancel()  # the client reset the connection, or its bytes were not its own
                         return
                 if timer.cancelled_caught:
                     if connection.pending and not decoder.buffered:
@@ -429,12 +487,18 @@ class NodeServer:
             self._large_frames.release()
 
     async def _process(self, connection: _Connection) -> None:
-        """The queue → responses, in order, until the reader closes the queue."""
+        """The queue → responses, in order, until the reader closes the queue.
+
+        On a connection that has made an authorized call (never paced), answers to pipelined requests that are
+        already queued are written together, up to `_COALESCE` bytes: one channel message and one write for
+        many small answers instead of one each. Answers still leave in request order, and at most `_COALESCE`
+        bytes of them wait for the next request's processing."""
         limits = connection.limits
+        ready: list[bytes] = []  # answers not yet handed to the kernel, in order
         async with connection.receive:
             async for item in connection.receive:
                 if isinstance(item, _Broken):
-                    await self._write(connection, encode_frame(item.response, limits.max_frame))
+                    await self._write(connection, b"".join([*ready, encode_frame(item.response, limits.max_frame)]))
                     return
                 response = await self.respond(item.message, connection)
                 try:
@@ -445,8 +509,13 @@ class NodeServer:
                 del response
                 if item.large:
                     self._release_large(connection)
-                await self._write(connection, frame)
-                connection.pending -= 1
+                ready.append(frame)
+                # Strangers' requests may wait for their pacing: their answers are never held for it.
+                if (not connection.authorized or sum(map(len, ready)) >= _COALESCE
+                        or not connection.receive.statistics().current_buffer_used):
+                    await self._write(connection, ready[0] if len(ready) == 1 else b"".join(ready))
+                    connection.pending -= len(ready)
+                    ready.clear()
                 if connection.forged:
                     return
 

@@ -80,6 +80,8 @@ SUCCESS = "success"
 ERROR = "error"
 WARNING = "warning"
 OK_CODE = "ok"
+#: A connection over its source's (or the node's) budget: refused in clear, before the channel's handshake.
+TOO_MANY_CONNECTIONS = "too_many_connections"
 _STATUSES = (SUCCESS, ERROR, WARNING)
 _RESPONSE_FIELDS = frozenset({"status", "code", "message", "result"})
 

@@ -17,7 +17,7 @@ can mislead only the path that reached it.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from seattle.overlay.nodeid import Contact, NodeId
@@ -158,9 +158,11 @@ class Lookup:
         return chosen
 
     def on_reply(
-        self, contact: Contact, contacts: Iterable[Contact], now: float, rtt: float | None = None
+        self, contact: Contact, contacts: Iterable[Contact], now: float, rtt: float | None = None,
+        admit: Callable[[Contact], bool] | None = None,
     ) -> None:
-        """`contact` answered with `contacts`. `rtt` defaults to the time since the request was sent.
+        """`contact` answered with `contacts`. `rtt` defaults to the time since the request was sent. `admit`
+        (default: all) judges each contact the lookup does not know yet; those it refuses are not learned.
 
         A reply after its timeout still counts: the peer is alive after all, its contacts are still useful,
         and its slow RTT is exactly the sample the estimator needs to stop timing out such peers.
@@ -175,24 +177,31 @@ class Lookup:
             self._in_flight[peer.path] -= 1
             del self._waiting[peer.distance]
         peer.state = _ANSWERED
-        self._learn_offered(contacts, peer.path, peer.depth + 1)
+        self._learn_offered(contacts, peer.path, peer.depth + 1, admit)
 
-    def learn_answer(self, contacts: Iterable[Contact]) -> None:
+    def learn_answer(self, contacts: Iterable[Contact], admit: Callable[[Contact], bool] | None = None) -> None:
         """Learn the contacts a find_node answer named before the lookup began (a joining node's bootstrap
         request), as if the lookup had asked for them: they are 2 requests away. Their sender is not marked
         answered: it is asked again only if it is among the k closest, which then learn of us from a bound
-        request (the bootstrap request was not bound, so it told its receiver nothing)."""
-        self._learn_offered(_checked(contacts, "an earlier find_node answer"), 0, 2)
+        request (the bootstrap request was not bound, so it told its receiver nothing). `admit` as in
+        `on_reply`."""
+        self._learn_offered(_checked(contacts, "an earlier find_node answer"), 0, 2, admit)
 
-    def _learn_offered(self, contacts: list[Contact], path: int, depth: int) -> None:
-        """Take at most k of the contacts an answer offered, nearest first: a hostile peer cannot bloat it."""
+    def _learn_offered(
+        self, contacts: list[Contact], path: int, depth: int, admit: Callable[[Contact], bool] | None
+    ) -> None:
+        """Take at most k of the contacts an answer offered, nearest first: a hostile peer cannot bloat it.
+        Only contacts not known yet go to `admit`: an answer mostly names peers earlier answers named."""
         target, known, own = self._target, self._peers, self._own_distance
         if len(contacts) > self.k:  # never from an honest peer, whose answers hold at most k
+            if admit is not None:  # judged first, so the k kept are the nearest admitted ones
+                contacts = [other for other in contacts if other.node_id.value ^ target in known or admit(other)]
+                admit = None
             offered = {other.node_id.value ^ target: other for other in contacts}
             contacts = [offered[distance] for distance in sorted(offered)[: self.k]]
         for other in contacts:
             distance = other.node_id.value ^ target
-            if distance not in known and distance != own:
+            if distance not in known and distance != own and (admit is None or admit(other)):
                 self._learn(other, distance, path, depth)
 
     def on_timeout(self, contact: Contact, now: float) -> None:

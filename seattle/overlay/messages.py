@@ -1,7 +1,8 @@
-"""The overlay's datagrams: one signed message per UDP packet, encoded and checked here and nowhere else.
+"""The overlay's datagrams: one message per UDP packet, encoded and checked here and nowhere else.
 
-Sans-IO: no sockets, no clock. Layout of a datagram (at most MAX_DATAGRAM bytes, so it is one UDP packet on
-any path with a 1,500-byte MTU, IPv6 and tunnel headers included):
+Sans-IO: no sockets, no clock. Every request and answer is signed; the one other datagram is an `ack`, which
+is not (below). Layout of a signed datagram (at most MAX_DATAGRAM bytes, so it is one UDP packet on any path
+with a 1,500-byte MTU, IPv6 and tunnel headers included):
 
     signature (64) ‖ sender public key (32) ‖ payload (msgpack array [kind, txid, body] or, for a request
                                                      sent to a known node, [kind, txid, body, to, at];
@@ -13,8 +14,18 @@ to one receiver and one moment, under the signature. A receiver that finds its o
 knows a full node made the request for it just now, so its answer carries a `cookie` (a MAC of the sender's
 id and address), and it takes the sender into its routing table when an `ack` bringing that cookie back proves
 the sender receives at that address (`protocol.OverlayNode._answer`); a stale or misdirected capture,
-replayed from a forged source, gets no cookie. An ack is the one message nobody answers. Bootstrap requests
-(whose sender does not know the receiver's id yet) and answers without a cookie use the three-element form.
+replayed from a forged source, gets no cookie. Bootstrap requests (whose sender does not know the receiver's
+id yet) and answers without a cookie use the three-element form.
+
+An ack is ACK_SIZE bytes, fewer than any signed datagram, and unsigned:
+
+    ACK_TAG (23) ‖ sender's node id (32) ‖ cookie (8)
+
+The cookie is a MAC, under a secret only the answerer holds, of the id and the address it sent the cookie to,
+given only for a fresh request that id signed; so an ack that brings it back from that address proves what
+admission needs, that the id's requester receives there, and a signature would prove nothing more about the
+address. An ack is answered by nothing. What the signature it once carried still added, and why that is given
+up (a third of a join's datagrams, each a signature and a verification): `protocol`'s module docstring.
 
 `pad` (bytes, any content; zeros are sent) makes a request as large as the answer it asks for. A node answers
 an address it has not yet seen answer a request of its own with no more bytes than the request carried, so a
@@ -36,10 +47,11 @@ transaction id.
 `decode` checks, in this order, and stops at the first failure (codes in `MessageRejected.code`):
 
     too_large       more than MAX_DATAGRAM bytes (costs nothing, so it comes first)
-    malformed       too short, not msgpack, or a kind, txid or body that is not as `BODIES` describes
+    malformed       too short, an ACK_SIZE datagram without ACK_TAG, not msgpack, or a kind, txid or body
+                    that is not as `BODIES` describes
     bad_signature   the signature does not verify under the key the message carries
 
-All cheap checks run before the signature, so junk costs a node no cryptography.
+All cheap checks run before the signature, so junk costs a node no cryptography, and an ack none at all.
 """
 
 from __future__ import annotations
@@ -65,6 +77,9 @@ SIGNATURE_SIZE = nacl.bindings.crypto_sign_BYTES
 TXID_SIZE = 8
 TOKEN_SIZE = 16
 COOKIE_SIZE = 8
+#: What starts an ack (module docstring); ACK_SIZE is below any signed datagram's size, so the two never meet.
+ACK_TAG = b"seattle/overlay/ack/v1\x00"
+ACK_SIZE = len(ACK_TAG) + ID_BYTES + COOKIE_SIZE
 #: A vessel record is at most 1,024 bytes (`seattle.overlay.records.MAX_RECORD_SIZE`); a little slack here
 #: lets a newer record format grow without a new message version, and the store enforces the real limit.
 MAX_RECORD_BYTES = 1200
@@ -79,8 +94,8 @@ CHECK_ORDER = (TOO_LARGE, MALFORMED, BAD_SIGNATURE)
 
 
 class Kind(StrEnum):
-    """Message kinds: four requests, their four answers, an error answer to any request, and the ack that
-    returns an answer's cookie (answered by nothing)."""
+    """Signed message kinds: four requests, their four answers, and an error answer to any request. (An
+    ack is no signed message: `Ack`.)"""
 
     PING = "ping"
     PONG = "pong"
@@ -91,7 +106,6 @@ class Kind(StrEnum):
     ADD_RECORD = "add_record"
     ADDED = "added"
     ERROR = "error"
-    ACK = "ack"
 
 
 #: Kinds by their wire names and back: dict lookups, where `Kind(name)` and `kind.value` run the enum machinery
@@ -139,6 +153,15 @@ class Message:
     @property
     def is_request(self) -> bool:
         return self.kind in RESPONSE_TO
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A well-formed ack (module docstring): who says it got `cookie`. Nothing in it is proven until the
+    receiver finds `cookie` is the one it gave `sender_id` at the ack's source address."""
+
+    sender_id: NodeId
+    cookie: bytes
 
 
 # --- body fields: each is (to wire form, from wire form raising ValueError) --------------------------------
@@ -248,7 +271,6 @@ BODIES: dict[Kind, dict[str, _Parse]] = {
     Kind.ADD_RECORD: {"record": _record, "token": _fixed_bytes(TOKEN_SIZE)},
     Kind.ADDED: {},
     Kind.ERROR: {"code": _text(MAX_CODE_LENGTH), "message": _text(MAX_TEXT_LENGTH)},
-    Kind.ACK: {"cookie": _fixed_bytes(COOKIE_SIZE)},
 }
 #: The kinds that answer a request: only they may carry a cookie.
 ANSWERS = frozenset([*RESPONSE_TO.values(), Kind.ERROR])
@@ -299,6 +321,16 @@ def encode(
     if len(data) > MAX_DATAGRAM:
         raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
     return data
+
+
+def encode_ack(sender_id: NodeId, cookie: bytes) -> bytes:
+    """The ack that brings `cookie` back from `sender_id` (module docstring); MessageRejected (malformed) if
+    the cookie is not COOKIE_SIZE bytes."""
+    if not isinstance(sender_id, NodeId):
+        raise TypeError(f"an ack's sender is a NodeId, not {type(sender_id).__name__}")
+    if cookie.__class__ is not bytes or len(cookie) != COOKIE_SIZE:
+        raise MessageRejected(MALFORMED, f"an ack's cookie is {COOKIE_SIZE} bytes, got {cookie!r:.40}")
+    return ACK_TAG + sender_id.raw + cookie
 
 
 def encoded_size(kind: Kind, body: dict[str, Any], *, bound: bool = False, cookie: bool = False) -> int:
@@ -361,8 +393,9 @@ def _public_key(raw: bytes) -> PublicKey:
     return PublicKey(raw)
 
 
-def decode(data: bytes) -> Message:
-    """Parse and verify one datagram; MessageRejected with the first failing check (see the module doc)."""
+def decode(data: bytes) -> Message | Ack:
+    """Parse one datagram, and verify it if signed; MessageRejected with the first failing check (see the
+    module doc). An `Ack` is only parsed: its cookie is the receiver's to check."""
     if data.__class__ is not bytes:
         if not isinstance(data, bytes | bytearray | memoryview):
             raise MessageRejected(MALFORMED, f"a datagram is bytes, not {type(data).__name__}")
@@ -371,6 +404,11 @@ def decode(data: bytes) -> Message:
         raise MessageRejected(
             TOO_LARGE, f"the datagram is {len(data)} bytes; at most {MAX_DATAGRAM} are read"
         )
+    if len(data) == ACK_SIZE:
+        if not data.startswith(ACK_TAG):
+            raise MessageRejected(MALFORMED, f"a datagram of {ACK_SIZE} bytes is an ack, and starts with its tag")
+        raw = data[len(ACK_TAG) : len(ACK_TAG) + ID_BYTES]
+        return Ack(NodeId._trusted(int.from_bytes(raw, "big"), raw), data[-COOKIE_SIZE:])
     if len(data) <= _HEADER:
         raise MessageRejected(
             MALFORMED, "a datagram holds a signature, a key and a payload; this is too short"

@@ -13,19 +13,30 @@ counted in `dropped` under a stable code (`DROP_CODES`), and nothing a peer send
 
 Who enters the routing table: only a peer that proved it receives at its address, by a round trip we started.
 Either its signed *reply* came from the address we sent a request to, under the id we expected (a reply
-matches a random 8-byte transaction id), or its signed *ack* came from the address we sent a cookie to. A
-request proves only the key: its source address may be forged, and a contact learned from a `nodes` answer is
-only what a stranger claims. So the answer to the unknown sender of a request *bound* to us (naming our id,
-sent within FRESH_REQUEST seconds of our clock) carries a cookie, HMAC(secret, its id ‖ IP ‖ port) under the
+matches a random 8-byte transaction id), or its *ack* came from the address we sent a cookie to. A request
+proves only the key: its source address may be forged, and a contact learned from a `nodes` answer is only
+what a stranger claims. So the answer to the unknown sender of a request *bound* to us (naming our id, sent
+within FRESH_REQUEST seconds of our clock) carries a cookie, HMAC(secret, its id ‖ IP ‖ port) under the
 rotating token secret; the sender's ack brings it back, and only then does the sender enter the table. This
 is stateless (nothing is kept for a stranger meanwhile), and one extra datagram proves the address where a
-ping back took two. A sender we are already asking in a lookup gets no cookie: its answer proves the address.
-An unbound request (a bootstrap request, whose sender does not know our id yet, or any request of a light
-client) admits nobody: a full node's requests that follow are bound, and a light client must stay out of
-tables. A known contact sending from its known address is simply
-refreshed. Contacts pass `_admissible` (the address filter of `seattle.overlay.addresses`, for our
-`scope`) before they are asked, learned or admitted; a node on a private network sends a public requester
-only public contacts (`_handle`).
+ping back took two. A sender we are already asking in a lookup gets no cookie: its answer proves the address;
+nor does one whose id the table holds at another address (an ack never moves a contact, below). An unbound
+request (a bootstrap request, whose sender does not know our id yet, or any request of a light client) admits
+nobody: a full node's requests that follow are bound, and a light client must stay out of tables. A known
+contact sending from its known address is simply refreshed. Contacts pass `_admissible` (the address filter
+of `seattle.overlay.addresses`, for our `scope`) before they are asked, learned or admitted; a node on a
+private network sends a public requester only public contacts (`_handle`).
+
+Acks are not signed (`messages`): the cookie alone proves the address, and a join's acks, a third of its
+datagrams, each cost a signature and a verification. A forged source never sees the cookie sent there, and
+an ack from any other address, or naming another id, fails the MAC, as before. What the signature added:
+someone who sees a fresh request on its way to us (on the path between its sender J and us) and receives at an
+address A of its own could replay it from A within FRESH_REQUEST and ack the cookie sent to A, putting J's id
+at A into our table. So an ack admits only an id the table does not hold, and refreshes one only at the
+address it holds (the MAC checked either way); the planted contact cannot answer as J (answers are signed
+and matched to the id asked), so its first `max_failures` unanswered requests drop it, and meanwhile J's own
+ack is refused. Such an observer delays J's admission here, which, being on J's path, it could also do by
+dropping J's datagrams; it gains no place in the table for an id of its own.
 
 No amplification: to an address not proven (not in our table as that sender's), the answer to a request,
 cookie included, is at most as many bytes as that request. `nodes` and `records` answers then carry fewer
@@ -46,7 +57,6 @@ a seeded `random.Random`, so a seeded simulation sends the same bytes every run.
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import ipaddress
 import itertools
@@ -62,8 +72,8 @@ from seattle.keys import Identity
 from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
 from seattle.overlay.lookup import Lookup, RttEstimator
-from seattle.overlay.messages import Kind, Message, MessageRejected
-from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound
+from seattle.overlay.messages import Ack, Kind, Message, MessageRejected
+from seattle.overlay.nodeid import DEFAULT_NETWORK, Contact, NetworkParameters, NodeId, id_is_bound, unpack_contact
 from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
@@ -95,10 +105,11 @@ WRONG_SENDER = "wrong_sender"
 WRONG_KIND = "wrong_kind"
 SHORT_REQUEST = "short_request"  # from an unproven address, too small for even a bare answer
 BAD_COOKIE = "bad_cookie"  # an ack whose cookie is not the one we gave that id at that address
-FILTERED_CONTACT = "filtered_contact"  # a contact in a nodes answer we will not ask (counted per contact)
+KNOWN_ELSEWHERE = "known_elsewhere"  # a valid ack for an id our table holds at another address
+FILTERED_CONTACT = "filtered_contact"  # a contact new to a lookup that it will not ask (counted per answer)
 DROP_CODES = (
     *messages.CHECK_ORDER, BAD_SOURCE, OWN_ID, NOT_SERVING, UNEXPECTED, WRONG_SENDER, WRONG_KIND,
-    SHORT_REQUEST, BAD_COOKIE, FILTERED_CONTACT,
+    SHORT_REQUEST, BAD_COOKIE, KNOWN_ELSEWHERE, FILTERED_CONTACT,
 )
 
 
@@ -109,9 +120,7 @@ class Status(Enum):
 
 
 # Python 3.11 reads an enum member through a descriptor (about 100 ns): the per-datagram paths use these names.
-_PING, _PONG, _FIND_NODE, _NODES, _ERROR, _ACK = (
-    Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR, Kind.ACK
-)
+_PING, _PONG, _FIND_NODE, _NODES, _ERROR = Kind.PING, Kind.PONG, Kind.FIND_NODE, Kind.NODES, Kind.ERROR
 
 
 @dataclass(frozen=True)
@@ -216,12 +225,15 @@ class OverlayNode:
             return self.poll(now)
         if message.sender_id.value == self.node_id.value:
             self.dropped[OWN_ID] += 1
-        elif not self.serve and (message.is_request or message.kind is _ACK):
+        elif isinstance(message, Ack):
+            if self.serve:
+                self._acked(message, address, now)
+            else:
+                self.dropped[NOT_SERVING] += 1
+        elif not self.serve and message.is_request:
             self.dropped[NOT_SERVING] += 1
         elif message.is_request:
             self._answer(message, len(data), address, now)
-        elif message.kind is _ACK:
-            self._acked(message, address, now)
         else:
             self._accept_answer(message, address, now)
         return self.poll(now)
@@ -320,7 +332,7 @@ class OverlayNode:
         for answer in answers:
             if not isinstance(answer, Message) or answer.kind is not Kind.NODES:
                 raise ValueError(f"lookup answers must be nodes messages (from bootstrap), got {answer!r:.80}")
-            lookup.learn_answer(self._learnable(answer.body["nodes"]))
+            lookup.learn_answer(answer.body["nodes"], self._learnable)
         lookup_id = next(self._lookup_ids)
         self._searches[lookup_id] = _Search(lookup)
         del now  # requests are stamped when `poll` sends them
@@ -352,17 +364,18 @@ class OverlayNode:
         The cookie goes to the unknown sender of a fresh request bound to us (module docstring), except when
         one of our lookups awaits this very peer's answer at this address (that answer proves the address),
         or the table has no room for it (a full bucket that cannot split, or its subnet at the limit: it would
-        not enter, so its ack would buy nothing), or the request did not pay for the cookie's bytes.
+        not enter, so its ack would buy nothing), or holds its id at another address (an ack would not move
+        it), or the request did not pay for the cookie's bytes.
         """
         sender = request.sender_id
-        known = self._known(sender, address)
+        held = self.table.bucket_for(sender).entries.get(sender.value)
         kind, body = self._handle(request, address[0], now)
-        if known is not None:  # a proven address: answered in full (as much as a datagram holds)
-            self.table.observe(known, now)
+        if held is not None and (held.contact.host, held.contact.port) == address:
+            self.table.observe(held.contact, now)  # a proven address: answered in full (as a datagram holds)
             self._reply(request, address, kind, _shrunk(kind, body, messages.MAX_DATAGRAM))
             return
-        if self._bound_to_us(request, now) and not self._awaiting(sender, address):  # unbound: admits nobody
-            contact = Contact.at(sender, *address)
+        if held is None and self._bound_to_us(request, now) and not self._awaiting(sender, address):
+            contact = Contact.at(sender, *address)  # (an unbound request admits nobody)
             if self.table.has_room_for(contact) and self._admissible(contact):
                 with_cookie = _shrunk(kind, body, size, cookie=True)
                 if with_cookie is not None:
@@ -371,16 +384,19 @@ class OverlayNode:
         # Everything sent to this unproven address for this request fits in `size` (module docstring).
         self._reply(request, address, kind, _shrunk(kind, body, size))
 
-    def _acked(self, ack: Message, address: Address, now: float) -> None:
-        """An ack brings back the cookie of an answer we sent to `address`: its sender receives there."""
+    def _acked(self, ack: Ack, address: Address, now: float) -> None:
+        """An ack brings back the cookie of an answer we sent to `address`: its sender receives there. It is
+        unsigned, so it admits only an id the table does not hold yet, and refreshes one only where the table
+        holds it (module docstring)."""
         sender = ack.sender_id
-        known = self._known(sender, address)
-        if known is not None:
-            self.table.observe(known, now)
-            return
-        contact = Contact.at(sender, *address)
-        if not self._cookie_valid(ack.body["cookie"], contact, now):
+        packed = Contact.pack(sender, *address)  # the contact is made (and cached) only for a valid cookie
+        if not self._cookie_valid(ack.cookie, packed, now):
             self.dropped[BAD_COOKIE] += 1
+            return
+        contact = unpack_contact(packed)
+        held = self.table.bucket_for(sender).entries.get(sender.value)
+        if held is not None and (held.contact.host, held.contact.port) != address:
+            self.dropped[KNOWN_ELSEWHERE] += 1
         elif self._admissible(contact):
             self.table.observe(contact, now)
 
@@ -449,8 +465,7 @@ class OverlayNode:
         # The table's own Contact when it has this one (`Contact.at` shares one object per contact anyway).
         contact = self._known(sender, address) or Contact.at(sender, *address)
         if answer.cookie is not None and self.serve:  # the peer asks us to prove our address: one ack
-            ack = messages.encode(self.identity, _ACK, answer.txid, {"cookie": answer.cookie})
-            self._outbox.append((ack, address))
+            self._outbox.append((messages.encode_ack(self.node_id, answer.cookie), address))
         if self._admissible(contact):  # a round trip to this address: the one way into the table
             self.table.observe(contact, now)
         if pending.lookup is None:
@@ -460,7 +475,7 @@ class OverlayNode:
         search = self._searches[pending.lookup]
         search.txids.pop(contact.node_id.value, None)
         # The lookup knows the peer by the contact it asked (same id and address, maybe spelled otherwise).
-        search.lookup.on_reply(pending.contact or contact, self._learnable(answer.body.get("nodes", [])), now)
+        search.lookup.on_reply(pending.contact or contact, answer.body.get("nodes", []), now, admit=self._learnable)
 
     # --- helpers ----------------------------------------------------------------------------------------
 
@@ -479,12 +494,13 @@ class OverlayNode:
         return (addresses.reachable(self.scope, contact.host, contact.port)
                 and id_is_bound(contact.node_id, self.network))
 
-    def _learnable(self, contacts: list[Contact]) -> list[Contact]:
-        """The contacts of a nodes answer that pass `_admissible`; the others are counted and forgotten."""
-        kept = [contact for contact in contacts if self._admissible(contact)]
-        if len(kept) < len(contacts):
-            self.dropped[FILTERED_CONTACT] += len(contacts) - len(kept)
-        return kept
+    def _learnable(self, contact: Contact) -> bool:
+        """Whether a lookup may learn `contact`, new to it, from a nodes answer: `_admissible`; a contact
+        refused is counted and forgotten."""
+        if self._admissible(contact):
+            return True
+        self.dropped[FILTERED_CONTACT] += 1
+        return False
 
     def _awaiting(self, node_id: NodeId, address: Address) -> bool:
         """True if a running lookup of ours has a request out to `node_id` at `address`."""
@@ -565,13 +581,14 @@ class OverlayNode:
 
     def _cookie(self, contact: Contact, now: float) -> bytes:
         self._rotate(now)
-        return _cookie_mac(self._secret, contact)
+        return _cookie_mac(self._secret, contact.packed)
 
-    def _cookie_valid(self, cookie: bytes, contact: Contact, now: float) -> bool:
-        """Given under the current or the previous secret: a cookie lives 5 to 10 minutes, as a token."""
+    def _cookie_valid(self, cookie: bytes, packed: bytes, now: float) -> bool:
+        """Whether `cookie` is the one for the contact `packed` names, given under the current or the previous
+        secret: a cookie lives 5 to 10 minutes, as a token."""
         self._rotate(now)
         return any(
-            hmac.compare_digest(cookie, _cookie_mac(s, contact)) for s in (self._secret, self._previous_secret)
+            hmac.compare_digest(cookie, _cookie_mac(s, packed)) for s in (self._secret, self._previous_secret)
         )
 
     def _token(self, ip: str, now: float) -> bytes:
@@ -636,16 +653,15 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False) -
         body = {field: items[:keep]} if field == "nodes" else {**body, "records": items[:keep], "more": True}
 
 
-def _cookie_mac(secret: bytes, contact: Contact) -> bytes:
-    """The cookie for `contact` (id ‖ IP ‖ port); its own domain, so no write token can pass for one."""
-    return hmac.new(secret, b"seattle/overlay/cookie\x00" + contact.packed, hashlib.sha256).digest()[
-        : messages.COOKIE_SIZE
-    ]
+def _cookie_mac(secret: bytes, packed: bytes) -> bytes:
+    """The cookie for a contact by its packed form (id ‖ IP ‖ port); its own domain, so no write token can
+    pass for one."""
+    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + packed, "sha256")[: messages.COOKIE_SIZE]
 
 
 def _mac(secret: bytes, ip: str) -> bytes:
     packed = ipaddress.ip_address(ip).packed
-    return hmac.new(secret, packed, hashlib.sha256).digest()[: messages.TOKEN_SIZE]
+    return hmac.digest(secret, packed, "sha256")[: messages.TOKEN_SIZE]
 
 
 def _error(code: str, message: str) -> tuple[Kind, dict[str, Any]]:

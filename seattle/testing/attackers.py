@@ -14,12 +14,19 @@ connects looks like a distinct peer to the node: `source_address(i)` spreads att
 and /24 prefixes, which is what per-address and per-prefix budgets must be measured against. The owner whose
 service is measured calls from 127.0.0.1, outside every attacker prefix (`ATTACKER_NET`).
 
-The attacks, after issue 13:
+Every TCP connection to a node starts with the secure channel's handshake (issue 14): the attacks that send
+frames complete one first (as the cheapest honest client would), so they still reach the frame layer they
+attack; `connection_flood` never starts one (each of its connections is a half-open handshake to the node),
+and `handshake_flood` attacks the handshake itself.
+
+The attacks, after issues 13 and 14:
 
 * `frame_bombs` — a 4 MiB frame of one-byte msgpack objects (each a Python object once decoded).
 * `slow_readers` — pipelined requests whose answers are never read.
 * `trickle_writers` — a frame sent one byte at a time, each just inside the idle timeout (slowloris).
-* `connection_flood` — many idle connections from many addresses and prefixes.
+* `connection_flood` — many idle connections from many addresses and prefixes: half-open handshakes.
+* `handshake_flood` — complete handshakes as fast as the node answers them, from many addresses (each costs
+  the node its Diffie-Hellman and signature work), closed at once.
 * `stranger_flood` — validly signed requests from random keys with no rights on the node.
 * `udp_flood` — datagrams at full rate to the overlay port: random bytes, well-formed messages with a bad
   signature, and datagrams from source port 0 (through a raw socket, so root or CAP_NET_RAW; without it
@@ -49,6 +56,7 @@ from functools import partial
 import msgpack
 import trio
 
+from seattle.channel.stream import ChannelError, VersionMismatch, secure_client
 from seattle.keys import Identity, PublicKey, generate_identity
 from seattle.nodemgr.frames import HEADER, FrameDecoder, FrameError, encode_frame
 from seattle.nodemgr.signing import DEFAULT_MAX_LIFETIME, NONCE_SIZE, public_request, sign_request
@@ -62,10 +70,19 @@ from seattle.overlay.udp import UdpOverlay
 ATTACKER_NET = ipaddress.ip_network("127.66.0.0/16")
 #: Addresses per /24 in `source_address`: many addresses in few prefixes, and many prefixes.
 PER_PREFIX = 16
+#: Where each TCP attack's addresses start (`source_address`): a block of 16 /24s (256 addresses) each, so
+#: attacks run together (tests/nodemgr/test_hostile_peers.py) meet the node's per-address and per-network
+#: budgets as separate attackers would, instead of taking each other's.
+FIRST = {name: block * 16 * PER_PREFIX for block, name in enumerate(
+    ("frame_bombs", "slow_readers", "trickle_writers", "connection_flood", "handshake_flood", "stranger_flood"))}
 #: Just under the 4 MiB + 64 KiB frame limit: the largest frame the node accepts before any check.
 BOMB_FRAME = 4 * 1024 * 1024
 #: The frame a trickle writer announces; it sends its body a byte at a time and never finishes.
 TRICKLE_FRAME = 1024
+#: Seconds an attacker waits for the node's side of a handshake.
+HANDSHAKE_TIMEOUT = 10.0
+#: What connecting (and its handshake) raises when the node refuses, resets or never answers.
+CONNECT_ERRORS = (OSError, ChannelError, trio.BrokenResourceError)
 #: The UDP payload with which the datagram floods are padded: the overlay's datagram limit.
 DATAGRAM = messages.MAX_DATAGRAM
 
@@ -138,17 +155,31 @@ async def bounded_tasks(bound: Bound, report: AttackReport, task: Callable[[int]
     return await bounded(bound, report, work)
 
 
-async def _connect(target: Target, source: str) -> trio.SocketStream:
-    return await trio.open_tcp_stream(target.host, target.port, local_address=source)
+async def _connect(target: Target, source: str, *, handshake: bool = True) -> trio.abc.Stream:
+    """A connection from `source`; with `handshake`, the secure channel over it (a client's first step)."""
+    stream = await trio.open_tcp_stream(target.host, target.port, local_address=source)
+    if not handshake:
+        return stream
+    try:
+        return await secure_client(stream, expected=None, timeout=HANDSHAKE_TIMEOUT)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
 
 
 def _outcome_of(exc: BaseException) -> str:
+    if isinstance(exc, VersionMismatch):
+        # The node under attack speaks the channel: bytes other than its preamble are its refusal in clear
+        # (too_many_connections), sent before any handshake.
+        return "refused"
+    if isinstance(exc, ChannelError):
+        return exc.code
     if isinstance(exc, OSError) and exc.errno is not None:
         return errno.errorcode.get(exc.errno, str(exc.errno)).lower()
     return type(exc).__name__
 
 
-async def _drain_one_frame(stream: trio.SocketStream, timeout: float) -> str:
+async def _drain_one_frame(stream: trio.abc.Stream, timeout: float) -> str:
     """Read one response frame; its code, or what happened instead (closed, timeout, reset)."""
     buffer = b""
     with trio.move_on_after(timeout):
@@ -193,8 +224,8 @@ async def frame_bombs(target: Target, bound: Bound, *, parallel: int = 2) -> Att
         while remaining > 0:
             remaining -= 1
             try:
-                stream = await _connect(target, source_address(index))
-            except OSError as exc:
+                stream = await _connect(target, source_address(FIRST["frame_bombs"] + index))
+            except CONNECT_ERRORS as exc:
                 report.outcomes[_outcome_of(exc)] += 1
                 continue
             async with stream:
@@ -218,8 +249,8 @@ async def slow_readers(target: Target, bound: Bound, *, connections: int = 64, p
 
     async def reader(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address))
-        except OSError as exc:
+            stream = await _connect(target, source_address(FIRST["slow_readers"] + index // per_address))
+        except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
         async with stream:
@@ -248,8 +279,8 @@ async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
 
     async def writer(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address))
-        except OSError as exc:
+            stream = await _connect(target, source_address(FIRST["trickle_writers"] + index // per_address))
+        except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
         async with stream:
@@ -270,13 +301,15 @@ async def trickle_writers(target: Target, bound: Bound, *, per_address: int = 4,
 
 async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4) -> AttackReport:
     """`bound.count` connections, `per_address` from each attacker address, opened as fast as the node
-    accepts them and held silent until the time is up (or the node closes them)."""
+    accepts them and held silent until the time is up (or the node closes them): to the node each is a
+    handshake that never starts, which its per-address counts cap and its handshake deadline ends."""
     report = AttackReport("connection flood")
 
     async def hold(index: int) -> None:
         try:
-            stream = await _connect(target, source_address(index // per_address))
-        except OSError as exc:
+            source = source_address(FIRST["connection_flood"] + index // per_address)
+            stream = await _connect(target, source, handshake=False)
+        except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
         report.sent += 1
@@ -288,6 +321,28 @@ async def connection_flood(target: Target, bound: Bound, *, per_address: int = 4
             report.outcomes[outcome] += 1
 
     return await bounded_tasks(bound, report, hold, bound.count, stagger=True)
+
+
+async def handshake_flood(target: Target, bound: Bound, *, parallel: int = 16) -> AttackReport:
+    """`bound.count` complete handshakes, `parallel` at a time, each task from its own address, each connection
+    closed as soon as its handshake completes: the node's cryptographic work per connection, at full rate."""
+    report = AttackReport("handshake flood")
+    remaining = bound.count
+
+    async def shaker(index: int) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            report.sent += 1
+            try:
+                stream = await _connect(target, source_address(FIRST["handshake_flood"] + index))
+            except CONNECT_ERRORS as exc:
+                report.outcomes[_outcome_of(exc)] += 1
+                continue
+            report.outcomes["completed"] += 1
+            await trio.aclose_forcefully(stream)
+
+    return await bounded_tasks(bound, report, shaker, parallel)
 
 
 async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, keys: int = 64,
@@ -304,8 +359,8 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
     async def flood(index: int) -> None:
         nonlocal remaining
         try:
-            stream = await _connect(target, source_address(index))
-        except OSError as exc:
+            stream = await _connect(target, source_address(FIRST["stranger_flood"] + index))
+        except CONNECT_ERRORS as exc:
             report.outcomes[_outcome_of(exc)] += 1
             return
         decoder = FrameDecoder()
@@ -329,26 +384,20 @@ async def stranger_flood(target: Target, node_key: PublicKey, bound: Bound, *, k
                         answers += decoder.feed(data)
                     for answer in answers:
                         report.outcomes[str(answer.get("code")) if isinstance(answer, dict) else "?"] += 1
-            except (trio.BrokenResourceError, OSError, FrameError) as exc:
+            except (*CONNECT_ERRORS, FrameError) as exc:
                 report.outcomes[_outcome_of(exc)] += 1
 
     return await bounded_tasks(bound, report, flood, connections)
 
 
 async def node_key_of(target: Target, *, timeout: float = 10.0) -> PublicKey:
-    """The node's key, from the public GetNodeInfo call (what a stranger would do first)."""
+    """The node's key, as its handshake proves it to any client (what a stranger learns first)."""
     with trio.fail_after(timeout):
-        async with await trio.open_tcp_stream(target.host, target.port) as stream:
-            await stream.send_all(encode_frame(public_request("GetNodeInfo", {})))
-            decoder = FrameDecoder()
-            while True:
-                data = await stream.receive_some(65536)
-                if not data:
-                    raise ConnectionError("the node closed the connection before answering GetNodeInfo")
-                for answer in decoder.feed(data):
-                    if isinstance(answer, dict) and isinstance(answer.get("result"), dict):
-                        return PublicKey.from_text(answer["result"]["node_key"])
-                    raise ConnectionError(f"GetNodeInfo was refused: {answer!r:.200}")
+        stream = await trio.open_tcp_stream(target.host, target.port)
+        async with await secure_client(stream, expected=None, timeout=timeout) as channel:
+            if channel.remote_key is None:
+                raise ConnectionError("the node proved no key in its handshake")
+            return channel.remote_key
 
 
 # --- UDP: the overlay's port ------------------------------------------------------------------------------
@@ -507,7 +556,8 @@ def grinding_estimate(ids_per_second: float, overlay_size: int, k: int = 20) -> 
 # --- running an attack in its own process -----------------------------------------------------------------
 
 
-TCP_ATTACKS = ("frame_bombs", "slow_readers", "trickle_writers", "connection_flood", "stranger_flood")
+TCP_ATTACKS = ("frame_bombs", "slow_readers", "trickle_writers", "connection_flood", "handshake_flood",
+               "stranger_flood")
 ATTACKS = (*TCP_ATTACKS, *UDP_FLOODS, "record_cap_flood")
 
 
@@ -521,6 +571,8 @@ async def run_attack(name: str, target: Target, bound: Bound, *, victim: PublicK
         return await trickle_writers(target, bound)
     if name == "connection_flood":
         return await connection_flood(target, bound)
+    if name == "handshake_flood":
+        return await handshake_flood(target, bound)
     if name in UDP_FLOODS:
         return await udp_flood(target, bound, name)
     node_key = await node_key_of(target)

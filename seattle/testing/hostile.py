@@ -11,7 +11,7 @@ side of the victim, shared by tests/nodemgr/test_hostile_peers.py and bench/benc
 The daemon is `seattle node run` in a process of its own (its memory is its own, and a crash is a crash),
 listening on 127.0.0.1 and a port the OS picks, TCP and the overlay's UDP on the same port. Its node has one
 vessel, v1, owned by the owner key the caller gives. The owner calls from 127.0.0.1, as a fresh connection
-per call (as `seattle call` does): a call is connect + GetNodeInfo + one signed call, so it measures whether
+per call (as `seattle call` does): a call is connect + handshake + one signed call, so it measures whether
 the owner can get in at all, not only whether a connection held from before the attack still works.
 """
 

@@ -25,7 +25,7 @@ from seattle.keys import PublicKey, generate_identity
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import NodeState
 from seattle.planner.profile import Profile, VesselPlan
-from seattle.resources import DEFAULT_OFFCUT, QUANTITY_NAMES, RENEWABLE, RENEWABLE_RESOLUTION, Resources
+from seattle.resources import DEFAULT_OFFCUT, NODE_RESERVE, QUANTITY_NAMES, RENEWABLE, RENEWABLE_RESOLUTION, Resources
 
 KEYS = [generate_identity(f"k{i}").public_key for i in range(4)]
 
@@ -61,11 +61,12 @@ def _check(donation: Donation, pool: tuple[int, ...]) -> None:
         run = sorted(resources.connport, key=pool.index)
         assert [pool.index(p) for p in run] == list(range(pool.index(run[0]), pool.index(run[0]) + len(run)))
         total = total + resources
-    # Conservation, exactly: the vessels plus one offcut each are the donation, ports included.
+    # Conservation, exactly: the vessels plus one offcut each plus the node's reserve are the donation, ports
+    # included.
     assert total.quantities == donation.donated.quantities
     assert total.connport == frozenset(pool) == donation.donated.connport
     assert sum(len(r.connport) for r, _, _ in donation.vessels) == len(pool)  # disjoint
-    assert donation.offcuts.quantities == _times(DEFAULT_OFFCUT, count).quantities
+    assert donation.offcuts.quantities == (_times(DEFAULT_OFFCUT, count) + NODE_RESERVE).quantities
 
 
 def _times(resources: Resources, count: int) -> Resources:
@@ -115,7 +116,8 @@ def test_shares_follow_the_percents(shares: list[int]) -> None:
 
 
 def test_the_original_layout_ten_vessels_of_ten_ports() -> None:
-    donation = divide(fallback_machine(), _plans([10] * 10))
+    # Ten vessels cost ten offcuts of real memory, more than 10 % of the original's 510 MB default machine.
+    donation = divide(fallback_machine(memory=4_000_000_000), _plans([10] * 10))
     runs = [sorted(r.connport) for r, _, _ in donation.vessels]
     assert runs == [list(range(63100 + 10 * i, 63110 + 10 * i)) for i in range(10)]
     assert donation.donated.connport == frozenset(DEFAULT_PORTS)
@@ -132,7 +134,7 @@ def test_bad_percent_pool_and_tiny_donations_are_refused() -> None:
         divide(fallback_machine(), plans, 10, [5000, 5000])
     with pytest.raises(BadPortPool, match="not a port number"):
         divide(fallback_machine(), plans, 10, [0, 1])
-    with pytest.raises(DonationTooSmall, match=r"offcuts need more than is donated.*memory"):
+    with pytest.raises(DonationTooSmall, match=r"offcuts and the node.s reserve need more than is donated.*memory"):
         divide(fallback_machine(memory=10_000_000), _plans([1] * 100), 1)
     with pytest.raises(DonationTooSmall, match=r"vessel v1 .* no events"):
         divide(fallback_machine(threads=5), _plans([1, 99]), 100)

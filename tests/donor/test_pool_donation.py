@@ -26,14 +26,14 @@ def test_the_pool_share_becomes_pool_vessels_of_its_size() -> None:
 
 
 def test_init_node_from_profile_makes_pool_vessels_the_nodes_own(tmp_path: Path) -> None:
-    profile = Profile((VesselPlan(80, OWNER),), (), PLANNER, PoolShare(20))
+    profile = Profile((VesselPlan(80, OWNER),), (), PLANNER, PoolShare(20, 5))
     node_dir = tmp_path / "node"
     init_node_from_profile(node_dir, profile, planner=PLANNER, percent=20, port=0, ports=range(40000, 40020),
                            machine=fallback_machine(cores=2))
     node_key = load_node_identity(node_dir).public_key
     with NodeState.open(node_dir) as state:
         vessels = state.get_vessels()
-    assert len(vessels) == 11 and PublicKey(vessels[0].owner) == OWNER and vessels[0].advertise
+    assert len(vessels) == 5 and PublicKey(vessels[0].owner) == OWNER and vessels[0].advertise
     assert all(PublicKey(v.owner) == node_key and not v.users and not v.advertise for v in vessels[1:])
     record = json.loads(NodeDir(node_dir).donation_path.read_text())
-    assert [v["pool"] for v in record["vessels"]] == [False] + [True] * 10
+    assert [v["pool"] for v in record["vessels"]] == [False] + [True] * 4

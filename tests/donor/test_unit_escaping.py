@@ -78,6 +78,6 @@ def test_every_printable_path_survives_systemds_reading(directory: str, python: 
     text = unit_text(node_dir, python=f"/opt/{python}")
     lines = text.split("\n")  # systemd splits on newlines only (str.splitlines would split on more)
     assert [line for line in lines if line.startswith("[")] == ["[Unit]", "[Service]", "[Install]"]
-    assert len(lines) == 15  # nothing added: 14 lines and the final newline
+    assert len(lines) == 16  # nothing added: 15 lines and the final newline
     assert _exec_words(text) == [f"/opt/{python}", "-m", "seattle.cli", "node", "run", "--dir",
                                  str(node_dir.resolve())]

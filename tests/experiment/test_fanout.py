@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from seattle.channel.stream import secure_server
 from seattle.errors import BadStateFile, StateFilePassphrase
 from seattle.experiment import operations
 from seattle.experiment.fanout import FAILED, OK, REFUSED, TIMED_OUT, UNREACHABLE, fan_out, summarize
@@ -126,12 +127,13 @@ def test_the_state_file_round_trips_and_refuses_a_wrong_passphrase(tmp_path: Pat
 
 
 async def test_a_node_with_malformed_answers_fails_its_vessels_not_the_command(owner: Identity) -> None:
-    """A fake node: a valid GetNodeInfo, then GetVessels answers of the wrong shape or with a hostile name."""
-    answers = [{"node_key": generate_identity("fake").public_key.to_text()},
-               {"node_key": "x", "vessels": [{"name": "../../etc", "status": "Fresh", "owner": "o", "users": [],
+    """A fake node (its handshake is valid) whose GetVessels answer has the wrong shape and a hostile name."""
+    fake = generate_identity("fake")
+    answers = [{"node_key": "x", "vessels": [{"name": "../../etc", "status": "Fresh", "owner": "o", "users": [],
                                               "ownerinfo": "", "advertise": True}]}]
 
-    async def fake_node(stream: trio.SocketStream) -> None:
+    async def fake_node(tcp: trio.SocketStream) -> None:
+        stream = await secure_server(tcp, identity=fake)
         decoder = FrameDecoder()
         for answer in answers:
             while not decoder.feed(await stream.receive_some(65536)):
@@ -160,5 +162,5 @@ async def test_a_node_with_another_key_than_before_is_not_talked_to(node: NodeMa
         known.node_key = impostor
     outcomes = await operations.execute(session, "files", [1, 2], operations.call("ListFilesInVessel"), owner)
     assert [o.kind for o in outcomes] == [FAILED, FAILED]
-    assert "not the expected" in outcomes[0].message
+    assert "PROVED A DIFFERENT KEY" in outcomes[0].message
     assert session.targets.groups["filesfail"] == [1, 2]

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
+from seattle.channel.stream import SecureStream, secure_client
 from seattle.keys import Identity, generate_identity
 from seattle.nodemgr.node import NodeManager, init_node
 from seattle.nodemgr.server import ServerLimits
@@ -33,3 +35,9 @@ def start_node(tmp_path: Path, owner: Identity) -> NodeFactory:
             yield nm
 
     return start
+
+
+async def secure_connection(port: int, host: str = "127.0.0.1") -> SecureStream:
+    """A client's channel to the node at `host`:`port`, taking whatever key the node proves: for tests that
+    write raw frames (the frame layer runs inside the channel)."""
+    return await secure_client(await trio.open_tcp_stream(host, port), expected=None)

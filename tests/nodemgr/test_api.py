@@ -126,6 +126,7 @@ async def test_public_calls_answer_unsigned_requests(node: Node) -> None:
 HARMLESS_ARGS: dict[str, dict[str, Any]] = {
     "GetNodeInfo": {}, "GetVessels": {}, "GetOffcutResources": {}, "GetVesselResources": {"vessel": "v1"},
     "StartVessel": {"vessel": "v1", "program": "missing.r2py", "args": []},
+    "StartVesselEx": {"vessel": "v1", "platform": "repyV2", "program": "missing.r2py", "args": []},
     "StopVessel": {"vessel": "v1"},
     "ResetVessel": {"vessel": "v1"},
     "AddFileToVessel": {"vessel": "v1", "filename": "matrix.txt", "data": b"x"},

@@ -1,6 +1,7 @@
 """A real `seattle node run` on loopback, attacked by several classes of issue 13 at once, keeps serving its owner.
 
-While frame bombs, slow readers, trickle writers, a connection flood, a stranger flood and UDP floods (garbage,
+While frame bombs, slow readers, trickle writers, a connection flood (half-open handshakes), a handshake flood,
+a stranger flood and UDP floods (garbage,
 bad signatures, source port 0) run, each in its own process and bounded in count and time
 (`seattle.testing.attackers`), the owner uploads a program, starts it, reads its log until the program's
 output is there, stops it, and keeps making calls on fresh connections. Afterwards the daemon must be alive,
@@ -37,6 +38,7 @@ ATTACKS = {
     "slow_readers": 20_000,
     "trickle_writers": 100,
     "connection_flood": 300,
+    "handshake_flood": 5000,
     "stranger_flood": 10_000,
     "garbage": 10**7,
     "bad_signature": 10**7,

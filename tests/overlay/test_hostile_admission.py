@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from seattle.overlay import addresses, messages
 from seattle.overlay.addresses import Scope
-from seattle.overlay.messages import Kind
+from seattle.overlay.messages import Ack, Kind, Message
 from seattle.overlay.nodeid import Contact, NodeId
 from seattle.overlay.protocol import OverlayNode
 from seattle.overlay.routing import Observed
@@ -61,11 +61,12 @@ def test_a_bound_request_alone_admits_nobody_the_ack_of_its_cookie_does() -> Non
     [(request, _)] = a.poll(EPOCH)
     # b sees a fresh request bound to it: before this issue, that alone put a into b's table.
     [(pong, to)] = b.datagram_received(request, at_a, EPOCH)
-    assert to == at_a and messages.decode(pong).cookie is not None
+    decoded = messages.decode(pong)
+    assert to == at_a and isinstance(decoded, Message) and decoded.cookie is not None
     assert a.node_id not in _ids(b) and b.next_deadline() is None  # and nothing kept for a meanwhile
     # a's ack brings the cookie back from a's address: now, and only now, b takes it in.
     [(ack, back)] = a.datagram_received(pong, at_b, EPOCH)
-    assert back == at_b and messages.decode(ack).kind is Kind.ACK
+    assert back == at_b and isinstance(messages.decode(ack), Ack)
     assert b.datagram_received(ack, at_a, EPOCH) == []  # an ack is answered by nothing
     assert _ids(b) == {a.node_id} and _ids(a) == {b.node_id}
 
@@ -77,7 +78,7 @@ def test_an_ack_from_another_address_or_with_a_forged_cookie_admits_nobody() -> 
     [(pong, _)] = b.datagram_received(request, at_a, EPOCH)
     [(ack, _)] = a.datagram_received(pong, at_b, EPOCH)
     assert b.datagram_received(ack, ("10.0.66.1", 7000), EPOCH) == []  # the cookie binds a's address
-    forged = messages.encode(a.identity, Kind.ACK, bytes(8), {"cookie": bytes(8)})
+    forged = messages.encode_ack(a.node_id, bytes(8))
     assert b.datagram_received(forged, at_a, EPOCH) == []
     assert b.dropped == {"bad_cookie": 2} and len(b.table) == 0
     # The cookie of an ack lives 5 to 10 minutes (the token secret's rotation), then admits nobody.
@@ -303,7 +304,15 @@ def test_cookies_only_on_answers_and_acks_carry_nothing_else() -> None:
     data = messages.encode(identity, Kind.ERROR, bytes(8), {"code": "x", "message": ""}, cookie=b"12345678")
     assert messages.decode(data).cookie == b"12345678"
     with pytest.raises(messages.MessageRejected, match="only requests are padded"):
-        messages.encode(identity, Kind.ACK, bytes(8), {"cookie": bytes(8)}, pad_to=300)
+        messages.encode(identity, Kind.PONG, bytes(8), {}, pad_to=300)
+    # An ack is its tag, an id and a cookie: exactly ACK_SIZE bytes, below any signed datagram.
+    ack = messages.encode_ack(NodeId(7), b"12345678")
+    assert len(ack) == messages.ACK_SIZE and messages.decode(ack) == Ack(NodeId(7), b"12345678")
+    with pytest.raises(messages.MessageRejected, match="8 bytes"):
+        messages.encode_ack(NodeId(7), bytes(9))
+    with pytest.raises(messages.MessageRejected, match="starts with its tag") as rejected:
+        messages.decode(b"x" + ack[1:])
+    assert rejected.value.code == messages.MALFORMED
 
 
 @settings(max_examples=300, deadline=None)

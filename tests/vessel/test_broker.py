@@ -2,16 +2,19 @@
 
 These tests call the broker directly, the way a child whose API layer was bypassed could, to show that
 the server's own checks (ports, local IPs, types, sizes, handles, socket counts) hold without the API.
-All traffic stays on 127.0.0.1.
+The sockets the broker hands over (udp_listen, tcp_connect, tcp_accept) are kept in `Broker.sockets`, and
+the tests send and receive on them as the vessel does. All traffic stays on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 import pytest
@@ -55,9 +58,20 @@ class Broker:
     thread: threading.Thread
     ports: list[int]          # allowed as messport and connport
     forbidden: int            # free, but in neither set
+    #: The vessel's copies of the sockets the broker handed over, by handle.
+    sockets: dict[int, socket.socket] = field(default_factory=dict)
 
-    def call(self, op: str, *args: object) -> object:
-        return self.client.call(op, *args)
+    def call(self, op: str, *args: object) -> Any:
+        if op not in protocol.SOCKET_OPS:
+            return self.client.call(op, *args)
+        result, sock = self.client.call_with_socket(op, *args)
+        self.sockets[result[2] if op == protocol.OP_TCP_ACCEPT else result] = sock
+        return result
+
+    def close_copies(self) -> None:
+        """Close the vessel's copies, as a vessel that ends does."""
+        for sock in self.sockets.values():
+            sock.close()
 
 
 def start_broker(policy_changes: dict[str, object] | None = None) -> Broker:
@@ -74,6 +88,7 @@ def start_broker(policy_changes: dict[str, object] | None = None) -> Broker:
 
 
 def stop_broker(broker: Broker) -> None:
+    broker.close_copies()
     broker.client.close()
     broker.server.close()
     broker.thread.join(10)
@@ -88,7 +103,12 @@ def broker() -> Iterator[Broker]:
 
 
 def wait_readable(broker: Broker, handle: int) -> None:
-    assert broker.call(protocol.OP_WAIT, handle, "r", 5.0) is True
+    """Until the socket is readable: a TCP listener waits in the broker, a handed-over socket in select()."""
+    sock = broker.sockets.get(handle)
+    if sock is None:
+        assert broker.call(protocol.OP_WAIT, handle, "r", 5.0) is True
+    else:
+        assert select.select([sock], [], [], 5.0)[0], "the socket never became readable"
 
 
 def wait_until_parked(server: BrokerServer) -> None:
@@ -137,15 +157,16 @@ def test_gethostbyname(broker: Broker) -> None:
 def test_udp_listen_send_receive(broker: Broker) -> None:
     server_port, client_port = broker.ports[:2]
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, server_port)
-    with pytest.raises(errors.SocketWouldBlockError):
-        broker.call(protocol.OP_UDP_RECV, listener)
-    assert broker.call(protocol.OP_WAIT, listener, "r", 0.05) is False
+    inbox = broker.sockets[listener]
+    assert inbox.getsockname() == (LOCAL, server_port) and inbox.type == socket.SOCK_DGRAM
+    with pytest.raises(BlockingIOError):  # the broker made it non-blocking; the copy shares the flag
+        inbox.recvfrom(100)
     sent = broker.call(protocol.OP_UDP_SEND, LOCAL, server_port, b"ping", LOCAL, client_port)
     assert sent == 4
     wait_readable(broker, listener)
-    assert broker.call(protocol.OP_UDP_RECV, listener) == [LOCAL, client_port, b"ping"]
-    with pytest.raises(errors.SocketWouldBlockError):
-        broker.call(protocol.OP_UDP_RECV, listener)
+    assert inbox.recvfrom(100) == (b"ping", (LOCAL, client_port))
+    with pytest.raises(errors.RepyArgumentError, match="is a udp socket"):  # the vessel waits on its copy
+        broker.call(protocol.OP_WAIT, listener, "r", 0.05)
 
 
 @pytest.mark.slow
@@ -156,7 +177,7 @@ def test_udp_send_uses_own_listener_as_source(broker: Broker) -> None:
     listener_b = broker.call(protocol.OP_UDP_LISTEN, LOCAL, b)
     assert broker.call(protocol.OP_UDP_SEND, LOCAL, b, b"from a", LOCAL, a) == 6
     wait_readable(broker, listener_b)
-    assert broker.call(protocol.OP_UDP_RECV, listener_b) == [LOCAL, a, b"from a"]
+    assert broker.sockets[listener_b].recvfrom(100) == (b"from a", (LOCAL, a))
     broker.call(protocol.OP_CLOSE, listener_a)
 
 
@@ -165,7 +186,7 @@ def test_udp_send_without_local_address_is_the_v1_form(broker: Broker) -> None:
     listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
     assert broker.call(protocol.OP_UDP_SEND, LOCAL, broker.ports[0], b"anon", None, 0) == 4
     wait_readable(broker, listener)
-    ip, port, data = broker.call(protocol.OP_UDP_RECV, listener)
+    data, (ip, port) = broker.sockets[listener].recvfrom(100)
     assert (ip, data) == (LOCAL, b"anon") and port not in broker.ports
 
 
@@ -203,17 +224,16 @@ def test_udp_address_held_by_another_process() -> None:
 
 
 @pytest.mark.slow
-def test_tcp_connect_accept_send_recv(broker: Broker) -> None:
+def test_tcp_connect_accept_hands_over_connected_sockets(broker: Broker) -> None:
     _, conn, accepted = connected_pair(broker)
-    with pytest.raises(errors.SocketWouldBlockError):
-        broker.call(protocol.OP_TCP_RECV, accepted, 100)
-    assert broker.call(protocol.OP_TCP_SEND, conn, b"hello") == 5
+    client, server = broker.sockets[conn], broker.sockets[accepted]
+    assert client.getpeername() == server.getsockname() == (LOCAL, broker.ports[0])
+    assert server.getpeername() == client.getsockname() == (LOCAL, broker.ports[1])
+    with pytest.raises(BlockingIOError):
+        server.recv(100)
+    assert client.send(b"hello") == 5
     wait_readable(broker, accepted)
-    assert broker.call(protocol.OP_TCP_RECV, accepted, 100) == b"hello"
-    assert broker.call(protocol.OP_TCP_SEND, accepted, b"back") == 4
-    wait_readable(broker, conn)
-    assert broker.call(protocol.OP_TCP_RECV, conn, 2) == b"ba"
-    assert broker.call(protocol.OP_TCP_RECV, conn, 2) == b"ck"
+    assert server.recv(100) == b"hello"
 
 
 @pytest.mark.slow
@@ -224,24 +244,21 @@ def test_tcp_accept_would_block(broker: Broker) -> None:
 
 
 @pytest.mark.slow
-def test_tcp_send_would_block_when_the_peer_does_not_read(broker: Broker) -> None:
+def test_a_handed_over_connection_is_non_blocking(broker: Broker) -> None:
     _, conn, _ = connected_pair(broker)
     chunk = b"x" * protocol.MAX_TCP_CHUNK
-    with pytest.raises(errors.SocketWouldBlockError):
+    with pytest.raises(BlockingIOError):
         for _ in range(10_000):  # the socket buffers fill long before this
-            broker.call(protocol.OP_TCP_SEND, conn, chunk)
-    assert broker.call(protocol.OP_WAIT, conn, "w", 0) is False
+            broker.sockets[conn].send(chunk)
 
 
 @pytest.mark.slow
-def test_tcp_remote_close(broker: Broker) -> None:
+def test_closing_the_handle_ends_the_connection_though_the_vessel_holds_a_copy(broker: Broker) -> None:
     _, conn, accepted = connected_pair(broker)
-    assert broker.call(protocol.OP_CLOSE, accepted) is True
+    assert broker.call(protocol.OP_CLOSE, accepted) is True  # the broker shuts the socket down
     wait_readable(broker, conn)
-    with pytest.raises(errors.SocketClosedRemote):
-        broker.call(protocol.OP_TCP_RECV, conn, 10)
-    with pytest.raises(errors.SocketClosedRemote):
-        broker.call(protocol.OP_TCP_SEND, conn, b"anyone?")
+    assert broker.sockets[conn].recv(10) == b""  # the peer sees the end of the stream
+    assert broker.sockets[accepted].recv(10) == b""  # and the copy reads nothing more
 
 
 @pytest.mark.slow
@@ -249,10 +266,8 @@ def test_close_local_then_use(broker: Broker) -> None:
     _, conn, _ = connected_pair(broker)
     assert broker.call(protocol.OP_CLOSE, conn) is True
     assert broker.call(protocol.OP_CLOSE, conn) is False
-    for op, args in ((protocol.OP_TCP_RECV, (conn, 1)), (protocol.OP_TCP_SEND, (conn, b"x")),
-                     (protocol.OP_WAIT, (conn, "r", 0))):
-        with pytest.raises(errors.SocketClosedLocal):
-            broker.call(op, *args)
+    with pytest.raises(errors.SocketClosedLocal):
+        broker.call(protocol.OP_WAIT, conn, "r", 0)
 
 
 @pytest.mark.slow
@@ -386,20 +401,11 @@ def test_bad_handles(broker: Broker) -> None:
     with pytest.raises(errors.RepyArgumentError, match="no socket with handle 999"):
         broker.call(protocol.OP_CLOSE, 999)
     with pytest.raises(errors.RepyArgumentError, match="must be an int"):
-        broker.call(protocol.OP_TCP_RECV, str(udp), 10)
-    with pytest.raises(errors.RepyArgumentError, match="is a udp socket"):
-        broker.call(protocol.OP_TCP_RECV, udp, 10)
+        broker.call(protocol.OP_CLOSE, str(udp))
     with pytest.raises(errors.RepyArgumentError, match="is a udp socket"):
         broker.call(protocol.OP_TCP_ACCEPT, udp)
     with pytest.raises(errors.RepyArgumentError, match="no socket with handle -1"):
-        broker.call(protocol.OP_UDP_RECV, -1)
-
-
-@pytest.mark.slow
-def test_oversized_tcp_send_is_refused(broker: Broker) -> None:
-    _, conn, _ = connected_pair(broker)
-    with pytest.raises(errors.RepyArgumentError, match="65536-byte limit"):
-        broker.call(protocol.OP_TCP_SEND, conn, b"x" * (protocol.MAX_TCP_CHUNK + 1))
+        broker.call(protocol.OP_WAIT, -1, "r", 0)
 
 
 @pytest.mark.slow
@@ -424,8 +430,8 @@ def test_socket_counts_are_capped_by_the_broker() -> None:
 
 
 @pytest.mark.slow
-def test_wait_wakes_when_data_arrives_and_other_calls_go_on(broker: Broker) -> None:
-    listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
+def test_wait_wakes_when_a_connection_arrives_and_other_calls_go_on(broker: Broker) -> None:
+    listener = broker.call(protocol.OP_TCP_LISTEN, LOCAL, broker.ports[0])
     result: list[object] = []
     waiter = threading.Thread(
         target=lambda: result.append(broker.call(protocol.OP_WAIT, listener, "r", 20.0)))
@@ -433,14 +439,14 @@ def test_wait_wakes_when_data_arrives_and_other_calls_go_on(broker: Broker) -> N
     # While that wait is parked in the broker, other calls are answered.
     for _ in range(20):
         assert broker.call(protocol.OP_GETMYIP) == LOCAL
-    broker.call(protocol.OP_UDP_SEND, LOCAL, broker.ports[0], b"wake", LOCAL, broker.ports[1])
+    broker.call(protocol.OP_TCP_CONNECT, LOCAL, broker.ports[0], LOCAL, broker.ports[1], 5.0)
     waiter.join(10)
     assert result == [True]
 
 
 @pytest.mark.slow
 def test_closing_a_socket_ends_its_waits(broker: Broker) -> None:
-    listener = broker.call(protocol.OP_UDP_LISTEN, LOCAL, broker.ports[0])
+    listener = broker.call(protocol.OP_TCP_LISTEN, LOCAL, broker.ports[0])
     outcome: list[BaseException] = []
 
     def wait() -> None:
@@ -482,14 +488,17 @@ def test_many_threads_share_one_client(broker: Broker) -> None:
 @pytest.mark.slow
 def test_server_close_closes_every_socket_and_fails_the_client() -> None:
     b = start_broker()
-    b.call(protocol.OP_TCP_LISTEN, LOCAL, b.ports[0])
-    udp = b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[1])
+    listener = b.call(protocol.OP_TCP_LISTEN, LOCAL, b.ports[0])
+    b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[1])
     b.call(protocol.OP_TCP_CONNECT, LOCAL, b.ports[0], LOCAL, b.ports[2], 5.0)
+    wait_readable(b, listener)
+    b.call(protocol.OP_TCP_ACCEPT, listener)  # the listener has nothing waiting now, so a wait parks
+    b.close_copies()  # the vessel ended; only the broker's own copies are left
     failure: list[BaseException] = []
 
     def wait() -> None:
         try:
-            b.call(protocol.OP_WAIT, udp, "r", 20.0)
+            b.call(protocol.OP_WAIT, listener, "r", 20.0)
         except errors.InternalRepyError as exc:
             failure.append(exc)
 
@@ -516,6 +525,7 @@ def test_server_close_closes_every_socket_and_fails_the_client() -> None:
 def test_serve_returns_when_the_child_end_closes() -> None:
     b = start_broker()
     b.call(protocol.OP_UDP_LISTEN, LOCAL, b.ports[0])
+    b.close_copies()
     b.client.close()
     b.thread.join(10)
     assert not b.thread.is_alive() and b.server.violation is None
@@ -597,7 +607,7 @@ def test_client_turns_replies_into_exceptions(reply: bytes, error: type[Exceptio
 @pytest.mark.slow
 def test_client_refuses_oversized_requests(broker: Broker) -> None:
     with pytest.raises(errors.RepyArgumentError, match="exceeds the 131072-byte limit"):
-        broker.call(protocol.OP_TCP_SEND, 1, b"x" * protocol.MAX_MESSAGE)
+        broker.call(protocol.OP_UDP_SEND, LOCAL, 1, b"x" * protocol.MAX_MESSAGE, LOCAL, 2)
     assert broker.call(protocol.OP_GETMYIP) == LOCAL  # the client is still usable
 
 

@@ -7,7 +7,8 @@ Each program in tests/vessel/exhaustion_corpus/ exhausts one resource and says i
     # allotment: <name=value overrides of DEFAULT_ALLOTMENT, comma separated; ports as first-last>
     # message: <text the final error line must contain>             (optional, for error:)
 
-* killed-memory / killed-disk: the nanny killed it (EXIT_RESOURCE_KILL, the reason names the resource).
+* killed-memory / killed-disk: the nanny killed it, or for memory the kernel at the vessel's cgroup limit
+  (EXIT_RESOURCE_KILL, the reason names the resource and who killed it).
 * error:<Name>: the program died of that uncaught exception (EXIT_UNCAUGHT), the last line of its log.
 * throttled: a CPU hog that never ends by itself. It runs for THROTTLE_WINDOW seconds, its CPU seconds over
   that wall time must stay below twice its share plus 0.1, then it is stopped (state Stopped).
@@ -279,7 +280,8 @@ def check_expectation(program: Program, outcome: Outcome) -> None:
         resource = program.kind.removeprefix("killed-")
         assert handle.exit_code == EXIT_RESOURCE_KILL, context
         assert handle.status == VesselStatus.TERMINATED, context
-        assert resource in handle.reason and "nanny killed" in handle.reason, context
+        killers = ("nanny killed", "kernel's memory limit killed") if resource == "memory" else ("nanny killed",)
+        assert resource in handle.reason and any(killer in handle.reason for killer in killers), context
         assert last_line(handle).startswith("Killed: "), context
     elif program.kind == "error":
         line = last_line(handle)

@@ -6,8 +6,12 @@ cannot be trusted to report its own use of them.
 
 Renewable resources (rates in units per second) are leaky buckets that drain at the allotted rate. A call
 first waits until its bucket is empty and only then adds its amount, so over any window W the amount
-charged is at most rate × W plus the last call's amount. Unlike the original, which let the bucket hold one
-second's worth before a caller waited, there is no burst allowance: the bound above is the whole promise.
+charged is at most rate × (W + SLACK) plus the last call's amount. The original let the bucket hold one
+second's worth before a caller waited; here the only allowance is SLACK (10 ms of the rate): a bucket that
+drained less than SLACK ago counts from when it drained, not from now. That keeps the long-run rate exact (within
+a percent) although a waiter always wakes a little late and the operation itself takes time: without it
+every call would lose its oversleep and its own duration, which held a flooding sender 15 % under its
+allotment, and a fast sender slept (at least the timer's 50 µs) after nearly every call.
 
 The bucket is kept as the time at which it will be empty (`free_at`) rather than as a fill level, so a
 waiter sleeps exactly until that time and no rounding of a level can leave it a hair short of empty.
@@ -29,6 +33,8 @@ from seattle.vessel.errors import InternalRepyError, ResourceExhaustedError, Res
 
 #: The renewables charged per call. cpu is renewable too, but the nanny throttles it from outside.
 METERED: frozenset[str] = RENEWABLE - {"cpu"}
+#: How far back a bucket that has drained still counts from when it drained (module docstring), seconds.
+SLACK = 0.01
 
 
 class Accountant:
@@ -51,6 +57,8 @@ class Accountant:
         self._lock = threading.Lock()
         start = clock()
         self._free_at: dict[str, float] = {name: start for name in METERED}
+        #: The metered rates as floats, looked up on every call (a datagram costs four of these calls).
+        self._rates: dict[str, float] = {name: float(allotment.quantities[name]) for name in METERED}
         self._held: dict[str, set[Hashable]] = {name: set() for name in ITEMS}
         self._ports_used: dict[str, set[int]] = {name: set() for name in PORT_SETS}
 
@@ -62,10 +70,12 @@ class Accountant:
         Waiting means the caller is about to use the resource, so a zero allotment raises
         ResourceExhaustedError here, before the operation runs, instead of after it in `record`.
         """
-        self._rate(resource)
+        if not self._rates.get(resource):  # not metered, or an allotment of 0: _rate raises the right error
+            self._rate(resource)
         while True:
-            with self._lock:
-                delay = self._free_at[resource] - self._clock()
+            # No lock: reading one float from the dict is atomic, and a caller racing a `record` may pass
+            # it either way, which the T-threads bound in the module docstring already allows for.
+            delay = self._free_at[resource] - self._clock()
             if delay <= 0:
                 return
             self._sleep(delay)
@@ -79,24 +89,26 @@ class Accountant:
                 now = self._clock()
                 delay = self._free_at[resource] - now
                 if delay <= 0:
-                    self._free_at[resource] = now + amount / rate
+                    self._free_at[resource] = _start(self._free_at[resource], now) + amount / rate
                     return
             self._sleep(delay)
 
     def record(self, resource: str, amount: float) -> None:
         """Add `amount` without waiting: the operation already ran after a `wait_for`."""
-        _check_amount(resource, amount)
-        if amount == 0 and resource in METERED:
-            return
-        rate = self._rate(resource)
+        rate = self._rates.get(resource)
+        if not rate or type(amount) is not int or amount <= 0:  # every case but a byte count: check it all
+            _check_amount(resource, amount)
+            if amount == 0 and resource in METERED:
+                return
+            rate = self._rate(resource)
         with self._lock:
-            self._free_at[resource] = max(self._free_at[resource], self._clock()) + amount / rate
+            self._free_at[resource] = _start(self._free_at[resource], self._clock()) + amount / rate
 
     def _rate(self, resource: str) -> float:
-        if resource not in METERED:
+        rate = self._rates.get(resource)
+        if rate is None:
             raise InternalRepyError(f"{resource!r} is not a per-call renewable resource "
                                     f"(expected one of {', '.join(sorted(METERED))})")
-        rate = float(self._allotment.quantities[resource])
         if rate == 0:
             raise ResourceExhaustedError(f"{resource}: this vessel's allotment is 0, so it may not use any")
         return rate
@@ -161,6 +173,12 @@ class Accountant:
             }
             levels.update({name: len(held) for name, held in self._held.items()})
         return levels
+
+
+def _start(free_at: float, now: float) -> float:
+    """Where a new amount starts in a bucket that empties at `free_at`: there, if it is still filling or
+    drained less than SLACK ago (a caller keeping up with the rate), else now (the bucket sat idle)."""
+    return free_at if free_at >= now - SLACK else now
 
 
 def _check_amount(resource: str, amount: float) -> None:

@@ -3,6 +3,8 @@
 Many user threads call at once, so each request carries an id and waits on its own slot; one reader
 thread (internal, not a user "event") receives every reply and hands it to the slot with that id.
 Replies that name a Repy exception are raised here as that exception, with no host context attached.
+A reply to udp_listen, tcp_connect or tcp_accept carries the socket itself (SCM_RIGHTS); `call_with_socket`
+returns it, and the network API keeps it where programs cannot reach it (child/api/network.py).
 
 If the supervisor goes away the vessel cannot do any more network I/O, learn its resource use, or be
 stopped cleanly, so every pending and later call raises InternalRepyError, which ends the vessel.
@@ -11,6 +13,7 @@ stopped cleanly, so every pending and later call raises InternalRepyError, which
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import threading
 from typing import Any
@@ -26,16 +29,18 @@ class _Slot:
     A one-shot lock costs a fraction of a threading.Event, and this is on every call's path.
     """
 
-    __slots__ = ("done", "ok", "payload")
+    __slots__ = ("done", "fd", "ok", "payload")
 
     def __init__(self) -> None:
         self.done = threading.Lock()
         self.done.acquire()
         self.ok = False
         self.payload: Any = None
+        #: The descriptor that came with the reply; None if none came (or the open-file limit dropped it).
+        self.fd: int | None = None
 
-    def fill(self, ok: bool, payload: Any) -> None:
-        self.ok, self.payload = ok, payload
+    def fill(self, ok: bool, payload: Any, fd: int | None = None) -> None:
+        self.ok, self.payload, self.fd = ok, payload, fd
         self.done.release()
 
 
@@ -58,6 +63,23 @@ class BrokerClient:
 
     def call(self, op: str, *args: object) -> Any:
         """Send `op(*args)` to the broker and return its result, or raise the Repy exception it names."""
+        slot = self._ask(op, args)
+        if slot.fd is not None:  # a socket nobody asked for: do not leak the descriptor
+            os.close(slot.fd)
+        return slot.payload
+
+    def call_with_socket(self, op: str, *args: object) -> tuple[Any, socket.socket]:
+        """`call` for an op whose reply carries a socket (protocol.SOCKET_OPS): (result, the socket)."""
+        slot = self._ask(op, args)
+        if slot.fd is None:
+            # The kernel drops a descriptor past RLIMIT_NOFILE (MSG_CTRUNC); the startup sizes the limit
+            # for every socket of the allotment, so this is a fault of ours. The broker holds the socket
+            # under a handle the vessel can no longer use: the vessel ends (InternalRepyError).
+            raise errors.InternalRepyError(f"{op}: the broker's reply came without its socket")
+        return slot.payload, socket.socket(fileno=slot.fd)
+
+    def _ask(self, op: str, args: tuple[object, ...]) -> _Slot:
+        """Send one request and wait for its reply's slot; raises the exception an error reply names."""
         request_id = next(self._ids)
         try:
             data = protocol.encode_request(request_id, op, args)
@@ -79,7 +101,9 @@ class BrokerClient:
             self._break(f"sending failed: {exc}")
         slot.done.acquire()
         if slot.ok:
-            return slot.payload
+            return slot
+        if slot.fd is not None:
+            os.close(slot.fd)
         name, text = slot.payload
         error = errors.EXPORTED.get(name)
         if error is None:  # "InternalRepyError", or a name no vessel may see: either way, fatal
@@ -103,16 +127,22 @@ class BrokerClient:
     def _read_replies(self) -> None:
         try:
             while True:
-                data = self._sock.recv(protocol.MAX_MESSAGE + 1)
+                data, fds, _flags, _address = socket.recv_fds(self._sock, protocol.MAX_MESSAGE + 1, 1)
+                fd = fds[0] if fds else None
                 if not data:
                     self._break("the supervisor closed the broker socket")
                     return
-                request_id, ok, payload = protocol.decode_reply(data)
-                with self._lock:
-                    slot = self._pending.pop(request_id, None)
-                if slot is None:
-                    raise protocol.ProtocolError(f"a reply to unknown request {request_id}")
-                slot.fill(ok, payload)
+                try:
+                    request_id, ok, payload = protocol.decode_reply(data)
+                    with self._lock:
+                        slot = self._pending.pop(request_id, None)
+                    if slot is None:
+                        raise protocol.ProtocolError(f"a reply to unknown request {request_id}")
+                except protocol.ProtocolError:
+                    if fd is not None:
+                        os.close(fd)
+                    raise
+                slot.fill(ok, payload, fd)
         except protocol.ProtocolError as exc:
             self._break(f"bad reply: {exc}")
         except OSError as exc:

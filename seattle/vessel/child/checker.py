@@ -15,11 +15,12 @@ What the walk enforces, and why:
   `lambda` is allowed, unlike in Repy: it creates the same kind of function a `def` does, so it adds no
   capability, and Python 3 programs use it for sort keys and callbacks.
 * **Every identifier.** Names, attributes, function, class and parameter names (positional-only and
-  keyword-only too), keyword arguments and exception handler names. A leading `_` marks private state,
-  which is where the API objects keep theirs; `__` reaches the object graph (`__class__`, `__globals__`,
-  `__subclasses__`); the prefixes `f_ gi_ cr_ ag_ tb_ co_ im_ func_` reach frames, generators, tracebacks
-  and code objects without any underscore. A bare `_` is fine as a variable (`for _ in range(3)`): it names
-  nothing of the host, and it is never accepted as an attribute.
+  keyword-only too), keyword arguments and exception handler names. `__` reaches the object graph
+  (`__class__`, `__globals__`, `__subclasses__`); the prefixes `f_ gi_ cr_ ag_ tb_ co_ im_ func_` reach
+  frames, generators, tracebacks and code objects without any underscore. One leading underscore is allowed,
+  as in the original (`_context`, `self._lock`): nothing a program can reach keeps private state under such
+  a name (the API's objects keep theirs in closures, SafeDict under a name-mangled `__` slot, and
+  tests/vessel/test_underscore_names.py holds every builtin and API object to that).
 * **Exact names** with a known route out: see `_BANNED_NAMES`. Host builtins the vessel never provides
   (`open`, `eval`, `getattr`, ...) are also refused as variable names, so that a runtime mistake which
   leaked the real builtins into a namespace still could not be used by name.
@@ -160,7 +161,7 @@ def check_and_compile(source: str | bytes, filename: str = "<program>") -> types
     """
     if type(filename) is not str:
         raise TypeError(f"filename must be a str, not {type(filename).__name__}")
-    text = _source_text(source, filename)
+    text = source_text(source, filename)
     try:
         tree = ast.parse(text, filename=filename, mode="exec")
     except SyntaxError as exc:
@@ -194,8 +195,11 @@ def _text_position(text: str, index: int) -> _Position:
     return _Position(len(lines), len(lines[-1]) + 1)
 
 
-def _source_text(source: str | bytes, filename: str) -> str:
-    """The program as text: UTF-8, within the size limit, no NUL, no foreign coding declaration."""
+def source_text(source: str | bytes, filename: str) -> str:
+    """The program as text: UTF-8, within the size limit, no NUL, no foreign coding declaration.
+
+    CodeUnsafeError otherwise. The original dialect's translator reads programs through this too.
+    """
     if type(source) is bytes:
         if len(source) > MAX_SOURCE_BYTES:
             raise _unsafe(filename, _Position(1, 1), _too_large(len(source)))
@@ -439,8 +443,6 @@ def _check_identifier(name: str, what: str) -> None:
     """The rules for any identifier: attributes and keyword arguments as much as variables."""
     if "__" in name:
         raise _Refused(f"{what} {name!r} is not allowed: names containing '__' reach interpreter internals")
-    if name.startswith("_"):
-        raise _Refused(f"{what} {name!r} is not allowed: names starting with '_' are private")
     for prefix in _INTERNAL_PREFIXES:
         if name.startswith(prefix):
             raise _Refused(

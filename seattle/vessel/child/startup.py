@@ -24,8 +24,10 @@ from seattle.vessel.child.safe_builtins import make_builtins
 from seattle.vessel.oslayer import LAYER_NAMES, HostSupport, LayerPlan, SandboxSetupError, apply_layers
 from seattle.vessel.spec import LANGUAGE_LAYER, VesselSpec
 from seattle.vessel.status import EXIT_SANDBOX_SETUP
+from seattle.vessel.traffic import Traffic
 
-#: Descriptors the runtime itself holds (stdio, the broker socket, urandom) on top of the program's files.
+#: Descriptors the runtime itself holds (stdio, the broker socket, urandom) on top of the program's files
+#: and sockets.
 RUNTIME_FDS = 16
 #: A program larger than this is refused before it is parsed.
 MAX_PROGRAM_BYTES = 1024 * 1024
@@ -70,7 +72,9 @@ def layer_plan(spec: VesselSpec) -> LayerPlan:
     return LayerPlan(
         vessel_dir=spec.vessel_dir,
         memory_bytes=allotment.count("memory"),
-        max_open_files=allotment.count("filesopened") + RUNTIME_FDS,
+        # The vessel holds a copy of each of its sockets (docs/sandbox-layers.md, "The network path").
+        max_open_files=sum(allotment.count(name) for name in ("filesopened", "insockets", "outsockets"))
+        + RUNTIME_FDS,
         max_file_bytes=max(allotment.count("diskused"), 1),
         layers=frozenset(spec.layers) & frozenset(LAYER_NAMES),
     )
@@ -91,8 +95,11 @@ def warm_up() -> None:
     check_and_compile(WARM_UP_PROGRAM, spec.program)
 
 
-def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport, supervisor_pid: int) -> NoReturn:
-    """Entry point in the forked child; fd 1 and 2 already lead to the supervisor's log pipe.
+def run_child(
+    spec: VesselSpec, broker_sock: socket.socket, support: HostSupport, supervisor_pid: int, traffic: Traffic
+) -> NoReturn:
+    """Entry point in the forked child; fd 1 and 2 already lead to the supervisor's log pipe, and `traffic`
+    is the byte counters the supervisor reads.
 
     The parent-death signal is armed inside apply_layers; a supervisor that died before that would never
     send it, so the parent's pid is compared afterwards.
@@ -122,5 +129,6 @@ def run_child(spec: VesselSpec, broker_sock: socket.socket, support: HostSupport
         exit=exit_now,
         args=list(spec.args),
         start_time=spec.requested_at,
+        traffic=traffic,
     )
-    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers)
+    run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers, platform=spec.platform)

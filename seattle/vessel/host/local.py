@@ -11,7 +11,7 @@ from pathlib import Path
 from seattle.errors import BadResourceFile, ProgramNotFound
 from seattle.resources import DEFAULT_ALLOTMENT, ResourceParseError, Resources, load_resources
 from seattle.vessel.host.launcher import OutputCallback, VesselHandle, run_until_done
-from seattle.vessel.spec import VesselSpec
+from seattle.vessel.spec import PYTHON3, VesselSpec
 
 
 def load_allotment(path: Path | None) -> Resources:
@@ -56,9 +56,11 @@ def run_program_locally(
     local_ips: tuple[str, ...] = (),
     allow_unconfined: bool = False,
     timeout: float = float("inf"),
+    platform: str = PYTHON3,
 ) -> VesselHandle:
-    """Run `program` in a vessel until it ends (or `timeout` passes) and return its final handle."""
+    """Run `program` (in the dialect `platform`) in a vessel until it ends (or `timeout` passes) and return its
+    final handle."""
     with vessel_directory(program, directory) as vessel_dir:
         spec = VesselSpec(vessel_dir=vessel_dir, program=program.name, resources=resources, args=args,
-                          layers=layers, local_ips=local_ips)
+                          layers=layers, local_ips=local_ips, platform=platform)
         return run_until_done({"allow_unconfined": allow_unconfined}, spec, on_output, timeout)

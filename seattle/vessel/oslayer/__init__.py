@@ -16,6 +16,7 @@ for what each layer stops.
     seccomp_filter.py  — the seccomp filter: system calls a vessel never needs fail with EPERM
     paths.py           — the paths the interpreter must still read once Landlock confines the child
     libc.py            — the C library handle, loaded before any fork, and its errors turned into OSError
+    cgroups.py         — the cgroup layer: one group per vessel (CPU quota, memory limit), made by its supervisor
 """
 
 from seattle.vessel.oslayer.apply import SandboxSetupError, apply_layers

@@ -1,10 +1,10 @@
 """Move the child into a network namespace of its own: no interface, not even a working loopback.
 
-The child never needs the network itself: the supervisor's broker does every network call for it over
-the socketpair the child already holds, and a connected socketpair keeps working across the move. A
-fresh network namespace has only a `lo` that is down, so even if a socket could be made, nothing is
-reachable. A new IPC namespace comes with it for free and hides the host's SysV shared memory and
-message queues.
+The child never needs the network namespace itself: the supervisor's broker makes every socket the child
+uses (in the host's namespace, after its checks) and hands it over the socketpair the child already holds;
+a socket keeps the namespace it was made in, so both keep working across the move. A fresh network
+namespace has only a `lo` that is down, so even if a socket could be made, nothing is reachable. A new
+IPC namespace comes with it for free and hides the host's SysV shared memory and message queues.
 
 Root (more exactly: CAP_SYS_ADMIN) can unshare the network namespace directly. An unprivileged process
 must first create a user namespace, which grants it capabilities over namespaces it then owns; its own

@@ -16,8 +16,14 @@ It is installed last, after every other layer has used the calls it forbids (uns
   keyctl/add_key/request_key, module loading, kexec, reboot, swapon/off, acct, syslog, quotactl,
   iopl/ioperm, the clock setters, sethostname/setdomainname, open_by_handle_at, fanotify_init, mknod,
   vhangup; personality except its read-only query; ioctl TIOCSTI/TIOCLINUX (typing into a terminal);
-* sockets: socket and socketpair for every family. The child already holds the only socket it needs,
-  the broker socketpair, and sendmsg/recvmsg on it are untouched.
+* sockets: socket and socketpair for every family, and what would give a socket another address or
+  peer, or change its options: bind, connect, listen, accept, accept4, setsockopt. The child holds the
+  broker socketpair and the sockets the broker made for it after its checks (bound UDP listeners,
+  connected TCP streams; docs/sandbox-layers.md, "The network path"), and may only send and receive on
+  them: a listener cannot be re-bound to a port outside messport, a stream cannot be pointed at another
+  host, SO_BROADCAST stays off (so the kernel refuses a broadcast), and multicast keeps its TTL of 1.
+  sendmsg and sendmmsg are denied too (the child sends with send/sendto; sendmsg could pass descriptors
+  on); recvmsg stays, since the broker's replies bring the sockets (SCM_RIGHTS).
 
 System calls of another architecture (the 32-bit x86 ABI, x32) kill the process: a deny list for the
 native numbers would otherwise be bypassed by `int 0x80`.
@@ -60,7 +66,8 @@ DENIED = (
     "kexec_load", "kexec_file_load", "reboot", "swapon", "swapoff", "acct", "syslog", "quotactl",
     "iopl", "ioperm", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
     "sethostname", "setdomainname", "open_by_handle_at", "fanotify_init", "mknod", "mknodat", "vhangup",
-    "socket", "socketpair",
+    "socket", "socketpair", "bind", "connect", "listen", "accept", "accept4", "setsockopt",
+    "sendmsg", "sendmmsg",
 )  # fmt: skip
 
 # System call -> argument index that must equal the child's own pid.

@@ -1,15 +1,22 @@
-"""The supervisor's end of the broker: performs a vessel's network I/O on real sockets.
+"""The supervisor's end of the broker: makes a vessel's sockets after checking it may have them.
 
-The sandboxed child has no internet sockets at all, so everything it does on the network happens here,
-in the unconfined supervisor. That makes this module the second, independent layer of network policy:
-it trusts nothing the child's API checked and checks again, before any real socket is touched, the
-argument types and sizes, the addresses, that the local IP is one the vessel may bind, that the local
-port is in the vessel's messport/connport set, that a handle is one this server issued, and that the
-vessel does not hold more sockets than its allotment.
+The sandboxed child cannot make a socket of its own (seccomp denies socket, bind, connect, listen and
+accept), so every socket it uses is made here, in the unconfined supervisor. That makes this module the
+second, independent layer of network policy: it trusts nothing the child's API checked and checks again,
+before any real socket is touched, the argument types and sizes, the addresses, that the local IP is one
+the vessel may bind, that the local port is in the vessel's messport/connport set, that a handle is one
+this server issued, and that the vessel does not hold more sockets than its allotment.
+
+The fast path (docs/sandbox-layers.md, "The network path"): once a socket passed those checks (a bound UDP
+listener, a connected or accepted TCP connection) a copy of its descriptor travels to the vessel with the
+reply, and the vessel sends and receives on it directly, so a datagram or a segment costs no broker hop.
+The broker keeps its own copy, counted against the allotment, until the vessel closes the handle. It still
+does the I/O that needs an address check on every call: a datagram from a port without a listener, a
+connect, an accept.
 
 Design: one thread, one event loop. `serve()` multiplexes the broker socket and every real socket with a
 selector, and every real socket is non-blocking, so ops that wait (a connect with its timeout, a
-"wait until readable" for the V1 calls) are parked in the selector and never hold up other ops. Only
+"wait until a listener is readable" for V1 waitforconn) are parked in the selector and never hold up other ops. Only
 name lookups, which the C library does blocking, run on a small thread pool; they touch no socket table.
 Because the socket table is only ever changed on the loop's thread, no lock guards it, and closing a
 socket can never race a select() that is watching it.
@@ -31,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from seattle.vessel import broker_protocol as protocol
-from seattle.vessel import errors
+from seattle.vessel import errors, netio
+from seattle.vessel.traffic import Traffic
 
 if TYPE_CHECKING:
     from seattle.resources import Resources
@@ -42,12 +50,6 @@ MAX_LOOKUPS = 8
 #: TCP states in which a local/remote pair is actively in use (Repy: DuplicateTupleError, not cleanup).
 _ACTIVE_TCP_STATES = frozenset({psutil.CONN_ESTABLISHED, psutil.CONN_SYN_SENT, psutil.CONN_CLOSE_WAIT})
 
-_WOULD_BLOCK = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINPROGRESS, errno.EALREADY})
-_CLOSED_REMOTE = frozenset({
-    errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ENOTCONN, errno.ESHUTDOWN, errno.ENETRESET,
-    errno.ETIMEDOUT,
-})
-_NO_NETWORK = frozenset({errno.ENETUNREACH, errno.ENETDOWN, errno.EHOSTUNREACH})
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -131,13 +133,6 @@ class _Entry:
     local: tuple[str, int]
     remote: tuple[str, int] | None = None
 
-    @property
-    def peer_ip(self) -> str:
-        """The remote IP of a connected TCP socket, the only kind whose traffic is counted per peer."""
-        if self.remote is None:
-            raise errors.InternalRepyError(f"a {self.kind} socket has no remote address")
-        return self.remote[0]
-
 
 @dataclass
 class _Connect:
@@ -171,42 +166,19 @@ class _Watch:
         return times
 
 
-class Traffic:
-    """Payload bytes the broker moved for the vessel since it started, split as the vessel's API charges them:
-    loopsend/looprecv for a 127.x peer, netsend/netrecv for any other (`protocol.is_loopback`).
-
-    Only the loop's thread adds (every send and receive runs there), so a plain int add is safe and costs
-    next to nothing per call; another thread reading `snapshot()` sees each counter whole, at most one op old.
-    Counted are the bytes of UDP payloads and TCP stream data, not the IP/UDP/TCP headers.
-    """
-
-    __slots__ = ("looprecv", "loopsend", "netrecv", "netsend")
-
-    def __init__(self) -> None:
-        self.netsend = self.netrecv = self.loopsend = self.looprecv = 0
-
-    def sent(self, ip: str, size: int) -> int:
-        """Count `size` bytes sent to `ip` (an address the broker already checked); returns `size`."""
-        if ip.startswith("127."):
-            self.loopsend += size
-        else:
-            self.netsend += size
-        return size
-
-    def received(self, ip: str, size: int) -> None:
-        if ip.startswith("127."):
-            self.looprecv += size
-        else:
-            self.netrecv += size
-
-    def snapshot(self) -> dict[str, int]:
-        return {"netsend": self.netsend, "netrecv": self.netrecv, "loopsend": self.loopsend,
-                "looprecv": self.looprecv}
-
-
 _BROKER = object()
 _WAKE = object()
 _DEFERRED = object()  # a handler's result when the reply is sent later
+
+
+@dataclass(frozen=True)
+class _Handover:
+    """A handler's result that travels with a copy of `sock`'s descriptor (SCM_RIGHTS): the vessel then
+    does the socket's I/O itself. The broker keeps its own copy, for the checks that need the socket
+    (accept on it, what is bound where) and to close it for good when the vessel closes its handle."""
+
+    result: Any
+    sock: socket.socket
 
 
 class BrokerServer:
@@ -246,12 +218,9 @@ class BrokerServer:
             protocol.OP_GETMYIP: self._op_getmyip,
             protocol.OP_UDP_LISTEN: self._op_udp_listen,
             protocol.OP_UDP_SEND: self._op_udp_send,
-            protocol.OP_UDP_RECV: self._op_udp_recv,
             protocol.OP_TCP_LISTEN: self._op_tcp_listen,
             protocol.OP_TCP_ACCEPT: self._op_tcp_accept,
             protocol.OP_TCP_CONNECT: self._op_tcp_connect,
-            protocol.OP_TCP_SEND: self._op_tcp_send,
-            protocol.OP_TCP_RECV: self._op_tcp_recv,
             protocol.OP_WAIT: self._op_wait,
             protocol.OP_CLOSE: self._op_close,
         }
@@ -365,7 +334,9 @@ class BrokerServer:
         except Exception as exc:  # a fault of ours; the child treats it as fatal
             self._reply(protocol.encode_err(request_id, "InternalRepyError", f"{op}: {exc!r}"))
         else:
-            if result is not _DEFERRED:
+            if isinstance(result, _Handover):
+                self._reply_ok(request_id, result.result, result.sock)
+            elif result is not _DEFERRED:
                 self._reply_ok(request_id, result)
 
     def _on_ready(self, watch: _Watch, events: int) -> None:
@@ -427,23 +398,29 @@ class BrokerServer:
 
     # -- replies ------------------------------------------------------------------------------------------
 
-    def _reply_ok(self, request_id: int, result: Any) -> None:
+    def _reply_ok(self, request_id: int, result: Any, sock: socket.socket | None = None) -> None:
+        """Reply `result`; with `sock`, a copy of its descriptor travels with the reply (SCM_RIGHTS)."""
         try:
             data = protocol.encode_ok(request_id, result)
         except (TypeError, ValueError) as exc:  # a result msgpack cannot carry, or too big: our fault
             data = protocol.encode_err(request_id, "InternalRepyError", f"the reply cannot be sent: {exc}")
-        self._reply(data)
+            sock = None
+        self._reply(data, sock)
 
     def _reply_err(self, request_id: int, exc: errors.RepyException) -> None:
         self._reply(protocol.encode_err(request_id, type(exc).__name__, str(exc)))
 
-    def _reply(self, data: bytes) -> None:
-        """Send one reply; waits while the child's receive queue is full (it is always being drained
-        by the child's reader thread, unless the nanny has the child stopped for a moment)."""
+    def _reply(self, data: bytes, sock: socket.socket | None = None) -> None:
+        """Send one reply, with `sock`'s descriptor if given; waits while the child's receive queue is full
+        (it is always being drained by the child's reader thread, unless the nanny has the child stopped
+        for a moment)."""
         with self._send_lock:
             while not self._finished:
                 try:
-                    self._sock.send(data)
+                    if sock is None:
+                        self._sock.send(data)
+                    else:
+                        socket.send_fds(self._sock, [data], [sock.fileno()])
                     return
                 except BlockingIOError:
                     _wait_writable(self._sock, 0.1)
@@ -583,8 +560,8 @@ class BrokerServer:
         except OSError as exc:
             sock.close()
             raise _bind_error(op, exc, "udp", localip, localport) from None
-        sock.setblocking(False)
-        return self._add(_Entry("udp", sock, (localip, localport)))
+        sock.setblocking(False)  # the vessel's copy shares this flag: its calls never block either
+        return _Handover(self._add(_Entry("udp", sock, (localip, localport))), sock)
 
     def _op_udp_send(self, request_id: int, args: list[Any]) -> Any:
         op = "sendmessage"
@@ -601,7 +578,7 @@ class BrokerServer:
             self._local_allowed(op, local[0], local[1], self._policy.messport, "messport")
         listener = next((e for e in self._entries.values() if e.kind == "udp" and e.local == local), None)
         if listener is not None:
-            return self.traffic.sent(destip, _sendto(op, listener.sock, data, (destip, destport)))
+            return self.traffic.sent(destip, netio.sendto(op, listener.sock, data, (destip, destport)))
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             if local is not None:
@@ -613,23 +590,9 @@ class BrokerServer:
                             f"{op}: {local[0]}:{local[1]} is already in use by another socket") from None
                     raise _bind_error(op, exc, "udp", *local) from None
             sock.setblocking(False)
-            return self.traffic.sent(destip, _sendto(op, sock, data, (destip, destport)))
+            return self.traffic.sent(destip, netio.sendto(op, sock, data, (destip, destport)))
         finally:
             sock.close()
-
-    def _op_udp_recv(self, request_id: int, args: list[Any]) -> Any:
-        op = "getmessage"
-        _count_args(op, args, 1)
-        entry = self._entry(op, args[0], "udp")
-        try:
-            data, (ip, port) = entry.sock.recvfrom(65535)
-        except OSError as exc:
-            if exc.errno in _WOULD_BLOCK or exc.errno == errno.ECONNREFUSED:
-                # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
-                raise errors.SocketWouldBlockError(f"{op}: no message is waiting") from None
-            raise errors.NetworkError(f"{op}: {_describe(exc)}") from None
-        self.traffic.received(ip, len(data))
-        return [ip, port, data]
 
     # -- ops: TCP -----------------------------------------------------------------------------------------
 
@@ -660,11 +623,11 @@ class BrokerServer:
         try:
             sock, (ip, port) = entry.sock.accept()
         except OSError as exc:
-            if exc.errno in _WOULD_BLOCK or exc.errno == errno.ECONNABORTED:
+            if exc.errno in netio.WOULD_BLOCK or exc.errno == errno.ECONNABORTED:
                 raise errors.SocketWouldBlockError(f"{op}: no connection is waiting") from None
-            raise errors.NetworkError(f"{op}: {_describe(exc)}") from None
+            raise errors.NetworkError(f"{op}: {netio.describe(exc)}") from None
         sock.setblocking(False)
-        return [ip, port, self._add(_Entry("tcp", sock, entry.local, (ip, port)))]
+        return _Handover([ip, port, self._add(_Entry("tcp", sock, entry.local, (ip, port)))], sock)
 
     def _op_tcp_connect(self, request_id: int, args: list[Any]) -> Any:
         op = "openconnection"
@@ -697,7 +660,7 @@ class BrokerServer:
                     raise _bind_error(op, exc, "tcp", *local) from None
             sock.setblocking(False)
             code = sock.connect_ex(remote)
-            if code in _WOULD_BLOCK:
+            if code in netio.WOULD_BLOCK:
                 watch = _Watch(sock, connect=_Connect(request_id, time.monotonic() + timeout,
                                                             local or sock.getsockname(), remote))
                 self._rewatch(watch)
@@ -708,7 +671,7 @@ class BrokerServer:
         except BaseException:
             sock.close()
             raise
-        return self._add(_Entry("tcp", sock, sock.getsockname(), remote))
+        return _Handover(self._add(_Entry("tcp", sock, sock.getsockname(), remote)), sock)
 
     def _finish_connect(self, watch: _Watch) -> None:
         pending = watch.connect
@@ -716,7 +679,7 @@ class BrokerServer:
         self._pending -= 1
         self._drop_watch(watch)
         code = watch.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code in _WOULD_BLOCK:  # a spurious wake-up: keep waiting
+        if code in netio.WOULD_BLOCK:  # a spurious wake-up: keep waiting
             self._pending += 1
             self._rewatch(watch)
             return
@@ -726,49 +689,14 @@ class BrokerServer:
                                                                pending.remote))
             return
         entry = _Entry("tcp", watch.sock, watch.sock.getsockname(), pending.remote)
-        self._reply_ok(pending.request_id, self._add(entry))
-
-    def _op_tcp_send(self, request_id: int, args: list[Any]) -> Any:
-        op = "send"
-        _count_args(op, args, 2)
-        entry = self._entry(op, args[0], "tcp")
-        data = _data(op, args[1], protocol.MAX_TCP_CHUNK)
-        try:
-            # A readable socket with nothing to read means the peer closed: say so rather than let
-            # the bytes vanish into a half-closed connection (Repy V2 does the same peek).
-            if entry.sock.recv(1, socket.MSG_PEEK) == b"":
-                raise errors.SocketClosedRemote(f"{op}: the connection was closed by the remote side")
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            raise _stream_error(op, exc) from None
-        try:
-            return self.traffic.sent(entry.peer_ip, entry.sock.send(data, socket.MSG_NOSIGNAL))
-        except OSError as exc:
-            raise _stream_error(op, exc) from None
-
-    def _op_tcp_recv(self, request_id: int, args: list[Any]) -> Any:
-        op = "recv"
-        _count_args(op, args, 2)
-        entry = self._entry(op, args[0], "tcp")
-        size = args[1]
-        if type(size) is not int or size < 1:
-            raise errors.RepyArgumentError(f"{op}: the size must be an int ≥ 1, got {size!r}")
-        try:
-            data = entry.sock.recv(min(size, protocol.MAX_TCP_CHUNK))
-        except OSError as exc:
-            raise _stream_error(op, exc) from None
-        if not data:
-            raise errors.SocketClosedRemote(f"{op}: the connection was closed by the remote side")
-        self.traffic.received(entry.peer_ip, len(data))
-        return data
+        self._reply_ok(pending.request_id, self._add(entry), watch.sock)
 
     # -- ops: waiting and closing -------------------------------------------------------------------------
 
     def _op_wait(self, request_id: int, args: list[Any]) -> Any:
         op = "wait"
         _count_args(op, args, 3)
-        entry = self._entry(op, args[0], "udp", "listener", "tcp")
+        entry = self._entry(op, args[0], "listener")
         mode, timeout = args[1], args[2]
         if mode not in ("r", "w") or type(mode) is not str:
             raise errors.RepyArgumentError(f"{op}: the mode must be 'r' or 'w', got {mode!r}")
@@ -886,29 +814,13 @@ def _host_has_ip(ip: str) -> bool:
     return True
 
 
-def _describe(exc: OSError) -> str:
-    name = errno.errorcode.get(exc.errno or 0, "error")
-    return f"{name}: {exc.strerror or exc}"
-
-
-def _sendto(op: str, sock: socket.socket, data: bytes, dest: tuple[str, int]) -> int:
-    try:
-        return sock.sendto(data, dest)
-    except OSError as exc:
-        if exc.errno in _WOULD_BLOCK:
-            raise errors.SocketWouldBlockError(f"{op}: the send buffer is full") from None
-        if exc.errno in _NO_NETWORK:
-            raise errors.InternetConnectivityError(f"{op}: {dest[0]} cannot be reached") from None
-        raise errors.NetworkError(f"{op}: {_describe(exc)}") from None
-
-
 def _bind_error(op: str, exc: OSError, kind: str, localip: str, localport: int) -> errors.RepyException:
     where = f"{localip}:{localport}"
     if exc.errno == errno.EADDRNOTAVAIL:
         return errors.AddressBindingError(f"{op}: cannot bind {where}: the IP is not on this host")
     if exc.errno == errno.EADDRINUSE:
         return _in_use(op, kind, (localip, localport), None)
-    return errors.NetworkError(f"{op}: cannot bind {where}: {_describe(exc)}")
+    return errors.NetworkError(f"{op}: cannot bind {where}: {netio.describe(exc)}")
 
 
 def _connect_error(
@@ -919,7 +831,7 @@ def _connect_error(
         return errors.ConnectionRefusedError(f"{op}: {dest} refused the connection")
     if code == errno.ETIMEDOUT:
         return errors.TimeoutError(f"{op}: timed out connecting to {dest}")
-    if code in _NO_NETWORK:
+    if code in netio.NO_NETWORK:
         return errors.InternetConnectivityError(f"{op}: {dest} cannot be reached from this host")
     if code == errno.EISCONN:
         return errors.DuplicateTupleError(f"{op}: the connection to {dest} already exists")
@@ -950,11 +862,3 @@ def _in_use(
     if listening:
         return errors.AlreadyListeningError(f"{op}: a socket already listens on {where}")
     return errors.CleanupInProgressError(f"{op}: the OS is still releasing {where}; try again later")
-
-
-def _stream_error(op: str, exc: OSError) -> errors.RepyException:
-    if exc.errno in _WOULD_BLOCK:
-        return errors.SocketWouldBlockError(f"{op}: the operation would block")
-    if exc.errno in _CLOSED_REMOTE:
-        return errors.SocketClosedRemote(f"{op}: the connection was closed by the remote side")
-    return errors.NetworkError(f"{op}: {_describe(exc)}")

@@ -70,6 +70,16 @@ class CpuThrottle:
             return 0.0
         return -self._allowance / self.share
 
+    def safe_wait(self, cores: int) -> float:
+        """How long the caller can wait before the next observation without the process overspending: the
+        allowance it still has, spent at the fastest rate possible (all `cores` busy). A process overspends
+        by what it used after the allowance ran out and before the next observation, and its next pause is
+        that overspend divided by the share (at share 0.02, every millisecond over is a 50-ms pause), so
+        the observer wants to look often exactly when this is small, and can sleep while it is large."""
+        if not isinstance(cores, int) or isinstance(cores, bool) or cores <= 0:
+            raise ValueError(f"cores must be a positive int, got {cores!r}")
+        return max(0.0, self._allowance) / cores
+
 
 def _is_number(value: object) -> bool:
     """True for a finite int or float; bools are refused because `True` as a share is a caller's bug."""

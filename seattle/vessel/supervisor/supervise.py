@@ -1,8 +1,12 @@
 """One supervisor process per vessel: forks the sandboxed child, then holds it to its allotment.
 
 The supervisor is forked from the zygote and stays unconfined; it is the "separate process" of the design.
+Before the child gets its spec (and so before it runs any of the vessel's code), the supervisor puts it in a
+cgroup of its own where the host offers one (seattle.vessel.oslayer.cgroups): the kernel then holds its CPU
+share and memory, and the group is removed when the child has been reaped.
 Its threads:
-  - nanny: CPU throttle (SIGSTOP/SIGCONT), memory and disk kills (seattle.vessel.supervisor.nanny);
+  - nanny: CPU throttle (SIGSTOP/SIGCONT, unless the cgroup holds the CPU), memory and disk kills
+    (seattle.vessel.supervisor.nanny);
   - broker: performs the child's network calls after checking them again (seattle.vessel.supervisor.broker_server);
   - log pump: the child's stdout/stderr pipe → control channel;
   - control reader: "stop" from the host, or the host going away;
@@ -26,6 +30,7 @@ from seattle.resources import DEFAULT_ALLOTMENT
 from seattle.vessel import control
 from seattle.vessel.child.startup import run_child, warm_up
 from seattle.vessel.oslayer import HostSupport
+from seattle.vessel.oslayer.cgroups import CgroupError, VesselCgroup, cgroup_support
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import (
     EXIT_RESOURCE_KILL,
@@ -35,9 +40,10 @@ from seattle.vessel.status import (
     exit_reason,
     status_for_exit,
 )
-from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy, Traffic
+from seattle.vessel.supervisor.broker_server import BrokerServer, NetworkPolicy
 from seattle.vessel.supervisor.memcharge import MemoryMeter
 from seattle.vessel.supervisor.nanny import Nanny, NannyVerdict
+from seattle.vessel.traffic import Traffic
 
 LOG_CHUNK = 64 * 1024
 USAGE_INTERVAL = 1.0
@@ -66,7 +72,8 @@ class ControlSender:
 
 
 class NetworkMeter:
-    """The usage report's network figures, from the broker's byte counters.
+    """The usage report's network figures: the broker's byte counters (what it sent for the vessel) plus the
+    vessel's own (what it moved on the sockets it holds, in memory shared with this process).
 
     For each of netsend, netrecv, loopsend and looprecv the report carries `<name>_bytes`, the payload bytes
     since the vessel started, and `<name>`, the rate in bytes/s over the interval since the previous report
@@ -75,13 +82,20 @@ class NetworkMeter:
     resource of the same name.
     """
 
-    def __init__(self, traffic: Traffic, now: float) -> None:
-        self._traffic = traffic
+    def __init__(self, counters: tuple[Traffic, ...], now: float) -> None:
+        self._counters = counters
         self._since = now
-        self._then = traffic.snapshot()
+        self._then = self._snapshot()
+
+    def _snapshot(self) -> dict[str, int]:
+        totals: dict[str, int] = {}
+        for traffic in self._counters:
+            for name, count in traffic.snapshot().items():
+                totals[name] = totals.get(name, 0) + count
+        return totals
 
     def report(self, now: float) -> dict[str, float | int]:
-        counts = self._traffic.snapshot()
+        counts = self._snapshot()
         elapsed = now - self._since
         figures: dict[str, float | int] = {}
         for name, count in counts.items():
@@ -116,6 +130,7 @@ class PreparedChild:
     broker: socket.socket  # the supervisor's end of the broker socketpair
     log_read: int          # the child's stdout and stderr
     spec_write: int
+    traffic: Traffic       # the child's byte counters, in memory both processes share
 
 
 def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> PreparedChild:
@@ -127,6 +142,7 @@ def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> Prepa
     broker_parent, broker_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     log_read, log_write = os.pipe()
     spec_read, spec_write = os.pipe()
+    traffic = Traffic.shared()
     supervisor_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
@@ -134,11 +150,11 @@ def prepare_child(support: HostSupport, inherited: list[socket.socket]) -> Prepa
             sock.close()
         for fd in (log_read, spec_write):
             os.close(fd)
-        _become_child(support, supervisor_pid, broker_child, log_write, spec_read)
+        _become_child(support, supervisor_pid, broker_child, log_write, spec_read, traffic)
     broker_child.close()
     os.close(log_write)
     os.close(spec_read)
-    return PreparedChild(pid, broker_parent, log_read, spec_write)
+    return PreparedChild(pid, broker_parent, log_read, spec_write, traffic)
 
 
 def serve_as_spare(zygote_link: socket.socket, support: HostSupport) -> NoReturn:
@@ -202,28 +218,34 @@ def _supervise(
 ) -> tuple[int, str]:
     pid = prepared.pid
     supervision = Supervision(pid)
+    cgroup: VesselCgroup | None = None
     try:
         # Measured once the prepared process, warmed up, waits for its spec: what it holds now is our
         # runtime's, the same in every vessel, and the vessel is charged only for what it adds (memcharge).
         _await_ready(prepared.broker)
         meter = MemoryMeter(pid)
         baseline = meter.unique_bytes()
+        cgroup = _join_cgroup(spec, pid)
         _write_all(prepared.spec_write, control.encode({"t": "spec", **spec.to_wire()}))
         os.close(prepared.spec_write)
         nanny = Nanny(pid, spec.resources, spec.vessel_dir, start_time=spec.requested_at,
-                      memory_meter=meter, memory_baseline=baseline)
+                      memory_meter=meter, memory_baseline=baseline, cgroup=cgroup)
         policy = NetworkPolicy.for_allotment(spec.resources, spec.local_ips or None)
         broker = BrokerServer(prepared.broker, policy, nanny.usage)
     except BaseException:
         supervision.kill()
         _forward_available_log(prepared.log_read, sender)  # e.g. why the prepared child is already gone
+        if cgroup is not None:
+            os.waitpid(pid, 0)
+            cgroup.remove()
         raise
     sender.send({"t": "started", "pid": pid, "supervisor": os.getpid(), "layers": sorted(spec.layers)})
     log_pump = _thread(_pump_log, prepared.log_read, sender)
     nanny_thread = _thread(_run_nanny, nanny, supervision)
     _thread(broker.serve)
     _thread(_read_control, control_sock, supervision)
-    _thread(_report_usage, nanny, NetworkMeter(broker.traffic, time.monotonic()), sender, supervision)
+    network_meter = NetworkMeter((broker.traffic, prepared.traffic), time.monotonic())
+    _thread(_report_usage, nanny, network_meter, sender, supervision)
 
     status = os.waitpid(pid, 0)[1]
     supervision.finished.set()
@@ -232,6 +254,9 @@ def _supervise(
     # now that `finished` is set) so the exit is reported as the resource kill it was.
     nanny_thread.join()
     broker.close()
+    if cgroup is not None:
+        _note_kernel_memory_kill(status, cgroup, supervision, int(spec.resources.quantity("memory")))
+        cgroup.remove()
     code, reason = _outcome(status, supervision)
     if supervision.verdict is not None:
         sender.send({"t": "log", "data": f"\nKilled: {supervision.verdict.message}\n".encode()})
@@ -253,6 +278,39 @@ def _await_ready(broker: socket.socket) -> None:
         broker.settimeout(None)
 
 
+def _join_cgroup(spec: VesselSpec, pid: int) -> VesselCgroup | None:
+    """Put the waiting child in a cgroup with its allotment's CPU quota and memory limit, where the host offers
+    cgroups. If this vessel's group cannot be made, the nanny throttles it as on a host without cgroups: the
+    allotment is enforced either way."""
+    support = cgroup_support()
+    if not support.available:
+        return None
+    try:
+        group = VesselCgroup.create(support, spec.resources.quantity("cpu"), int(spec.resources.quantity("memory")))
+    except CgroupError:
+        return None
+    try:
+        group.add(pid)
+    except CgroupError:
+        group.remove()
+        return None
+    return group
+
+
+def _note_kernel_memory_kill(status: int, cgroup: VesselCgroup, supervision: Supervision, allotment: int) -> None:
+    """A child SIGKILLed by the kernel's OOM killer went over its group's memory limit: report that as the
+    resource kill it is, as if the nanny had caught it, naming the allotment (the kernel's limit is it rounded
+    down to whole pages)."""
+    if supervision.verdict is not None or supervision.stop_requested.is_set():
+        return
+    if not (os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL) or cgroup.oom_kills() == 0:
+        return
+    supervision.verdict = NannyVerdict(
+        "memory", allotment, cgroup.memory_limit(),
+        f"memory use reached the allotment of {allotment:,} bytes; the kernel's memory limit killed the vessel",
+    )
+
+
 def _forward_available_log(fd: int, sender: ControlSender) -> None:
     os.set_blocking(fd, False)
     try:
@@ -264,7 +322,7 @@ def _forward_available_log(fd: int, sender: ControlSender) -> None:
 
 
 def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socket.socket, log_write: int,
-                  spec_read: int) -> NoReturn:
+                  spec_read: int, traffic: Traffic) -> NoReturn:
     """In the forked child: stdio to the log pipe, wait for the spec, then run the vessel."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -282,7 +340,7 @@ def _become_child(support: HostSupport, supervisor_pid: int, broker_child: socke
     os.close(spec_read)
     if not wire:  # the supervisor went away before a request came
         os._exit(0)
-    run_child(VesselSpec.from_wire(control.decode(wire)), broker_child, support, supervisor_pid)
+    run_child(VesselSpec.from_wire(control.decode(wire)), broker_child, support, supervisor_pid, traffic)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -22,6 +22,7 @@ import sys
 
 from seattle.vessel import control
 from seattle.vessel.oslayer import HostSupport, default_readonly_paths, detect
+from seattle.vessel.oslayer.cgroups import cgroup_support
 from seattle.vessel.oslayer.seccomp_filter import compiled_template
 from seattle.vessel.supervisor.supervise import serve_as_spare
 
@@ -69,6 +70,9 @@ def main(argv: list[str]) -> None:
     os.setpgid(0, 0)
     # Probe the host first: the probe forks and waits, which ignoring SIGCHLD would break.
     support = detect()
+    # The cgroup layer, made ready (and the groups of supervisors that died removed) before any fork, so every
+    # supervisor finds the answer cached.
+    cgroup_support()
     # Cached from now on, so that no vessel computes them on its start path.
     default_readonly_paths()
     if support.seccomp:

@@ -6,4 +6,7 @@
     network.py     — the V2 network calls and the V1 network names, carried out by the supervisor's broker
     legacy.py      — the V1 names not about the network: timers, getlock, randomfloat, listdir
     vnamespace.py  — virtual namespaces: code checked once, evaluated in contexts the program supplies
+    dylink.py      — dy_import_module and friends: libraries from the vessel directory, loaded once each
+    contextview.py — `_context`: the program's globals as a mapping, under the checker's rule for names
+    strdata.py     — the original dialects' boundary: `str` for data in and out (latin-1)
 """

@@ -1,9 +1,13 @@
-"""The vessel's network API: the Repy V2 calls and the V1 names, all carried out by the broker.
+"""The vessel's network API: the Repy V2 calls and the V1 names, on sockets the broker made.
 
-The vessel process has no internet sockets, so every call here checks its arguments and charges the
-allotment (the first layer) and then asks the supervisor's broker (`seattle.vessel.supervisor.broker_server`), which
-checks again and does the real I/O. Sockets handed to programs are `api_object`s whose only state is
-in closures, so a program cannot reach or forge the broker handle behind one.
+The vessel process cannot make a socket (seccomp), so every call that needs a new one checks its arguments
+and charges the allotment (the first layer) and then asks the supervisor's broker
+(`seattle.vessel.supervisor.broker_server`), which checks again, makes the socket and hands a copy of it to
+the vessel with its reply. From then on the vessel sends and receives on that socket itself: a datagram or
+a TCP segment costs no broker hop, only the kernel and the accounting below (docs/sandbox-layers.md, "The
+network path"). A datagram from a port without a listener still goes through the broker, which makes a
+socket for the one send. Sockets handed to programs are `api_object`s whose only state is in closures, so a
+program cannot reach the real socket or forge the broker handle behind one.
 
 Charges follow Repy (seattle-original.md §3, §4.3): 64 bytes of overhead per packet; traffic to 127.x
 is charged to loopsend/looprecv, all other traffic to netsend/netrecv. A call waits for its buckets
@@ -13,18 +17,22 @@ connections (opened or accepted) and the socket of a one-off sendmessage hold an
 V2 objects never block: an operation that cannot finish now raises SocketWouldBlockError.
 
 V1 names (sendmess, recvmess, stopcomm, openconn, waitforconn, gethostbyname_ex) are built on the same
-pieces. recvmess and waitforconn start a dispatcher thread (an ordinary program thread, so the vessel lives
-while it listens) that asks the broker to wait until the listener is readable, in bounded slices, and runs the program's
-function for each message or connection. A function counts as an `events` item while it runs; when none
-is free (or, for a connection, no outsocket), the dispatcher holds off and retries shortly, leaving the
-message or connection queued in the kernel rather than dropping it or ending the vessel. Messages are
-handled one at a time in the dispatcher; each connection gets a thread of its own, since a connection
-handler usually runs for as long as the connection. V1 socket-like objects block: recv waits for data
-and send for all of it to be sent.
+pieces. recvmess and
+waitforconn start a dispatcher thread (an ordinary program thread, so the vessel lives while it listens)
+that waits until the listener is readable, in bounded slices (poll() on its own UDP socket; a TCP listener
+stays in the broker, which waits for it), and runs the program's function for each message or connection.
+A function counts as an `events` item while it runs; when none is free (or, for a connection, no
+outsocket), the dispatcher holds off and retries shortly, leaving the message or connection queued in the
+kernel rather than dropping it or ending the vessel. Messages are handled one at a time in the dispatcher;
+each connection gets a thread of its own, since a connection handler usually runs for as long as the
+connection. V1 socket-like objects block: recv waits for data and send for all of it to be sent.
 """
 
 from __future__ import annotations
 
+import errno
+import select
+import socket
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -32,7 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from seattle.vessel import broker_protocol as protocol
-from seattle.vessel import errors
+from seattle.vessel import errors, netio
 from seattle.vessel.child.api import core
 from seattle.vessel.child.api.checks import (
     api_call,
@@ -58,6 +66,9 @@ PACKET = 64
 WAIT_SLICE = 5.0
 #: How long a V1 dispatcher holds off when no event or outsocket is free before it tries again.
 EXHAUSTED_RETRY = 0.05
+#: Largest datagram a UDPServerSocket returns: whatever IPv4 carries (a peer outside the vessel is not held to
+#: MAX_UDP_PAYLOAD, which bounds what a vessel sends).
+MAX_DATAGRAM = 65535
 #: The default connect timeout of V1 openconn.
 V1_CONNECT_TIMEOUT = 5.0
 
@@ -151,23 +162,36 @@ def exports(ctx: VesselContext) -> dict[str, object]:
 
 
 def _send_resource(ip: str) -> str:
-    return "loopsend" if protocol.is_loopback(ip) else "netsend"
+    """netsend or loopsend for an address already checked (`_check_ip`): the test is protocol.is_loopback's
+    without its second validation, which every datagram would pay for."""
+    return "loopsend" if ip.startswith("127.") else "netsend"
 
 
 def _recv_resource(ip: str) -> str:
-    return "looprecv" if protocol.is_loopback(ip) else "netrecv"
+    return "looprecv" if ip.startswith("127.") else "netrecv"
+
+
+#: Addresses that passed `_check_ip` lately. Every datagram names two, and the check is the costliest part of a
+#: send's own work; exact `str` keys only (require_str), so a lookup runs no program code. Emptied when full.
+_VALID_IPS: set[str] = set()
+_VALID_IPS_LIMIT = 256
 
 
 def _check_ip(value: object, name: str) -> str:
     ip = require_str(value, name)
+    if ip in _VALID_IPS:
+        return ip
     if not protocol.is_valid_ip(ip):
         raise errors.RepyArgumentError(f"{name} {ip[:40]!r} is not a valid IPv4 address")
+    if len(_VALID_IPS) >= _VALID_IPS_LIMIT:
+        _VALID_IPS.clear()
+    _VALID_IPS.add(ip)
     return ip
 
 
 def _address(ip: object, port: object, prefix: str) -> tuple[str, int]:
     """A checked (ip, port) pair from the arguments `<prefix>ip` and `<prefix>port`."""
-    return _check_ip(ip, f"{prefix}ip"), require_int(port, f"{prefix}port", minimum=1, maximum=65535)
+    return _check_ip(ip, prefix + "ip"), require_int(port, prefix + "port", minimum=1, maximum=65535)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -180,8 +204,8 @@ class _Network:
     def __init__(self, ctx: VesselContext) -> None:
         self.ctx = ctx
         self.lock = threading.Lock()
-        #: Local addresses of this vessel's UDP listeners; a send from one of them uses the listener.
-        self.udp_listening: set[tuple[str, int]] = set()
+        #: This vessel's UDP listeners by local address; a send from one of them goes out on its socket.
+        self.udp_listeners: dict[tuple[str, int], _UdpListener] = {}
 
     def call(self, op: str, *args: object) -> Any:
         return self.ctx.broker.call(op, *args)
@@ -210,17 +234,23 @@ class _Network:
         """Send one datagram (checked already); `local` None lets the OS pick the source (V1 only)."""
         resource = _send_resource(dest[0])
         self.ctx.accountant.wait_for(resource)
-        # A send from a listener's address uses the listener; otherwise a socket exists for the call.
-        item = None if local in self.udp_listening else object()
-        if item is not None:
-            self.ctx.accountant.acquire("outsockets", item)
+        # From a listener's address the datagram leaves on the listener's own socket, with no broker hop.
+        listener = self.udp_listeners.get(local) if local is not None else None
+        sent = listener.sendto(data, dest) if listener is not None else None
+        if sent is None:  # no listener there (or it closed just now): the broker sends from a socket of its own
+            sent = self._send_through_broker(dest, data, local)
+        self.ctx.accountant.record(resource, PACKET + sent)
+        return sent
+
+    def _send_through_broker(self, dest: tuple[str, int], data: bytes, local: tuple[str, int] | None) -> int:
+        """The broker binds a socket to `local` for this one datagram; it holds an outsockets item meanwhile."""
+        item = object()
+        self.ctx.accountant.acquire("outsockets", item)
         try:
             localip, localport = local if local is not None else (None, 0)
             sent: int = self.call(protocol.OP_UDP_SEND, dest[0], dest[1], data, localip, localport)
         finally:
-            if item is not None:
-                self.ctx.accountant.release("outsockets", item)
-        self.ctx.accountant.record(resource, PACKET + sent)
+            self.ctx.accountant.release("outsockets", item)
         return sent
 
     def listen_udp(self, local: tuple[str, int]) -> _UdpListener:
@@ -228,13 +258,14 @@ class _Network:
         item = object()
         self.ctx.accountant.acquire("insockets", item)
         try:
-            handle = self.call(protocol.OP_UDP_LISTEN, *local)
+            handle, sock = self.ctx.broker.call_with_socket(protocol.OP_UDP_LISTEN, *local)
         except BaseException:
             self.ctx.accountant.release("insockets", item)
             raise
+        listener = _UdpListener(self, handle, sock, local, item)
         with self.lock:
-            self.udp_listening.add(local)
-        return _UdpListener(self, handle, local, item)
+            self.udp_listeners[local] = listener
+        return listener
 
     def connect(self, dest: tuple[str, int], local: tuple[str, int] | None, timeout: float) -> _Stream:
         """Open a TCP connection (checked already); `local` None lets the OS pick the source (V1 only)."""
@@ -245,13 +276,14 @@ class _Network:
         self.ctx.accountant.acquire("outsockets", item)
         localip, localport = local if local is not None else (None, 0)
         try:
-            handle = self.call(protocol.OP_TCP_CONNECT, dest[0], dest[1], localip, localport, timeout)
+            handle, sock = self.ctx.broker.call_with_socket(
+                protocol.OP_TCP_CONNECT, dest[0], dest[1], localip, localport, timeout)
         except BaseException:
             self.ctx.accountant.release("outsockets", item)
             raise
         self.ctx.accountant.record(send, 2 * PACKET)
         self.ctx.accountant.record(recv, PACKET)
-        return _Stream(self, handle, dest[0], item)
+        return _Stream(self, handle, sock, dest[0], item)
 
     def listen_tcp(self, local: tuple[str, int]) -> _TcpListener:
         self.ctx.accountant.check_port("connport", local[1])
@@ -287,6 +319,8 @@ class _Socket:
                 return False
             self.closed = True
         try:
+            # The broker shuts the socket down and closes its copy: a thread of ours waiting in poll() or
+            # in the broker wakes, and then finds the socket closed.
             self.net.call(protocol.OP_CLOSE, self.handle)
         finally:
             self.net.ctx.accountant.release(self.resource, self.item)
@@ -294,20 +328,64 @@ class _Socket:
         return True
 
     def forget(self) -> None:
-        """Drop what the vessel remembers about the socket once it is closed (subclasses)."""
+        """Drop what the vessel holds for the socket once it is closed (subclasses)."""
+
+
+class _Held:
+    """The vessel's copy of a socket, closed when the last reference to this holder goes.
+
+    A call takes the holder into a local variable and works on `sock` through it, so a thread inside a call
+    keeps the descriptor open until the call returns, however another thread closes the socket meanwhile:
+    the descriptor's number is never reused under a call. (CPython frees an object the moment its last
+    reference goes; closing drops the _Direct's reference, the last call in flight drops the final one.)
+    This costs a call nothing, where a use count under a lock cost two lock round trips per call.
+    """
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def __del__(self) -> None:
+        self.sock.close()
+
+
+class _Direct(_Socket):
+    """A socket the vessel holds a copy of and does its own I/O on (non-blocking: the broker set the flag,
+    which the copies share)."""
+
+    def __init__(self, net: _Network, handle: int, sock: socket.socket, item: object, resource: str) -> None:
+        super().__init__(net, handle, item, resource)
+        self.held: _Held | None = _Held(sock)
+
+    def holder(self) -> _Held:
+        """The holder of the socket, for one call: keep it in a local variable for the call's length."""
+        held = self.held
+        if held is None:
+            raise errors.SocketClosedLocal("the socket is closed")
+        return held
+
+    def forget(self) -> None:
+        self.held = None  # closed now, or when the last call in flight returns
 
     def wait(self, mode: str) -> bool:
-        """Wait in the broker up to WAIT_SLICE seconds until the socket is readable ("r") or writable
-        ("w"); raises SocketClosedLocal once the socket is closed, even while waiting."""
+        """Wait up to WAIT_SLICE seconds until the socket is readable ("r") or writable ("w"); raises
+        SocketClosedLocal once the socket is closed, even while waiting (closing shuts it down, which
+        ends the wait)."""
+        held = self.holder()
+        poller = select.poll()
+        poller.register(held.sock, select.POLLIN if mode == "r" else select.POLLOUT)
+        ready = bool(poller.poll(WAIT_SLICE * 1000))
         self.ensure_open()
-        return bool(self.net.call(protocol.OP_WAIT, self.handle, mode, WAIT_SLICE))
+        return ready
 
 
-class _Stream(_Socket):
+class _Stream(_Direct):
     """One TCP connection; backs both the V2 socket object and the V1 socket-like object."""
 
-    def __init__(self, net: _Network, handle: int, remote_ip: str, item: object) -> None:
-        super().__init__(net, handle, item, "outsockets")
+    def __init__(self, net: _Network, handle: int, sock: socket.socket, remote_ip: str, item: object) -> None:
+        super().__init__(net, handle, sock, item, "outsockets")
+        self.remote_ip = remote_ip
         self.send_resource = _send_resource(remote_ip)
         self.recv_resource = _recv_resource(remote_ip)
 
@@ -316,7 +394,14 @@ class _Stream(_Socket):
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.recv_resource)
         accountant.wait_for(self.send_resource)
-        data: bytes = self.net.call(protocol.OP_TCP_RECV, self.handle, size)
+        held = self.holder()
+        try:
+            data = held.sock.recv(min(size, protocol.MAX_TCP_CHUNK))
+        except OSError as exc:
+            raise netio.stream_error("recv", exc) from None
+        if not data:
+            raise errors.SocketClosedRemote("recv: the connection was closed by the remote side")
+        self.net.ctx.traffic.received(self.remote_ip, len(data))
         accountant.record(self.recv_resource, PACKET + len(data))
         accountant.record(self.send_resource, PACKET)
         return data
@@ -327,7 +412,19 @@ class _Stream(_Socket):
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.send_resource)
         accountant.wait_for(self.recv_resource)
-        sent: int = self.net.call(protocol.OP_TCP_SEND, self.handle, data[:protocol.MAX_TCP_CHUNK])
+        held = self.holder()
+        try:
+            # A readable socket with nothing to read means the peer closed: say so rather than let the
+            # bytes vanish into a half-closed connection (Repy V2 does the same peek).
+            try:
+                if held.sock.recv(1, socket.MSG_PEEK) == b"":
+                    raise errors.SocketClosedRemote("send: the connection was closed by the remote side")
+            except BlockingIOError:
+                pass
+            sent = held.sock.send(data[:protocol.MAX_TCP_CHUNK], socket.MSG_NOSIGNAL)
+        except OSError as exc:
+            raise netio.stream_error("send", exc) from None
+        self.net.ctx.traffic.sent(self.remote_ip, sent)
         accountant.record(self.send_resource, PACKET + sent)
         accountant.record(self.recv_resource, PACKET)
         return sent
@@ -345,11 +442,13 @@ class _Stream(_Socket):
         return True
 
 
-class _UdpListener(_Socket):
-    """A UDPServerSocket: receives datagrams sent to its local address."""
+class _UdpListener(_Direct):
+    """A UDPServerSocket: receives datagrams sent to its local address, and sends from it."""
 
-    def __init__(self, net: _Network, handle: int, local: tuple[str, int], item: object) -> None:
-        super().__init__(net, handle, item, "insockets")
+    def __init__(
+        self, net: _Network, handle: int, sock: socket.socket, local: tuple[str, int], item: object
+    ) -> None:
+        super().__init__(net, handle, sock, item, "insockets")
         self.local = local
         self.recv_resource = _recv_resource(local[0])
 
@@ -357,22 +456,46 @@ class _UdpListener(_Socket):
         self.ensure_open()
         accountant = self.net.ctx.accountant
         accountant.wait_for(self.recv_resource)
-        ip, port, data = self.net.call(protocol.OP_UDP_RECV, self.handle)
+        held = self.holder()
+        try:
+            data, (ip, port) = held.sock.recvfrom(MAX_DATAGRAM)
+        except OSError as exc:
+            if exc.errno in netio.WOULD_BLOCK or exc.errno == errno.ECONNREFUSED:
+                # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
+                raise errors.SocketWouldBlockError("getmessage: no message is waiting") from None
+            raise errors.NetworkError(f"getmessage: {netio.describe(exc)}") from None
+        self.net.ctx.traffic.received(ip, len(data))
         accountant.record(self.recv_resource, PACKET + len(data))
         return ip, port, data
 
+    def sendto(self, data: bytes, dest: tuple[str, int]) -> int | None:
+        """Send one datagram from this listener's address (the caller charged it); None if it is closed."""
+        held = self.held
+        if held is None:
+            return None
+        return self.net.ctx.traffic.sent(dest[0], netio.sendto("sendmessage", held.sock, data, dest))
+
     def forget(self) -> None:
         with self.net.lock:
-            self.net.udp_listening.discard(self.local)
+            if self.net.udp_listeners.get(self.local) is self:
+                del self.net.udp_listeners[self.local]
+        super().forget()
 
 
 class _TcpListener(_Socket):
-    """A TCPServerSocket: accepts connections to its local address."""
+    """A TCPServerSocket: accepts connections to its local address. It stays in the broker, which accepts
+    (checking the outsockets allotment) and hands over each connection."""
 
     def __init__(self, net: _Network, handle: int, local: tuple[str, int], item: object) -> None:
         super().__init__(net, handle, item, "insockets")
         self.send_resource = _send_resource(local[0])
         self.recv_resource = _recv_resource(local[0])
+
+    def wait(self, mode: str) -> bool:
+        """Wait in the broker up to WAIT_SLICE seconds until a connection is waiting; raises
+        SocketClosedLocal once the listener is closed, even while waiting."""
+        self.ensure_open()
+        return bool(self.net.call(protocol.OP_WAIT, self.handle, mode, WAIT_SLICE))
 
     def getconnection(self) -> tuple[str, int, _Stream]:
         self.ensure_open()
@@ -382,13 +505,13 @@ class _TcpListener(_Socket):
         item = object()
         accountant.acquire("outsockets", item)
         try:
-            ip, port, handle = self.net.call(protocol.OP_TCP_ACCEPT, self.handle)
+            (ip, port, handle), sock = self.net.ctx.broker.call_with_socket(protocol.OP_TCP_ACCEPT, self.handle)
         except BaseException:
             accountant.release("outsockets", item)
             raise
         accountant.record(self.recv_resource, 2 * PACKET)
         accountant.record(self.send_resource, PACKET)
-        return ip, port, _Stream(self.net, handle, ip, item)
+        return ip, port, _Stream(self.net, handle, sock, ip, item)
 
 
 # --------------------------------------------------------------------------------------------------------

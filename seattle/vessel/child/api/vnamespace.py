@@ -45,10 +45,16 @@ def check_key(key: object) -> str:
     return key
 
 
+def contents(safedict: SafeDict) -> dict[str, Any]:
+    """The dict inside a SafeDict: its slot is name-mangled, so programs cannot name it."""
+    data: dict[str, Any] = object.__getattribute__(safedict, "_SafeDict__data")
+    return data
+
+
 def _checked_copy(source: object, what: str) -> dict[str, Any]:
     """A new dict with the items of an exact dict or a SafeDict, every key checked first."""
     if type(source) is SafeDict:
-        return dict(source._data)
+        return dict(contents(source))
     if type(source) is dict:
         for key in source:  # type checks come before any hashing, so no user __hash__/__eq__ runs
             check_key(key)
@@ -65,10 +71,12 @@ class SafeDict:
     where any non-Repy exception would count as a fault of the runtime.
     """
 
-    __slots__ = ("_data",)
+    # Name-mangled (`_SafeDict__data`), so it holds `__`, which the checker refuses in any name: programs may
+    # use names with one leading underscore, as in the original, and must not reach the raw dict.
+    __slots__ = ("__data",)
 
     def __init__(self, initial: object = None) -> None:
-        self._data: dict[str, Any] = {} if initial is None else _checked_copy(initial, "SafeDict(initial)")
+        self.__data: dict[str, Any] = {} if initial is None else _checked_copy(initial, "SafeDict(initial)")
 
     def __init_subclass__(cls, **kwargs: object) -> NoReturn:
         raise errors.RepyArgumentError("SafeDict cannot be subclassed")
@@ -76,54 +84,54 @@ class SafeDict:
     def __getitem__(self, key: object) -> Any:
         if type(key) is not str:
             raise KeyError(key)
-        return self._data[key]
+        return self.__data[key]
 
     def __setitem__(self, key: object, value: Any) -> None:
-        self._data[check_key(key)] = value
+        self.__data[check_key(key)] = value
 
     def __delitem__(self, key: object) -> None:
         if type(key) is not str:
             raise KeyError(key)
-        del self._data[key]
+        del self.__data[key]
 
     def __contains__(self, key: object) -> bool:
-        return type(key) is str and key in self._data
+        return type(key) is str and key in self.__data
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self.__data)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(self._data))  # a snapshot: the loop body may change the SafeDict
+        return iter(list(self.__data))  # a snapshot: the loop body may change the SafeDict
 
     def __repr__(self) -> str:
-        return f"SafeDict({self._data!r})"
+        return f"SafeDict({self.__data!r})"
 
     def keys(self) -> list[str]:
-        return list(self._data)
+        return list(self.__data)
 
     def values(self) -> list[Any]:
-        return list(self._data.values())
+        return list(self.__data.values())
 
     def items(self) -> list[tuple[str, Any]]:
-        return list(self._data.items())
+        return list(self.__data.items())
 
     def get(self, key: object, default: Any = None) -> Any:
         if type(key) is not str:
             return default
-        return self._data.get(key, default)
+        return self.__data.get(key, default)
 
     def pop(self, key: object, default: Any = _MISSING) -> Any:
-        if type(key) is str and key in self._data:
-            return self._data.pop(key)
+        if type(key) is str and key in self.__data:
+            return self.__data.pop(key)
         if default is _MISSING:
             raise KeyError(key)
         return default
 
     def setdefault(self, key: object, default: Any = None) -> Any:
-        return self._data.setdefault(check_key(key), default)
+        return self.__data.setdefault(check_key(key), default)
 
     def update(self, other: object) -> None:
-        self._data.update(_checked_copy(other, "update()'s argument"))
+        self.__data.update(_checked_copy(other, "update()'s argument"))
 
     def copy(self) -> SafeDict:
         return SafeDict(self)
@@ -133,7 +141,7 @@ class SafeDict:
         return key in self
 
     def clear(self) -> None:
-        self._data.clear()
+        self.__data.clear()
 
 
 def exports(ctx: VesselContext) -> dict[str, object]:
@@ -167,7 +175,7 @@ def _virtual_namespace(ctx: VesselContext, code: CodeType, print_function: Any) 
     def evaluate(context: object) -> SafeDict:
         # The code runs here, outside the API wrapper: whatever it raises is the program's own exception.
         result = checked_context(context)
-        namespace = result._data
+        namespace = contents(result)
         namespace["__builtins__"] = make_builtins(print_function)
         try:
             exec(code, namespace)
