@@ -18,11 +18,13 @@ Imports neither the donor layer (`seattle.donor`) nor the planner (`seattle.plan
     config        NodeConfig: what node.json holds
     node          NodeManager: key, state, launcher, server (and the overlay) started and stopped together
     overlay_service  the node on the overlay: join, rejoin when alone, routing table, advertiser
-    control       the control socket's server: status and stop for the donor's commands
+    control       the control socket's server: status, stop and the pool's evict/block for the donor's commands
     relay         RelayCore (sans-IO): a relay's reservations, circuits, caps and refusal codes
     relay_service RelayService: the relay's control connections and spliced circuits
     relay_client  the relay's clients: open_circuit (researcher), hold_reservation and RelayManager (NATed node)
     punch         hole punching coordinated over a relay (TCP simultaneous open)
     routes        connect_node: direct, else through relays, then the punched upgrade
+    pool          NodePool: the pool vessels, leased through the ledger (seattle.pool), recovered after a kill
+    pool_directory  OverlayDirectory: who holds a key's slot, who donates for it, asked of the overlay
     daemon        create_node and run_daemon: `seattle node init` and `seattle node run`
 """

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seattle.addresses import split_ip_port
-from seattle.errors import BadNodeConfig
+from seattle.errors import BadNodeConfig, SeattleError
+from seattle.keys import PublicKey
 
 CONFIG_FORMAT = "seattle-node-config-v1"
 #: The original node manager's port: what researchers try when a donor gives only a host name.
@@ -32,7 +34,9 @@ class NodeConfig:
     """What `node.json` holds: where the node listens, which local IPs its vessels may bind, the overlay
     nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay), whether it relays for
     nodes behind NATs (`relay`, on by default) and at how many bytes/s at most (`relay_rate`, None: only the
-    per-circuit budgets), and whether it needs a relay itself (`needs_relay`: it cannot be dialled)."""
+    per-circuit budgets), whether it needs a relay itself (`needs_relay`: it cannot be dialled), and for the
+    pool (docs/pool.md) the researcher key this donation earns credit for ("" for none) and the country its
+    offer names (ISO 3166 alpha-2, or "")."""
 
     host: str
     port: int
@@ -41,6 +45,8 @@ class NodeConfig:
     relay: bool = True
     relay_rate: int | None = None
     needs_relay: bool = False
+    beneficiary: str = ""
+    country: str = ""
 
     def __post_init__(self) -> None:
         _check_ip("host", self.host)
@@ -58,11 +64,16 @@ class NodeConfig:
         if self.relay_rate is not None and (type(self.relay_rate) is not int or self.relay_rate < 1):
             raise BadNodeConfig(f"relay_rate must be a positive number of bytes per second or null, not "
                                 f"{self.relay_rate!r:.40}")
+        if not isinstance(self.beneficiary, str) or (self.beneficiary and not _is_key(self.beneficiary)):
+            raise BadNodeConfig(f"the pool beneficiary {self.beneficiary!r:.80} is not a key (ed25519:...)")
+        if not isinstance(self.country, str) or not re.fullmatch(r"(?:[A-Z]{2})?", self.country):
+            raise BadNodeConfig(f"the country {self.country!r:.20} is not a two-letter ISO 3166 code")
 
     def to_json(self) -> str:
         return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
                            "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap),
-                           "relay": self.relay, "relay_rate": self.relay_rate, "needs_relay": self.needs_relay},
+                           "relay": self.relay, "relay_rate": self.relay_rate, "needs_relay": self.needs_relay,
+                           "beneficiary": self.beneficiary, "country": self.country},
                           indent=2) + "\n"
 
     @classmethod
@@ -75,7 +86,7 @@ class NodeConfig:
         if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
             raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
         unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap", "relay", "relay_rate",
-                                      "needs_relay"})
+                                      "needs_relay", "beneficiary", "country"})
         if unknown:
             raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
         local_ips = data.get("local_ips", [])
@@ -90,10 +101,21 @@ class NodeConfig:
         relay: Any = data.get("relay", True)
         relay_rate: Any = data.get("relay_rate")
         needs_relay: Any = data.get("needs_relay", False)
+        beneficiary: Any = data.get("beneficiary", "")
+        country: Any = data.get("country", "")
         try:
-            return cls(host, port, tuple(local_ips), tuple(bootstrap), relay, relay_rate, needs_relay)
+            return cls(host, port, tuple(local_ips), tuple(bootstrap), relay, relay_rate, needs_relay, beneficiary,
+                       country)
         except BadNodeConfig as exc:
             raise BadNodeConfig(f"{path}: {exc.detail}") from None
+
+
+def _is_key(text: str) -> bool:
+    try:
+        PublicKey.from_text(text)
+    except SeattleError:
+        return False
+    return True
 
 
 def _check_ip(what: str, value: object) -> None:

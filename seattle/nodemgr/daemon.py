@@ -35,6 +35,7 @@ from seattle.nodemgr.node import Layout, NodeManager, init_node
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.relay import RelayLimits
+from seattle.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,8 @@ LOG_BACKUPS = 3
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None) -> PublicKey:
+def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None,
+                pool: Sequence[Resources] = ()) -> PublicKey:
     """Make `node_dir` a node: node key, first vessel owned by `owner`, `node.json`. Returns the node key.
 
     With `layout` (an installer profile's division) the node gets those vessels instead of one default one.
@@ -56,7 +58,7 @@ def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: La
     if NodeDir(node_dir).holds_node():
         raise NodeExists(node_dir)
     try:
-        node_key = init_node(node_dir, owner, layout)
+        node_key = init_node(node_dir, owner, layout, pool=pool)
     except NodeError as exc:
         raise NodeExists(node_dir, exc.args[0]) from None
     NodeDir(node_dir).write_config(config)
@@ -131,7 +133,9 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
                                   allow_unconfined=allow_unconfined, overlay=True,
                                   bootstrap=[split_ip_port(a) for a in config.bootstrap],
                                   relay_limits=RelayLimits(enabled=config.relay, rate=config.relay_rate),
-                                  needs_relay=config.needs_relay)
+                                  needs_relay=config.needs_relay,
+                                  beneficiary=PublicKey.from_text(config.beneficiary) if config.beneficiary
+                                  else None, country=config.country)
             try:
                 node = await stack.enter_async_context(manager)
             except OSError as exc:

@@ -31,6 +31,8 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
+from seattle.nodemgr.pool import NodePool
+from seattle.nodemgr.pool_directory import OverlayDirectory
 from seattle.nodemgr.punch import DEFAULT_PRIME_TTL, punch_from
 from seattle.nodemgr.relay import COORDINATION, RelayCore, RelayLimits
 from seattle.nodemgr.relay_client import Candidates, Incoming, RelayManager, RelayTimers
@@ -51,11 +53,13 @@ Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
 
 
 def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
-              offcut: Resources = DEFAULT_OFFCUT, network: NetworkParameters = DEFAULT_NETWORK) -> PublicKey:
+              offcut: Resources = DEFAULT_OFFCUT, network: NetworkParameters = DEFAULT_NETWORK,
+              pool: Sequence[Resources] = ()) -> PublicKey:
     """Create a node in `node_dir`: a fresh node key and the first vessels; returns the node's public key.
 
     Without `layout` the node gets one vessel with `DEFAULT_ALLOTMENT` (ports included) owned by `owner`,
-    with no users. Refused (NodeError "store_exists", or IdentityExists) if a node is already there.
+    with no users. `pool` adds pool vessels of those sizes, owned by the node key (docs/pool.md). Refused
+    (NodeError "store_exists", or IdentityExists) if a node is already there.
     The node key is drawn until its overlay id carries `network`'s work (`solve_identity`: about 0.2 s on the
     real network, once); the key is the whole solution, so the node directory stores nothing more.
     """
@@ -67,8 +71,12 @@ def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
     raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
                   for resources, key, users in entries]
     identity = solve_identity(NodeDir.IDENTITY, network)
+    # Pool vessels come last, owned by the node's own key, with no users and not advertised (docs/pool.md).
+    raw_layout += [(resources, identity.public_key.raw, []) for resources in pool]
     with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
-        state.create_initial_vessels(raw_layout)
+        names = state.create_initial_vessels(raw_layout)
+        for name in names[len(names) - len(pool):]:
+            state.change_advertise(name, False)
     # The key is written last: a node directory with a key is a complete one.
     NodeDir(node_dir).save_identity(identity)
     return identity.public_key
@@ -87,13 +95,14 @@ class NodeManager:
                  bootstrap: Sequence[tuple[str, int]] = (), relay_limits: RelayLimits | None = None,
                  needs_relay: bool = False, relay_candidates: Candidates | None = None,
                  relay_timers: RelayTimers | None = None, prime_ttl: int | None = DEFAULT_PRIME_TTL,
-                 plaintext_benchmark_only: bool = False) -> None:
+                 plaintext_benchmark_only: bool = False, beneficiary: PublicKey | None = None,
+                 country: str = "") -> None:
         """`relay_limits`: this node's relay service (on by default; `RelayLimits(enabled=False)` turns it
         off). `needs_relay`: this node cannot be dialled (behind a NAT or a firewall), so it holds
         reservations on relays among `relay_candidates` (default: its overlay contacts) and advertises them
         instead of its own addresses; `prime_ttl` is the TTL of its hole punches' priming SYNs (None: no
         priming, for loopback tests). `plaintext_benchmark_only`: see `NodeServer` (bench/bench_nodemgr.py
-        only)."""
+        only). `beneficiary`, `country`: the pool's attestations and offer (node.json)."""
         self.node_dir = Path(node_dir)
         self.host = host
         self.requested_port = port
@@ -114,6 +123,9 @@ class NodeManager:
         #: Hole punches this node answered, by outcome (`seattle.nodemgr.punch`).
         self.punches: Counter[str] = Counter()
         self.prime_ttl = prime_ttl
+        #: Whom this donor's node earns pool credit for, and the country its offer names (node.json).
+        self.beneficiary = beneficiary
+        self.country = country
         #: The overlay service and its running UDP transport (None without the overlay).
         self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
@@ -145,6 +157,9 @@ class NodeManager:
             if state.node_key != self.identity.public_key.raw:
                 raise ValueError(f"{self.node_dir}: the node key file does not belong to this node's state")
             state.recover()
+            pool = NodePool(self.identity, state, NodeDir(self.node_dir), beneficiary=self.beneficiary,
+                            country=self.country, addresses=self.advertised_addresses,
+                            reachability=self.reachability_state)
             listeners = await open_listeners(self.host, self.requested_port)
         except BaseException:
             state.close()
@@ -154,7 +169,7 @@ class NodeManager:
         self._launcher = VesselLauncher(allow_unconfined=self.allow_unconfined)
         await self._launcher.__aenter__()
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
-                           addresses=lambda: list(self.addresses), local_ips=self.local_ips)
+                           addresses=lambda: list(self.addresses), local_ips=self.local_ips, pool=pool)
         self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits,
                                  identity=self.identity, relay=RelayService(RelayCore(self.identity,
                                                                                       self.relay_limits)),
@@ -165,8 +180,9 @@ class NodeManager:
                 # tasks must outlive the tasks that use it.
                 self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
                     self.identity, self.host, self.port, NodeDir(self.node_dir), self.bootstrap, state,
-                    self.advertised_addresses, relays=self.relay_entries))
+                    self.advertised_addresses, pool, relays=self.relay_entries))
                 self.overlay = self.overlay_service.transport
+                pool.directory = OverlayDirectory(self.overlay, self.identity)
             self._nursery = await self._nursery_manager.__aenter__()
         except BaseException:
             await self._overlay_stack.aclose()
@@ -199,6 +215,8 @@ class NodeManager:
         try:
             with trio.CancelScope(shield=True):
                 # No new calls; then stop the vessels while their followers still run to record the end.
+                if self.api.pool is not None:
+                    self.api.pool.drain()
                 self._server_scope.cancel()
                 await self.api.stop_all()
         finally:
@@ -225,19 +243,20 @@ class NodeManager:
             return list(self.addresses)
         return [f"[{ip}]:{self.port}" if ":" in ip else f"{ip}:{self.port}" for ip in self.local_ips]
 
+    def reachability_state(self) -> str:
+        """The overlay's measure of this node's reachability (`seattle.overlay.reachability.State` values);
+        "unknown" without an overlay or before it has measured."""
+        if self.overlay_service is None:
+            return State.UNKNOWN.value
+        try:
+            return self.overlay_service.reachability.state.value
+        except RuntimeError:  # the overlay is not running (yet, or any more)
+            return State.UNKNOWN.value
 
     def relay_needed(self) -> bool:
         """Whether this node cannot be dialled: `needs_relay`, or the overlay measured it behind a NAT or a
         firewall (`seattle.overlay.reachability`)."""
-        if self.needs_relay:
-            return True
-        if self.overlay_service is None:
-            return False
-        try:
-            state = self.overlay_service.reachability.state
-        except RuntimeError:  # the overlay is not running (yet, or any more)
-            return False
-        return state in (State.NAT, State.FIREWALLED)
+        return self.needs_relay or self.reachability_state() in (State.NAT.value, State.FIREWALLED.value)
 
     def relay_entries(self) -> list[tuple[str, bytes]]:
         """(relay "IP:PORT", voucher) of each reservation this node holds (none while it needs no relay)."""

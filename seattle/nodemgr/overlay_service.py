@@ -33,6 +33,7 @@ from seattle.addresses import split_ip_port
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.pool import NodePool
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.addresses import bound_scope
 from seattle.overlay.join import join
@@ -60,6 +61,7 @@ class OverlayService:
 
     def __init__(self, identity: Identity, host: str, port: int, node_dir: NodeDir,
                  bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]],
+                 pool: NodePool | None = None,
                  relays: Callable[[], list[tuple[str, bytes]]] | None = None) -> None:
         self.identity = identity
         self.host = host
@@ -71,6 +73,8 @@ class OverlayService:
         self.addresses = addresses
         #: The node's relays with their vouchers, advertised with its records (None: it needs no relay).
         self.relays = relays
+        #: The node's pool: its subjects (offer, slots, credit) are advertised beside the vessels' keys.
+        self.pool = pool
         #: The advertiser's record set.
         self.advertiser = AdvertiserState(identity)
         self._transport: UdpOverlay | None = None
@@ -219,10 +223,14 @@ class OverlayService:
             log.warning("cannot save %s: %s", self.routing_path, exc)
 
     def _read_for_advertiser(self) -> tuple[int, dict[PublicKey, PublicKey], list[str]]:
-        """(change counter, subjects, addresses); the vessels are read only when the counter moved."""
-        counter = self.state.change_counter()
+        """(change counter, subjects, addresses); the vessels are read only when the counter moved. The pool's
+        version is added in: both only grow, so the sum moves whenever either does."""
+        counter = self.state.change_counter() + (self.pool.version if self.pool is not None else 0)
         if self._subjects is None or self._subjects[0] != counter:
-            self._subjects = (counter, subjects_of(self.identity.public_key, self.state.get_vessels()))
+            subjects = subjects_of(self.identity.public_key, self.state.get_vessels())
+            if self.pool is not None:
+                subjects |= self.pool.subjects()
+            self._subjects = (counter, subjects)
         return counter, self._subjects[1], self.addresses()
 
     def _keep_locally(self, raw: bytes) -> None:

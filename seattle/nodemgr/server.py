@@ -62,11 +62,12 @@ from typing import Any
 
 import trio
 
-from seattle.budgets import RateTable, source_of
+from seattle.budgets import RateTable, Source, source_of
 from seattle.channel.stream import ChannelError, secure_server
 from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import Identity, PublicKey
-from seattle.nodemgr.api import NodeAPI
+from seattle.nodemgr.api import NodeAPI, Origin
+from seattle.nodemgr.calltable import CALLS, Permission
 from seattle.nodemgr.frames import (
     BAD_FRAME,
     DEFAULT_MAX_FRAME,
@@ -633,11 +634,17 @@ class NodeServer:
             return exc.response()
         caller = None if isinstance(request, PublicRequest) else request.caller
         if connection is not None and not connection.authorized and caller is not None and (
-                rights or self.api.has_rights(caller.raw)):
+                (rights and CALLS[request.call].permission is not Permission.SIGNED)
+                or self.api.has_rights(caller.raw)):
             # Signed by an owner or user (of this call's vessel, or of any: a signed public call counts too).
+            # Any key may sign an AcquireVessel: that alone earns no rights, the lease it brings does.
             connection.authorized = True
             self._strangers.pop(connection, None)
-        return await self.api.handle(caller, request.call, request.args)
+        origin = None
+        if caller is not None and isinstance(message, bytes):
+            source = Source(connection.network, connection.address) if connection is not None else None
+            origin = Origin(message, source if source is not None and "/" in source.network else None)
+        return await self.api.handle(caller, request.call, request.args, origin)
 
 
 def _source_keys(peer: str) -> tuple[str, str]:
