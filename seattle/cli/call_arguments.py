@@ -101,6 +101,20 @@ def _strings(words: list[str], stdin: BinaryIO) -> list[str]:
     return list(words)
 
 
+def _integer(word: str, stdin: BinaryIO) -> int:
+    try:
+        return int(word)
+    except ValueError:
+        raise _WordError(f"{word!r} is not a whole number") from None
+
+
+def _seconds(word: str, stdin: BinaryIO) -> float:
+    try:
+        return float(word)
+    except ValueError:
+        raise _WordError(f"{word!r} is not a number of seconds") from None
+
+
 _WORDS: dict[str, _Word] = {
     "vessel": _Word("VESSEL", _as_is),
     "other": _Word("OTHER_VESSEL", _as_is),
@@ -113,6 +127,8 @@ _WORDS: dict[str, _Word] = {
     "users": _Word("[KEY...]", _keys, rest=True),
     "advertise": _Word("true|false", _flag),
     "args": _Word("[ARG...]", _strings, rest=True),
+    "slot": _Word("SLOT", _integer),
+    "duration": _Word("SECONDS", _seconds),
 }
 
 

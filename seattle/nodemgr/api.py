@@ -54,6 +54,7 @@ INSUFFICIENT_PERMISSIONS = "insufficient_permissions"
 BAD_ARGUMENTS = "bad_arguments"
 INTERNAL_ERROR = "internal_error"
 DID_NOT_STOP = "did_not_stop"
+NO_POOL = "no_pool"
 
 
 #: Worker threads public calls may use at once (the owners' calls have trio's default pool of 40).
@@ -102,6 +103,8 @@ class NodeAPI:
             "ReadVesselLog": self._read_log, "ChangeUsers": self._change_users,
             "ChangeOwner": self._change_owner, "ChangeOwnerInformation": self._change_ownerinfo,
             "ChangeAdvertise": self._change_advertise, "SplitVessel": self._split, "JoinVessels": self._join,
+            "AcquireVessel": self._no_pool, "RenewLease": self._no_pool, "ReleaseLease": self._no_pool,
+            "GetPoolStatus": self._pool_status,
         }
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -317,6 +320,15 @@ class NodeAPI:
         return ok(await trio.to_thread.run_sync(self.state.join, vessel, other))
 
 
+    # -- the pool -------------------------------------------------------------------------------------
+
+    async def _no_pool(self, **_: Any) -> dict[str, Any]:
+        raise NodeError(NO_POOL, "This node shares no vessels with the pool")
+
+    async def _pool_status(self) -> dict[str, Any]:
+        return ok({"node_key": self.node_key.to_text(), "free": 0, "total": 0, "leases": []})
+
+
 class PermissionRefused(Exception):
     """The signer may not make this call on this vessel."""
 
@@ -327,7 +339,7 @@ def _check_permission(call: Call, caller: PublicKey | None, record: VesselRow) -
     assert caller is not None  # unsigned requests for such calls were refused before
     if caller.raw == record.owner:
         return
-    if call.permission is Permission.OWNER_OR_USER and caller.raw in record.users:
+    if call.permission in (Permission.OWNER_OR_USER, Permission.LESSEE) and caller.raw in record.users:
         return
     raise PermissionRefused(
         f"Insufficient Permissions: {call.name} on vessel {record.name} needs the signature of its "

@@ -7,7 +7,9 @@ Both sides read it: the node (`api.NodeAPI`, which adds what each call does) and
 call` parses shell words per parameter, the researcher library checks sizes before sending). It imports
 nothing of the sandbox (`seattle.vessel`), so a client that only needs the table does not load it.
 
-Permission classes are the original's: public (anyone, signed or not), owner-or-user, owner-only.
+Permission classes are the original's: public (anyone, signed or not), owner-or-user, owner-only; and the pool's
+(`seattle.pool`): signed (any key that signs, checked against its quota by the lease ledger) and lessee (the key
+holding the vessel's lease).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from seattle.errors import SeattleError
 from seattle.keys import PublicKey
 from seattle.nodemgr.nodeerror import NodeError
+from seattle.pool.formats import MAX_LEASE_AGE, MAX_SLOT
 from seattle.vessel.filenames import MAX_FILENAME
 
 #: The largest file AddFileToVessel accepts: the frame limit leaves 64 KiB for the envelope around it.
@@ -37,6 +40,10 @@ class Permission(StrEnum):
     PUBLIC = "public"
     OWNER_OR_USER = "owner_or_user"
     OWNER = "owner"
+    #: Any signed key: AcquireVessel, whose limits (quota, per-key cap, per-network budget) the ledger applies.
+    SIGNED = "signed"
+    #: The key that holds the named pool vessel's lease: RenewLease and ReleaseLease.
+    LESSEE = "lessee"
 
 
 class BadArguments(Exception):
@@ -101,6 +108,19 @@ def _program_args(name: str, value: object) -> list[str]:
     return value
 
 
+def _slot(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_SLOT:
+        raise BadArguments(f"'{name}' must be a slot number in 0..{MAX_SLOT - 1}, got {value!r:.40}")
+    return value
+
+
+def _duration(name: str, value: object) -> float:
+    """Seconds of a lease: a positive finite number, at most the maximum lease age (the node caps it lower)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_LEASE_AGE:
+        raise BadArguments(f"'{name}' must be a number of seconds in (0, {MAX_LEASE_AGE:g}], got {value!r:.40}")
+    return float(value)
+
+
 _vessel = _text(MAX_VESSEL_NAME)
 _filename = _text(MAX_FILENAME)
 
@@ -147,6 +167,11 @@ CALLS: dict[str, Call] = {call.name: call for call in (
          (("vessel", _vessel), ("resources", _text(MAX_RESOURCE_TEXT))), ("vessel",), True),
     Call("JoinVessels", Permission.OWNER,
          (("vessel", _vessel), ("other", _vessel)), ("vessel", "other"), True),
+    # The pool (docs/pool.md): a free pool vessel leased to the signer, the lease renewed and released.
+    Call("AcquireVessel", Permission.SIGNED, (("slot", _slot), ("duration", _duration)), (), True),
+    Call("RenewLease", Permission.LESSEE, (("vessel", _vessel), ("duration", _duration)), ("vessel",)),
+    Call("ReleaseLease", Permission.LESSEE, (("vessel", _vessel),), ("vessel",), True),
+    Call("GetPoolStatus", Permission.PUBLIC, ()),
 )}
 
 PUBLIC_CALLS = frozenset(name for name, call in CALLS.items() if call.permission is Permission.PUBLIC)
