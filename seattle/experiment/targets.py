@@ -51,24 +51,29 @@ class VesselRef:
 
 @dataclass
 class KnownVessel:
-    """A numbered vessel and what was last learnt about it (GetVessels' entry, the node's key)."""
+    """A numbered vessel and what was last learnt about it (GetVessels' entry, the node's key); `lease` is the
+    pool lease that made it ours, if it was acquired (`seattle.experiment.pool.StoredLease.to_json`)."""
 
     number: int
     ref: VesselRef
     node_key: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    lease: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "host": self.ref.host, "port": self.ref.port, "vessel": self.ref.vessel,
+        data = {"number": self.number, "host": self.ref.host, "port": self.ref.port, "vessel": self.ref.vessel,
                 "node_key": self.node_key, "info": dict(self.info)}
+        return data if self.lease is None else {**data, "lease": dict(self.lease)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KnownVessel:
         number, port = data["number"], data["port"]
-        if not isinstance(number, int) or not isinstance(port, int) or not isinstance(data["info"], dict):
-            raise ValueError("number and port must be integers and info a map")
+        lease = data.get("lease")
+        if not isinstance(number, int) or not isinstance(port, int) or not isinstance(data["info"], dict) \
+                or not isinstance(lease, dict | None):
+            raise ValueError("number and port must be integers, info and lease maps")
         return cls(number, VesselRef(str(data["host"]), port, str(data["vessel"])), data.get("node_key"),
-                   data["info"])
+                   data["info"], lease)
 
 
 @dataclass
