@@ -338,7 +338,8 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Offer],
                   rng: random.Random | None = None, progress: Progress | None = None) -> AcquireResult:
     """Lease up to `count` pool vessels from `offers` (module docstring, steps 2 to 6). `quota` is the key's Q
     as far as known (nodes refuse slots beyond the real one); `held_elsewhere` are slots the overlay shows
-    held by leases this session does not know. Records the groups acquiregood and acquirefail.
+    held by leases this session does not know. Records the groups acquiregood (the vessels leased) and
+    acquirefail (vessels leased beyond `count` that their node would not take back: release them).
     NoOffers if no offer matches, NoFreeSlots if every slot is taken."""
     if count < 1:
         raise ValueError(f"acquire at least one vessel, not {count}")
@@ -375,18 +376,25 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Offer],
                 queue = [entry for entry in queue if entry[0].node != attempt.node]
         slots.sort()
     keep, surplus = granted[:count], granted[count:]
-    result.attempts.extend(await _give_back(surplus, identity, session.timeout, concurrency))
-    good = []
-    for attempt, lease, ask in keep:
-        number = session.targets.add_vessel(VesselRef(ask.host, ask.port, lease.vessel), node_key=lease.node.to_text())
-        session.targets.vessels[number].lease = StoredLease.of(lease).to_json()
-        good.append(number)
-        result.attempts.append(_replace_number(attempt, number))
-    session.targets.set_group("acquiregood", good)
-    session.targets.set_group("acquirefail", [])
+    stuck = []
+    for attempt, lease, ask in await _give_back(surplus, identity, session.timeout, concurrency):
+        if lease is None:
+            result.attempts.append(attempt)
+        else:
+            stuck.append(_remember(session, attempt, lease, ask, result))
+    session.targets.set_group("acquiregood", [_remember(session, *grant, result) for grant in keep])
+    session.targets.set_group("acquirefail", stuck)
     result.attempts.sort(key=lambda a: (not a.kept, a.address, a.slot))
     result.seconds = time.monotonic() - started
     return result
+
+
+def _remember(session: Session, attempt: Attempt, lease: Lease, ask: _Ask, result: AcquireResult) -> int:
+    """Number the leased vessel (an ordinary target from now on) and keep its lease with it."""
+    number = session.targets.add_vessel(VesselRef(ask.host, ask.port, lease.vessel), node_key=lease.node.to_text())
+    session.targets.vessels[number].lease = StoredLease.of(lease).to_json()
+    result.attempts.append(_replace_number(attempt, number))
+    return number
 
 
 def _ask_order(candidates: Sequence[Offer]) -> list[tuple[Offer, str, int]]:
@@ -457,8 +465,9 @@ def _replace_number(attempt: Attempt, number: int) -> Attempt:
 
 
 async def _give_back(surplus: Sequence[tuple[Attempt, Lease, _Ask]], identity: Identity, timeout: float,
-                     concurrency: int) -> list[Attempt]:
-    """Release grants beyond what was asked; each stays in the table, marked released (or why it was not)."""
+                     concurrency: int) -> list[tuple[Attempt, Lease | None, _Ask]]:
+    """Release grants beyond what was asked: each given back comes back marked released with no lease; one the
+    node would not take back keeps its lease (`acquire` files it under acquirefail, to release later)."""
     if not surplus:
         return []
     items = [(index, VesselRef(ask.host, ask.port, lease.vessel)) for index, (_, lease, ask) in enumerate(surplus)]
@@ -468,15 +477,16 @@ async def _give_back(surplus: Sequence[tuple[Attempt, Lease, _Ask]], identity: I
 
     outcomes = await fan_out(items, give, identity=identity, timeout=timeout, concurrency=concurrency,
                              node_keys={(ref.host, ref.port): surplus[i][1].node for i, ref in items})
-    rows = []
-    for (attempt, _, _), outcome in zip(surplus, outcomes, strict=True):
+    rows: list[tuple[Attempt, Lease | None, _Ask]] = []
+    for (attempt, lease, ask), outcome in zip(surplus, outcomes, strict=True):
         if outcome.ok:
-            rows.append(Attempt(attempt.node, attempt.address, attempt.slot, OK, vessel=attempt.vessel,
-                                expires=attempt.expires, released=True))
+            rows.append((Attempt(attempt.node, attempt.address, attempt.slot, OK, vessel=attempt.vessel,
+                                 expires=attempt.expires, released=True), None, ask))
         else:
-            rows.append(Attempt(attempt.node, attempt.address, attempt.slot, FAILED, outcome.code,
-                                f"granted beyond what was asked, and not given back: {outcome.reason} (the lease "
-                                "ends by itself)", vessel=attempt.vessel, expires=attempt.expires))
+            rows.append((Attempt(attempt.node, attempt.address, attempt.slot, FAILED, outcome.code,
+                                 f"leased beyond what was asked and not given back ({outcome.reason}); release "
+                                 "it: `seattle release acquirefail`", vessel=attempt.vessel,
+                                 expires=attempt.expires), lease, ask))
     return rows
 
 
