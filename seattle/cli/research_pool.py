@@ -64,7 +64,8 @@ def acquire(opts: Options, count: int, where: pool.Filter, duration: float, boot
             offers = run_async(lambda: pool.offers_at(addresses, timeout=session.timeout))
         else:
             overlay = bootstrap_nodes(bootstrap)
-            offers = run_async(lambda: pool.find_offers(overlay, timeout=session.timeout))
+            offers = run_async(lambda: pool.find_offers(overlay, timeout=session.timeout, where=where,
+                                                        want=pool.offers_wanted(count)))
         with progress_bar("acquire", count) as progress:
             result = run_async(lambda: pool.acquire(session, signer, offers, count, where=where, duration=duration,
                                                     progress=progress))

@@ -185,25 +185,37 @@ def rank(offers: Sequence[Offer], rng: random.Random | None = None) -> list[Offe
 # --- finding offers ------------------------------------------------------------------------------------------
 
 
-async def find_offers(bootstrap: Sequence[tuple[str, int]], *, timeout: float,
-                      concurrency: int = DEFAULT_CONCURRENCY) -> list[Offer]:
-    """Every verified offer of the pool: the nodes filed under each `offer_key(shard)`, asked for their offer.
-    OverlayUnreachable if no bootstrap node answers."""
+async def find_offers(bootstrap: Sequence[tuple[str, int]], *, timeout: float, where: Filter = Filter(),
+                      want: int = 0, concurrency: int = DEFAULT_CONCURRENCY,
+                      rng: random.Random | None = None) -> list[Offer]:
+    """Verified offers that match `where`: the nodes filed under the `offer_key` shards, read in random order,
+    asked for their offers shard by shard until `want` match (0: every shard). A 10,000-node pool holds
+    hundreds of nodes per shard: a researcher asks a few of them, not all. OverlayUnreachable if no bootstrap
+    node answers."""
     from seattle.advertise.dht import find_records
     from seattle.experiment.browse import light_client
 
-    nodes: dict[tuple[str, int], PublicKey] = {}
+    shards = list(range(SHARDS))
+    (rng or random.Random()).shuffle(shards)
+    found: list[Offer] = []
+    async with light_client(bootstrap, timeout) as overlay:
+        for shard in shards:
+            nodes: dict[tuple[str, int], PublicKey] = {}
+            for record in await find_records(overlay, offer_key(shard), timeout=timeout):
+                address = _first_address(record.addresses)
+                if address is not None:
+                    nodes[address] = record.node
+            offers = await offers_at(list(nodes), timeout=timeout, concurrency=concurrency, node_keys=nodes)
+            found.extend(offer for offer in offers if offer.free > 0 and where.matches(offer))
+            if want and len(found) >= want:
+                break
+    return found
 
-    async def read(overlay: Any, shard: int) -> None:
-        for record in await find_records(overlay, offer_key(shard), timeout=timeout):
-            address = _first_address(record.addresses)
-            if address is not None:
-                nodes[address] = record.node
 
-    async with light_client(bootstrap, timeout) as overlay, trio.open_nursery() as nursery:
-        for shard in range(SHARDS):
-            nursery.start_soon(read, overlay, shard)
-    return await offers_at(sorted(nodes), timeout=timeout, concurrency=concurrency, node_keys=nodes)
+def offers_wanted(count: int) -> int:
+    """How many matching offers `acquire` of `count` vessels wants to choose from: its requests (n + 20 %, at
+    most PER_NODE per node) twice over, for the rounds after refusals."""
+    return 2 * math.ceil(count * (1 + SURPLUS)) + 8
 
 
 async def offers_at(addresses: Sequence[tuple[str, int]], *, timeout: float,
@@ -324,12 +336,56 @@ class AcquireResult:
         return sorted(a.number for a in self.attempts if a.number is not None)
 
 
-@dataclass
-class _Ask:
+@dataclass(frozen=True)
+class Ask:
+    """One AcquireVessel to send: to the node of `offer`, at `host`:`port`, for slot `slot`."""
+
     offer: Offer
     host: str
     port: int
     slot: int
+
+
+class Plan:
+    """Which node to ask for which slot, round after round (module docstring, steps 3 and 4). Sans-IO: `acquire`
+    sends each round's asks over the network; the pool simulation sends them to in-process ledgers.
+
+        plan = Plan(rank(offers), free_slots, count)
+        while batch := plan.next_round():
+            for ask in batch: plan.granted(ask) or plan.refused(ask, code)   # code "" for no answer
+    """
+
+    def __init__(self, candidates: Sequence[Offer], slots: Sequence[int], count: int) -> None:
+        self.count = count
+        self.slots = sorted(slots)
+        self.leased = 0
+        self.rounds = 0
+        self._queue = _ask_order(candidates)
+
+    def next_round(self) -> list[Ask]:
+        """The asks of the next round: n + 20 % of what is missing, on distinct free slots; [] when done (all
+        leased, no node or slot left to try, or ROUNDS spent)."""
+        missing = self.count - self.leased
+        if missing <= 0 or not self._queue or not self.slots or self.rounds >= ROUNDS:
+            return []
+        self.rounds += 1
+        size = min(len(self._queue), len(self.slots), max(missing + 1, math.ceil(missing * (1 + SURPLUS))))
+        batch = [Ask(offer, host, port, slot)
+                 for (offer, host, port), slot in zip(self._queue[:size], self.slots[:size], strict=True)]
+        self._queue, self.slots = self._queue[size:], self.slots[size:]
+        return batch
+
+    def granted(self, ask: Ask) -> None:
+        self.leased += 1
+
+    def refused(self, ask: Ask, code: str) -> None:
+        """The node refused (`code`, "" when it did not answer): the slot is tried again elsewhere unless it is
+        held at another node or beyond the quota; a node that refused for any other reason is asked no more."""
+        if code == _QUOTA:
+            self.slots = [slot for slot in self.slots if slot < ask.slot]
+        elif code != _SLOT_TAKEN:
+            self.slots = sorted([*self.slots, ask.slot])
+            self._queue = [entry for entry in self._queue if entry[0].node != ask.offer.node]
 
 
 async def acquire(session: Session, identity: Identity, offers: Sequence[Offer], count: int, *,
@@ -354,27 +410,17 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Offer],
     slots = [slot for slot in range(quota) if slot not in taken]
     if not slots:
         raise NoFreeSlots(len(taken & set(range(quota))), quota)
-    queue = _ask_order(candidates)
+    plan = Plan(candidates, slots, count)
     result = AcquireResult(count)
-    granted: list[tuple[Attempt, Lease, _Ask]] = []
-    for _ in range(ROUNDS):
-        missing = count - len(granted)
-        if missing <= 0 or not queue or not slots:
-            break
-        size = min(len(queue), len(slots), max(missing + 1, math.ceil(missing * (1 + SURPLUS))))
-        batch = [_Ask(offer, host, port, slots[i]) for i, (offer, host, port) in enumerate(queue[:size])]
-        queue, slots = queue[size:], slots[size:]
+    granted: list[tuple[Attempt, Lease, Ask]] = []
+    while batch := plan.next_round():
         for attempt, lease, ask in await _send(batch, identity, duration, session.timeout, concurrency, progress):
             if lease is not None:
+                plan.granted(ask)
                 granted.append((attempt, lease, ask))
-                continue
-            result.attempts.append(attempt)
-            if attempt.code == _QUOTA:
-                slots = [slot for slot in slots if slot < attempt.slot]
-            elif attempt.code != _SLOT_TAKEN:
-                slots.append(attempt.slot)
-                queue = [entry for entry in queue if entry[0].node != attempt.node]
-        slots.sort()
+            else:
+                plan.refused(ask, attempt.code)
+                result.attempts.append(attempt)
     keep, surplus = granted[:count], granted[count:]
     stuck = []
     for attempt, lease, ask in await _give_back(surplus, identity, session.timeout, concurrency):
@@ -389,7 +435,7 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Offer],
     return result
 
 
-def _remember(session: Session, attempt: Attempt, lease: Lease, ask: _Ask, result: AcquireResult) -> int:
+def _remember(session: Session, attempt: Attempt, lease: Lease, ask: Ask, result: AcquireResult) -> int:
     """Number the leased vessel (an ordinary target from now on) and keep its lease with it."""
     number = session.targets.add_vessel(VesselRef(ask.host, ask.port, lease.vessel), node_key=lease.node.to_text())
     session.targets.vessels[number].lease = StoredLease.of(lease).to_json()
@@ -417,8 +463,8 @@ def _first_address(addresses: Sequence[str]) -> tuple[str, int] | None:
     return None
 
 
-async def _send(batch: Sequence[_Ask], identity: Identity, duration: float, timeout: float, concurrency: int,
-                progress: Progress | None) -> list[tuple[Attempt, Lease | None, _Ask]]:
+async def _send(batch: Sequence[Ask], identity: Identity, duration: float, timeout: float, concurrency: int,
+                progress: Progress | None) -> list[tuple[Attempt, Lease | None, Ask]]:
     """AcquireVessel for every ask at once (bounded), each node's connection pinned to its offer's key."""
     refs = {index: VesselRef(ask.host, ask.port, f"slot{ask.slot}") for index, ask in enumerate(batch)}
     asks = {refs[index]: ask for index, ask in enumerate(batch)}
@@ -438,7 +484,7 @@ class _BadLease(ValueError):
     """The node's answer to AcquireVessel holds no lease we can use."""
 
 
-def _granted(answer: Any, ask: _Ask, mine: PublicKey) -> Lease:
+def _granted(answer: Any, ask: Ask, mine: PublicKey) -> Lease:
     if not isinstance(answer, dict):
         raise _BadLease(f"the node answered {answer!r:.80} instead of a lease")
     try:
@@ -451,7 +497,7 @@ def _granted(answer: Any, ask: _Ask, mine: PublicKey) -> Lease:
     return lease
 
 
-def _attempt(ask: _Ask, outcome: Outcome) -> tuple[Attempt, Lease | None]:
+def _attempt(ask: Ask, outcome: Outcome) -> tuple[Attempt, Lease | None]:
     address = VesselRef(ask.host, ask.port, "").address
     if outcome.ok:
         lease: Lease = outcome.result
@@ -464,8 +510,8 @@ def _replace_number(attempt: Attempt, number: int) -> Attempt:
                    attempt.vessel, attempt.expires, number)
 
 
-async def _give_back(surplus: Sequence[tuple[Attempt, Lease, _Ask]], identity: Identity, timeout: float,
-                     concurrency: int) -> list[tuple[Attempt, Lease | None, _Ask]]:
+async def _give_back(surplus: Sequence[tuple[Attempt, Lease, Ask]], identity: Identity, timeout: float,
+                     concurrency: int) -> list[tuple[Attempt, Lease | None, Ask]]:
     """Release grants beyond what was asked: each given back comes back marked released with no lease; one the
     node would not take back keeps its lease (`acquire` files it under acquirefail, to release later)."""
     if not surplus:
@@ -477,7 +523,7 @@ async def _give_back(surplus: Sequence[tuple[Attempt, Lease, _Ask]], identity: I
 
     outcomes = await fan_out(items, give, identity=identity, timeout=timeout, concurrency=concurrency,
                              node_keys={(ref.host, ref.port): surplus[i][1].node for i, ref in items})
-    rows: list[tuple[Attempt, Lease | None, _Ask]] = []
+    rows: list[tuple[Attempt, Lease | None, Ask]] = []
     for (attempt, lease, ask), outcome in zip(surplus, outcomes, strict=True):
         if outcome.ok:
             rows.append((Attempt(attempt.node, attempt.address, attempt.slot, OK, vessel=attempt.vessel,
