@@ -37,8 +37,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import trio
-
 from seattle.addresses import split_ip_port
 from seattle.errors import BadDuration, BadFilter, NoFreeSlots, NoOffers
 from seattle.experiment.fanout import FAILED, OK, REFUSED, Node, Outcome, Progress, VesselOp, fan_out
