@@ -35,14 +35,18 @@ from typing import Any
 import trio
 
 import seattle
+from seattle.budgets import Source
 from seattle.errors import SeattleError
 from seattle.keys import PublicKey
 from seattle.nodemgr import vesselfiles
 from seattle.nodemgr.calltable import CALLS, PUBLIC_CALLS, BadArguments, Call, Permission, bind_arguments
 from seattle.nodemgr.database import VesselRow
 from seattle.nodemgr.nodeerror import NodeError
+from seattle.nodemgr.pool import NodePool
 from seattle.nodemgr.signing import RequestRejected, error, ok, warning
 from seattle.nodemgr.vessels import RUNNING, NodeState
+from seattle.pool.formats import Lease
+from seattle.pool.refusals import LeaseRefused
 from seattle.vessel.host.launcher import ALL_LAYERS, VesselHandle, VesselLauncher
 from seattle.vessel.spec import VesselSpec
 from seattle.vessel.status import VesselStatus
@@ -55,6 +59,7 @@ BAD_ARGUMENTS = "bad_arguments"
 INTERNAL_ERROR = "internal_error"
 DID_NOT_STOP = "did_not_stop"
 NO_POOL = "no_pool"
+POOL_VESSEL = "pool_vessel"
 
 
 #: Worker threads public calls may use at once (the owners' calls have trio's default pool of 40).
@@ -83,8 +88,10 @@ class NodeAPI:
 
     def __init__(self, state: NodeState, launcher: VesselLauncher, node_key: PublicKey, *,
                  addresses: Callable[[], list[str]] = list, local_ips: Sequence[str] = (),
-                 stale_after: float = STALE_AFTER) -> None:
+                 stale_after: float = STALE_AFTER, pool: NodePool | None = None) -> None:
         self.state = state
+        #: The node's pool vessels and their leases; None: the node shares nothing with the pool.
+        self.pool = pool
         self.stale_after = stale_after
         self.launcher = launcher
         self.node_key = node_key
@@ -103,7 +110,9 @@ class NodeAPI:
             "ReadVesselLog": self._read_log, "ChangeUsers": self._change_users,
             "ChangeOwner": self._change_owner, "ChangeOwnerInformation": self._change_ownerinfo,
             "ChangeAdvertise": self._change_advertise, "SplitVessel": self._split, "JoinVessels": self._join,
-            "AcquireVessel": self._no_pool, "RenewLease": self._no_pool, "ReleaseLease": self._no_pool,
+        }
+        self._pool_handlers: dict[str, Handler] = {
+            "AcquireVessel": self._acquire, "RenewLease": self._renew, "ReleaseLease": self._release,
             "GetPoolStatus": self._pool_status,
         }
 
@@ -111,6 +120,8 @@ class NodeAPI:
         """Hold the nursery in which running vessels are followed; returns when cancelled."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            if self.pool is not None:
+                nursery.start_soon(self.pool.run, self.stop_for_pool)
             task_status.started()
             await trio.sleep_forever()
 
@@ -150,9 +161,10 @@ class NodeAPI:
             raise RequestRejected(INSUFFICIENT_PERMISSIONS, str(exc)) from None
         return True
 
-    async def handle(self, caller: PublicKey | None, name: str, args: list[Any] | dict[str, Any]
-                     ) -> dict[str, Any]:
-        """One call → its response map (see the module docstring for the order of the checks)."""
+    async def handle(self, caller: PublicKey | None, name: str, args: list[Any] | dict[str, Any],
+                     origin: Origin | None = None) -> dict[str, Any]:
+        """One call → its response map (see the module docstring for the order of the checks). `origin` is
+        where a signed call came from: the pool's calls need it."""
         call = CALLS.get(name)
         if call is None:
             return error(NO_SUCH_CALL, f"Unknown Call {name!r}; the calls are: {', '.join(sorted(CALLS))}")
@@ -165,6 +177,11 @@ class NodeAPI:
             for param in call.vessel_params:
                 # On the event loop: a cached record read takes ~20 µs, a hop to a worker thread ~110 µs.
                 _check_permission(call, caller, self.state.get_vessel(bound[param]))
+                if call.permission is Permission.OWNER and self.pool and self.pool.is_pool_vessel(bound[param]):
+                    raise NodeError(POOL_VESSEL, f"Vessel {bound[param]} belongs to the pool: its owner is the "
+                                                 "node itself, and its owner, users and size cannot be changed")
+            if name in self._pool_handlers:
+                return await self._pool_handlers[name](caller, origin, **bound)
             if call.lifecycle:
                 async with self._lifecycle:
                     return await self._handlers[name](**bound)
@@ -175,6 +192,8 @@ class NodeAPI:
             return error(exc.code, exc.message)
         except PermissionRefused as exc:
             return error(INSUFFICIENT_PERMISSIONS, str(exc))
+        except LeaseRefused as exc:
+            return error(exc.code, exc.message)
         except Exception:
             log.exception("internal error in %s", name)
             return error(INTERNAL_ERROR, f"Internal Error: the node failed while handling {name}; the "
@@ -320,13 +339,55 @@ class NodeAPI:
         return ok(await trio.to_thread.run_sync(self.state.join, vessel, other))
 
 
-    # -- the pool -------------------------------------------------------------------------------------
+    # -- the pool (seattle.nodemgr.pool) ---------------------------------------------------------------
 
-    async def _no_pool(self, **_: Any) -> dict[str, Any]:
-        raise NodeError(NO_POOL, "This node shares no vessels with the pool")
+    def _pool(self) -> NodePool:
+        if self.pool is None:
+            raise NodeError(NO_POOL, "This node shares no vessels with the pool")
+        return self.pool
 
-    async def _pool_status(self) -> dict[str, Any]:
-        return ok({"node_key": self.node_key.to_text(), "free": 0, "total": 0, "leases": []})
+    async def stop_for_pool(self, vessel: str) -> bool:
+        """Stop `vessel` if it runs, under the lifecycle lock: its lease ended. False if it would not stop."""
+        async with self._lifecycle:
+            return vessel not in self._running or await self._stop_running(vessel)
+
+    async def _acquire(self, caller: PublicKey | None, origin: Origin | None, slot: int, duration: float
+                       ) -> dict[str, Any]:
+        assert caller is not None  # a signed call
+        if origin is None:
+            raise NodeError(NO_POOL, "AcquireVessel must arrive as a signed request over the network")
+        return ok(_lease_result(await self._pool().acquire(caller, slot, duration, origin.request,
+                                                           origin.source)))
+
+    async def _renew(self, caller: PublicKey | None, origin: Origin | None, vessel: str, duration: float
+                     ) -> dict[str, Any]:
+        assert caller is not None
+        return ok(_lease_result(await self._pool().renew(caller, vessel, duration)))
+
+    async def _release(self, caller: PublicKey | None, origin: Origin | None, vessel: str) -> dict[str, Any]:
+        assert caller is not None
+        await self._pool().release(caller, vessel, self.stop_for_pool)
+        return ok(None)
+
+    async def _pool_status(self, caller: PublicKey | None, origin: Origin | None) -> dict[str, Any]:
+        if self.pool is None:
+            return ok({"node_key": self.node_key.to_text(), "free": 0, "total": 0, "draining": False,
+                       "leases": []})
+        return ok(self.pool.status(caller))
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a signed call came from: its bytes as signed (a lease embeds the acquire request) and its
+    source network and address (the pool's acquire budget); None for a caller with no IP address."""
+
+    request: bytes
+    source: Source | None
+
+
+def _lease_result(lease: Lease) -> dict[str, Any]:
+    return {"vessel": lease.vessel, "slot": lease.slot, "expires": lease.expires, "max_expiry": lease.max_expiry,
+            "lease": lease.raw}
 
 
 class PermissionRefused(Exception):

@@ -168,9 +168,10 @@ CALLS: dict[str, Call] = {call.name: call for call in (
     Call("JoinVessels", Permission.OWNER,
          (("vessel", _vessel), ("other", _vessel)), ("vessel", "other"), True),
     # The pool (docs/pool.md): a free pool vessel leased to the signer, the lease renewed and released.
-    Call("AcquireVessel", Permission.SIGNED, (("slot", _slot), ("duration", _duration)), (), True),
+    # They take the lifecycle lock themselves, only to stop a vessel whose lease ends (`seattle.nodemgr.pool`).
+    Call("AcquireVessel", Permission.SIGNED, (("slot", _slot), ("duration", _duration))),
     Call("RenewLease", Permission.LESSEE, (("vessel", _vessel), ("duration", _duration)), ("vessel",)),
-    Call("ReleaseLease", Permission.LESSEE, (("vessel", _vessel),), ("vessel",), True),
+    Call("ReleaseLease", Permission.LESSEE, (("vessel", _vessel),), ("vessel",)),
     Call("GetPoolStatus", Permission.PUBLIC, ()),
 )}
 

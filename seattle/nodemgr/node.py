@@ -30,6 +30,7 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
+from seattle.nodemgr.pool import NodePool
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
@@ -45,11 +46,13 @@ Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
 
 
 def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
-              offcut: Resources = DEFAULT_OFFCUT, network: NetworkParameters = DEFAULT_NETWORK) -> PublicKey:
+              offcut: Resources = DEFAULT_OFFCUT, network: NetworkParameters = DEFAULT_NETWORK,
+              pool: Sequence[Resources] = ()) -> PublicKey:
     """Create a node in `node_dir`: a fresh node key and the first vessels; returns the node's public key.
 
     Without `layout` the node gets one vessel with `DEFAULT_ALLOTMENT` (ports included) owned by `owner`,
-    with no users. Refused (NodeError "store_exists", or IdentityExists) if a node is already there.
+    with no users. `pool` adds pool vessels of those sizes, owned by the node key (docs/pool.md). Refused
+    (NodeError "store_exists", or IdentityExists) if a node is already there.
     The node key is drawn until its overlay id carries `network`'s work (`solve_identity`: about 0.2 s on the
     real network, once); the key is the whole solution, so the node directory stores nothing more.
     """
@@ -61,8 +64,12 @@ def init_node(node_dir: Path, owner: PublicKey, layout: Layout | None = None,
     raw_layout = [(resources, _raw(key, "owner"), [_raw(user, "user") for user in users])
                   for resources, key, users in entries]
     identity = solve_identity(NodeDir.IDENTITY, network)
+    # Pool vessels come last, owned by the node's own key, with no users and not advertised (docs/pool.md).
+    raw_layout += [(resources, identity.public_key.raw, []) for resources in pool]
     with NodeState.create(node_dir, identity.public_key.raw, offcut) as state:
-        state.create_initial_vessels(raw_layout)
+        names = state.create_initial_vessels(raw_layout)
+        for name in names[len(names) - len(pool):]:
+            state.change_advertise(name, False)
     # The key is written last: a node directory with a key is a complete one.
     NodeDir(node_dir).save_identity(identity)
     return identity.public_key
@@ -127,7 +134,8 @@ class NodeManager:
         self._launcher = VesselLauncher(allow_unconfined=self.allow_unconfined)
         await self._launcher.__aenter__()
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
-                           addresses=lambda: list(self.addresses), local_ips=self.local_ips)
+                           addresses=lambda: list(self.addresses), local_ips=self.local_ips,
+                           pool=NodePool(self.identity, state, NodeDir(self.node_dir)))
         self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)
         try:
             if self.use_overlay:

@@ -42,6 +42,8 @@ MANIFEST_FORMAT = "seattle-manifest-v1"
 #: Records (donation, routing table: k contacts per bucket) are small; a bigger file is not one of ours
 #: and is not read whole.
 _MAX_RECORD = 1024 * 1024
+#: A ledger of 4096 pool vessels with their leases (~900 bytes each) and the keys the node refuses.
+_MAX_POOL = 8 * 1024 * 1024
 _MAX_MANIFEST = 64 * 1024
 
 
@@ -61,6 +63,7 @@ class NodeDir:
     LOG = "nodemanager.log"
     START_LOG = "node.out"
     CONTROL_SOCKET = "control.sock"
+    POOL = "pool.ledger"
 
     #: Every name seattle creates in a node directory (fnmatch patterns), including the temporaries of
     #: `seattle.atomicfile` (`.*.tmp`) and those of older versions (`node.json.tmp`, ...).
@@ -68,7 +71,7 @@ class NodeDir:
         CONFIG, f"{CONFIG}.tmp", f"{IDENTITY}{PRIVATE_SUFFIX}", f"{IDENTITY}{PUBLIC_SUFFIX}", "names",
         DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal", LOCK, DONATION,
         f"{DONATION}.tmp", CONTROL_SOCKET, LOG, f"{LOG}.[0-9]*", START_LOG, ROUTING, f"{ROUTING}.tmp",
-        ".*.tmp", MANIFEST,
+        ".*.tmp", MANIFEST, POOL,
     )
     #: Directories seattle creates in a node directory; removed whole.
     OWNED_DIRECTORIES: tuple[str, ...] = (VESSELS, LOGS)
@@ -241,6 +244,25 @@ class NodeDir:
     def write_routing(self, data: bytes) -> None:
         """Store the routing table (0600: it says whom this node talks to)."""
         write_atomic(self.routing_path, data, mode=0o600)
+
+    @property
+    def pool_path(self) -> Path:
+        return self.path / self.POOL
+
+    def read_pool(self) -> bytes | None:
+        """The pool's lease ledger (`seattle.pool.ledger`), None before the first lease."""
+        try:
+            with self.pool_path.open("rb") as file:
+                data = file.read(_MAX_POOL + 1)
+        except FileNotFoundError:
+            return None
+        if len(data) > _MAX_POOL:
+            raise ValueError(f"{self.pool_path} is over {_MAX_POOL} bytes")
+        return data
+
+    def write_pool(self, data: bytes) -> None:
+        """Store the lease ledger atomically and durably: the node answers an acquire only after this."""
+        write_atomic(self.pool_path, data, mode=0o600)
 
 
 def _json_bytes(value: dict[str, Any]) -> bytes:

@@ -47,10 +47,10 @@ from typing import Any
 
 import trio
 
-from seattle.budgets import RateTable, source_of
+from seattle.budgets import RateTable, Source, source_of
 from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import PublicKey
-from seattle.nodemgr.api import NodeAPI
+from seattle.nodemgr.api import NodeAPI, Origin
 from seattle.nodemgr.frames import (
     DEFAULT_MAX_FRAME,
     DEFAULT_SMALL_FRAME,
@@ -503,7 +503,11 @@ class NodeServer:
             # Signed by an owner or user (of this call's vessel, or of any: a signed public call counts too).
             connection.authorized = True
             self._strangers.pop(connection, None)
-        return await self.api.handle(caller, request.call, request.args)
+        origin = None
+        if caller is not None and isinstance(message, bytes):
+            source = Source(connection.network, connection.address) if connection is not None else None
+            origin = Origin(message, source if source is not None and "/" in source.network else None)
+        return await self.api.handle(caller, request.call, request.args, origin)
 
 
 def _source_keys(peer: str) -> tuple[str, str]:

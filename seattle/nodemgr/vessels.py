@@ -326,6 +326,19 @@ class NodeState:
                 tx.set_reset_pending(name, True)
             self._finish_reset(name)
 
+    def wipe(self, name: str) -> None:
+        """A pool lease ended: no user, no file (`private_` ones included), no log, Fresh. Idempotent, so the
+        pool redoes it after a kill cut it short (the lease ledger remembers the vessel is ending)."""
+        with self._lock:
+            with self._store.transaction() as tx:
+                if tx.vessel(name).status in RUNNING:
+                    raise NodeError("vessel_running", "Attempting to reset a running vessel; stop it first")
+                tx.set_users(name, [])
+                tx.update_vessel(name, status=VesselStatus.FRESH)
+            vesselfiles.remove_dir(self.vessel_dir(name))
+            vesselfiles.create_dir(self.vessel_dir(name))
+            self._log(name).clear()
+
     def add_file(self, name: str, filename: str, data: bytes) -> None:
         """AddFileToVessel: atomic, within the vessel's `diskused`; replaces a file of the same name."""
         with self._lock:

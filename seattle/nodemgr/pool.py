@@ -1,0 +1,220 @@
+"""The node's pool: its pool vessels (those owned by the node's own key), leased through the lease ledger.
+
+    pool = NodePool(identity, state, NodeDir(node_dir))    # recovers: finishes resets, restores lessees
+    lease = await pool.acquire(caller, slot, duration, request_bytes, source)
+    await pool.end(vessel, stop)                            # release, expiry, eviction: stop, wipe, free
+
+The ledger (`seattle.pool.ledger`) decides and persists first; this module then does what the decision says to
+the node's vessels, so a kill between the two is repaired by `recover` on the next start: every vessel the
+ledger says is ending is wiped and freed, every leased vessel gets its lessee as its only user, and every other
+pool vessel with a user is wiped (a stray user is never left behind).
+
+What the overlay says reaches the ledger through a `PoolDirectory` (the leases found under a slot's key, the
+attestations under a key's credit key) and the node announces its leases through it. `NoDirectory` is the
+directory of a node without the overlay: it finds nothing and publishes nothing, so only this node's own
+ledger limits a key there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import trio
+
+from seattle.budgets import Source
+from seattle.keys import Identity, PublicKey
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.vessels import NodeState
+from seattle.pool.formats import Attestation, Lease
+from seattle.pool.ledger import Entry, Ledger, LedgerLimits, OverlayView
+
+log = logging.getLogger(__name__)
+
+#: Stops a running vessel (the node API's, under its lifecycle lock); False if it would not stop.
+Stop = Callable[[str], Awaitable[bool]]
+
+
+class PoolDirectory(Protocol):
+    """The overlay as the pool sees it (a simulation or a test can drive its own)."""
+
+    async def slot_leases(self, lessee: PublicKey, slot: int) -> list[Lease]:
+        """Verified live leases other nodes filed under `slot_key(lessee, slot)`."""
+
+    async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
+        """Verified live attestations filed under `credit_key(beneficiary)`."""
+
+    async def publish_lease(self, lease: Lease) -> None:
+        """File `lease` under its slot key (and renew it there)."""
+
+    async def withdraw_lease(self, lease: Lease) -> None:
+        """Withdraw what `publish_lease` filed."""
+
+
+class NoDirectory:
+    """A node without the overlay: nothing is found and nothing is filed."""
+
+    async def slot_leases(self, lessee: PublicKey, slot: int) -> list[Lease]:
+        return []
+
+    async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
+        return []
+
+    async def publish_lease(self, lease: Lease) -> None:
+        return None
+
+    async def withdraw_lease(self, lease: Lease) -> None:
+        return None
+
+
+class NodePool:
+    """The pool of one node (module docstring). Calls run one at a time under `lock`."""
+
+    def __init__(self, identity: Identity, state: NodeState, node_dir: NodeDir, *,
+                 directory: PoolDirectory | None = None, limits: LedgerLimits | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.identity = identity
+        self.state = state
+        self.directory: PoolDirectory = directory or NoDirectory()
+        self.clock = clock
+        self.lock = trio.Lock()
+        #: Set when a lease is granted or renewed: `run` then recomputes when the next one ends.
+        self._changed = trio.Event()
+        vessels = [v.name for v in state.get_vessels() if v.owner == identity.public_key.raw]
+        self.ledger = Ledger(identity, vessels, node_dir.write_pool, saved=node_dir.read_pool(),
+                             limits=limits or LedgerLimits())
+        self.recover()
+
+    def is_pool_vessel(self, vessel: str) -> bool:
+        return vessel in self.ledger.vessels
+
+    def recover(self) -> None:
+        """Redo what a kill cut short (module docstring). Before the node serves: no vessel runs yet."""
+        for vessel in self.ledger.ending():
+            self.state.wipe(vessel)
+            self.ledger.finish(vessel)
+        leased = {entry.vessel: entry for entry in self.ledger.leases()}
+        for record in self.state.get_vessels():
+            if record.name not in self.ledger.vessels:
+                continue
+            entry = leased.get(record.name)
+            if entry is not None and tuple(record.users) != (entry.lessee.raw,):
+                self.state.change_users(record.name, [entry.lessee.raw])
+            elif entry is None and record.users:
+                log.warning("pool vessel %s had a user but no lease; wiping it", record.name)
+                self.state.wipe(record.name)
+
+    # -- the calls --------------------------------------------------------------------------------------
+
+    async def acquire(self, caller: PublicKey, slot: int, duration: float, request: bytes,
+                      source: Source | None) -> Lease:
+        """AcquireVessel: LeaseRefused, or the signed lease once the caller is the vessel's user."""
+        self.ledger.admit(caller, source, self.clock())
+        found, credit = await self._lookups(caller, slot)
+        async with self.lock:
+            view = OverlayView({slot: found}, credit)
+            lease = await trio.to_thread.run_sync(self.ledger.acquire, caller, slot, duration, request, view,
+                                                  self.clock())
+            await trio.to_thread.run_sync(self.state.change_users, lease.vessel, [caller.raw])
+        self._changed.set()
+        await self.directory.publish_lease(lease)
+        return lease
+
+    async def renew(self, caller: PublicKey, vessel: str, duration: float) -> Lease:
+        credit = await self.directory.attestations(caller)
+        async with self.lock:
+            lease = await trio.to_thread.run_sync(self.ledger.renew, caller, vessel, duration, credit,
+                                                  self.clock())
+        await self.directory.publish_lease(lease)
+        return lease
+
+    async def release(self, caller: PublicKey, vessel: str, stop: Stop) -> None:
+        """ReleaseLease: the caller's lease ends now; the vessel is stopped and wiped before this returns."""
+        async with self.lock:
+            entry = await trio.to_thread.run_sync(self.ledger.release, caller, vessel)
+            await trio.to_thread.run_sync(self.state.change_users, vessel, [])
+        await self._end(entry, stop)
+
+    async def evict(self, vessel: str, stop: Stop) -> Entry:
+        """The donor ends the lease of `vessel`."""
+        async with self.lock:
+            entry = await trio.to_thread.run_sync(self.ledger.evict, vessel)
+            await trio.to_thread.run_sync(self.state.change_users, vessel, [])
+        await self._end(entry, stop)
+        return entry
+
+    async def block(self, key: PublicKey, until: float) -> None:
+        async with self.lock:
+            await trio.to_thread.run_sync(self.ledger.block, key, until)
+
+    async def expire_due(self, stop: Stop) -> list[Entry]:
+        """End every lease past its expiry (the node calls this on time, `next_expiry`), and retry the resets
+        of vessels that would not stop before."""
+        async with self.lock:
+            lapsed = await trio.to_thread.run_sync(self.ledger.expire, self.clock())
+            for entry in lapsed:
+                await trio.to_thread.run_sync(self.state.change_users, entry.vessel, [])
+            ending = [e for e in map(self.ledger.entry, self.ledger.ending()) if e is not None]
+        for entry in ending:
+            await self._end(entry, stop)
+        return lapsed
+
+    async def run(self, stop: Stop) -> None:
+        """End leases on time, forever: sleeps until the next expiry, or until a grant or renewal changes it."""
+        while True:
+            due = self.ledger.next_expiry()
+            with trio.move_on_after(60.0 if due is None else min(60.0, max(0.0, due - self.clock()))):
+                await self._changed.wait()
+            self._changed = trio.Event()
+            await self.expire_due(stop)
+
+    def status(self, caller: PublicKey | None) -> dict[str, Any]:
+        """GetPoolStatus: the free count for anyone, and a signed caller's own leases here."""
+        mine = [] if caller is None else [e.lease for e in self.ledger.held_by(caller)]
+        return {"node_key": self.identity.public_key.to_text(), "free": len(self.ledger.free()),
+                "total": len(self.ledger.vessels), "draining": self.ledger.draining, "leases": mine}
+
+    def donor_view(self) -> list[dict[str, Any]]:
+        """Every pool vessel with its lessee and expiry: what `seattle node status` shows the donor."""
+        rows = []
+        for vessel in self.ledger.vessels:
+            entry = self.ledger.entry(vessel)
+            rows.append({"vessel": vessel,
+                         "lessee": entry.lessee.to_text() if entry else None,
+                         "slot": entry.slot if entry else None,
+                         "expires": entry.expires if entry else None,
+                         "state": "free" if entry is None else "ending" if entry.ending else "leased"})
+        return rows
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    async def _lookups(self, caller: PublicKey, slot: int) -> tuple[list[Lease], list[Attestation]]:
+        found: list[Lease] = []
+        credit: list[Attestation] = []
+
+        async def slots() -> None:
+            found.extend(await self.directory.slot_leases(caller, slot))
+
+        async def attestations() -> None:
+            credit.extend(await self.directory.attestations(caller))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slots)
+            nursery.start_soon(attestations)
+        return found, credit
+
+    async def _end(self, entry: Entry, stop: Stop) -> None:
+        """Stop, wipe and free a vessel whose lease ended (its user already removed, so nobody starts it
+        again meanwhile); one that will not stop stays ending, retried at the next expiry pass and on start."""
+        if not await stop(entry.vessel):
+            log.warning("pool vessel %s did not stop; its reset is retried", entry.vessel)
+            return
+        async with self.lock:
+            current = self.ledger.entry(entry.vessel)
+            if current is None or not current.ending or current.lease != entry.lease:
+                return  # another pass finished it first
+            await trio.to_thread.run_sync(self.state.wipe, entry.vessel)
+            await trio.to_thread.run_sync(self.ledger.finish, entry.vessel)
+        await self.directory.withdraw_lease(Lease.verify_signed(entry.lease, self.identity.public_key))
