@@ -1,0 +1,136 @@
+"""Acquire, run, renew and release on a loopback testbed of 24 real node managers with pool vessels.
+
+Built once for the module. The offers are the ones each node signs (the test holds the node directories, so it
+signs them with the node keys, as the node publishes them); everything after that is the researcher's library
+against real node managers over TCP: signed AcquireVessel, verified leases, ordinary targets, ReleaseLease.
+Each node's acquire budget for one network is a burst of 4, so the tests together ask any node at most that.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from seattle.addresses import split_ip_port
+from seattle.errors import NoFreeSlots
+from seattle.experiment import operations, pool
+from seattle.experiment.fanout import Node
+from seattle.experiment.session import Session
+from seattle.experiment.targets import VesselRef
+from seattle.keys import generate_identity
+from seattle.nodemgr.client import NodeClient
+from seattle.nodemgr.nodedir import NodeDir
+from seattle.pool.formats import Offer
+from seattle.testbed import LocalTestbed, TestbedNode, pool_vessels
+
+pytestmark = pytest.mark.slow
+
+NODES = 24
+PROGRAM = b"log('hello from the lessee')\n"
+
+
+@pytest.fixture(scope="module")
+def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTestbed]:
+    donor = generate_identity("donor")
+    with LocalTestbed(tmp_path_factory.mktemp("pool"), NODES, pool_vessels(donor.public_key, 2),
+                      ports_per_node=6) as bed:
+        yield bed
+
+
+def offers(testbed: LocalTestbed, nodes: list[TestbedNode] | None = None) -> list[Offer]:
+    """Each node's offer, signed with its key (2 free pool vessels each)."""
+    signed = []
+    for node in nodes or testbed.nodes:
+        identity = NodeDir(node.directory).load_identity()
+        raw = Offer.sign(identity, size={"cpu": 0.1}, free=2, total=2, reachability="public", uptime=60.0,
+                         country="CH" if node.index % 2 else "DE", addresses=[node.address], now=time.time())
+        signed.append(Offer.verify(raw, time.time()))
+    return signed
+
+
+async def free_counts(testbed: LocalTestbed) -> list[int]:
+    counts = []
+    for node in testbed.nodes:
+        async with await NodeClient.connect(*split_ip_port(node.address)) as client:
+            counts.append((await client.call("GetPoolStatus"))["free"])
+    return counts
+
+
+def test_acquire_run_renew_release_leaves_nothing(testbed: LocalTestbed) -> None:
+    researcher, session = generate_identity("researcher"), Session()
+
+    async def scenario() -> None:
+        result = await pool.acquire(session, researcher, offers(testbed), 6, duration=600.0,
+                                    where=pool.parse_filter("country=DE"))
+        numbers = session.targets.resolve("acquiregood")
+        assert len(numbers) == 6 and result.numbers == numbers
+        assert {a.slot for a in result.attempts if a.kept} == set(range(6))
+        de = {node.address for node in testbed.nodes if node.index % 2 == 0}
+        assert all(session.targets.vessels[n].ref.address in de for n in numbers)
+        # Every researcher command works on them: run a program, read its log.
+        ran = await operations.execute(session, "run", numbers, operations.run("hello.r2py", PROGRAM, []),
+                                       researcher)
+        assert all(o.ok for o in ran), [o.reason for o in ran if not o.ok]
+
+        async def log(node: Node, ref: VesselRef) -> bytes:
+            with trio.fail_after(10):
+                while b"hello from the lessee" not in (text := await node.client.call("ReadVesselLog",
+                                                                                        vessel=ref.vessel)):
+                    await trio.sleep(0.1)
+            return bytes(text)
+
+        assert all(o.ok for o in await operations.execute(session, "log", numbers, log, researcher))
+        before = {n: pool.stored_lease(session, n) for n in numbers}
+        await trio.sleep(1.1)
+        renewed = await pool.renew(session, numbers, researcher, duration=1200.0)
+        assert all(o.ok for o in renewed)
+        for number in numbers:
+            old, new = before[number], pool.stored_lease(session, number)
+            assert old is not None and new is not None and new.expires > old.expires and new.slot == old.slot
+        released = await pool.release(session, numbers, researcher)
+        assert all(o.ok for o in released)
+        assert session.targets.vessels == {}
+        assert await free_counts(testbed) == [2] * NODES
+
+    trio.run(scenario)
+
+
+def test_two_researchers_acquiring_at_once_never_share_a_vessel(testbed: LocalTestbed) -> None:
+    sessions = {name: Session() for name in ("alice", "bob")}
+    keys = {name: generate_identity(name) for name in sessions}
+    everyone = offers(testbed)
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            for name in sessions:
+                nursery.start_soon(lambda n=name: pool.acquire(sessions[n], keys[n], everyone, 8, duration=600.0))
+        held = {name: {str(known.ref) for known in s.targets.vessels.values()} for name, s in sessions.items()}
+        assert len(held["alice"]) == len(held["bob"]) == 8
+        assert not held["alice"] & held["bob"]
+        for name, session in sessions.items():
+            assert all(o.ok for o in await pool.release(session, sorted(session.targets.vessels), keys[name]))
+
+    trio.run(scenario)
+
+
+def test_quota_ten_holds_and_a_taken_slot_is_refused_with_its_numbers(testbed: LocalTestbed) -> None:
+    researcher, session = generate_identity("researcher"), Session()
+
+    async def scenario() -> None:
+        result = await pool.acquire(session, researcher, offers(testbed), 10, duration=600.0)
+        assert len(result.numbers) == 10
+        with pytest.raises(NoFreeSlots, match=r"quota 10/10"):
+            await pool.acquire(session, researcher, offers(testbed), 1)
+        # Another machine of the same researcher, which does not know the leases, asks the node holding slot 0.
+        holder = next(a for a in result.attempts if a.kept and a.slot == 0)
+        node = next(n for n in testbed.nodes if n.address == holder.address)
+        elsewhere = await pool.acquire(Session(), researcher, offers(testbed, [node]), 1)
+        refusal = elsewhere.attempts[0]
+        assert (refusal.kind, refusal.code) == ("refused", "slot_taken")
+        assert "quota 1/10 (slot 0 held at" in refusal.message and "until" in refusal.message
+        assert await pool.release(session, sorted(session.targets.vessels), researcher)
+
+    trio.run(scenario)
