@@ -165,7 +165,21 @@ def status_view(status: dict[str, Any]) -> Any:
                       "", style="bold")
     note = Text("used/share; net out/in in bytes per second over the last second, loopback (127.x) traffic not "
                 "included: `seattle node status --json` has it as loopsend/looprecv", style="dim")
-    return Group(head, table, note)
+    pool = status.get("pool") or []
+    if not pool:
+        return Group(head, table, note)
+    leases = Table(box=None, pad_edge=False, collapse_padding=True, title="pool", title_justify="left")
+    for column in ("vessel", "state", "lessee", "slot", "expires in"):
+        leases.add_column(column, no_wrap=True)
+    for row in pool:
+        lessee = PublicKey.from_text(row["lessee"]).fingerprint() if row["lessee"] else "-"
+        expires = _duration(row["expires"] - time.time()) if row["expires"] is not None else "-"
+        leases.add_row(row["vessel"], row["state"], lessee, "-" if row["slot"] is None else str(row["slot"]),
+                       expires)
+    free = sum(1 for row in pool if row["state"] == "free")
+    summary = Text(f"{free} of {len(pool)} pool vessels free; `seattle node pool evict VESSEL` ends a lease, "
+                   "`seattle node pool block KEY --for 1d` refuses a key", style="dim")
+    return Group(head, table, note, leases, summary)
 
 
 def _network_cells(used: dict[str, Any], share: dict[str, Any]) -> tuple[str, str]:
@@ -244,4 +258,52 @@ def uninstall(node_dir: Path, yes: bool) -> None:
         click.echo(f"{node_dir} is gone")
 
 
-COMMANDS = (start, stop, status, top, service, uninstall)
+@click.group()
+def pool() -> None:
+    """Control what this node shares with the pool: end a lease, refuse a key."""
+
+
+@pool.command()
+@_DIR
+@click.argument("vessel")
+def evict(node_dir: Path, vessel: str) -> None:
+    """End the lease of VESSEL now: its program is stopped, its files and log deleted, its lessee removed."""
+    from seattle.donor.daemonctl import control_request
+
+    answer = control_request(node_dir, "pool_evict", vessel=vessel)
+    click.echo(f"evicted {PublicKey.from_text(answer['lessee']).fingerprint()} from {answer['vessel']}; "
+               "the vessel is free again")
+
+
+@pool.command()
+@_DIR
+@click.argument("key")
+@click.option("--for", "duration", default="1d", show_default=True, metavar="DURATION",
+              help="How long to refuse the key: seconds, or a number with s, m, h or d.")
+def block(node_dir: Path, key: str, duration: str) -> None:
+    """Refuse KEY (a name or ed25519: key) new leases on this node for a while; its current leases run on
+    (evict them to end them now)."""
+    from seattle.donor.daemonctl import control_request
+    from seattle.keys import resolve
+
+    answer = control_request(node_dir, "pool_block", key=resolve(key).to_text(), seconds=parse_duration(duration))
+    until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(answer["until"]))
+    click.echo(f"key {PublicKey.from_text(answer['key']).fingerprint()} is refused by this node until {until}")
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `30m`, `4h`, `7d` → seconds; click.BadParameter otherwise."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise click.BadParameter(f"{text!r:.40} is not a duration such as 90, 30m, 4h or 7d") from None
+    if not 0 < seconds < float("inf"):
+        raise click.BadParameter(f"{text!r:.40} is not a positive duration")
+    return seconds
+
+
+COMMANDS = (start, stop, status, top, service, uninstall, pool)

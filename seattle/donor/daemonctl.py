@@ -78,9 +78,9 @@ def _tail(path: Path, limit: int = 4096) -> str:
     return meaningful[-1][:300] if meaningful else "(no output)"
 
 
-def control_request(node_dir: Path, command: str, timeout: float = REQUEST_TIMEOUT) -> dict[str, Any]:
-    """Send one command to the node in `node_dir`; its answer's payload. NodeNotRunning if nobody listens,
-    NodeControlFailed if the answer is missing, too large or an error."""
+def control_request(node_dir: Path, command: str, timeout: float = REQUEST_TIMEOUT, **args: Any) -> dict[str, Any]:
+    """Send one command (with `args`, JSON values) to the node in `node_dir`; its answer's payload. NodeNotRunning
+    if nobody listens, NodeControlFailed if the answer is missing, too large or an error."""
     path = NodeDir(node_dir).control_socket_path
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
@@ -93,7 +93,7 @@ def control_request(node_dir: Path, command: str, timeout: float = REQUEST_TIMEO
                 raise NodeNotRunning(node_dir) from None
             raise NodeControlFailed(node_dir, f"its control socket cannot be reached: {exc.strerror}") from None
         try:
-            sock.sendall(json.dumps({"cmd": command}).encode("utf-8") + b"\n")
+            sock.sendall(json.dumps({**args, "cmd": command}).encode("utf-8") + b"\n")
             data = b""
             while b"\n" not in data and len(data) <= MAX_ANSWER:
                 chunk = sock.recv(65536)

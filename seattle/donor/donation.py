@@ -41,7 +41,7 @@ from seattle.keys import PublicKey
 from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.daemon import create_node
 from seattle.nodemgr.nodedir import NodeDir
-from seattle.planner.profile import Profile, VesselPlan
+from seattle.planner.profile import PoolShare, Profile, VesselPlan
 from seattle.resources import (
     DEFAULT_OFFCUT,
     MAX_RENEWABLE,
@@ -222,6 +222,8 @@ class Donation:
     offcuts: Resources
     vessels: list[Vessel] = field(default_factory=list)
     plans: tuple[VesselPlan, ...] = ()
+    #: The last `pool` vessels are pool vessels: the node's own key owns them (docs/pool.md).
+    pool: int = 0
 
     def summary(self) -> str:
         """What the donor gives away, in plain words: one line per resource, then one per vessel."""
@@ -236,8 +238,10 @@ class Donation:
         lines.append(f"divided into {len(self.vessels)} vessel{'s' if len(self.vessels) != 1 else ''}, after "
                      f"one offcut each for its overhead ({_show(self.offcut['cpu'], 'cpu')} CPU, "
                      f"{_show(self.offcut['memory'], 'B')} memory):")
+        first_pool = len(self.vessels) - self.pool
         for number, ((resources, owner, users), plan) in enumerate(zip(self.vessels, self.plans, strict=True), 1):
-            lines.append(f"  v{number}: {plan.percent}% owned by {owner.fingerprint()}"
+            whose = "for the pool" if number > first_pool else f"owned by {owner.fingerprint()}"
+            lines.append(f"  v{number}: {plan.percent}% {whose}"
                          f"{f' with {len(users)} user(s)' if users else ''}: "
                          f"{_show(resources['cpu'], 'cpu')} CPU, {_show(resources['memory'], 'B')} memory, "
                          f"{_show(resources['diskused'], 'B')} disk, ports {_ports(resources.connport)}")
@@ -249,8 +253,10 @@ class Donation:
         return {"format": DONATION_FORMAT, "percent": self.percent, "machine": self.machine.to_dict(),
                 "capacity": self.capacity.to_dict(), "donated": self.donated.to_dict(),
                 "offcut": self.offcut.to_dict(),
-                "vessels": [{"percent": plan.percent, "owner": owner.to_text(), "resources": res.to_dict()}
-                            for (res, owner, _), plan in zip(self.vessels, self.plans, strict=True)]}
+                "vessels": [{"percent": plan.percent, "owner": owner.to_text(), "resources": res.to_dict(),
+                             "pool": number >= len(self.vessels) - self.pool}
+                            for number, ((res, owner, _), plan) in enumerate(zip(self.vessels, self.plans,
+                                                                                 strict=True))]}
 
 
 _SUMMARY_ROWS = (("CPU", "cpu", "cpu"), ("memory", "memory", "B"), ("disk", "diskused", "B"),
@@ -279,12 +285,17 @@ def _ports(ports: frozenset[int]) -> str:
 
 
 def divide(machine: MachineResources, plans: Sequence[VesselPlan], percent: int = DEFAULT_PERCENT,
-           ports: Sequence[int] | None = None, offcut: Resources = DEFAULT_OFFCUT) -> Donation:
-    """Donate `percent` of `machine` and divide it into `plans` (module docstring); DonationTooSmall if the
-    vessels' offcuts do not fit or a vessel would get nothing of CPU, memory, disk or threads."""
+           ports: Sequence[int] | None = None, offcut: Resources = DEFAULT_OFFCUT,
+           pool_share: PoolShare | None = None) -> Donation:
+    """Donate `percent` of `machine` and divide it into `plans` (module docstring), then the pool's share into
+    its pool vessels (last, the very last taking the crumbs of a share that is not a multiple of their size);
+    DonationTooSmall if the vessels' offcuts do not fit or a vessel would get nothing of CPU, memory, disk or
+    threads."""
     if type(percent) is not int or not 1 <= percent <= 100:
         raise BadDonationPercent(percent)
-    plans = tuple(plans)
+    pooled = () if pool_share is None or not plans else (
+        (VesselPlan(pool_share.vessel_percent, plans[0].owner),) * pool_share.count)
+    plans = tuple(plans) + pooled
     pool = _check_pool(DEFAULT_PORTS if ports is None else ports, len(plans))
     capacity = machine.capacity()
     donated = _scale(capacity, Fraction(percent, 100)).replace(
@@ -305,7 +316,7 @@ def divide(machine: MachineResources, plans: Sequence[VesselPlan], percent: int 
         if empty:
             raise DonationTooSmall(f"vessel v{number} ({plan.percent}%) would get no {', '.join(empty)}")
         vessels.append((share.replace(messport=frozenset(run), connport=frozenset(run)), plan.owner, plan.users))
-    return Donation(percent, machine, capacity, donated, offcut, offcuts, vessels, plans)
+    return Donation(percent, machine, capacity, donated, offcut, offcuts, vessels, plans, len(pooled))
 
 
 def _check_pool(ports: Sequence[int], vessels: int) -> tuple[int, ...]:
@@ -376,8 +387,11 @@ def init_node_from_profile(node_dir: Path, profile: Profile, *, planner: PublicK
     node_dir = Path(node_dir)
     created_dir = not node_dir.exists()
     config = NodeConfig(host, port, tuple(local_ips), profile.bootstrap)
-    donation = divide(machine or measure_machine(node_dir), profile.vessels, percent, ports)
-    create_node(node_dir, profile.vessels[0].owner, config, donation.vessels)
+    donation = divide(machine or measure_machine(node_dir), profile.vessels, percent, ports,
+                      pool_share=profile.pool)
+    own = len(donation.vessels) - donation.pool
+    create_node(node_dir, profile.vessels[0].owner, config, donation.vessels[:own],
+                pool=[resources for resources, _, _ in donation.vessels[own:]])
     NodeDir(node_dir).write_donation(donation.to_dict())
     record_install(node_dir, created_dir)
     return donation

@@ -2,7 +2,8 @@
 
     reason = await serve_until_stopped(node_dir, node, signals)   # in the daemon, once the node is up
 
-The donor's side (`control_request`, `wait_until_stopped`) is `seattle.donor.daemonctl`.
+The donor's side (`control_request`, `wait_until_stopped`) is `seattle.donor.daemonctl`. The status holds
+`pool`: each pool vessel with its state (free, leased, ending), lessee, slot and expiry (docs/pool.md).
 
 `<node_dir>/control.sock` is an AF_UNIX stream socket of mode 0600 in the node directory (itself 0700), so
 only the donor's user can reach it: the file system is the authentication, as for any local daemon. It
@@ -12,6 +13,8 @@ carries one JSON line each way per connection:
                                                            percent, donated, vessels: [...], usage: {...},
                                                            server: {connections, counters: {...}}}}
     → {"cmd": "stop"}            ← {"ok": true, "pid": PID}      and the node then shuts down cleanly
+    → {"cmd": "pool_evict", "vessel": NAME}            ← {"ok": true, "vessel": NAME, "lessee": KEY}
+    → {"cmd": "pool_block", "key": KEY, "seconds": S}  ← {"ok": true, "key": KEY, "until": T}
     → anything else              ← {"ok": false, "error": "..."}
 
 A request is at most 4 KiB and must arrive within 5 s; an answer is at most 1 MiB. A vessel's `usage` is what
@@ -37,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from seattle.errors import NodeStartFailed
+from seattle.errors import NodeStartFailed, SeattleError
 from seattle.keys import PublicKey
 from seattle.nodemgr.nodedir import NodeDir
+from seattle.pool.refusals import LeaseRefused
 from seattle.vessel.diskusage import disk_usage
 
 if TYPE_CHECKING:
@@ -79,7 +83,8 @@ async def serve_until_stopped(node_dir: Path, node: NodeManager, signals: AsyncI
                 with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
                     async with stream:
                         with trio.move_on_after(REQUEST_TIMEOUT):
-                            reply, stopping = _handle(await _read_line(stream), node, node_dir, started)
+                            reply, stopping = await _handle(await _read_line(stream), node, node_dir,
+                                                            started)
                             try:
                                 await stream.send_all(json.dumps(reply).encode("utf-8") + b"\n")
                             finally:
@@ -123,7 +128,8 @@ async def _read_line(stream: trio.SocketStream) -> bytes:
     return data
 
 
-def _handle(data: bytes, node: NodeManager, node_dir: Path, started: float) -> tuple[dict[str, Any], bool]:
+async def _handle(data: bytes, node: NodeManager, node_dir: Path, started: float
+                  ) -> tuple[dict[str, Any], bool]:
     """(the answer, whether to stop) for one request line."""
     line, newline, _ = data.partition(b"\n")
     if not newline or len(line) > MAX_REQUEST:
@@ -141,7 +147,38 @@ def _handle(data: bytes, node: NodeManager, node_dir: Path, started: float) -> t
             return {"ok": False, "error": f"status failed: {exc!r:.200}"}, False
     if command == "stop":
         return {"ok": True, "pid": os.getpid()}, True
-    return {"ok": False, "error": f"unknown command {command!r:.40}; the commands are status and stop"}, False
+    if command in ("pool_evict", "pool_block"):
+        assert isinstance(request, dict)
+        return await _pool_command(command, request, node), False
+    return {"ok": False, "error": f"unknown command {command!r:.40}; the commands are status, stop, "
+                                  "pool_evict and pool_block"}, False
+
+
+async def _pool_command(command: str, request: dict[str, Any], node: NodeManager) -> dict[str, Any]:
+    """The donor's control of the pool: end a lease now, or refuse a key for a while."""
+    assert node.api is not None, "the node manager is running"
+    pool = node.api.pool
+    if pool is None:
+        return {"ok": False, "error": "this node shares no vessels with the pool"}
+    try:
+        if command == "pool_evict":
+            vessel = request.get("vessel")
+            if not isinstance(vessel, str):
+                return {"ok": False, "error": "pool_evict needs the vessel's name"}
+            entry = await pool.evict(vessel, node.api.stop_for_pool)
+            return {"ok": True, "vessel": entry.vessel, "lessee": entry.lessee.to_text()}
+        key, seconds = request.get("key"), request.get("seconds")
+        if not isinstance(key, str) or isinstance(seconds, bool) or not isinstance(seconds, int | float) \
+                or not 0 < seconds <= 10 * 365 * 86400:
+            return {"ok": False, "error": "pool_block needs a key (ed25519:...) and seconds (up to 10 years)"}
+        blocked = PublicKey.from_text(key)
+        until = time.time() + seconds
+        await pool.block(blocked, until)
+        return {"ok": True, "key": blocked.to_text(), "until": until}
+    except LeaseRefused as exc:
+        return {"ok": False, "error": exc.message}
+    except SeattleError as exc:
+        return {"ok": False, "error": str(exc)}
 
 
 def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, Any]:
@@ -176,6 +213,7 @@ def node_status(node: NodeManager, node_dir: Path, started: float) -> dict[str, 
         "percent": donation["percent"] if donation else None,
         "donated": _summary(donation["donated"]) if donation else None,
         "vessels": vessels, "usage": total,
+        "pool": node.api.pool.donor_view() if node.api.pool is not None else [],
         # What the TCP server refused, dropped, evicted or paced (NodeServer.stats): how a donor, a test or a
         # benchmark sees an attack being absorbed.
         "server": {"connections": node.server.connections if node.server else 0,

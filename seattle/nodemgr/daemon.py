@@ -34,6 +34,7 @@ from seattle.nodemgr.control import serve_until_stopped
 from seattle.nodemgr.node import Layout, NodeManager, init_node
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.nodeerror import NodeError
+from seattle.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ LOG_BACKUPS = 3
 _SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None) -> PublicKey:
+def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: Layout | None = None,
+                pool: Sequence[Resources] = ()) -> PublicKey:
     """Make `node_dir` a node: node key, first vessel owned by `owner`, `node.json`. Returns the node key.
 
     With `layout` (an installer profile's division) the node gets those vessels instead of one default one.
@@ -55,7 +57,7 @@ def create_node(node_dir: Path, owner: PublicKey, config: NodeConfig, layout: La
     if NodeDir(node_dir).holds_node():
         raise NodeExists(node_dir)
     try:
-        node_key = init_node(node_dir, owner, layout)
+        node_key = init_node(node_dir, owner, layout, pool=pool)
     except NodeError as exc:
         raise NodeExists(node_dir, exc.args[0]) from None
     NodeDir(node_dir).write_config(config)

@@ -8,10 +8,13 @@ so that a donor (and anyone auditing a node) can tell who laid the node out. The
 (`seattle.envelope`, context `seattle/planner/profile/v1\\0`):
 
     signature(64) ‖ context ‖ planner key(32) ‖ msgpack {"vessels": [{"percent", "owner", "users"}, ...],
-                                                         "bootstrap": ["HOST:PORT", ...]}
+                                                         "bootstrap": ["HOST:PORT", ...],
+                                                         "pool": nil | {"percent", "vessel_percent"}}
 
 with keys as 32 raw bytes. Percents are whole numbers from 1 to 100 and total exactly 100 (the original
 accepted only multiples of 10; any whole percent works here because the division is exact arithmetic).
+The pool's share (docs/pool.md) counts toward the 100: it becomes `percent // vessel_percent` pool vessels
+owned by each node's own key, the last one taking the crumbs.
 Validation is the same function on both sides, so a profile `make_profile` accepts is one `read_profile`
 accepts, and a hand-made file meets the same checks.
 """
@@ -30,7 +33,9 @@ from seattle.errors import BadPlannerPin, BadProfile, SeattleError, UntrustedPla
 from seattle.keys import FINGERPRINT_LENGTH, KEY_TEXT_PREFIX, Identity, PublicKey, check_name, resolve
 
 CONTEXT = b"seattle/planner/profile/v1\0"
-FIELDS = frozenset({"vessels", "bootstrap"})
+FIELDS = frozenset({"vessels", "bootstrap", "pool"})
+#: The original clearinghouse's pool vessel was "twopercent": here, 2 % of the donation each.
+TWOPERCENT = 2
 #: A real profile is well under 10 KiB (a vessel is ~40 bytes plus 33 per user).
 MAX_PROFILE_BYTES = 64 * 1024
 #: Each vessel needs at least one port of the node's pool (100 ports by default) and one offcut.
@@ -49,16 +54,30 @@ class VesselPlan:
 
 
 @dataclass(frozen=True)
+class PoolShare:
+    """The share of the donation given to the pool, cut into vessels of `vessel_percent` each."""
+
+    percent: int
+    vessel_percent: int = TWOPERCENT
+
+    @property
+    def count(self) -> int:
+        return self.percent // self.vessel_percent
+
+
+@dataclass(frozen=True)
 class Profile:
-    """A verified profile: the vessels in order (v1, v2, ...), the bootstrap nodes, and who signed it."""
+    """A verified profile: the vessels in order (v1, v2, ...), the bootstrap nodes, who signed it, and the
+    pool's share (None: the node shares nothing with the pool)."""
 
     vessels: tuple[VesselPlan, ...]
     bootstrap: tuple[str, ...]
     planner: PublicKey
+    pool: PoolShare | None = None
 
 
-def check_layout(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], source: object = "<profile>"
-                 ) -> tuple[tuple[VesselPlan, ...], tuple[str, ...]]:
+def check_layout(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], source: object = "<profile>",
+                 pool: PoolShare | None = None) -> tuple[tuple[VesselPlan, ...], tuple[str, ...]]:
     """The vessels and bootstrap nodes as tuples, or BadProfile naming the first thing that is wrong."""
     plans = tuple(vessels)
     nodes = tuple(bootstrap)
@@ -81,9 +100,10 @@ def check_layout(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], source
                                      f"{MAX_USERS}")
         if len(set(plan.users)) != len(plan.users):
             raise BadProfile(source, f"vessel {number}: a user is listed twice")
-    total = sum(plan.percent for plan in plans)
+    pooled = 0 if pool is None else _check_pool(pool, len(plans), source)
+    total = sum(plan.percent for plan in plans) + pooled
     if total != 100:
-        shares = " + ".join(str(plan.percent) for plan in plans)
+        shares = " + ".join([str(plan.percent) for plan in plans] + ([f"{pooled} (pool)"] if pool else []))
         raise BadProfile(source, f"the vessels' percents must total exactly 100, but {shares} = {total}")
     if len(nodes) > MAX_BOOTSTRAP:
         raise BadProfile(source, f"{len(nodes)} bootstrap nodes is more than the limit of {MAX_BOOTSTRAP}")
@@ -97,13 +117,31 @@ def check_layout(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], source
     return plans, nodes
 
 
-def make_profile(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], planner: Identity) -> bytes:
+def _check_pool(pool: PoolShare, vessels: int, source: object) -> int:
+    """The pool's percent, once its share and vessel size are shown to make at least one pool vessel."""
+    if not isinstance(pool, PoolShare):
+        raise BadProfile(source, f"the pool share is a {type(pool).__name__}, not a PoolShare")
+    for name, value in (("pool percent", pool.percent), ("pool vessel size", pool.vessel_percent)):
+        if type(value) is not int or not 1 <= value <= 99:
+            raise BadProfile(source, f"the {name} must be a whole number from 1 to 99, not {value!r:.40}")
+    if pool.vessel_percent > pool.percent:
+        raise BadProfile(source, f"a pool vessel of {pool.vessel_percent}% does not fit in a pool of "
+                                 f"{pool.percent}%")
+    if vessels + pool.count > MAX_VESSELS:
+        raise BadProfile(source, f"{vessels} vessels and {pool.count} pool vessels is more than the limit of "
+                                 f"{MAX_VESSELS}")
+    return pool.percent
+
+
+def make_profile(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], planner: Identity,
+                 pool: PoolShare | None = None) -> bytes:
     """The signed content of a profile file, after the same validation `read_profile` applies."""
-    plans, nodes = check_layout(vessels, bootstrap)
+    plans, nodes = check_layout(vessels, bootstrap, pool=pool)
     fields = {
         "vessels": [{"percent": plan.percent, "owner": plan.owner.raw, "users": [u.raw for u in plan.users]}
                     for plan in plans],
         "bootstrap": list(nodes),
+        "pool": None if pool is None else {"percent": pool.percent, "vessel_percent": pool.vessel_percent},
     }
     content = seal(planner, CONTEXT, fields)
     if len(content) > MAX_PROFILE_BYTES:
@@ -111,11 +149,11 @@ def make_profile(vessels: Iterable[VesselPlan], bootstrap: Iterable[str], planne
     return content
 
 
-def write_profile(path: Path, vessels: Iterable[VesselPlan], bootstrap: Iterable[str], planner: Identity
-                  ) -> Profile:
+def write_profile(path: Path, vessels: Iterable[VesselPlan], bootstrap: Iterable[str], planner: Identity,
+                  pool: PoolShare | None = None) -> Profile:
     """Validate, sign and write a profile to `path` (replacing it atomically); returns what was written."""
     path = Path(path)
-    content = make_profile(vessels, bootstrap, planner)
+    content = make_profile(vessels, bootstrap, planner, pool)
     write_atomic(path, content, mode=0o644)
     return parse_profile(content, path)
 
@@ -140,8 +178,18 @@ def parse_profile(content: bytes, source: object = "<profile>") -> Profile:
         signer, fields = unseal(content, CONTEXT, FIELDS, "profile", "seattle installer profile")
     except EnvelopeRejected as exc:
         raise BadProfile(source, exc.message) from None
-    plans, nodes = check_layout(_plans(fields["vessels"], source), _texts(fields["bootstrap"], source), source)
-    return Profile(plans, nodes, PublicKey(signer))
+    pool = _pool(fields["pool"], source)
+    plans, nodes = check_layout(_plans(fields["vessels"], source), _texts(fields["bootstrap"], source), source,
+                                pool)
+    return Profile(plans, nodes, PublicKey(signer), pool)
+
+
+def _pool(value: Any, source: object) -> PoolShare | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"percent", "vessel_percent"}:
+        raise BadProfile(source, "pool must be nil or a map of percent and vessel_percent")
+    return PoolShare(value["percent"], value["vessel_percent"])
 
 
 def _plans(value: Any, source: object) -> Sequence[VesselPlan]:

@@ -217,7 +217,7 @@ class Ledger:
         """The donor ends whatever lease `vessel` has."""
         entry = self._entries.get(vessel)
         if entry is None or entry.ending:
-            raise refusals.not_lessee(vessel) if vessel in self.vessels else refusals.not_pool_vessel(vessel)
+            raise refusals.not_leased(vessel) if vessel in self.vessels else refusals.not_pool_vessel(vessel)
         return self._end(entry)
 
     def expire(self, now: float) -> list[Entry]:

@@ -77,6 +77,10 @@ def not_lessee(vessel: str) -> LeaseRefused:
     return LeaseRefused(NOT_LESSEE, f"vessel {vessel} is not leased to this key (the lease may have ended)")
 
 
+def not_leased(vessel: str) -> LeaseRefused:
+    return LeaseRefused(NOT_LESSEE, f"pool vessel {vessel} is not leased to anyone now")
+
+
 def lease_expired(vessel: str, expired: float) -> LeaseRefused:
     return LeaseRefused(LEASE_EXPIRED, f"the lease of vessel {vessel} ended at {when(expired)}; acquire again")
 

@@ -73,17 +73,17 @@ def _raw(fields: dict[str, object], tmp_path: Path) -> Path:
 def test_a_hand_made_file_meets_the_same_checks(tmp_path: Path) -> None:
     vessels = [{"percent": 70, "owner": ALICE.raw, "users": []}]
     with pytest.raises(BadProfile, match="70 = 70"):
-        read_profile(_raw({"vessels": vessels, "bootstrap": []}, tmp_path))
+        read_profile(_raw({"vessels": vessels, "bootstrap": [], "pool": None}, tmp_path))
     with pytest.raises(BadProfile, match="a key must be 32 bytes"):
-        read_profile(_raw({"vessels": [{"percent": 100, "owner": b"x" * 31, "users": []}], "bootstrap": []},
-                          tmp_path))
+        read_profile(_raw({"vessels": [{"percent": 100, "owner": b"x" * 31, "users": []}], "bootstrap": [],
+                           "pool": None}, tmp_path))
     with pytest.raises(BadProfile, match="map of percent, owner and users"):
-        read_profile(_raw({"vessels": [{"percent": 100, "owner": ALICE.raw}], "bootstrap": []}, tmp_path))
+        read_profile(_raw({"vessels": [{"percent": 100, "owner": ALICE.raw}], "bootstrap": [], "pool": None}, tmp_path))
     with pytest.raises(BadProfile, match="map of"):
         read_profile(_raw({"vessels": [], "bootstrap": [], "extra": 1}, tmp_path))
     with pytest.raises(BadProfile, match="HOST:PORT texts"):
-        read_profile(_raw({"vessels": [{"percent": 100, "owner": ALICE.raw, "users": []}], "bootstrap": [1]},
-                          tmp_path))
+        read_profile(_raw({"vessels": [{"percent": 100, "owner": ALICE.raw, "users": []}], "bootstrap": [1],
+                           "pool": None}, tmp_path))
 
 
 def test_a_changed_byte_breaks_the_signature(tmp_path: Path) -> None:
