@@ -291,6 +291,30 @@ def block(node_dir: Path, key: str, duration: str) -> None:
     click.echo(f"key {PublicKey.from_text(answer['key']).fingerprint()} is refused by this node until {until}")
 
 
+@pool.command()
+@_DIR
+@click.option("--beneficiary", metavar="KEY|NAME",
+              help="The researcher key this donation earns pool credit for (10 more leases once the node has "
+                   "been up 24 h); 'none' removes it.")
+@click.option("--country", metavar="CC", help="The two-letter country the node's offer names ('none': unsaid).")
+def config(node_dir: Path, beneficiary: str | None, country: str | None) -> None:
+    """Set what the node tells the pool about this donation (node.json; the node reads it when it starts)."""
+    from seattle.keys import resolve
+    from seattle.nodemgr.nodedir import NodeDir
+
+    directory = NodeDir(node_dir)
+    current = directory.read_config()
+    if beneficiary is not None:
+        current = dataclasses.replace(current, beneficiary="" if beneficiary == "none"
+                                      else resolve(beneficiary).to_text())
+    if country is not None:
+        current = dataclasses.replace(current, country="" if country == "none" else country.upper())
+    directory.write_config(current)
+    who = PublicKey.from_text(current.beneficiary).fingerprint() if current.beneficiary else "nobody"
+    click.echo(f"pool credit goes to {who}; country {current.country or 'unsaid'} "
+               "(restart the node to apply: seattle node stop, then start)")
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 

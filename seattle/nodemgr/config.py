@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seattle.addresses import split_ip_port
-from seattle.errors import BadNodeConfig
+from seattle.errors import BadNodeConfig, SeattleError
+from seattle.keys import PublicKey
 
 CONFIG_FORMAT = "seattle-node-config-v1"
 #: The original node manager's port: what researchers try when a donor gives only a host name.
@@ -26,13 +28,17 @@ DEFAULT_HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class NodeConfig:
-    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, and the overlay
-    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay)."""
+    """What `node.json` holds: where the node listens, which local IPs its vessels may bind, the overlay
+    nodes it joins through (`HOST:PORT` texts; none: this node starts a new overlay), and for the pool
+    (docs/pool.md) the researcher key this donation earns credit for ("" for none) and the country its offer
+    names (ISO 3166 alpha-2, or "")."""
 
     host: str
     port: int
     local_ips: tuple[str, ...] = ()
     bootstrap: tuple[str, ...] = ()
+    beneficiary: str = ""
+    country: str = ""
 
     def __post_init__(self) -> None:
         _check_ip("host", self.host)
@@ -45,10 +51,15 @@ class NodeConfig:
                 split_ip_port(address)
             except ValueError as exc:
                 raise BadNodeConfig(f"the bootstrap node {address!r:.80} is not usable: {exc}") from None
+        if not isinstance(self.beneficiary, str) or (self.beneficiary and not _is_key(self.beneficiary)):
+            raise BadNodeConfig(f"the pool beneficiary {self.beneficiary!r:.80} is not a key (ed25519:...)")
+        if not isinstance(self.country, str) or not re.fullmatch(r"(?:[A-Z]{2})?", self.country):
+            raise BadNodeConfig(f"the country {self.country!r:.20} is not a two-letter ISO 3166 code")
 
     def to_json(self) -> str:
         return json.dumps({"format": CONFIG_FORMAT, "host": self.host, "port": self.port,
-                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap)},
+                           "local_ips": list(self.local_ips), "bootstrap": list(self.bootstrap),
+                           "beneficiary": self.beneficiary, "country": self.country},
                           indent=2) + "\n"
 
     @classmethod
@@ -60,7 +71,7 @@ class NodeConfig:
             raise BadNodeConfig(f"{path} is not valid JSON: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != CONFIG_FORMAT:
             raise BadNodeConfig(f"{path} is not a node configuration (expected \"format\": \"{CONFIG_FORMAT}\")")
-        unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap"})
+        unknown = sorted(set(data) - {"format", "host", "port", "local_ips", "bootstrap", "beneficiary", "country"})
         if unknown:
             raise BadNodeConfig(f"{path} has unknown settings: {', '.join(unknown)}")
         local_ips = data.get("local_ips", [])
@@ -72,10 +83,20 @@ class NodeConfig:
         # Unchecked JSON values: __post_init__ checks them and says what is wrong.
         host: Any = data.get("host")
         port: Any = data.get("port")
+        beneficiary: Any = data.get("beneficiary", "")
+        country: Any = data.get("country", "")
         try:
-            return cls(host, port, tuple(local_ips), tuple(bootstrap))
+            return cls(host, port, tuple(local_ips), tuple(bootstrap), beneficiary, country)
         except BadNodeConfig as exc:
             raise BadNodeConfig(f"{path}: {exc.detail}") from None
+
+
+def _is_key(text: str) -> bool:
+    try:
+        PublicKey.from_text(text)
+    except SeattleError:
+        return False
+    return True
 
 
 def _check_ip(what: str, value: object) -> None:

@@ -130,7 +130,9 @@ async def _serve(node_dir: Path, config: NodeConfig, allow_unconfined: bool, out
         async with contextlib.AsyncExitStack() as stack:
             manager = NodeManager(node_dir, config.host, config.port, local_ips=config.local_ips,
                                   allow_unconfined=allow_unconfined, overlay=True,
-                                  bootstrap=[split_ip_port(a) for a in config.bootstrap])
+                                  bootstrap=[split_ip_port(a) for a in config.bootstrap],
+                                  beneficiary=PublicKey.from_text(config.beneficiary) if config.beneficiary
+                                  else None, country=config.country)
             try:
                 node = await stack.enter_async_context(manager)
             except OSError as exc:

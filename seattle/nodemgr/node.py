@@ -31,6 +31,7 @@ from seattle.nodemgr.api import NodeAPI
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.overlay_service import OverlayService
 from seattle.nodemgr.pool import NodePool
+from seattle.nodemgr.pool_directory import OverlayDirectory
 from seattle.nodemgr.server import NodeServer, ServerLimits, bound_addresses, open_listeners
 from seattle.nodemgr.signing import RequestVerifier
 from seattle.nodemgr.vessels import NodeState
@@ -85,7 +86,8 @@ class NodeManager:
 
     def __init__(self, node_dir: Path, host: str, port: int, *, limits: ServerLimits | None = None,
                  local_ips: Sequence[str] = (), allow_unconfined: bool = False, overlay: bool = False,
-                 bootstrap: Sequence[tuple[str, int]] = ()) -> None:
+                 bootstrap: Sequence[tuple[str, int]] = (), beneficiary: PublicKey | None = None,
+                 country: str = "") -> None:
         self.node_dir = Path(node_dir)
         self.host = host
         self.requested_port = port
@@ -94,6 +96,9 @@ class NodeManager:
         self.allow_unconfined = allow_unconfined
         self.use_overlay = overlay
         self.bootstrap = tuple(bootstrap)
+        #: Whom this donor's node earns pool credit for, and the country its offer names (node.json).
+        self.beneficiary = beneficiary
+        self.country = country
         #: The overlay service and its running UDP transport (None without the overlay).
         self.overlay_service: OverlayService | None = None
         self.overlay: UdpOverlay | None = None
@@ -133,9 +138,10 @@ class NodeManager:
         self.addresses = bound_addresses(listeners)
         self._launcher = VesselLauncher(allow_unconfined=self.allow_unconfined)
         await self._launcher.__aenter__()
+        pool = NodePool(self.identity, state, NodeDir(self.node_dir), beneficiary=self.beneficiary,
+                        country=self.country, addresses=self.advertised_addresses)
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
-                           addresses=lambda: list(self.addresses), local_ips=self.local_ips,
-                           pool=NodePool(self.identity, state, NodeDir(self.node_dir)))
+                           addresses=lambda: list(self.addresses), local_ips=self.local_ips, pool=pool)
         self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)
         try:
             if self.use_overlay:
@@ -143,8 +149,9 @@ class NodeManager:
                 # tasks must outlive the tasks that use it.
                 self.overlay_service = await self._overlay_stack.enter_async_context(OverlayService(
                     self.identity, self.host, self.port, NodeDir(self.node_dir), self.bootstrap, state,
-                    self.advertised_addresses))
+                    self.advertised_addresses, pool))
                 self.overlay = self.overlay_service.transport
+                pool.directory = OverlayDirectory(self.overlay, self.identity)
             self._nursery = await self._nursery_manager.__aenter__()
         except BaseException:
             await self._overlay_stack.aclose()
@@ -171,6 +178,8 @@ class NodeManager:
         try:
             with trio.CancelScope(shield=True):
                 # No new calls; then stop the vessels while their followers still run to record the end.
+                if self.api.pool is not None:
+                    self.api.pool.drain()
                 self._server_scope.cancel()
                 await self.api.stop_all()
         finally:

@@ -29,6 +29,7 @@ from seattle.addresses import split_ip_port
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.pool import NodePool
 from seattle.nodemgr.vessels import NodeState
 from seattle.overlay.addresses import bound_scope
 from seattle.overlay.join import join
@@ -52,7 +53,8 @@ class OverlayService:
     """See the module docstring. `addresses()` gives where researchers reach the node (what it advertises)."""
 
     def __init__(self, identity: Identity, host: str, port: int, node_dir: NodeDir,
-                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]]) -> None:
+                 bootstrap: Sequence[Address], state: NodeState, addresses: Callable[[], list[str]],
+                 pool: NodePool | None = None) -> None:
         self.identity = identity
         self.host = host
         self.port = port
@@ -61,6 +63,8 @@ class OverlayService:
         self.bootstrap = tuple(bootstrap)
         self.state = state
         self.addresses = addresses
+        #: The node's pool: its subjects (offer, slots, credit) are advertised beside the vessels' keys.
+        self.pool = pool
         #: The advertiser's record set.
         self.advertiser = AdvertiserState(identity)
         self._transport: UdpOverlay | None = None
@@ -180,10 +184,14 @@ class OverlayService:
             log.warning("cannot save %s: %s", self.routing_path, exc)
 
     def _read_for_advertiser(self) -> tuple[int, dict[PublicKey, PublicKey], list[str]]:
-        """(change counter, subjects, addresses); the vessels are read only when the counter moved."""
-        counter = self.state.change_counter()
+        """(change counter, subjects, addresses); the vessels are read only when the counter moved. The pool's
+        version is added in: both only grow, so the sum moves whenever either does."""
+        counter = self.state.change_counter() + (self.pool.version if self.pool is not None else 0)
         if self._subjects is None or self._subjects[0] != counter:
-            self._subjects = (counter, subjects_of(self.identity.public_key, self.state.get_vessels()))
+            subjects = subjects_of(self.identity.public_key, self.state.get_vessels())
+            if self.pool is not None:
+                subjects |= self.pool.subjects()
+            self._subjects = (counter, subjects)
         return counter, self._subjects[1], self.addresses()
 
     def _keep_locally(self, raw: bytes) -> None:

@@ -10,9 +10,13 @@ ledger says is ending is wiped and freed, every leased vessel gets its lessee as
 pool vessel with a user is wiped (a stray user is never left behind).
 
 What the overlay says reaches the ledger through a `PoolDirectory` (the leases found under a slot's key, the
-attestations under a key's credit key) and the node announces its leases through it. `NoDirectory` is the
-directory of a node without the overlay: it finds nothing and publishes nothing, so only this node's own
-ledger limits a key there.
+attestations under a key's credit key; `seattle.nodemgr.pool_directory` asks the overlay). `NoDirectory` is
+the directory of a node without the overlay: it finds nothing, so only this node's own ledger limits a key.
+
+What the node announces: `subjects()` are the keys its advertiser files a record under for the pool (the
+offer's shard while a vessel is free, each live lease's slot key, the beneficiary's credit key), and
+`offer()`, `attestation()` and `GetPoolStatus`'s leases are the signed objects a reader fetches from the node
+those records point to and verifies itself.
 """
 
 from __future__ import annotations
@@ -28,10 +32,22 @@ from seattle.budgets import Source
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.vessels import NodeState
-from seattle.pool.formats import Attestation, Lease
+from seattle.pool.formats import (
+    MAX_ADDRESSES,
+    Attestation,
+    Lease,
+    Offer,
+    credit_key,
+    offer_key,
+    offer_shard,
+    slot_key,
+)
 from seattle.pool.ledger import Entry, Ledger, LedgerLimits, OverlayView
 
 log = logging.getLogger(__name__)
+
+#: The offer and attestation are signed again after this long (their lifetime is hours).
+RESIGN_AFTER = 60.0
 
 #: Stops a running vessel (the node API's, under its lifecycle lock); False if it would not stop.
 Stop = Callable[[str], Awaitable[bool]]
@@ -46,12 +62,6 @@ class PoolDirectory(Protocol):
     async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
         """Verified live attestations filed under `credit_key(beneficiary)`."""
 
-    async def publish_lease(self, lease: Lease) -> None:
-        """File `lease` under its slot key (and renew it there)."""
-
-    async def withdraw_lease(self, lease: Lease) -> None:
-        """Withdraw what `publish_lease` filed."""
-
 
 class NoDirectory:
     """A node without the overlay: nothing is found and nothing is filed."""
@@ -62,23 +72,27 @@ class NoDirectory:
     async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
         return []
 
-    async def publish_lease(self, lease: Lease) -> None:
-        return None
-
-    async def withdraw_lease(self, lease: Lease) -> None:
-        return None
-
 
 class NodePool:
     """The pool of one node (module docstring). Calls run one at a time under `lock`."""
 
     def __init__(self, identity: Identity, state: NodeState, node_dir: NodeDir, *,
                  directory: PoolDirectory | None = None, limits: LedgerLimits | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, beneficiary: PublicKey | None = None,
+                 country: str = "", addresses: Callable[[], list[str]] = list) -> None:
         self.identity = identity
         self.state = state
         self.directory: PoolDirectory = directory or NoDirectory()
         self.clock = clock
+        #: The researcher key this donor's node earns credit for (an attestation under its credit key).
+        self.beneficiary = beneficiary
+        self.country = country
+        self.addresses = addresses
+        #: Since when this node manager has been up: what its attestation and offer say.
+        self.started = clock()
+        #: Grows with every change of what `subjects()` gives: the advertiser re-reads it when it moves.
+        self.version = 0
+        self._signed: dict[str, tuple[float, bytes]] = {}
         self.lock = trio.Lock()
         #: Set when a lease is granted or renewed: `run` then recomputes when the next one ends.
         self._changed = trio.Event()
@@ -119,7 +133,7 @@ class NodePool:
                                                   self.clock())
             await trio.to_thread.run_sync(self.state.change_users, lease.vessel, [caller.raw])
         self._changed.set()
-        await self.directory.publish_lease(lease)
+        self.version += 1
         return lease
 
     async def renew(self, caller: PublicKey, vessel: str, duration: float) -> Lease:
@@ -127,7 +141,7 @@ class NodePool:
         async with self.lock:
             lease = await trio.to_thread.run_sync(self.ledger.renew, caller, vessel, duration, credit,
                                                   self.clock())
-        await self.directory.publish_lease(lease)
+        self._changed.set()
         return lease
 
     async def release(self, caller: PublicKey, vessel: str, stop: Stop) -> None:
@@ -171,10 +185,57 @@ class NodePool:
             await self.expire_due(stop)
 
     def status(self, caller: PublicKey | None) -> dict[str, Any]:
-        """GetPoolStatus: the free count for anyone, and a signed caller's own leases here."""
-        mine = [] if caller is None else [e.lease for e in self.ledger.held_by(caller)]
+        """GetPoolStatus: the free count, the signed offer and attestation, every live lease (`slots`: what
+        another node checks a slot claim against), and a signed caller's own leases here (`leases`)."""
+        live = self.ledger.leases()
         return {"node_key": self.identity.public_key.to_text(), "free": len(self.ledger.free()),
-                "total": len(self.ledger.vessels), "draining": self.ledger.draining, "leases": mine}
+                "total": len(self.ledger.vessels), "draining": self.ledger.draining,
+                "leases": [] if caller is None else [e.lease for e in live if e.lessee == caller],
+                "slots": [e.lease for e in live], "offer": self.offer(), "attestation": self.attestation()}
+
+    def drain(self) -> None:
+        """The node is stopping: no new leases, and the offer is withdrawn."""
+        self.ledger.draining = True
+        self.version += 1
+
+    def subjects(self) -> dict[PublicKey, PublicKey]:
+        """The pool's subjects the advertiser files this node under, all in the node key's group."""
+        node = self.identity.public_key
+        wanted = {slot_key(e.lessee, e.slot): node for e in self.ledger.leases()}
+        if self.ledger.free() and not self.ledger.draining:
+            wanted[offer_key(offer_shard(node))] = node
+        if self.beneficiary is not None:
+            wanted[credit_key(self.beneficiary)] = node
+        return wanted
+
+    def offer(self) -> bytes | None:
+        """The node's signed offer (re-signed at most once a minute), None without pool vessels or address."""
+        addresses = self.addresses()[:MAX_ADDRESSES]
+        if not self.ledger.vessels or not addresses:
+            return None
+        size = self.state.vessel_resources(self.ledger.vessels[0])
+        fields = (len(self.ledger.free()), tuple(addresses))
+        return self._cached(f"offer{fields}", lambda now: Offer.sign(
+            self.identity, size={name: float(size.quantities[name]) for name in ("cpu", "memory", "diskused")},
+            free=fields[0], total=len(self.ledger.vessels), reachability="direct", uptime=now - self.started,
+            country=self.country, addresses=addresses, now=now))
+
+    def attestation(self) -> bytes | None:
+        """The signed attestation for the beneficiary (re-signed at most once a minute), None without one."""
+        beneficiary = self.beneficiary
+        if beneficiary is None:
+            return None
+        return self._cached("attestation", lambda now: Attestation.sign(
+            self.identity, beneficiary=beneficiary, up_since=self.started, now=now))
+
+    def _cached(self, what: str, sign: Callable[[float], bytes]) -> bytes:
+        """Signed objects cost a signature each; an unsigned status call must not make the node sign anew."""
+        now = self.clock()
+        held = self._signed.get(what)
+        if held is None or now - held[0] > RESIGN_AFTER:
+            self._signed = {key: value for key, value in self._signed.items() if now - value[0] <= RESIGN_AFTER}
+            held = self._signed[what] = (now, sign(now))
+        return held[1]
 
     def donor_view(self) -> list[dict[str, Any]]:
         """Every pool vessel with its lessee and expiry: what `seattle node status` shows the donor."""
@@ -217,4 +278,4 @@ class NodePool:
                 return  # another pass finished it first
             await trio.to_thread.run_sync(self.state.wipe, entry.vessel)
             await trio.to_thread.run_sync(self.ledger.finish, entry.vessel)
-        await self.directory.withdraw_lease(Lease.verify_signed(entry.lease, self.identity.public_key))
+        self.version += 1
