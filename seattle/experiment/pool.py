@@ -186,8 +186,9 @@ def rank(offers: Sequence[Offer], rng: random.Random | None = None) -> list[Offe
 async def find_offers(bootstrap: Sequence[tuple[str, int]], *, timeout: float, where: Filter = Filter(),
                       want: int = 0, concurrency: int = DEFAULT_CONCURRENCY,
                       rng: random.Random | None = None) -> list[Offer]:
-    """Verified offers that match `where`: the nodes filed under the `offer_key` shards, read in random order,
-    asked for their offers shard by shard until `want` match (0: every shard). A 10,000-node pool holds
+    """Verified offers with free vessels: the nodes filed under the `offer_key` shards, read in random order,
+    asked for their offers shard by shard until `want` of them match `where` (0: every shard); the others are
+    returned too, so `acquire` can say how many it saw that did not match. A 10,000-node pool holds
     hundreds of nodes per shard: a researcher asks a few of them, not all. OverlayUnreachable if no bootstrap
     node answers."""
     from seattle.advertise.dht import find_records
@@ -204,8 +205,8 @@ async def find_offers(bootstrap: Sequence[tuple[str, int]], *, timeout: float, w
                 if address is not None:
                     nodes[address] = record.node
             offers = await offers_at(list(nodes), timeout=timeout, concurrency=concurrency, node_keys=nodes)
-            found.extend(offer for offer in offers if offer.free > 0 and where.matches(offer))
-            if want and len(found) >= want:
+            found.extend(offer for offer in offers if offer.free > 0)
+            if want and sum(where.matches(offer) for offer in found) >= want:
                 break
     return found
 

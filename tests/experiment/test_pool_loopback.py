@@ -8,6 +8,7 @@ Each node's acquire budget for one network is a burst of 4, so the tests togethe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
@@ -25,6 +26,8 @@ from seattle.nodemgr.client import NodeClient
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.pool.formats import Offer
 from seattle.testbed import LocalTestbed, TestbedNode, pool_vessels
+from tests.cli_runner import ok
+from tests.cli_runner import seattle as run
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +139,29 @@ def test_quota_ten_holds_and_a_taken_slot_is_refused_with_its_numbers(testbed: L
             assert all(o.ok for o in await pool.release(each, sorted(each.targets.vessels), researcher))
 
     trio.run(scenario)
+
+
+def test_the_commands_acquire_through_the_overlay_and_release(testbed: LocalTestbed) -> None:
+    node0 = testbed.nodes[0].address
+
+    async def published() -> None:  # nodes file their offers shortly after they start
+        bootstrap = [split_ip_port(node0)]
+        with trio.fail_after(20):
+            while len(await pool.find_offers(bootstrap, timeout=5.0)) < NODES:
+                await trio.sleep(0.2)
+
+    trio.run(published)
+    ok("keygen", "me")
+    nothing = run("acquire", "2", "--where", "country=JP", "--bootstrap", node0, "--as", "me")
+    assert nothing.returncode == 1 and "no pool offer matches 'country=JP'" in nothing.stderr
+    rows = [json.loads(line) for line in ok("acquire", "3", "--bootstrap", node0, "--as", "me", "--json",
+                                              "--for", "20m").splitlines()]
+    kept = [row for row in rows if row["target"] is not None]
+    assert len(kept) == 3 and {row["slot"] for row in kept} == {0, 1, 2}
+    assert all(row["outcome"] == "ok" and row["expires"] > time.time() + 1000 for row in kept)
+    listed = ok("list", "--on", "acquiregood", "--as", "me")  # an ordinary target for every command
+    assert listed.count("Fresh") == 3
+    ok("renew", "acquiregood", "--for", "30m", "--as", "me")
+    released = run("release", "acquiregood", "--as", "me")
+    assert released.returncode == 0 and "released 3 of 3 vessels" in released.stdout
+    assert "no vessels" in run("list", "--on", "%all", "--as", "me").stderr
