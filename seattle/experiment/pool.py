@@ -8,9 +8,10 @@
 Nobody hands vessels out centrally: each node leases its own pool vessels and signs the lease (`seattle.pool`).
 What the researcher's side does, and why:
 
-1. Offers: a node files a record under `offer_key(shard)` in the overlay; `find_offers` reads all SHARDS keys
-   (bounded by `find_records`), asks each node found for its pool status, and keeps the signed `Offer` only
-   if it verifies and is signed by the key the node showed on its connection.
+1. Offers: a node files a record under `offer_key(shard)` in the overlay; `find_offers` reads the SHARDS keys
+   in random order (each bounded by `find_records`), asks each node found for its pool status, keeps the
+   signed `Offer` only if it verifies and is signed by the key the node showed on its connection, and stops
+   once enough match (`offers_wanted`): a 10,000-node pool holds hundreds of nodes per shard.
 2. Filter and rank (`parse_filter`: a small grammar, errors that say what is wrong): nodes with free
    vessels, public ones and long uptimes first, ties shuffled so researchers spread over the pool.
 3. Slots: a key may hold Q leases at once (`seattle.pool.formats.quota`); each lease names one of its slots
@@ -44,6 +45,7 @@ from seattle.experiment.operations import execute
 from seattle.experiment.session import Session
 from seattle.experiment.targets import VESSEL_NAME, VesselRef
 from seattle.keys import Identity, PublicKey
+from seattle.pool import refusals
 from seattle.pool.formats import (
     BASE_QUOTA,
     DEFAULT_CLOCK_SKEW,
@@ -64,9 +66,6 @@ PER_NODE = 2
 ROUNDS = 3
 #: Nodes asked for their pool status at once while looking for offers.
 DEFAULT_CONCURRENCY = 50
-#: Codes of refusals (seattle.pool.refusals) that mean a slot, not the node, was the problem.
-_SLOT_TAKEN = "slot_taken"
-_QUOTA = "quota"
 
 
 # --- durations and filters ----------------------------------------------------------------------------------
@@ -380,9 +379,9 @@ class Plan:
     def refused(self, ask: Ask, code: str) -> None:
         """The node refused (`code`, "" when it did not answer): the slot is tried again elsewhere unless it is
         held at another node or beyond the quota; a node that refused for any other reason is asked no more."""
-        if code == _QUOTA:
+        if code == refusals.QUOTA:
             self.slots = [slot for slot in self.slots if slot < ask.slot]
-        elif code != _SLOT_TAKEN:
+        elif code != refusals.SLOT_TAKEN:
             self.slots = sorted([*self.slots, ask.slot])
             self._queue = [entry for entry in self._queue if entry[0].node != ask.offer.node]
 
@@ -572,8 +571,8 @@ async def release(session: Session, numbers: Sequence[int], identity: Identity, 
         await node.client.call("ReleaseLease", vessel=ref.vessel)
 
     outcomes = await _on_leases(session, "release", numbers, op, identity, progress)
-    gone = [o.number for o in outcomes
-            if o.ok or (o.kind == REFUSED and o.code in ("not_lessee", "lease_expired", "not_pool_vessel"))]
+    ended = (refusals.NOT_LESSEE, refusals.LEASE_EXPIRED, refusals.NOT_POOL_VESSEL)
+    gone = [o.number for o in outcomes if o.ok or (o.kind == REFUSED and o.code in ended)]
     session.targets.forget(gone)
     return outcomes
 
