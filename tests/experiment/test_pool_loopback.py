@@ -16,15 +16,17 @@ import pytest
 import trio
 
 from seattle.addresses import split_ip_port
+from seattle.advertise.dht import find_records
 from seattle.errors import NoFreeSlots
 from seattle.experiment import operations, pool
+from seattle.experiment.browse import light_client
 from seattle.experiment.fanout import Node
 from seattle.experiment.session import Session
 from seattle.experiment.targets import VesselRef
 from seattle.keys import generate_identity
 from seattle.nodemgr.client import NodeClient
 from seattle.nodemgr.nodedir import NodeDir
-from seattle.pool.formats import Offer
+from seattle.pool.formats import Offer, slot_key
 from seattle.testbed import LocalTestbed, TestbedNode, pool_vessels
 from tests.cli_runner import ok
 from tests.cli_runner import seattle as run
@@ -119,22 +121,30 @@ def test_two_researchers_acquiring_at_once_never_share_a_vessel(testbed: LocalTe
     trio.run(scenario)
 
 
-def test_quota_ten_holds_and_a_taken_slot_is_refused_with_its_numbers(testbed: LocalTestbed) -> None:
+def test_quota_ten_holds_across_nodes_and_the_refusal_gives_its_numbers(testbed: LocalTestbed) -> None:
     researcher, session = generate_identity("researcher"), Session()
+
+    async def filed(slot: int) -> None:  # the holding node files the lease's record in the overlay
+        async with light_client([split_ip_port(testbed.nodes[0].address)], 5.0) as overlay:
+            with trio.fail_after(20):
+                while not await find_records(overlay, slot_key(researcher.public_key, slot), timeout=5.0):
+                    await trio.sleep(0.2)
 
     async def scenario() -> None:
         result = await pool.acquire(session, researcher, offers(testbed), 10, duration=600.0)
         assert len(result.numbers) == 10
         with pytest.raises(NoFreeSlots, match=r"quota 10/10"):
             await pool.acquire(session, researcher, offers(testbed), 1)
-        # Another machine of the same researcher, which does not know the leases, asks the node holding slot 0.
+        # Another machine of the same researcher, which does not know the leases, asks a node holding none.
         holder = next(a for a in result.attempts if a.kept and a.slot == 0)
-        node = next(n for n in testbed.nodes if n.address == holder.address)
+        used = {a.address for a in result.attempts if a.kept}
+        stranger = next(n for n in testbed.nodes if n.address not in used)
+        await filed(0)
         other = Session()
-        elsewhere = await pool.acquire(other, researcher, offers(testbed, [node]), 1)
+        elsewhere = await pool.acquire(other, researcher, offers(testbed, [stranger]), 1)
         refusal = next(a for a in elsewhere.attempts if a.slot == 0)
         assert (refusal.kind, refusal.code) == ("refused", "slot_taken")
-        assert "(slot 0 held at" in refusal.message and "until" in refusal.message
+        assert f"(slot 0 held at {holder.node.fingerprint()} until" in refusal.message
         for each in (session, other):
             assert all(o.ok for o in await pool.release(each, sorted(each.targets.vessels), researcher))
 
