@@ -16,6 +16,8 @@ Imports neither the donor layer (`seattle.donor`) nor the planner (`seattle.plan
     config        NodeConfig: what node.json holds
     node          NodeManager: key, state, launcher, server (and the overlay) started and stopped together
     overlay_service  the node on the overlay: join, rejoin when alone, routing table, advertiser
-    control       the control socket's server: status and stop for the donor's commands
+    pool          NodePool: the pool vessels, leased through the ledger (seattle.pool), recovered after a kill
+    pool_directory  OverlayDirectory: who holds a key's slot, who donates for it, asked of the overlay
+    control       the control socket's server: status, stop and the pool's evict/block for the donor's commands
     daemon        create_node and run_daemon: `seattle node init` and `seattle node run`
 """

@@ -130,6 +130,8 @@ class NodeManager:
             if state.node_key != self.identity.public_key.raw:
                 raise ValueError(f"{self.node_dir}: the node key file does not belong to this node's state")
             state.recover()
+            pool = NodePool(self.identity, state, NodeDir(self.node_dir), beneficiary=self.beneficiary,
+                            country=self.country, addresses=self.advertised_addresses)
             listeners = await open_listeners(self.host, self.requested_port)
         except BaseException:
             state.close()
@@ -138,8 +140,6 @@ class NodeManager:
         self.addresses = bound_addresses(listeners)
         self._launcher = VesselLauncher(allow_unconfined=self.allow_unconfined)
         await self._launcher.__aenter__()
-        pool = NodePool(self.identity, state, NodeDir(self.node_dir), beneficiary=self.beneficiary,
-                        country=self.country, addresses=self.advertised_addresses)
         self.api = NodeAPI(state, self._launcher, self.identity.public_key,
                            addresses=lambda: list(self.addresses), local_ips=self.local_ips, pool=pool)
         self.server = NodeServer(self.api, RequestVerifier(self.identity.public_key), self.limits)

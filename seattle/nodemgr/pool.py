@@ -31,6 +31,7 @@ import trio
 from seattle.budgets import Source
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.vessels import NodeState
 from seattle.pool.formats import (
     MAX_ADDRESSES,
@@ -97,8 +98,11 @@ class NodePool:
         #: Set when a lease is granted or renewed: `run` then recomputes when the next one ends.
         self._changed = trio.Event()
         vessels = [v.name for v in state.get_vessels() if v.owner == identity.public_key.raw]
-        self.ledger = Ledger(identity, vessels, node_dir.write_pool, saved=node_dir.read_pool(),
-                             limits=limits or LedgerLimits())
+        try:
+            self.ledger = Ledger(identity, vessels, node_dir.write_pool, saved=node_dir.read_pool(),
+                                 limits=limits or LedgerLimits())
+        except ValueError as exc:
+            raise NodeError("bad_pool_ledger", f"{node_dir.pool_path}: {exc}") from None
         self.recover()
 
     def is_pool_vessel(self, vessel: str) -> bool:

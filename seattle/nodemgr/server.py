@@ -51,6 +51,7 @@ from seattle.budgets import RateTable, Source, source_of
 from seattle.envelope import BAD_SIGNATURE
 from seattle.keys import PublicKey
 from seattle.nodemgr.api import NodeAPI, Origin
+from seattle.nodemgr.calltable import CALLS, Permission
 from seattle.nodemgr.frames import (
     DEFAULT_MAX_FRAME,
     DEFAULT_SMALL_FRAME,
@@ -499,8 +500,10 @@ class NodeServer:
             return exc.response()
         caller = None if isinstance(request, PublicRequest) else request.caller
         if connection is not None and not connection.authorized and caller is not None and (
-                rights or self.api.has_rights(caller.raw)):
+                (rights and CALLS[request.call].permission is not Permission.SIGNED)
+                or self.api.has_rights(caller.raw)):
             # Signed by an owner or user (of this call's vessel, or of any: a signed public call counts too).
+            # Any key may sign an AcquireVessel: that alone earns no rights, the lease it brings does.
             connection.authorized = True
             self._strangers.pop(connection, None)
         origin = None

@@ -15,6 +15,7 @@ from seattle.keys import Identity, generate_identity
 from seattle.nodemgr.client import CallFailed, NodeClient
 from seattle.nodemgr.node import NodeManager, init_node, load_node_identity
 from seattle.nodemgr.nodedir import NodeDir
+from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.signing import sign_request
 from seattle.nodemgr.vessels import NodeState
 from seattle.pool.formats import Lease
@@ -168,3 +169,11 @@ async def test_a_lease_expires_on_time_and_its_vessel_is_wiped(node: NodeManager
             while node.state.list_files(granted["vessel"]):
                 await trio.sleep(0.05)
         assert (await me.call("GetPoolStatus"))["free"] == 2
+
+
+async def test_a_damaged_ledger_stops_the_start_with_its_path(tmp_path: Path) -> None:
+    make_node(tmp_path / "node")
+    NodeDir(tmp_path / "node").write_pool(b"\xc1")
+    with pytest.raises(NodeError, match=r"pool\.ledger"):
+        async with NodeManager(tmp_path / "node", "127.0.0.1", 0):
+            pass
