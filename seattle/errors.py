@@ -450,3 +450,44 @@ class UnknownKnownNode(SeattleError):
 
     def __init__(self, address: str, path: Path) -> None:
         super().__init__(f"{address} is not pinned in {path}; `seattle known-nodes list` shows what is")
+
+
+# The pool (seattle.experiment.pool).
+
+
+class BadFilter(SeattleError):
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"filter {text!r} rejected: {reason}. Write CLAUSE[,CLAUSE...], a clause being FIELD OP "
+                         "VALUE: country=DE|FR, reachability=public, free>=2, uptime>=1d, size.cpu>=0.02 "
+                         "(see docs/pool.md)")
+
+
+class BadDuration(SeattleError):
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"duration {text!r} rejected: {reason}; write seconds, or a number with s, m, h or d "
+                         "(e.g. 90m, 4h, 7d)")
+
+
+class NoOffers(SeattleError):
+    exit_code = 1
+
+    def __init__(self, where: str, seen: int) -> None:
+        if not seen:
+            super().__init__("pool empty: no node offers pool vessels (no offer found in the overlay)")
+        else:
+            super().__init__(f"no pool offer matches {where!r}: {seen} offers with free vessels were found, none "
+                             "of them matches; loosen --where")
+
+
+class NoFreeSlots(SeattleError):
+    exit_code = 1
+
+    def __init__(self, used: int, quota: int) -> None:
+        super().__init__(f"quota {used}/{quota}: every slot of your key holds a lease; release some "
+                         "(`seattle release`) or wait for leases to end")
+
+
+class NotLeased(SeattleError):
+    def __init__(self, target: str) -> None:
+        super().__init__(f"target {target!r} holds no vessel acquired from the pool (`seattle acquire N` "
+                         "acquires some)")

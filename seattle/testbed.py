@@ -115,6 +115,25 @@ def owned_vessels(owner: PublicKey, vessels_per_node: int = 1, users: Sequence[P
     return make
 
 
+def pool_vessels(owner: PublicKey, pool_per_node: int = 2) -> NodeFactory:
+    """A factory giving each node one vessel owned by `owner` and `pool_per_node` pool vessels (owned by the
+    node's own key, leased to researchers: docs/pool.md), each with the default allotment and an equal share of
+    the node's port pool."""
+    if pool_per_node < 1:
+        raise ValueError(f"pool_per_node must be at least 1, not {pool_per_node}")
+
+    def make(spec: NodeSpec) -> None:
+        share = len(spec.ports) // (pool_per_node + 1)
+        if share < 1:
+            raise ValueError(f"{len(spec.ports)} ports cannot be shared among {pool_per_node + 1} vessels")
+        sizes = [DEFAULT_ALLOTMENT.replace(messport=frozenset(spec.ports[n * share:(n + 1) * share]),
+                                           connport=frozenset(spec.ports[n * share:(n + 1) * share]))
+                 for n in range(pool_per_node + 1)]
+        init_node(spec.directory, owner, [(sizes[0], owner, ())], pool=sizes[1:])
+
+    return make
+
+
 def from_profile(profile: Profile, *, percent: int = DEFAULT_PERCENT,
                  machine: MachineResources | None = None) -> NodeFactory:
     """A factory laying every node out by a planner `profile`, as a donor's installer would: `percent` of

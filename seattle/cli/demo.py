@@ -11,7 +11,13 @@ from rich.text import Text
 
 from seattle.cli.terminal import printable
 from seattle.demo.matrix import LatencyMatrix
-from seattle.demo.run import DEFAULT_NODES, DEFAULT_VESSELS_PER_NODE, run_demo
+from seattle.demo.run import (
+    DEFAULT_NODES,
+    DEFAULT_VESSELS_PER_NODE,
+    POOL_MAX_PER_NODE,
+    POOL_MAX_VESSELS,
+    run_demo,
+)
 from seattle.testbed import sigterm_as_interrupt
 
 
@@ -23,12 +29,20 @@ from seattle.testbed import sigterm_as_interrupt
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("seattle-demo.png"),
               show_default=True, help="Where to write the latency heat map (PNG).")
 @click.option("--keep", is_flag=True, help="Keep the temporary directory (nodes, logs, keys) and print where.")
-def demo(nodes: int, vessels_per_node: int, out: Path, keep: bool) -> None:
+@click.option("--pool", is_flag=True,
+              help="Acquire the vessels from the nodes' pool (and release them after) instead of owning them.")
+def demo(nodes: int, vessels_per_node: int, out: Path, keep: bool, pool: bool) -> None:
     """Run a whole experiment on this machine, with no setup: start node managers on loopback, create a
     researcher, find its vessels, ping between every pair of them, print the latency matrix and write it
-    as a heat map; then stop everything and remove the temporary directory."""
+    as a heat map; then stop everything and remove the temporary directory.
+
+    With --pool the nodes share their vessels with the pool and the researcher acquires them (at most 10,
+    2 per node), runs the same experiment, and releases them."""
+    if pool and (vessels_per_node > POOL_MAX_PER_NODE or nodes * vessels_per_node > POOL_MAX_VESSELS):
+        raise click.UsageError(f"with --pool one key leases at most {POOL_MAX_VESSELS} vessels, "
+                               f"{POOL_MAX_PER_NODE} per node: lower --nodes or --vessels-per-node")
     with sigterm_as_interrupt():
-        result = run_demo(nodes=nodes, vessels_per_node=vessels_per_node, out=out, keep=keep,
+        result = run_demo(nodes=nodes, vessels_per_node=vessels_per_node, out=out, keep=keep, pool=pool,
                           progress=lambda message: click.echo(printable(f"- {message}")))
     print_latency_table(result.matrix, Console())
     click.echo(f"Done in {result.seconds:.1f} s. Heat map: {result.heatmap}")

@@ -15,6 +15,12 @@ Steps (each reported through `progress`), all in a fresh temporary directory tha
    the signed node manager API, as a researcher would with `seattle call`;
 6. the vessels' logs read until each has reported, then the vessels stopped;
 7. the node managers stopped, and the latency matrix drawn as a PNG heat map.
+
+With `pool=True` (`seattle demo --pool`) the vessels come from the pool instead (docs/pool.md): the profile,
+signed by a separate planner key, gives half of each node's donation to the pool as `vessels_per_node` pool
+vessels (owned by the node's own key), and step 4 becomes an acquire: the researcher finds the nodes' offers
+in the overlay through node 0 and leases every pool vessel (`seattle.experiment.pool`, as `seattle acquire`).
+After step 6 the leases are released and the nodes reset the vessels.
 """
 
 from __future__ import annotations
@@ -36,10 +42,13 @@ from seattle.demo.heatmap import write_heatmap
 from seattle.demo.matrix import LatencyMatrix, build_matrix, finished, parse_rtts
 from seattle.donor.donation import measure_machine
 from seattle.errors import DemoFailed, OutputNotWritten, SeattleError
+from seattle.experiment import pool as pool_library
 from seattle.experiment.browse import FoundVessel, browse
+from seattle.experiment.session import Session
 from seattle.keys import Identity, PublicKey, generate_identity, save_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
-from seattle.planner.profile import VesselPlan, write_profile
+from seattle.planner.profile import PoolShare, VesselPlan, write_profile
+from seattle.pool.formats import Offer
 from seattle.resources import ResourceParseError, parse_resources
 from seattle.testbed import LocalTestbed, TestbedNode, from_profile
 
@@ -49,6 +58,13 @@ DEFAULT_VESSELS_PER_NODE = 2
 DEFAULT_ROUNDS = 10
 #: Share of this machine each demo node donates (of which the vessels take their profile's percents).
 DONATION_PERCENT = 10
+#: With --pool: the pool's share of each node's donation (the rest is one vessel of the planner's).
+POOL_PERCENT = 50
+#: With --pool: the vessels one key may lease, in all (its quota) and from one node (the node's cap).
+POOL_MAX_VESSELS = 10
+POOL_MAX_PER_NODE = 2
+#: With --pool: how long the demo's leases last (it releases them when done).
+POOL_LEASE = 600.0
 PROGRAM = "pingall.r2py"
 RESEARCHER = "researcher"
 #: Bounded waits for the steps that depend on other processes.
@@ -89,11 +105,14 @@ class DemoResult:
 
 def run_demo(*, nodes: int = DEFAULT_NODES, vessels_per_node: int = DEFAULT_VESSELS_PER_NODE,
              out: Path = Path("seattle-demo.png"), keep: bool = False, rounds: int = DEFAULT_ROUNDS,
-             progress: Progress = lambda message: None) -> DemoResult:
+             pool: bool = False, progress: Progress = lambda message: None) -> DemoResult:
     """Run the whole demo (module docstring). DemoFailed names the step that failed; the temporary
     directory and every process started are gone when this returns or raises (unless `keep`)."""
     if nodes < 1 or vessels_per_node < 1 or nodes * vessels_per_node < 2:
         raise ValueError("the demo needs at least two vessels")
+    if pool and (vessels_per_node > POOL_MAX_PER_NODE or nodes * vessels_per_node > POOL_MAX_VESSELS):
+        raise ValueError(f"from the pool one key leases at most {POOL_MAX_VESSELS} vessels, {POOL_MAX_PER_NODE} "
+                         "per node")
     out = Path(out).absolute()
     if not out.parent.is_dir():
         raise OutputNotWritten(out, f"the directory {out.parent} does not exist")
@@ -104,16 +123,24 @@ def run_demo(*, nodes: int = DEFAULT_NODES, vessels_per_node: int = DEFAULT_VESS
         researcher = _make_researcher(home)
         progress(f"Created the researcher identity {researcher.public_key.fingerprint()} in {home} "
                  "(a demo identity; your own keys are not used)")
-        profile = write_profile(directory / "profile", _plans(researcher.public_key, vessels_per_node), [],
-                                researcher)
-        progress(f"Wrote a planner profile: each node donates {DONATION_PERCENT}% of this machine as "
-                 f"{vessels_per_node} vessel(s) owned by the researcher")
+        if pool:
+            planner = generate_identity("planner")
+            profile = write_profile(directory / "profile", [VesselPlan(100 - POOL_PERCENT, planner.public_key)],
+                                    [], planner, PoolShare(POOL_PERCENT, POOL_PERCENT // vessels_per_node))
+            progress(f"Wrote a planner profile: each node donates {DONATION_PERCENT}% of this machine, half of "
+                     f"it to the pool as {vessels_per_node} pool vessel(s) owned by the node itself")
+        else:
+            profile = write_profile(directory / "profile", _plans(researcher.public_key, vessels_per_node), [],
+                                    researcher)
+            progress(f"Wrote a planner profile: each node donates {DONATION_PERCENT}% of this machine as "
+                     f"{vessels_per_node} vessel(s) owned by the researcher")
         factory = from_profile(profile, percent=DONATION_PERCENT, machine=measure_machine(directory))
         testbed = LocalTestbed(directory, nodes, factory, env={**os.environ, "SEATTLE_HOME": str(home)})
         with testbed:
             progress(f"Started {nodes} node managers in {directory}: node 0 at {testbed.nodes[0].address}, "
                      f"the others joined its overlay ({', '.join(n.address for n in testbed.nodes[1:]) or '-'})")
-            vessels, matrix = _run_experiment(testbed, researcher, nodes * vessels_per_node, rounds, progress)
+            vessels, matrix = _run_experiment(testbed, researcher, nodes * vessels_per_node, rounds, pool,
+                                              progress)
         progress(f"Stopped the vessels and the {nodes} node managers")
         heatmap = write_heatmap(matrix, out, title=f"All-pairs UDP round-trip time, {len(vessels)} vessels")
         progress(f"Wrote the heat map to {heatmap}")
@@ -126,12 +153,14 @@ def run_demo(*, nodes: int = DEFAULT_NODES, vessels_per_node: int = DEFAULT_VESS
                       heatmap, time.monotonic() - started, directory if keep else None)
 
 
-def _run_experiment(testbed: LocalTestbed, researcher: Identity, expected: int, rounds: int,
+def _run_experiment(testbed: LocalTestbed, researcher: Identity, expected: int, rounds: int, pool: bool,
                     progress: Progress) -> tuple[tuple[DemoVessel, ...], LatencyMatrix]:
     """Steps 4-6 in trio; a failure comes out as one plain exception, with what any dead node said."""
     try:
         try:
-            return trio.run(_experiment, testbed, researcher, expected, rounds, progress)
+            if pool:
+                return trio.run(_pool_experiment, testbed, researcher, expected, rounds, progress)
+            return trio.run(_browsed_experiment, testbed, researcher, expected, rounds, progress)
         except BaseExceptionGroup as group:  # trio's nurseries group what their tasks raise
             raise _plain(group) from None
     except DemoFailed as exc:
@@ -169,12 +198,65 @@ def _plans(owner: PublicKey, count: int) -> list[VesselPlan]:
             for number in range(count)]
 
 
-async def _experiment(testbed: LocalTestbed, researcher: Identity, expected: int, rounds: int,
-                      progress: Progress) -> tuple[tuple[DemoVessel, ...], LatencyMatrix]:
+async def _browsed_experiment(testbed: LocalTestbed, researcher: Identity, expected: int, rounds: int,
+                              progress: Progress) -> tuple[tuple[DemoVessel, ...], LatencyMatrix]:
     found = await _browse(testbed, researcher.public_key, expected)
-    nodes = {node.address: node for node in testbed.nodes}
     progress(f"Browsed the overlay through node 0: the researcher's key finds its {len(found)} vessels on "
              f"{len({vessel.address for vessel in found})} nodes")
+    return await _experiment(testbed, researcher, found, rounds, progress)
+
+
+async def _pool_experiment(testbed: LocalTestbed, researcher: Identity, expected: int, rounds: int,
+                           progress: Progress) -> tuple[tuple[DemoVessel, ...], LatencyMatrix]:
+    """Step 4 as an acquire from the pool, the experiment, then every lease released."""
+    step = "acquiring vessels from the pool"
+    session = Session(timeout=CALL_TIMEOUT)
+    offers = await _offers(testbed, expected)
+    try:
+        result = await pool_library.acquire(session, researcher, offers, expected, duration=POOL_LEASE)
+    except SeattleError as exc:
+        raise DemoFailed(step, str(exc)) from None
+    numbers = session.targets.resolve("acquiregood")
+    if len(numbers) < expected:
+        refusals = "; ".join(sorted({f"{a.address}: {a.kind} {a.message}".strip()
+                                     for a in result.attempts if not a.kept and not a.released}))
+        raise DemoFailed(step, f"leased {len(numbers)} of {expected} vessels ({refusals or 'no refusal'})")
+    found = [FoundVessel(PublicKey.from_text(str(known.node_key)), known.ref.host, known.ref.port,
+                         known.ref.vessel, PublicKey.from_text(str(known.node_key)), (researcher.public_key,),
+                         "Fresh", False, "") for known in (session.targets.vessels[n] for n in numbers)]
+    progress(f"Acquired {len(found)} vessels from the pool in {result.seconds:.1f} s: offers found in the "
+             f"overlay through node 0, leases signed by {len({v.address for v in found})} nodes")
+    try:
+        return await _experiment(testbed, researcher, found, rounds, progress)
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(CALL_TIMEOUT):
+            released = await pool_library.release(session, numbers, researcher)
+            progress(f"Released {sum(o.ok for o in released)} of {len(numbers)} leases: their nodes reset the "
+                     "vessels for the next researcher")
+
+
+async def _offers(testbed: LocalTestbed, expected: int) -> list[Offer]:
+    """The pool's offers, through node 0, once they cover `expected` vessels (nodes file their offers shortly
+    after they start, so the first lookups may find only some)."""
+    step = "finding the pool's offers in the overlay"
+    bootstrap = [(testbed.nodes[0].host, testbed.nodes[0].port)]
+    room = 0
+    with trio.move_on_after(FIND_TIMEOUT):
+        while True:
+            try:
+                offers = await pool_library.find_offers(bootstrap, timeout=CALL_TIMEOUT)
+            except SeattleError as exc:
+                raise DemoFailed(step, str(exc)) from None
+            room = sum(min(offer.free, POOL_MAX_PER_NODE) for offer in offers)
+            if room >= expected:
+                return offers
+            await trio.sleep(POLL_INTERVAL)
+    raise DemoFailed(step, f"the offers found within {FIND_TIMEOUT:g} s hold {room} of the {expected} vessels")
+
+
+async def _experiment(testbed: LocalTestbed, researcher: Identity, found: Sequence[FoundVessel], rounds: int,
+                      progress: Progress) -> tuple[tuple[DemoVessel, ...], LatencyMatrix]:
+    nodes = {node.address: node for node in testbed.nodes}
     async with contextlib.AsyncExitStack() as stack:
         clients = {}
         for address in sorted({vessel.address for vessel in found}, key=lambda a: nodes[a].index):

@@ -21,7 +21,8 @@ import dataclasses
 import ipaddress
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,12 +91,22 @@ async def browse(key: PublicKey, bootstrap: Sequence[tuple[str, int]], *, timeou
         raise NoBootstrapNode(seattle_home() / BOOTSTRAP_FILE)
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
+    async with light_client(bootstrap, timeout) as overlay:
+        records = await find_records(overlay, key, timeout=timeout)
+    return await _ask_nodes(key, records, timeout, concurrency)
+
+
+@asynccontextmanager
+async def light_client(bootstrap: Sequence[tuple[str, int]], timeout: float) -> AsyncIterator[UdpOverlay]:
+    """The overlay joined as a light client (steps 1 of the module docstring), for lookups only: browse's,
+    and the pool's offers (`seattle.experiment.pool`). OverlayUnreachable if no bootstrap node answers."""
+    if not bootstrap:
+        raise NoBootstrapNode(seattle_home() / BOOTSTRAP_FILE)
     family = _version(bootstrap[0][0])
     starts = [(host, port) for host, port in bootstrap if _version(host) == family]
     async with UdpOverlay(_light_client(starts), _bind_host(starts, family), 0) as overlay:
         await _join(overlay, starts, timeout)
-        records = await find_records(overlay, key, timeout=timeout)
-    return await _ask_nodes(key, records, timeout, concurrency)
+        yield overlay
 
 
 def bootstrap_nodes(explicit: Sequence[str] = ()) -> list[tuple[str, int]]:

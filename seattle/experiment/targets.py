@@ -52,26 +52,31 @@ class VesselRef:
 @dataclass
 class KnownVessel:
     """A numbered vessel and what was last learnt about it (GetVessels' entry, the node's key, and the relays
-    its node is reached through when it cannot be dialled: ("HOST:PORT", relay key text) each)."""
+    its node is reached through when it cannot be dialled: ("HOST:PORT", relay key text) each); `lease` is the
+    pool lease that made it ours, if it was acquired (`seattle.experiment.pool.StoredLease.to_json`)."""
 
     number: int
     ref: VesselRef
     node_key: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
     relays: tuple[tuple[str, str], ...] = ()
+    lease: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "host": self.ref.host, "port": self.ref.port, "vessel": self.ref.vessel,
+        data = {"number": self.number, "host": self.ref.host, "port": self.ref.port, "vessel": self.ref.vessel,
                 "node_key": self.node_key, "info": dict(self.info), "relays": [list(r) for r in self.relays]}
+        return data if self.lease is None else {**data, "lease": dict(self.lease)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KnownVessel:
         number, port = data["number"], data["port"]
-        if not isinstance(number, int) or not isinstance(port, int) or not isinstance(data["info"], dict):
-            raise ValueError("number and port must be integers and info a map")
+        lease = data.get("lease")
+        if not isinstance(number, int) or not isinstance(port, int) or not isinstance(data["info"], dict) \
+                or not isinstance(lease, dict | None):
+            raise ValueError("number and port must be integers, info and lease maps")
         relays = tuple((str(address), str(key)) for address, key in data.get("relays", []))
         return cls(number, VesselRef(str(data["host"]), port, str(data["vessel"])), data.get("node_key"),
-                   data["info"], relays)
+                   data["info"], relays, lease)
 
 
 @dataclass
