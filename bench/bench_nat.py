@@ -35,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.nat_lab import NATTED, like_a_home_router, researcher_command, start_donor, start_donors  # noqa: E402
+from bench.nat_lab import NATTED, researcher_command, start_donor, start_donors  # noqa: E402
 from bench.table import Row, print_table  # noqa: E402
 from seattle.keys import generate_identity, save_identity  # noqa: E402
 from seattle.natkind import NatKind  # noqa: E402
@@ -66,7 +66,7 @@ def main() -> int:
     save_identity(alice, home / "keys")
     with Lab(prefix="sbn-") as lab:
         donors = start_donors(lab, root, alice.public_key)
-        r1 = like_a_home_router(lab.home("hr", NatKind.CONE)).host("r1")
+        r1 = lab.home("hr", NatKind.CONE).host("r1")
         names = {f"{relayed_name(load_node_identity(root / name).public_key)}:{RELAYED_PORT}": name
                  for name, _ in NATTED}
         kinds = dict(NATTED)
@@ -86,7 +86,7 @@ def main() -> int:
                       for attempt in row["tries"] if attempt["path"].startswith("direct")
                       for ms in attempt["latencies"]]
 
-        late = like_a_home_router(lab.home("hc3", NatKind.CONE)).host("c3")
+        late = lab.home("hc3", NatKind.CONE).host("c3")
         spawned = time.time()
         start_donor(lab, root, alice.public_key, "c3", late)
         found = researcher(lab, r1, home, "--expect", str(len(donors) + 1), "--calls", "1", "--tries", "0",

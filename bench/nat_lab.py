@@ -12,8 +12,7 @@ from pathlib import Path
 
 from seattle.keys import PublicKey
 from seattle.natkind import NatKind
-from seattle.netlab import system
-from seattle.netlab.lab import Home, Host, Lab
+from seattle.netlab.lab import Host, Lab
 from seattle.nodemgr.config import NodeConfig
 from seattle.nodemgr.node import init_node
 from seattle.nodemgr.nodedir import NodeDir
@@ -26,16 +25,6 @@ NATTED = (("c1", NatKind.CONE), ("c2", NatKind.CONE), ("s1", NatKind.SYMMETRIC),
 #: p1, the first public host: every donor joins the overlay through it.
 BOOTSTRAP = f"198.18.0.10:{PORT}"
 RESEARCHER_SCRIPT = str(Path(__file__).with_name("nat_researcher.py"))
-
-
-def like_a_home_router(home: Home) -> Home:
-    """Make the router drop new connections to itself from its WAN side, as home routers do. Netlab's routers
-    answer them with a reset, and Linux's conntrack then keeps that flow's tuple, so a hole punch whose SYN
-    reaches the peer's router before the peer's own SYN left makes that NAT give the punched port away
-    (measured: about half the attempts between two cone NATs failed; none with this rule)."""
-    system.command(system.in_namespace(home.namespace, [
-        "iptables", "-A", "INPUT", "-i", home.namespace, "-m", "conntrack", "--ctstate", "NEW", "-j", "DROP"]))
-    return home
 
 
 def start_donor(lab: Lab, root: Path, owner: PublicKey, name: str, host: Host) -> subprocess.Popen[bytes]:
@@ -61,7 +50,7 @@ def start_donors(lab: Lab, root: Path, owner: PublicKey) -> dict[str, Host]:
     for name in PUBLIC:
         donors[name] = lab.public_host(name)
     for name, kind in NATTED:
-        donors[name] = like_a_home_router(lab.home("h" + name, kind)).host(name)
+        donors[name] = lab.home("h" + name, kind).host(name)
     for name, host in donors.items():
         start_donor(lab, root, owner, name, host)
     return donors

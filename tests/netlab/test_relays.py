@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.nat_lab import BOOTSTRAP, NATTED, like_a_home_router, researcher_command, start_donors
+from bench.nat_lab import BOOTSTRAP, NATTED, researcher_command, start_donors
 from seattle.keys import generate_identity, save_identity
 from seattle.natkind import NatKind
 from seattle.netlab.lab import Host, Lab
@@ -51,7 +51,7 @@ def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) 
     save_identity(alice, home / "keys")
     with Lab(prefix="str-") as lab:
         donors = start_donors(lab, root, alice.public_key)
-        researcher = like_a_home_router(lab.home("hr", NatKind.CONE)).host("r1")
+        researcher = lab.home("hr", NatKind.CONE).host("r1")
         testbed = NatTestbed(lab, home, researcher, BOOTSTRAP, donors)
         assert testbed.seattle("as", "alice").returncode == 0
         yield testbed
