@@ -29,7 +29,7 @@ from seattle.boundedmsgpack import RESPONSE_LIMITS
 from seattle.channel.stream import ChannelError, SecureStream, secure_client
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import NodeClientError
-from seattle.nodemgr.frames import FrameDecoder, FrameError, encode_frame
+from seattle.nodemgr.frames import HEADER, FrameDecoder, FrameError, decode_body, encode_frame
 from seattle.nodemgr.relay import CALL, CIRCUIT_ID_SIZE, KINDS
 from seattle.nodemgr.relay_service import ACCEPT, CONNECT, CONTROL_FRAME, PING, RESERVE, format_peer
 from seattle.nodemgr.signing import ERROR, MalformedResponse, Response, parse_response, public_request
@@ -99,20 +99,28 @@ async def _connect(host: str, port: int, expected: PublicKey | None, identity: I
         raise NodeClientError(f"no secure channel to the relay at {where}: {exc}") from exc
 
 
-async def _read_frame(stream: trio.abc.Stream, decoder: FrameDecoder, where: str) -> object:
-    """The next frame on `stream` (within the caller's deadline); RelayError if the relay hangs up."""
-    while True:
-        data = await stream.receive_some(CONTROL_FRAME)
-        if not data:
+async def _read_frame(stream: trio.abc.Stream, where: str) -> object:
+    """The relay's one answer, read to its last byte and not one byte further: on a circuit the bytes after it
+    are the far end's, for the channel run over the circuit (within the caller's deadline); RelayError if the
+    relay hangs up or sends a bad frame."""
+    (length,) = HEADER.unpack(await _receive_exactly(stream, HEADER.size, where))
+    if length > CONTROL_FRAME:
+        raise RelayError(where, "", f"the relay sent a bad frame: frame of {length} bytes announced; the limit "
+                                    f"is {CONTROL_FRAME}")
+    try:
+        return decode_body(await _receive_exactly(stream, length, where), RESPONSE_LIMITS)
+    except FrameError as exc:
+        raise RelayError(where, "", f"the relay sent a bad frame: {exc.message}") from None
+
+
+async def _receive_exactly(stream: trio.abc.Stream, size: int, where: str) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = await stream.receive_some(size - len(data))
+        if not chunk:
             raise RelayError(where, "", "the relay closed the connection")
-        try:
-            messages = decoder.feed(data)
-        except FrameError as exc:
-            raise RelayError(where, "", f"the relay sent a bad frame: {exc.message}") from None
-        if messages:
-            if len(messages) > 1 or decoder.buffered:
-                raise RelayError(where, "", "the relay sent more than one answer")
-            return messages[0]
+        data += chunk
+    return bytes(data)
 
 
 def _response(message: object, where: str) -> Response:
@@ -132,8 +140,7 @@ async def _ask(relay: RelayAddress, identity: Identity | None, call: str, args: 
     try:
         with trio.fail_after(timeout):
             await stream.send_all(encode_frame(public_request(call, args)))
-            response = _response(await _read_frame(stream, FrameDecoder(CONTROL_FRAME, limits=RESPONSE_LIMITS),
-                                                   relay.text), relay.text)
+            response = _response(await _read_frame(stream, relay.text), relay.text)
     except trio.TooSlowError:
         await trio.aclose_forcefully(stream)
         raise RelayError(relay.text, "", f"no answer within {timeout:g} s") from None
