@@ -29,11 +29,16 @@ import re
 from dataclasses import dataclass, field
 
 #: Where the fast scan stops: strings and comments (skipped whole), statement keywords, literals to rewrite,
-#: `<>`, backticks, and a quote that starts no complete string (an unterminated string).
+#: `<>`, backticks, and a quote that starts no complete string (an unterminated string). A quote the scan
+#: reaches outside strings and comments opens a string in any program that parses, so a string that does
+#: not end there is an error at once: no string is searched for twice, and the scan stays linear. Strings are
+#: matched as runs of plain characters between escapes (not one repetition per character), so the regular
+#: expression engine keeps no backtracking state per character of a long string.
 _SPARSE = re.compile(
     r"""
-    (?P<string>'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
-              |'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")
+    (?P<string>'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*\"\"\")
+    |(?P<triple>'''|\"\"\")
+    |(?P<line_string>'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*")
     |(?P<comment>\#[^\n]*)
     |(?P<keyword>(?<![\w.])(?:print|exec|raise|except)(?!\w))
     |(?P<number>(?<![\w.])(?<![\d.][eE][-+])(?:0[xXoObB]?[0-9a-fA-F]+|[0-9]+)[lL](?![\w.])
@@ -49,8 +54,9 @@ _SPARSE = re.compile(
 #: continuations, brackets and single-character operators.
 _FULL = re.compile(
     r"""
-    (?P<string>[rRuUbB]{0,2}(?:'''(?:[^'\\]|\\.|'(?!''))*'''|\"\"\"(?:[^"\\]|\\.|"(?!""))*\"\"\"
-              |'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"))
+    (?P<string>[rRuUbB]{0,2}(?:'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*\"\"\"))
+    |(?P<triple>[rRuUbB]{0,2}(?:'''|\"\"\"))
+    |(?P<line_string>[rRuUbB]{0,2}(?:'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"))
     |(?P<comment>\#[^\n]*)
     |(?P<name>[^\W\d]\w*)
     |(?P<number>0[xX][0-9a-fA-F]+[lL]?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[jJlL]?)
@@ -66,6 +72,13 @@ _FULL = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 
+#: Inside a statement's brackets, once nothing more there can change its rewrite (below the first level, or
+#: after the first level's first comma): only what the fast scan stops at, and brackets.
+_NESTED = re.compile(
+    _SPARSE.pattern.replace(r"|(?P<keyword>(?<![\w.])(?:print|exec|raise|except)(?!\w))", "")
+    + r"|(?P<open>[(\[{])|(?P<close>[)\]}])",
+    re.VERBOSE | re.DOTALL,
+)
 _OLD_OCTAL = re.compile(r"0[0-9]+")
 #: Characters that end an operand: a backtick after one of these closes a `repr` instead of opening one.
 _OPERAND_END = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)]}'\"`")
@@ -138,6 +151,8 @@ class _Pass:
                 out.append(self._tick(start))
             elif kind == "quote":
                 raise self._error(start, "unterminated string")
+            elif kind == "triple":
+                raise self._error(start, "unterminated triple-quoted string")
             else:
                 out.append(match.group())
             pos = end
@@ -173,7 +188,8 @@ class _Pass:
         statement = _Statement(keyword, len(out) - 1, len(out) - 1)
         depth = 0
         while True:
-            match = _FULL.search(text, pos)
+            nested = depth > 1 or (depth == 1 and statement.groups[-1][2])
+            match = (_NESTED if nested else _FULL).search(text, pos)
             if match is None:
                 out.append(text[pos:])
                 pos = len(text)
@@ -193,8 +209,10 @@ class _Pass:
                 token = _number(token)
             elif kind == "ne":
                 token = "!="
-            elif kind == "op" and token in "'\"":
+            elif (kind == "op" and token in "'\"") or kind == "quote":
                 raise self._error(start, "unterminated string")
+            elif kind == "triple":
+                raise self._error(start, "unterminated triple-quoted string")
             out.append(token)
             if kind == "tick":
                 out[index] = self._tick(start)
@@ -285,7 +303,7 @@ class _Pass:
     def _raise(self, statement: _Statement) -> None:
         """`raise E, V` → `raise E(V)`; a tuple V gives the arguments; `raise E, V, T` adds with_traceback(T)."""
         out, commas = self.out, statement.commas
-        if not commas:
+        if not commas or commas[0] == statement.index + 2:  # no exception before the comma: Python refuses it
             return
         first = commas[0]
         if statement.compound:
