@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 #: `<>`, backticks, and a quote that starts no complete string (an unterminated string). A quote the scan
 #: reaches outside strings and comments opens a string in any program that parses, so a string that does
 #: not end there is an error at once: no string is searched for twice, and the scan stays linear. Strings are
-#: matched as runs of plain characters between escapes (not one repetition per character), so the regular
-#: expression engine keeps no backtracking state per character of a long string.
+#: matched as runs of plain characters between escapes, repeated possessively, so the regular expression
+#: engine keeps no backtracking state per character or per escape of a long string.
 _SPARSE = re.compile(
     r"""
-    (?P<string>'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*\"\"\")
+    (?P<string>'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*+'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*+\"\"\")
     |(?P<triple>'''|\"\"\")
-    |(?P<line_string>'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*")
+    |(?P<line_string>'[^'\\\n]*(?:\\.[^'\\\n]*)*+'|"[^"\\\n]*(?:\\.[^"\\\n]*)*+")
     |(?P<comment>\#[^\n]*)
     |(?P<keyword>(?<![\w.])(?:print|exec|raise|except)(?!\w))
     |(?P<number>(?<![\w.])(?<![\d.][eE][-+])(?:0[xXoObB]?[0-9a-fA-F]+|[0-9]+)[lL](?![\w.])
@@ -54,9 +54,9 @@ _SPARSE = re.compile(
 #: continuations, brackets and single-character operators.
 _FULL = re.compile(
     r"""
-    (?P<string>[rRuUbB]{0,2}(?:'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*\"\"\"))
+    (?P<string>[rRuUbB]{0,2}(?:'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*+'''|\"\"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*+\"\"\"))
     |(?P<triple>[rRuUbB]{0,2}(?:'''|\"\"\"))
-    |(?P<line_string>[rRuUbB]{0,2}(?:'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"))
+    |(?P<line_string>[rRuUbB]{0,2}(?:'[^'\\\n]*(?:\\.[^'\\\n]*)*+'|"[^"\\\n]*(?:\\.[^"\\\n]*)*+"))
     |(?P<comment>\#[^\n]*)
     |(?P<name>[^\W\d]\w*)
     |(?P<number>0[xX][0-9a-fA-F]+[lL]?|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?[jJlL]?)
