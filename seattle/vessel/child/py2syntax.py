@@ -10,6 +10,7 @@ most of a program is copied without a Python-level step per token:
     print x, y  /  print x,        print(x, y)  /  print(x, end=' ')
     print >>f, x  /  print         print(x, file=f)  /  print()
     exec code in ns                exec(code, ns), which the checker refuses as in the original
+    ur'raw'                        r'raw' (where it holds no \\u escape, which only `ur` strings decoded)
     except E, e:                   except E as e:
     raise E, msg  /  raise E, V, T raise E(msg)  /  raise E(V).with_traceback(T), refused like any traceback use
 
@@ -109,6 +110,12 @@ def _number(literal: str) -> str:
     return literal
 
 
+def _raw_unicode(text: str, prefix: int, string: str) -> bool:
+    """Whether the `ur` at `prefix` is the prefix of `string` that Python 3 no longer takes, and dropping its `u`
+    keeps the value: a raw string without \\u or \\U escapes (which only `ur` strings decoded)."""
+    return (prefix == 0 or not (text[prefix - 1].isalnum() or text[prefix - 1] == "_")) and "\\u" not in string.lower()
+
+
 @dataclass
 class _Statement:
     """One print, exec, raise or except statement as it is read: indices into the output list."""
@@ -154,6 +161,10 @@ class _Pass:
             elif kind == "triple":
                 raise self._error(start, "unterminated triple-quoted string")
             else:
+                if kind != "comment" and text[max(start - 2, 0) : start].lower() == "ur" and _raw_unicode(
+                    text, start - 2, match.group()
+                ):
+                    out[-1] = out[-1][:-2] + text[start - 1]
                 out.append(match.group())
             pos = end
         out.append(text[pos:])
@@ -207,6 +218,8 @@ class _Pass:
                 continue
             if kind == "number":
                 token = _number(token)
+            elif kind in ("string", "line_string") and token[:2].lower() == "ur" and _raw_unicode(text, start, token):
+                token = token[1:]
             elif kind == "ne":
                 token = "!="
             elif (kind == "op" and token in "'\"") or kind == "quote":

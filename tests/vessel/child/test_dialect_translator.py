@@ -36,6 +36,7 @@ CONSTRUCTS = [
     ("x = 0xffL + 0o17 + 1e-07 + 0.5 + 00 + 0777L", "x = 0xff + 0o17 + 1e-07 + 0.5 + 00 + 0o777"),
     ("s = 'print x, 0777L' + \"<>\"  # print `y`", "s = 'print x, 0777L' + \"<>\"  # print `y`"),
     ("s = '''raise E, V\nprint z'''", "s = '''raise E, V\nprint z'''"),
+    ("x = ur'a\\d' + UR\"b\"", "x = r'a\\d' + R\"b\""),
     ("x = map(None, y)", "x = list(y)"),
     ("x = sorted(map(f, y), key=g)", "x = sorted(map(f, y), key=g)"),
     ("x = ''.join(map(str, y))", "x = ''.join(map(str, y))"),
