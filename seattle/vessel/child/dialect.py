@@ -154,6 +154,7 @@ class _Edits:
         self.line_starts = [0]
         self.line_starts.extend(match.end() for match in re.finditer(b"\n", self.data))
         self.rewrites: list[tuple[int, int, list[Piece]]] = []
+        self.starts: list[int] = []  # each rewrite's start, once they are sorted for the render
 
     # --- positions --------------------------------------------------------------------------------------
 
@@ -223,9 +224,10 @@ class _Edits:
 
     # --- the rewrites -----------------------------------------------------------------------------------
 
-    def wrap(self, node: ast.AST, before: bytes) -> None:
+    def wrap(self, node: ast.Call, before: bytes) -> None:
+        """`range(n)` → `list(range(n))`: the call's own text inside `before` and a closing bracket."""
         start, end = self.start(node), self.end(node)
-        head = self.end(node.func)  # type: ignore[attr-defined]
+        head = self.end(node.func)
         self.rewrites.append((start, end, [before, (start, head), (head, end), b")"]))
 
     def division(self, node: ast.BinOp) -> None:
