@@ -9,6 +9,7 @@ it shares its interpreter with the program, which reaches the modules below only
     context.py        — VesselContext: what the API functions of one vessel share (allotment, accountant, broker)
     checker.py        — the static safety checker: the first half of the language layer
     dialect.py        — the original dialect (Repy's Python 2): translated to Python 3 before the check
+    py2syntax.py      — the translator's first pass: Python 2-only syntax rewritten in place, as text
     py2names.py       — the Python 2 builtins (xrange, long, cmp, ...) translated programs still name
     safe_builtins.py  — the builtins a program sees: the second half of the language layer
     accounting.py     — per-call accounting of rates, items and port sets against the allotment

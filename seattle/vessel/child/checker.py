@@ -50,7 +50,7 @@ from __future__ import annotations
 import ast
 import re
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,8 +170,8 @@ def check_and_compile(source: str | bytes, filename: str = "<program>") -> types
         raise _unsafe(filename, _Position(1, 1), "the program is nested too deeply to parse") from None
     except ValueError as exc:
         raise _unsafe(filename, _Position(1, 1), f"cannot parse the program: {exc}") from None
-    _Walker(filename, text).check(tree)
-    lasterror.instrument(tree)
+    handlers = _Walker(filename, text).check(tree)
+    lasterror.instrument(handlers)
     try:
         return compile(tree, filename, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -255,9 +255,14 @@ def _check_coding_cookie(text: str, filename: str) -> None:
                 raise _unsafe(filename, position, reason)
 
 
-def _children_in_order(node: ast.AST) -> Iterator[ast.AST]:
-    """Child nodes, last first, so that a stack pops them in source order."""
-    return reversed(list(ast.iter_child_nodes(node)))
+#: Per node type: its fields (in source order, reversed so that a stack pops children in source order) and
+#: whether it has a position. Filled on first sight of each type.
+_SHAPES: dict[type[ast.AST], tuple[tuple[str, ...], bool]] = {}
+
+
+def _shape(kind: type[ast.AST]) -> tuple[tuple[str, ...], bool]:
+    shape = _SHAPES[kind] = (tuple(reversed(kind._fields)), "lineno" in kind._attributes)
+    return shape
 
 
 class _Walker:
@@ -271,16 +276,21 @@ class _Walker:
         self.methods: set[int] = set()
         self.type_callees: set[int] = set()
 
-    def check(self, tree: ast.Module) -> None:
+    def check(self, tree: ast.Module) -> list[ast.ExceptHandler]:
+        """Walk the whole tree once; return its except handlers (for `lasterror`) if every rule holds."""
         # Each entry: a node, its depth, and the nearest node (itself or an ancestor) that has a position.
         stack: list[tuple[ast.AST, int, ast.AST]] = [(tree, 1, tree)]
+        pop, push = stack.pop, stack.append
         count = 0
+        handlers: list[ast.ExceptHandler] = []
         # A parent is visited before its children, but a child often comes first in the text
         # (`a._b.__c`), so the walk goes on and the problem that comes first in the source is reported.
         first: tuple[tuple[int, int], ast.AST, str] | None = None
         while stack:
-            node, depth, anchor = stack.pop()
-            if hasattr(node, "lineno"):
+            node, depth, anchor = pop()
+            kind = type(node)
+            fields, positioned = _SHAPES.get(kind) or _shape(kind)
+            if positioned:
                 anchor = node
             count += 1
             if count > MAX_NODES:
@@ -295,9 +305,20 @@ class _Walker:
                 key = _source_order(anchor)
                 if first is None or key < first[0]:
                     first = (key, anchor, refusal.reason)
-            stack.extend((child, depth + 1, anchor) for child in _children_in_order(node))
+            if kind is ast.ExceptHandler:
+                handlers.append(node)  # type: ignore[arg-type]
+            depth += 1
+            for name in fields:
+                value = getattr(node, name, None)
+                if type(value) is list:
+                    for child in reversed(value):
+                        if isinstance(child, ast.AST):
+                            push((child, depth, anchor))
+                elif isinstance(value, ast.AST):
+                    push((value, depth, anchor))
         if first is not None:
             raise _unsafe(self.filename, self._position(first[1]), first[2])
+        return handlers
 
     def _check_node(self, node: ast.AST) -> None:
         kind = type(node)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import sys
 import threading
+from collections.abc import Iterable
 
 #: The hook's name in the builtins mapping; not an identifier, so no program source can name it.
 HOOK = "$handled"
@@ -34,10 +35,11 @@ def last_handled() -> BaseException | None:
     return error
 
 
-def instrument(tree: ast.Module) -> None:
-    """Start every except handler in `tree` (already checked) with a call to the hook."""
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ExceptHandler) and node.body:
+def instrument(handlers: Iterable[ast.ExceptHandler]) -> None:
+    """Start every one of a checked tree's except `handlers` (the checker's walk collects them) with a call to
+    the hook."""
+    for node in handlers:
+        if node.body:
             first = node.body[0]
             name = ast.Name(HOOK, ast.Load())
             call = ast.Call(name, [], [])

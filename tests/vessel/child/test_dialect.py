@@ -85,7 +85,7 @@ def test_a_traceback_points_at_the_users_line() -> None:
 
 
 @pytest.mark.parametrize(("source", "line"), [
-    ("x = 1\ny = (\n", 3),
+    ("x = 1\ny = (\n", 2),  # the line where the bracket that is never closed opened
     ("x = 1\ndef f(:\n    pass\n", 2),
     ("x = 1\n  y = 2\n", 2),
     ("x = 1\nprint >>\n", 2),
