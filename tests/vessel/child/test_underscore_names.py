@@ -41,10 +41,12 @@ def _reachable(harness: Harness, platform: str) -> list[Any]:
     (harness.ctx.vessel_dir / "lib.r2py").write_text("x = 1\n")
     runtime = Runtime(harness.ctx, platform=platform)
     namespace = runtime.namespace("initialize", [])
+    timer = namespace["settimer"](1000.0, print, ())
+    namespace["canceltimer"](timer)  # its thread would keep the test process alive at exit for 1000 s
     handed_out = [
         namespace["openfile"]("f.txt", True), namespace["createlock"](), namespace["getlock"](),
         namespace["SafeDict"](), namespace["createvirtualnamespace"]("x = 1\n", "ns"), namespace["_context"],
-        namespace["dy_import_module"]("lib.r2py"), namespace["settimer"](1000.0, print, ()),
+        namespace["dy_import_module"]("lib.r2py"), timer,
     ]
     objects = [*namespace.values(), *namespace["__builtins__"].values(), *handed_out]
     return objects + [type(obj) for obj in objects]
