@@ -1,11 +1,14 @@
 """Simulate the overlay at scale: N real protocol engines on the simulated network, with churn and loss.
 
     python simulations/overlay.py [--nodes 1000] [--churn 0.2] [--loss 0.01] [--lookups 200] [--seed 1]
-                                  [--k 20] [--alpha 3] [--interval 0.1] [--behind-nat 0.6] [--out DIR] [--json]
+                                  [--k 20] [--alpha 3] [--interval 0.1] [--behind-nat 0.6] [--relay-hours 1]
+                                  [--out DIR] [--json]
 
 Prints a table of the summary figures (or, with --json, one JSON object), and writes `lookups.csv` (one row
 per lookup) and `lookups.png` (hops, latency, success over time) into --out (default: a directory named
-after the run under ./simulation-results, printed at the end). Definitions: docs/simulations.md.
+after the run under ./simulation-results, printed at the end). Behind NAT, the relay model
+(`simulations/relays.py`) runs over the result to --relay-hours of virtual time, and its figures are the
+summary's "relays" (prefixed "relays_" in the table). Definitions: docs/simulations.md.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seattle.overlay.simulation import Config, Summary, run_simulation, write_csv, write_plot
+from seattle.overlay.simulation import Config, run_simulation, write_csv, write_plot
+from simulations.relays import RelayModel
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--behind-nat", type=float, default=0.0,
                         help="share of nodes behind a home router of their own (cone NAT, symmetric NAT, firewall "
                              "in turn); every node then measures its reachability, and those behind are DHT clients")
+    parser.add_argument("--relay-hours", type=float, default=1.0,
+                        help="behind NAT: virtual hours from the phase's start the relay model runs to")
     parser.add_argument("--out", type=Path, help="directory for lookups.csv and lookups.png")
     parser.add_argument("--json", action="store_true", help="print one JSON object with the summary figures")
     options = parser.parse_args(argv)
@@ -62,20 +69,27 @@ def main(argv: list[str] | None = None) -> int:
         f"-loss{config.loss:g}{f'-nat{config.behind_nat:g}' if config.behind_nat else ''}-seed{config.seed}"
     )
     out.mkdir(parents=True, exist_ok=True)
+    if not options.relay_hours > 0:
+        parser.error(f"--relay-hours must be a positive number of hours, got {options.relay_hours!r}")
     result = run_simulation(config)
     write_csv(result, out / "lookups.csv")
     write_plot(result, out / "lookups.png")
+    figures = asdict(result.summary)
+    if config.behind_nat:
+        figures["relays"] = asdict(RelayModel(result.timeline).run(options.relay_hours))
     if options.json:
-        print(json.dumps({**asdict(result.summary), "out": str(out)}))
+        print(json.dumps({**figures, "out": str(out)}))
     else:
-        print_summary(result.summary)
+        print_summary(figures)
         print(f"per-lookup figures: {out / 'lookups.csv'}; plot: {out / 'lookups.png'}")
     return 0
 
 
-def print_summary(summary: Summary) -> None:
-    width = max(len(name) for name in asdict(summary))
-    for name, value in asdict(summary).items():
+def print_summary(summary: dict[str, Any]) -> None:
+    flat = {name: value for name, value in summary.items() if name != "relays"}
+    flat.update({f"relays_{name}": value for name, value in summary.get("relays", {}).items()})
+    width = max(len(name) for name in flat)
+    for name, value in flat.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         print(f"{name:<{width}}  {shown}")
 

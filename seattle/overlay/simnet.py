@@ -551,6 +551,12 @@ class SimNetwork:
         low, high = self.latency
         return low + (high - low) * (int.from_bytes(digest, "big") / 2**64)
 
+    def round_trip(self, a: OverlayNode, b: OverlayNode) -> float:
+        """The round trip between two nodes' addresses (both links' latencies): what models of other traffic
+        between them (the relays' TCP in `simulations/relays.py`) take as their RTT."""
+        one, other = self.address(a), self.address(b)
+        return self._link_latency(one, other) + self._link_latency(other, one)
+
     def _blocked(self, source: Address, destination: Address) -> bool:
         return any(
             (source in a and destination in b) or (source in b and destination in a) for a, b in self._cuts

@@ -143,9 +143,27 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class Timeline:
+    """Who was where and when, for models run over a finished run (the relays' in `simulations/relays.py`,
+    which this layer may not import): times are virtual seconds since the lookup phase's start."""
+
+    sim: SimNetwork
+    #: Each node's router kind (None: on the internet), starting population and joiners alike.
+    kind: dict[OverlayNode, NatKind | None]
+    start: list[OverlayNode]
+    #: `sim.now()` at the phase's start: a node's `reachability.value.checked_at` less this is phase time.
+    origin: float
+    end: float
+    left: list[tuple[float, OverlayNode]]
+    #: Joiners, when their join completed (those whose join failed are not here).
+    joined: list[tuple[float, OverlayNode]]
+
+
+@dataclass(frozen=True)
 class Result:
     summary: Summary
     lookups: list[LookupFigures]
+    timeline: Timeline
 
 
 def run_simulation(config: Config) -> Result:
@@ -161,7 +179,8 @@ def run_simulation(config: Config) -> Result:
     phase = _Phase(config, sim, population, routers)
     trio.run(phase.run, clock=trio.testing.MockClock(autojump_threshold=0))
     finished = time.perf_counter()
-    return Result(_summarise(config, phase, built - started, finished - built), phase.figures)
+    timeline = Timeline(sim, routers.kind, population, phase.origin, phase.end, phase.departures, phase.arrivals)
+    return Result(_summarise(config, phase, built - started, finished - built), phase.figures, timeline)
 
 
 def _new_node(config: Config, name: str) -> OverlayNode:
@@ -255,6 +274,9 @@ class _Phase:
         self.figures: list[LookupFigures] = []
         self.left = self.joined = self.joins_failed = 0
         self.datagrams = 0
+        self.origin = self.end = 0.0
+        self.departures: list[tuple[float, OverlayNode]] = []
+        self.arrivals: list[tuple[float, OverlayNode]] = []
         churned = round(config.nodes * config.churn)
         span = config.lookups * config.interval
         events = [(index * config.interval, 0, index) for index in range(config.lookups)]
@@ -265,7 +287,8 @@ class _Phase:
 
     async def run(self) -> None:
         async with self.sim.running():
-            self.started = dict.fromkeys(self.members, self.sim.now())
+            self.origin = self.sim.now()
+            self.started = dict.fromkeys(self.members, self.origin)
             sent_before = self.sim.traffic.sent
             origin = trio.current_time()
             async with trio.open_nursery() as nursery:
@@ -288,6 +311,7 @@ class _Phase:
                 await trio.sleep(_DRAIN)
                 nursery.cancel_scope.cancel()
             self.datagrams = self.sim.traffic.sent - sent_before
+            self.end = self.sim.now() - self.origin
         self.figures.sort(key=lambda figures: figures.index)
 
     def _idle_sample(self, among: list[OverlayNode] | None = None) -> list[OverlayNode]:
@@ -307,6 +331,7 @@ class _Phase:
             self.live.remove(victim.node_id.value)
             self.vias.remove(victim)
         self.sim.kill(victim)
+        self.departures.append((self.sim.now() - self.origin, victim))
         self.left += 1
 
     async def _join(self, newcomer: OverlayNode, via: OverlayNode) -> None:
@@ -320,6 +345,7 @@ class _Phase:
             self.sim.kill(newcomer)  # a node that could not join gives up; it is not counted as live
             return
         self.members.append(newcomer)
+        self.arrivals.append((self.sim.now() - self.origin, newcomer))
         if self.routers.kind[newcomer] is None:
             self.live.add(newcomer.node_id.value)
             self.vias.append(newcomer)
