@@ -180,22 +180,22 @@ class RelayModel:
         if core is not None:
             self.relay_left[node] = now
             for reservation in list(core.reservations.values()):
-                client = self.by_key[reservation.node]
-                if client.left is None and client.holding.get(node) is reservation:
+                holder = self.by_key[reservation.node]
+                if holder.left is None and holder.holding.get(node) is reservation:
                     # Noticed when the next ping goes unanswered for `timeout`.
-                    start = client.cadence[node]
+                    start = holder.cadence[node]
                     ping = start + self.timers.ping_interval * math.ceil((now - start) / self.timers.ping_interval)
                     self.lost += 1
-                    client.lost.append(now)
-                    self._push(ping + self.timers.timeout, "lost", client, node, reservation)
+                    holder.lost.append(now)
+                    self._push(ping + self.timers.timeout, "lost", holder, node, reservation)
         client = self.clients.get(node)
         if client is not None:
             client.left = now
-            for relay, reservation in client.holding.items():
-                if reservation is not None:
+            for relay, held in client.holding.items():
+                if held is not None:
                     last = self._count_pings(client, relay, now)
                     # The relay drops it when the control connection has been idle for `control_idle`.
-                    self._push(last + self.limits.control_idle, "release", relay, reservation)
+                    self._push(last + self.limits.control_idle, "release", relay, held)
 
     def _on_release(self, now: float, relay: OverlayNode, reservation: Reservation) -> None:
         self.cores[relay].release(reservation)
