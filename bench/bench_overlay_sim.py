@@ -14,7 +14,10 @@ Behind NAT (issue 15): the same 10,000 nodes with 20 % leave-and-join churn and 
 behind home routers of their own (cone NAT, symmetric NAT, firewall in turn), every node measuring its
 reachability: lookup success >= 99.5 % (the answers are the public nodes; the NATed ones are DHT clients that
 start lookups too), every live node measured, each in the state its router gives, time to a state reported.
-Relay load is for the relays' part of the issue.
+Relays in the same run (`simulations/relays.py`, to one hour of virtual time): every public node runs the real
+relay rules, every NATed node keeps two reservations as `RelayManager` does; reported: reservations per relay (no
+relay over its cap), relay control bytes per hour per NATed node and per relay, reservations lost to relays
+leaving and the time to replace them, and the goal: every NATed node that is up reachable through a relay.
 
 Churn is run two ways, both held to the same goals: "departures" (F·N nodes die abruptly during the lookups,
 nobody replaces them: how the DHT survey that set these goals measured churn) and "leave and join" (as many new
@@ -36,12 +39,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.table import Row, print_table  # noqa: E402
+from seattle.nodemgr.relay import RelayLimits  # noqa: E402
 
 SUCCESS_GOALS = {0.0: 1.0, 0.2: 0.995, 0.5: 0.95}
 WALL_GOAL = 60.0
 HOPS_GOAL = 4
 LATENCY_RATIO_GOAL = 2.0
 NAT_SHARE = 0.6
+RELAY_CAP = RelayLimits().max_reservations
 
 
 def simulate(nodes: int, lookups: int, churn: float, seed: int, out: Path,
@@ -118,6 +123,29 @@ def main() -> None:
             f"{nat['measured']:.1%} measured, {nat['state_correct']:.1%} right; time to a state median "
             f"{nat['reachable_median']:.2f} s, p90 {nat['reachable_p90']:.2f} s (virtual)",
             nat["measured"] == 1.0 and nat["state_correct"] == 1.0,
+        ))
+        relays = nat["relays"]
+        rows.append(Row(
+            f"{label}: reservations per relay", f"none over the cap ({RELAY_CAP})",
+            f"mean {relays['reservations_mean']:.1f}, p50 {relays['reservations_p50']:g}, p99 "
+            f"{relays['reservations_p99']:g}, max {relays['reservations_max']} (peak {relays['reservations_peak']}) "
+            f"on {relays['relays']:,} relays; refusals {relays['refusals'] or 'none'}",
+            relays["reservations_peak"] <= RELAY_CAP,
+        ))
+        rows.append(Row(
+            f"{label}: relay control bytes", "reported",
+            f"{relays['nated_bytes_per_hour'] / 1024:.1f} KiB/h per NATed node, "
+            f"{relays['relay_bytes_per_hour'] / 1024:.1f} KiB/h per relay (p99 "
+            f"{relays['relay_bytes_per_hour_p99'] / 1024:.1f} KiB/h), over {relays['hours']:g} h virtual",
+            None,
+        ))
+        rows.append(Row(
+            f"{label}: NATed nodes reachable through a relay", "100 % of those up; replacement time reported",
+            f"{relays['reachable']:.2%} ({relays['both_held']:.1%} hold both) of {relays['nated']:,}; "
+            f"{relays['lost']} reservations lost to churn, {relays['replaced']} replaced in median "
+            f"{relays['replace_median']:.0f} s, p95 {relays['replace_p95']:.0f} s (virtual); "
+            f"{relays['unreplaced']} not replaced",
+            relays["reachable"] == 1.0 and relays["unreplaced"] == 0,
         ))
         if not options.skip_big:
             big, wall = simulate(options.big, options.big_lookups, 0.0, options.seed, Path(scratch) / "big")
