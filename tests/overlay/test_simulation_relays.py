@@ -3,6 +3,11 @@ leave-and-join churn spread over 100 virtual seconds (so relays leave while hold
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from seattle.nodemgr.relay import RESERVATIONS_FULL, RelayLimits
@@ -10,6 +15,8 @@ from seattle.overlay.simulation import Config, Result, run_simulation
 from simulations.relays import RelayModel
 
 pytestmark = pytest.mark.slow  # about 1.5 s: a 200-node overlay run
+
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +50,14 @@ def test_no_relay_exceeds_its_cap_and_refusals_are_counted(result: Result) -> No
     # 75 relays have 150 places for the 250 reservations wanted: the refused go on to other relays, and most
     # NATed nodes find at least one.
     assert 0.5 < figures.reachable < 1.0
+
+
+def test_the_command_reports_the_relays_behind_nat(tmp_path: Path) -> None:
+    command = [sys.executable, str(ROOT / "simulations" / "overlay.py"), "--nodes", "120", "--lookups", "10",
+               "--interval", "2", "--churn", "0.1", "--behind-nat", "0.5", "--relay-hours", "0.2", "--json",
+               "--out", str(tmp_path)]
+    summary = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+    assert summary["relays"]["hours"] == pytest.approx(0.2) and summary["relays"]["reachable"] == 1.0
+    refused = subprocess.run([*command[:-3], "--relay-hours", "0", "--out", str(tmp_path)],
+                             capture_output=True, text=True)
+    assert refused.returncode == 2 and "--relay-hours must be a positive number" in refused.stderr
