@@ -234,8 +234,11 @@ class RelayModel:
                 client.holding[relay] = None
                 self._push(ended + 3 * self.sim.round_trip(client.node, relay), "grant", client, relay)
         client.busy_until = ended
-        client.wake_generation += 1
-        self._push(ended + timers.retry_interval, "round", client, client.wake_generation)
+        if len(client.holding) < timers.wanted:
+            # The manager looks again after `retry_interval`; with every reservation held or asked for, its
+            # loop does nothing until one ends, which wakes it (`_end_hold`), so that round is not queued.
+            client.wake_generation += 1
+            self._push(ended + timers.retry_interval, "round", client, client.wake_generation)
 
     def _on_grant(self, now: float, client: _Client, relay: OverlayNode) -> None:
         if client.left is not None:
