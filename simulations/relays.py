@@ -9,7 +9,7 @@ and on past it to `hours` of virtual time.
 The model is an event queue, not trio tasks: 6,000 NATed nodes pinging every 25 s for an hour would be millions
 of task switches; only what decides (probes, grants, renewals, the detection of a dead relay, the relay's
 release of a dead node's reservation) is an event, pings are counted. What it takes from `RelayManager`
-(docs/simulations.md lists it): candidates are the node's routing-table contacts in the table's order, the
+(docs/simulations.md lists it): candidates are the node's routing-table contacts, shuffled (seeded), the
 first `MAX_PROBES` not held and not avoided are probed at once, the round lasts until the slowest probe ends
 (a dead or non-relay candidate: the timeout), the fastest `missing` are reserved on; a relay that refused is
 avoided for `backoff`, one that failed for `retry_interval`; an ended reservation wakes the manager at once,
@@ -28,6 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import random
 import statistics
 from collections import Counter
 from dataclasses import dataclass, field
@@ -110,8 +111,10 @@ class RelayModel:
     """The relays and their clients over a timeline (module docstring)."""
 
     def __init__(self, timeline: Timeline, limits: RelayLimits | None = None,
-                 timers: RelayTimers | None = None) -> None:
+                 timers: RelayTimers | None = None, seed: int = 0) -> None:
         self.timeline = timeline
+        #: Candidates are shuffled, as `NodeManager._overlay_candidates` does; seeded, so runs repeat.
+        self.random = random.Random(seed)
         self.sim = timeline.sim
         self.limits = limits or RelayLimits()
         self.timers = timers or RelayTimers()
@@ -218,6 +221,7 @@ class RelayModel:
                 if until <= now:
                     del client.avoid[relay]
             offered = [self.by_address.get((contact.host, contact.port)) for contact in client.node.table]
+            self.random.shuffle(offered)
             fresh = [node for node in dict.fromkeys(offered)
                      if node is not None and node not in client.holding and node not in client.avoid][:MAX_PROBES]
             timed: list[tuple[float, int, OverlayNode]] = []

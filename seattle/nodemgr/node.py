@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import random
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -280,10 +281,14 @@ class NodeManager:
         log.info("relays: %s", ", ".join(text for text, _ in self.relay_entries()) or "none")
 
     async def _overlay_candidates(self) -> list[tuple[str, int]]:
-        """Relay candidates: the overlay's contacts (a node manager's UDP and TCP ports are the same)."""
+        """Relay candidates: the overlay's contacts (a node manager's UDP and TCP ports are the same), shuffled:
+        in the table's order (its buckets by id) every NATed node would probe, and choose, the same few public
+        nodes first (measured in the simulation: p99 14 reservations per relay, max 32, for a mean of 3)."""
         if self.overlay is None:
             return []
-        return [(contact.host, contact.port) for contact in self.overlay.node.table]
+        contacts = [(contact.host, contact.port) for contact in self.overlay.node.table]
+        random.shuffle(contacts)
+        return contacts
 
 
 def _raw(key: object, what: str) -> bytes:
