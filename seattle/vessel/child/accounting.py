@@ -61,6 +61,8 @@ class Accountant:
         self._rates: dict[str, float] = {name: float(allotment.quantities[name]) for name in METERED}
         self._held: dict[str, set[Hashable]] = {name: set() for name in ITEMS}
         self._ports_used: dict[str, set[int]] = {name: set() for name in PORT_SETS}
+        #: The allotted port sets, looked up on every datagram sent.
+        self._ports: dict[str, frozenset[int]] = {name: allotment.ports(name) for name in PORT_SETS}
 
     # -- renewable resources ------------------------------------------------------------------------------
 
@@ -148,12 +150,15 @@ class Accountant:
     def check_port(self, resource: str, port: int) -> None:
         """Raise ResourceForbiddenError unless `port` is in the vessel's messport or connport set; a port that
         passes counts as used from then on (`ports_used`)."""
-        if resource not in PORT_SETS:
+        allowed = self._ports.get(resource)
+        if allowed is None:
             raise InternalRepyError(f"{resource!r} is not a port set (expected messport or connport)")
-        if port not in self._allotment.ports(resource):
+        if port not in allowed:
             raise ResourceForbiddenError(f"{resource}: port {port} is not in this vessel's allotment")
-        with self._lock:
-            self._ports_used[resource].add(port)
+        used = self._ports_used[resource]
+        if port not in used:  # a membership test needs no lock; a port is added once, then every send passes
+            with self._lock:
+                used.add(port)
 
     def ports_used(self, resource: str) -> set[int]:
         """The allotted ports of `resource` the vessel has used since it started, as Repy's nanny kept them

@@ -191,7 +191,10 @@ def _check_ip(value: object, name: str) -> str:
 
 def _address(ip: object, port: object, prefix: str) -> tuple[str, int]:
     """A checked (ip, port) pair from the arguments `<prefix>ip` and `<prefix>port`."""
-    return _check_ip(ip, prefix + "ip"), require_int(port, prefix + "port", minimum=1, maximum=65535)
+    # The common case costs one test; require_int says what is wrong with any other.
+    checked = port if type(port) is int and 1 <= port <= 65535 else require_int(
+        port, prefix + "port", minimum=1, maximum=65535)
+    return _check_ip(ip, prefix + "ip"), checked
 
 
 # --------------------------------------------------------------------------------------------------------
