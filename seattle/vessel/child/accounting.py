@@ -30,6 +30,7 @@ from collections.abc import Callable, Hashable
 
 from seattle.resources import ITEMS, PORT_SETS, RENEWABLE, Resources
 from seattle.vessel.errors import InternalRepyError, ResourceExhaustedError, ResourceForbiddenError
+from seattle.vessel.traffic import Traffic
 
 #: The renewables charged per call. cpu is renewable too, but the nanny throttles it from outside.
 METERED: frozenset[str] = RENEWABLE - {"cpu"}
@@ -50,8 +51,11 @@ class Accountant:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        traffic: Traffic | None = None,
     ) -> None:
         self._allotment = allotment
+        #: The vessel's byte counters (shared with its supervisor's usage report); `record` counts payloads.
+        self.traffic = traffic if traffic is not None else Traffic()
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -95,8 +99,9 @@ class Accountant:
                     return
             self._sleep(delay)
 
-    def record(self, resource: str, amount: float) -> None:
-        """Add `amount` without waiting: the operation already ran after a `wait_for`."""
+    def record(self, resource: str, amount: float, payload: int = 0) -> None:
+        """Add `amount` without waiting: the operation already ran after a `wait_for`. `payload` (network
+        resources only): the data bytes among `amount`, counted in `traffic` under the same lock."""
         rate = self._rates.get(resource)
         if not rate or type(amount) is not int or amount <= 0:  # every case but a byte count: check it all
             _check_amount(resource, amount)
@@ -104,7 +109,11 @@ class Accountant:
                 return
             rate = self._rate(resource)
         with self._lock:
-            self._free_at[resource] = _start(self._free_at[resource], self._clock()) + amount / rate
+            # _start, inlined: a datagram costs two of these calls.
+            free_at, now = self._free_at[resource], self._clock()
+            self._free_at[resource] = (free_at if free_at >= now - SLACK else now) + amount / rate
+            if payload:
+                self.traffic.add_unlocked(resource, payload)
 
     def _rate(self, resource: str) -> float:
         rate = self._rates.get(resource)

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from seattle.vessel.traffic import Traffic
-
 if TYPE_CHECKING:
     from seattle.resources import Resources
     from seattle.vessel.child.accounting import Accountant
@@ -41,5 +39,3 @@ class VesselContext:
     #: The last traceback text per thread ident, for getlasterror().
     last_errors: dict[int, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: Bytes the vessel sent and received on its own sockets; shared with the supervisor's usage report.
-    traffic: Traffic = field(default_factory=Traffic)

@@ -122,13 +122,12 @@ def run_child(
         exit_now(EXIT_SANDBOX_SETUP)
     ctx = VesselContext(
         resources=spec.resources,
-        accountant=Accountant(spec.resources),
+        accountant=Accountant(spec.resources, traffic=traffic),
         vessel_dir=spec.vessel_dir,
         broker=BrokerClient(broker_sock),
         write_log=write_log,
         exit=exit_now,
         args=list(spec.args),
         start_time=spec.requested_at,
-        traffic=traffic,
     )
     run_program(ctx, source, spec.program, language_layer=LANGUAGE_LAYER in spec.layers, platform=spec.platform)

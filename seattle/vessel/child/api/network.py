@@ -240,8 +240,11 @@ class _Network:
         # From a listener's address the datagram leaves on the listener's own socket, with no broker hop.
         listener = self.udp_listeners.get(local) if local is not None else None
         sent = listener.sendto(data, dest) if listener is not None else None
-        if sent is None:  # no listener there (or it closed just now): the broker sends from a socket of its own
-            sent = self._send_through_broker(dest, data, local)
+        if sent is not None:
+            self.ctx.accountant.record(resource, PACKET + sent, payload=sent)
+            return sent
+        # No listener there (or it closed just now): the broker sends from a socket of its own, and counts it.
+        sent = self._send_through_broker(dest, data, local)
         self.ctx.accountant.record(resource, PACKET + sent)
         return sent
 
@@ -404,8 +407,7 @@ class _Stream(_Direct):
             raise netio.stream_error("recv", exc) from None
         if not data:
             raise errors.SocketClosedRemote("recv: the connection was closed by the remote side")
-        self.net.ctx.traffic.received(self.remote_ip, len(data))
-        accountant.record(self.recv_resource, PACKET + len(data))
+        accountant.record(self.recv_resource, PACKET + len(data), payload=len(data))
         accountant.record(self.send_resource, PACKET)
         return data
 
@@ -427,8 +429,7 @@ class _Stream(_Direct):
             sent = held.sock.send(data[:protocol.MAX_TCP_CHUNK], socket.MSG_NOSIGNAL)
         except OSError as exc:
             raise netio.stream_error("send", exc) from None
-        self.net.ctx.traffic.sent(self.remote_ip, sent)
-        accountant.record(self.send_resource, PACKET + sent)
+        accountant.record(self.send_resource, PACKET + sent, payload=sent)
         accountant.record(self.recv_resource, PACKET)
         return sent
 
@@ -467,8 +468,7 @@ class _UdpListener(_Direct):
                 # ECONNREFUSED is an ICMP answer to an earlier send; reading it consumed it.
                 raise errors.SocketWouldBlockError("getmessage: no message is waiting") from None
             raise errors.NetworkError(f"getmessage: {netio.describe(exc)}") from None
-        self.net.ctx.traffic.received(ip, len(data))
-        accountant.record(self.recv_resource, PACKET + len(data))
+        accountant.record(self.recv_resource, PACKET + len(data), payload=len(data))
         return ip, port, data
 
     def sendto(self, data: bytes, dest: tuple[str, int]) -> int | None:
@@ -476,7 +476,7 @@ class _UdpListener(_Direct):
         held = self.held
         if held is None:
             return None
-        return self.net.ctx.traffic.sent(dest[0], netio.sendto("sendmessage", held.sock, data, dest))
+        return netio.sendto("sendmessage", held.sock, data, dest)
 
     def forget(self) -> None:
         with self.net.lock:

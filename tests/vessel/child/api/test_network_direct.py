@@ -100,7 +100,7 @@ def test_the_vessel_counts_its_own_traffic_for_the_supervisor(vessel: Vessel) ->
     received = 0
     while received < 1000:
         received += len(until_ready(lambda: accepted.recv(4096)))
-    counts: dict[str, Any] = vessel.ctx.traffic.snapshot()
+    counts: dict[str, Any] = vessel.ctx.accountant.traffic.snapshot()
     assert counts == {"netsend": 0, "netrecv": 0, "loopsend": 1300, "looprecv": 1300}
     assert vessel.server.traffic.snapshot()["loopsend"] == 0  # nothing went through the broker
     outbox.close()
