@@ -35,9 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.nat_lab import NATTED, researcher_command, start_donor, start_donors  # noqa: E402
+from bench.nat_lab import NATTED, researcher_command, researcher_home, start_donor, start_donors  # noqa: E402
 from bench.table import Row, print_table  # noqa: E402
-from seattle.keys import generate_identity, save_identity  # noqa: E402
 from seattle.natkind import NatKind  # noqa: E402
 from seattle.netlab.lab import Host, Lab  # noqa: E402
 from seattle.nodemgr.node import load_node_identity  # noqa: E402
@@ -60,10 +59,7 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=30, help="timed calls per donor and path (default 30)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-nat-"))
-    home = root / "home"
-    (home / "keys").mkdir(parents=True)
-    alice = generate_identity("alice")
-    save_identity(alice, home / "keys")
+    home, alice = researcher_home(root)
     with Lab(prefix="sbn-") as lab:
         donors = start_donors(lab, root, alice.public_key)
         r1 = lab.home("hr", NatKind.CONE).host("r1")

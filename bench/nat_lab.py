@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from seattle.keys import PublicKey
+from seattle.keys import Identity, PublicKey, generate_identity, save_identity
 from seattle.natkind import NatKind
 from seattle.netlab.lab import Host, Lab
 from seattle.nodemgr.config import NodeConfig
@@ -25,6 +25,15 @@ NATTED = (("c1", NatKind.CONE), ("c2", NatKind.CONE), ("s1", NatKind.SYMMETRIC),
 #: p1, the first public host: every donor joins the overlay through it.
 BOOTSTRAP = f"198.18.0.10:{PORT}"
 RESEARCHER_SCRIPT = str(Path(__file__).with_name("nat_researcher.py"))
+
+
+def researcher_home(root: Path) -> tuple[Path, Identity]:
+    """The researcher's SEATTLE_HOME under `root`, holding a new identity "alice" who owns every donor's vessel."""
+    home = root / "home"
+    (home / "keys").mkdir(parents=True)
+    alice = generate_identity("alice")
+    save_identity(alice, home / "keys")
+    return home, alice
 
 
 def start_donor(lab: Lab, root: Path, owner: PublicKey, name: str, host: Host) -> subprocess.Popen[bytes]:

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.nat_lab import BOOTSTRAP, NATTED, researcher_command, start_donors
-from seattle.keys import generate_identity, save_identity
+from bench.nat_lab import BOOTSTRAP, NATTED, researcher_command, researcher_home, start_donors
 from seattle.natkind import NatKind
 from seattle.netlab.lab import Host, Lab
 
@@ -45,10 +44,7 @@ class NatTestbed:
 @pytest.fixture(scope="module")
 def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatTestbed]:
     root = tmp_path_factory.mktemp("nat")
-    home = root / "home"
-    (home / "keys").mkdir(parents=True)
-    alice = generate_identity("alice")
-    save_identity(alice, home / "keys")
+    home, alice = researcher_home(root)
     with Lab(prefix="str-") as lab:
         donors = start_donors(lab, root, alice.public_key)
         researcher = lab.home("hr", NatKind.CONE).host("r1")
