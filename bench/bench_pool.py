@@ -24,6 +24,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +60,7 @@ def loopback(nodes: int, vessels: int) -> list[Row]:
                                        time.time()))
         counts = [min(BASE_QUOTA, vessels - BASE_QUOTA * i) for i in range(len(keys))]
         acquired: list[int] = []
+        refused: Counter[str] = Counter()
         ran: list[int] = []
 
         async def acquire_all() -> float:
@@ -68,6 +70,7 @@ def loopback(nodes: int, vessels: int) -> list[Row]:
                     async def one(key=key, session=session, count=count) -> None:  # type: ignore[no-untyped-def]
                         result = await pool.acquire(session, key, offers, count, duration=600.0)
                         acquired.append(len(result.numbers))
+                        refused.update(a.code or a.kind for a in result.attempts if a.number is None)
                     nursery.start_soon(one)
             return time.perf_counter() - started
 
@@ -88,6 +91,8 @@ def loopback(nodes: int, vessels: int) -> list[Row]:
     return [Row(f"acquire {vessels} from a {nodes}-node loopback pool ({len(keys)} keys at once)",
                 f"< {ACQUIRE_GOAL:g} s, all {vessels}", f"{seconds:.2f} s, {got} leased",
                 seconds < ACQUIRE_GOAL and got == vessels),
+            Row("requests refused during the acquire, by code", "report",
+                ", ".join(f"{code} {n}" for code, n in refused.most_common()) or "none", None),
             Row("run on every acquired vessel", f"all {vessels} run", f"{running} of {got} run",
                 running == got == vessels)]
 
