@@ -24,9 +24,9 @@ import argparse
 import json
 import subprocess
 import sys
-from collections import Counter
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import trio

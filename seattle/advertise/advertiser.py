@@ -202,6 +202,20 @@ class AdvertiserState:
         self._sent.extend(now for _ in out)
         return out
 
+    def withdraw_now(self, subjects: Iterable[PublicKey], now: float) -> list[Publication]:
+        """Tombstones for those of `subjects` that holders may still list (advertised, or withdrawn with the
+        tombstone not yet delivered), signed now whatever the pacing: a stopping node's last words, which
+        cannot wait behind the batch limit. Publishing them (and `settle`) is the caller's."""
+        out = []
+        for subject in sorted(set(subjects), key=lambda key: key.raw):
+            entry = self._subjects.get(subject)
+            if entry is None or entry.sequence < 0 or (not entry.advertised and entry.next_at is None):
+                continue
+            entry.advertised = False
+            out.append(self._sign(subject, now))
+        self._sent.extend(now for _ in out)
+        return out
+
     def settle(self, publication: Publication, stored: int, now: float) -> None:
         """Note how many holders stored `publication`: none means retry soon; a stored tombstone is done."""
         entry = self._subjects.get(publication.subject)

@@ -49,6 +49,9 @@ from seattle.vessel.host.launcher import VesselLauncher
 
 log = logging.getLogger(__name__)
 
+#: How long a stopping node spends at most withdrawing its pool offer from the overlay.
+WITHDRAW_TIMEOUT = 2.0
+
 #: (resources, owner, users) of one vessel of a node's first layout.
 Layout = Sequence[tuple[Resources, PublicKey, Sequence[PublicKey]]]
 
@@ -226,6 +229,7 @@ class NodeManager:
                 suppress = await self._nursery_manager.__aexit__(kind, value, traceback)
             finally:
                 try:
+                    await self._withdraw_pool()
                     await self._overlay_stack.aclose()  # saves the routing table
                 finally:
                     await self._launcher.__aexit__(None, None, None)
@@ -234,6 +238,14 @@ class NodeManager:
         return suppress
 
     # -- the overlay ------------------------------------------------------------------------------------
+
+    async def _withdraw_pool(self) -> None:
+        """On stop, once the advertiser has stopped: take the pool's offer (and credit) back now rather than
+        let researchers find them for hours (`NodePool.withdrawn`), within a bound the stop can afford."""
+        if self.overlay_service is None or self.api is None or self.api.pool is None:
+            return
+        with trio.CancelScope(shield=True):
+            await self.overlay_service.withdraw(self.api.pool.withdrawn(), WITHDRAW_TIMEOUT)
 
     def advertised_addresses(self) -> list[str]:
         """Where researchers reach this node directly: the bound addresses, or the local IPs when bound to

@@ -31,6 +31,7 @@ import trio
 
 from seattle.addresses import split_ip_port
 from seattle.advertise.advertiser import AdvertiserState, run_advertiser, subjects_of
+from seattle.advertise.dht import publish
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.pool import NodePool
@@ -41,6 +42,7 @@ from seattle.overlay.lookup import RttEstimator
 from seattle.overlay.nodeid import NodeId
 from seattle.overlay.protocol import Address, OverlayNode
 from seattle.overlay.reachability import Reachability, Tracker
+from seattle.overlay.records import RecordRejected
 from seattle.overlay.routing import RoutingTable
 from seattle.overlay.store import RecordStore
 from seattle.overlay.udp import UdpOverlay
@@ -133,6 +135,29 @@ class OverlayService:
             nursery.start_soon(functools.partial(run_advertiser, self.advertiser, transport,
                                                  self._read_for_advertiser, time.time,
                                                  keep_locally=self._keep_locally, relays=self.relays or tuple))
+
+    async def withdraw(self, subjects: Sequence[PublicKey], timeout: float) -> int:
+        """Publish tombstones for `subjects` now, within `timeout` in all (a stopping node: best effort, never
+        holding the stop up for long); returns how many were stored by at least one holder. Call it once the
+        advertiser has stopped, so it cannot file them again."""
+        publications = self.advertiser.withdraw_now(subjects, time.time())
+        delivered = 0
+
+        async def one(raw: bytes) -> None:
+            nonlocal delivered
+            try:
+                delivered += await publish(self.transport, raw, timeout=timeout) > 0
+            except RecordRejected as exc:  # only if the clock jumped between signing and sending
+                log.warning("tombstone not published: %s", exc)
+
+        with trio.move_on_after(timeout):
+            async with trio.open_nursery() as nursery:
+                for publication in publications:
+                    self._keep_locally(publication.raw)
+                    nursery.start_soon(one, publication.raw)
+        if publications:
+            log.info("withdrew %d of %d pool record(s) on stop", delivered, len(publications))
+        return delivered
 
     def save_routing(self) -> None:
         """Write the routing table to the node directory (`NodeDir.write_routing`: mode 0600, atomic)."""

@@ -10,13 +10,21 @@ ledger says is ending is wiped and freed, every leased vessel gets its lessee as
 pool vessel with a user is wiped (a stray user is never left behind).
 
 What the overlay says reaches the ledger through a `PoolDirectory` (the leases found under a slot's key, the
-attestations under a key's credit key; `seattle.nodemgr.pool_directory` asks the overlay). `NoDirectory` is
-the directory of a node without the overlay: it finds nothing, so only this node's own ledger limits a key.
+attestations under a key's credit key, and the evidence against the key that the nodes found there serve;
+`seattle.nodemgr.pool_directory` asks the overlay). `NoDirectory` is the directory of a node without the
+overlay: it finds nothing, so only this node's own ledger limits a key.
+
+What an acquire looks up: always the slot's key (leases of that slot elsewhere, evidence against the key);
+the key's credit only for a slot at or beyond BASE_QUOTA (a slot below is within quota whatever the credit),
+and then from the `CreditCache` when it was looked up in the last minutes. A renewal looks credit up afresh,
+and only for a slot at or beyond BASE_QUOTA. Evidence is found either way: a node holding it files itself
+under every slot key below BASE_QUOTA and the credit key (`formats.evidence_subjects`).
 
 What the node announces: `subjects()` are the keys its advertiser files a record under for the pool (the
-offer's shard while a vessel is free, each live lease's slot key, the beneficiary's credit key), and
-`offer()`, `attestation()` and `GetPoolStatus`'s leases are the signed objects a reader fetches from the node
-those records point to and verifies itself.
+offer's shard while a vessel is free and the node is not stopping, each live lease's slot key, the
+beneficiary's credit key, the evidence subjects of each key it found evidence against), and `offer()`,
+`attestation()` and `GetPoolStatus`'s leases and evidence are the signed objects a reader fetches from the
+node those records point to and verifies itself. `withdrawn()` is what a stopping node takes back.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import trio
@@ -33,12 +42,17 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.vessels import NodeState
+from seattle.pool import refusals
+from seattle.pool.credit import CreditCache
 from seattle.pool.formats import (
+    BASE_QUOTA,
     MAX_ADDRESSES,
     Attestation,
+    Evidence,
     Lease,
     Offer,
     credit_key,
+    evidence_subjects,
     offer_key,
     offer_shard,
     slot_key,
@@ -54,24 +68,36 @@ RESIGN_AFTER = 60.0
 Stop = Callable[[str], Awaitable[bool]]
 
 
+@dataclass
+class Findings:
+    """What one lookup found, all verified: leases of the slot, attestations naming the key, and evidence
+    against the key (two leases of one of its slots by two nodes)."""
+
+    leases: list[Lease] = field(default_factory=list)
+    attestations: list[Attestation] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+
 class PoolDirectory(Protocol):
     """The overlay as the pool sees it (a simulation or a test can drive its own)."""
 
-    async def slot_leases(self, lessee: PublicKey, slot: int) -> list[Lease]:
-        """Verified live leases other nodes filed under `slot_key(lessee, slot)`."""
+    async def slot(self, lessee: PublicKey, slot: int) -> Findings:
+        """The live leases other nodes filed under `slot_key(lessee, slot)`, and the evidence against `lessee`
+        the nodes filed there serve."""
 
-    async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
-        """Verified live attestations filed under `credit_key(beneficiary)`."""
+    async def credit(self, beneficiary: PublicKey) -> Findings:
+        """The live attestations filed under `credit_key(beneficiary)`, and the evidence against
+        `beneficiary` the nodes filed there serve."""
 
 
 class NoDirectory:
     """A node without the overlay: nothing is found and nothing is filed."""
 
-    async def slot_leases(self, lessee: PublicKey, slot: int) -> list[Lease]:
-        return []
+    async def slot(self, lessee: PublicKey, slot: int) -> Findings:
+        return Findings()
 
-    async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
-        return []
+    async def credit(self, beneficiary: PublicKey) -> Findings:
+        return Findings()
 
 
 class NodePool:
@@ -97,6 +123,10 @@ class NodePool:
         #: Grows with every change of what `subjects()` gives: the advertiser re-reads it when it moves.
         self.version = 0
         self._signed: dict[str, tuple[float, bytes]] = {}
+        #: Attestations looked up per key, reused for a few minutes by acquires (`seattle.pool.credit`).
+        self.credit_cache = CreditCache()
+        #: The keys whose evidence this node files, as `run` last saw them: it bumps `version` when they change.
+        self._filed: frozenset[bytes] = frozenset()
         self.lock = trio.Lock()
         #: Set when a lease is granted or renewed: `run` then recomputes when the next one ends.
         self._changed = trio.Event()
@@ -133,18 +163,27 @@ class NodePool:
                       source: Source | None) -> Lease:
         """AcquireVessel: LeaseRefused, or the signed lease once the caller is the vessel's user."""
         self.ledger.admit(caller, source, self.clock())
-        found, credit = await self._lookups(caller, slot)
+        view = await self._look_up(caller, slot)
         async with self.lock:
-            view = OverlayView({slot: found}, credit)
-            lease = await trio.to_thread.run_sync(self.ledger.acquire, caller, slot, duration, request, view,
-                                                  self.clock())
+            try:
+                lease = await trio.to_thread.run_sync(self.ledger.acquire, caller, slot, duration, request, view,
+                                                      self.clock())
+            except refusals.LeaseRefused as refused:
+                if refused.code == refusals.KEY_BANNED:
+                    self.version += 1  # the evidence it noted may be new to file
+                raise
             await trio.to_thread.run_sync(self.state.change_users, lease.vessel, [caller.raw])
         self._changed.set()
         self.version += 1
         return lease
 
     async def renew(self, caller: PublicKey, vessel: str, duration: float) -> Lease:
-        credit = await self.directory.attestations(caller)
+        entry = self.ledger.entry(vessel)
+        credit: list[Attestation] = []
+        if entry is not None and entry.lessee == caller and entry.slot >= BASE_QUOTA:
+            # Afresh, not from the cache: a renewal must notice a donation that stopped.
+            credit = (await self.directory.credit(caller)).attestations
+            self.credit_cache.put(caller, credit, self.clock())
         async with self.lock:
             lease = await trio.to_thread.run_sync(self.ledger.renew, caller, vessel, duration, credit,
                                                   self.clock())
@@ -190,30 +229,47 @@ class NodePool:
                 await self._changed.wait()
             self._changed = trio.Event()
             await self.expire_due(stop)
+            filed = frozenset(e.lessee.raw for e in self.ledger.filed_evidence(self.clock()))
+            if filed != self._filed:  # evidence came, ended or was pushed out: its records follow
+                self._filed = filed
+                self.version += 1
 
     def status(self, caller: PublicKey | None) -> dict[str, Any]:
         """GetPoolStatus: the free count, the signed offer and attestation, every live lease (`slots`: what
-        another node checks a slot claim against), and a signed caller's own leases here (`leases`)."""
+        another node checks a slot claim against), a signed caller's own leases here (`leases`), and the
+        evidence this node holds (`evidence`: at most MAX_SERVED_EVIDENCE pairs of signed leases)."""
         live = self.ledger.leases()
         return {"node_key": self.identity.public_key.to_text(), "free": len(self.ledger.free()),
                 "total": len(self.ledger.vessels), "draining": self.ledger.draining,
                 "leases": [] if caller is None else [e.lease for e in live if e.lessee == caller],
-                "slots": [e.lease for e in live], "offer": self.offer(), "attestation": self.attestation()}
+                "slots": [e.lease for e in live], "offer": self.offer(), "attestation": self.attestation(),
+                "evidence": [list(e.raw) for e in self.ledger.served_evidence(self.clock())]}
 
     def drain(self) -> None:
-        """The node is stopping: no new leases, and the offer is withdrawn."""
+        """The node is stopping: no new leases, and the offer and credit are withdrawn (`withdrawn`)."""
         self.ledger.draining = True
         self.version += 1
 
     def subjects(self) -> dict[PublicKey, PublicKey]:
-        """The pool's subjects the advertiser files this node under, all in the node key's group."""
+        """The pool's subjects the advertiser files this node under: the offer, slots and credit in the node
+        key's group, each convicted key's evidence subjects in that key's own group (so eleven of them
+        queue beside, not before, the node's own changes)."""
         node = self.identity.public_key
-        wanted = {slot_key(e.lessee, e.slot): node for e in self.ledger.leases()}
+        wanted = {subject: e.lessee for e in self.ledger.filed_evidence(self.clock())
+                  for subject in evidence_subjects(e.lessee)}
+        wanted |= {slot_key(e.lessee, e.slot): node for e in self.ledger.leases()}
         if self.ledger.free() and not self.ledger.draining:
             wanted[offer_key(offer_shard(node))] = node
-        if self.beneficiary is not None:
+        if self.beneficiary is not None and not self.ledger.draining:
             wanted[credit_key(self.beneficiary)] = node
         return wanted
+
+    def withdrawn(self) -> list[PublicKey]:
+        """What a stopping node takes back at once rather than let it linger until it expires: its offer
+        (it grants nothing more) and its credit (a stopped donation earns none). Slot and evidence records
+        stay: the leases and the evidence outlive a restart."""
+        node = self.identity.public_key
+        return [offer_key(offer_shard(node)), *([credit_key(self.beneficiary)] if self.beneficiary else [])]
 
     def offer(self) -> bytes | None:
         """The node's signed offer (re-signed at most once a minute), None without pool vessels or address."""
@@ -258,20 +314,27 @@ class NodePool:
 
     # -- internals --------------------------------------------------------------------------------------
 
-    async def _lookups(self, caller: PublicKey, slot: int) -> tuple[list[Lease], list[Attestation]]:
-        found: list[Lease] = []
-        credit: list[Attestation] = []
+    async def _look_up(self, caller: PublicKey, slot: int) -> OverlayView:
+        """The overlay's view for an acquire (module docstring): the slot's key always, the credit only for a
+        slot at or beyond BASE_QUOTA that the cache does not answer, both at once."""
+        found = Findings()
+        cached = self.credit_cache.get(caller, self.clock())
+        credit = Findings(attestations=cached or [])
 
-        async def slots() -> None:
-            found.extend(await self.directory.slot_leases(caller, slot))
+        async def look_up_slot() -> None:
+            nonlocal found
+            found = await self.directory.slot(caller, slot)
 
-        async def attestations() -> None:
-            credit.extend(await self.directory.attestations(caller))
+        async def look_up_credit() -> None:
+            nonlocal credit
+            credit = await self.directory.credit(caller)
+            self.credit_cache.put(caller, credit.attestations, self.clock())
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(slots)
-            nursery.start_soon(attestations)
-        return found, credit
+            nursery.start_soon(look_up_slot)
+            if slot >= BASE_QUOTA and cached is None:
+                nursery.start_soon(look_up_credit)
+        return OverlayView({slot: found.leases}, credit.attestations, [*found.evidence, *credit.evidence])
 
     async def _end(self, entry: Entry, stop: Stop) -> None:
         """Stop, wipe and free a vessel whose lease ended (its user already removed, so nobody starts it

@@ -1,16 +1,21 @@
 """The pool's directory over the overlay: who holds a key's slot, who donates for a key.
 
     directory = OverlayDirectory(transport, identity)
-    leases = await directory.slot_leases(researcher, 3)     # verified leases of slot 3 at other nodes
-    credit = await directory.attestations(researcher)      # verified attestations naming the researcher
+    found = await directory.slot(researcher, 3)      # .leases: verified leases of slot 3 at other nodes
+    credit = await directory.credit(researcher)      # .attestations: verified attestations naming the researcher
+    found.evidence, credit.evidence                  # verified evidence against the researcher, from either
 
 Records in the overlay only say where to ask: a node files an ordinary signed vessel record under
-`slot_key(R, s)` while it leases slot s of R, and under `credit_key(B)` while it donates for B (the advertiser
-does it, `NodePool.subjects`). This module looks those records up, asks each node they name for its pool status
-(a public call), and keeps only what verifies: a lease signed by that node for that key and slot, embedding a
-request the key signed, or an attestation signed by that node for that key. A node that does not answer, or
-answers with anything else, counts for nothing (a claim nobody can show is no claim), and is counted in
-`dropped`. At most MAX_NODES nodes are asked per lookup, all at once, each within `timeout`.
+`slot_key(R, s)` while it leases slot s of R, under `credit_key(B)` while it donates for B, and under
+`evidence_subjects(R)` while it holds evidence it found against R (the advertiser does it, `NodePool.subjects`).
+This module looks those records up, asks each node they name for its pool status (a public call), and keeps
+only what verifies: a lease signed by that node for that key and slot, embedding a request the key signed; an
+attestation signed by that node for that key; evidence against that key (two leases of one of its slots, each
+signed by its node and embedding the key's signed request for that slot, by two nodes, overlapping in time),
+whoever signed the leases, still live. A node that does not answer, or answers with anything else, counts for
+nothing (a claim nobody can show is no claim), and what was refused is counted in `dropped`. At most MAX_NODES
+nodes are asked per lookup, all at once, each within `timeout`, and at most MAX_SERVED_EVIDENCE evidence items
+of each answer are looked at: items not about the key are skipped before any signature is checked.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from seattle.addresses import split_ip_port
 from seattle.advertise.dht import find_records
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.client import NodeClient, NodeClientError
+from seattle.nodemgr.pool import Findings
 from seattle.overlay.records import VesselRecord
 from seattle.overlay.transport import OverlayTransport
-from seattle.pool.formats import Attestation, Lease, PoolRejected, credit_key, slot_key
+from seattle.pool.formats import Attestation, Evidence, Lease, PoolRejected, credit_key, slot_key
+from seattle.pool.ledger import MAX_SERVED_EVIDENCE
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +58,8 @@ class OverlayDirectory:
         #: What was looked up and refused, by reason: for stats and tests.
         self.dropped: Counter[str] = Counter()
 
-    async def slot_leases(self, lessee: PublicKey, slot: int) -> list[Lease]:
-        found = []
+    async def slot(self, lessee: PublicKey, slot: int) -> Findings:
+        found = Findings()
         now = time.time()
         for record, status in await self._statuses(slot_key(lessee, slot)):
             slots = status.get("slots")
@@ -63,20 +70,50 @@ class OverlayDirectory:
                     self.dropped[f"lease_{exc.code}"] += 1
                     continue
                 if lease.lessee == lessee and lease.slot == slot:
-                    found.append(lease)
+                    found.leases.append(lease)
+            found.evidence += self._evidence(status, lessee, now)
         return found
 
-    async def attestations(self, beneficiary: PublicKey) -> list[Attestation]:
-        found = []
+    async def credit(self, beneficiary: PublicKey) -> Findings:
+        found = Findings()
         now = time.time()
         for record, status in await self._statuses(credit_key(beneficiary)):
+            found.evidence += self._evidence(status, beneficiary, now)
             try:
                 attestation = Attestation.verify(status.get("attestation"), now)
             except PoolRejected as exc:
                 self.dropped[f"attestation_{exc.code}"] += 1
                 continue
             if attestation.node == record.node and attestation.beneficiary == beneficiary:
-                found.append(attestation)
+                found.attestations.append(attestation)
+        return found
+
+    def _evidence(self, status: dict[str, Any], lessee: PublicKey, now: float) -> list[Evidence]:
+        """The live evidence against `lessee` in a status answer, verified in full (module docstring)."""
+        served = status.get("evidence")
+        if served is None:
+            return []
+        if not isinstance(served, list):
+            self.dropped["evidence_malformed"] += 1
+            return []
+        found = []
+        for item in served[:MAX_SERVED_EVIDENCE]:
+            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(raw, bytes) for raw in item)):
+                self.dropped["evidence_malformed"] += 1
+                continue
+            if not all(lessee.raw in raw for raw in item):
+                continue  # about another key: not this lookup's business, and not worth four signature checks
+            try:
+                evidence = Evidence.verify(*item)
+            except PoolRejected as exc:
+                self.dropped[f"evidence_{exc.code}"] += 1
+                continue
+            if evidence.lessee != lessee:
+                continue
+            if evidence.until <= now:
+                self.dropped["evidence_ended"] += 1
+                continue
+            found.append(evidence)
         return found
 
     async def _statuses(self, subject: PublicKey) -> list[tuple[VesselRecord, dict[str, Any]]]:

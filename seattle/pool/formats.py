@@ -18,7 +18,8 @@ vessel record, whose contexts differ too). Sizes are bounded before anything is 
 Where they are filed: `offer_key(shard)`, `slot_key(lessee, slot)` and `credit_key(beneficiary)` are 32-byte
 *subjects* derived by hashing, in the same space as public keys, so `seattle.overlay.records.dht_key` maps them
 to overlay ids and the DHT files a node's announcement there like any vessel record. A node publishes its
-offer under `offer_key(offer_shard(node key))`.
+offer under `offer_key(offer_shard(node key))`, and a node that found evidence against a key files itself under
+`evidence_subjects(key)`: the keys any node asked for that key's slots looks up anyway.
 
 Fair shares. A key R may hold `quota(...)` leases at once: 10, plus 10 per distinct donor node whose live
 attestation names R and whose node has been up for at least 24 h. Each lease occupies one of R's slots
@@ -135,6 +136,14 @@ def slot_key(lessee: PublicKey, slot: int) -> PublicKey:
 def credit_key(beneficiary: PublicKey) -> PublicKey:
     """The subject under which donor nodes file their attestations for `beneficiary`."""
     return _subject(b"credit\x00" + beneficiary.raw)
+
+
+def evidence_subjects(lessee: PublicKey) -> list[PublicKey]:
+    """Where a node holding evidence against `lessee` files itself: the subjects every node asked for one of
+    `lessee`'s slots looks up anyway, so the evidence costs no lookup of its own. A slot below BASE_QUOTA is
+    looked up under its slot key (and only there: such a slot is within quota whatever the credit); a slot at
+    or beyond it needs the credit lookup, under `credit_key`."""
+    return [*(slot_key(lessee, slot) for slot in range(BASE_QUOTA)), credit_key(lessee)]
 
 
 # --- offers --------------------------------------------------------------------------------------------
@@ -375,6 +384,11 @@ class Evidence:
     @property
     def until(self) -> float:
         return max(self.first.expires, self.second.expires) + BAN_DURATION
+
+    @property
+    def raw(self) -> tuple[bytes, bytes]:
+        """The two signed leases, as received: what a node serves and a reader passes to `verify`."""
+        return self.first.raw, self.second.raw
 
     @classmethod
     def of(cls, first: Lease, second: Lease) -> Evidence | None:

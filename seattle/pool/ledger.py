@@ -2,9 +2,10 @@
 leases a vessel twice.
 
 Sans-IO: the caller passes the time in, and what the overlay says (`OverlayView`: the leases found under the
-slot's key, the attestations under the caller's credit key). Every change is handed to `persist` (the node
-writes it atomically to its directory) *before* the method returns, so the node answers only with leases it
-will still know after a crash. The node's side effects follow the ledger, never lead it:
+slot's key, the attestations under the caller's credit key, the evidence the nodes found there served). Every
+change is handed to `persist` (the node writes it atomically to its directory) *before* the method returns, so
+the node answers only with leases it will still know after a crash. The node's side effects follow the
+ledger, never lead it:
 
     acquire   ledger records the lease → node makes the key the vessel's user → answers with the Lease
     release   ledger marks the vessel ending → node stops it, wipes it, removes the user → `finish`
@@ -16,8 +17,18 @@ ledger (not leased, not ending), and each method runs to completion before the n
 them one at a time), so concurrent acquires of one vessel or one slot are serialized here.
 
 Checks of an acquire, in order (codes in `seattle.pool.refusals`): node draining, key blocked by the donor,
-key banned (evidence), the per-network request budget (`admit`, before the overlay is asked anything), the
-quota (slot < Q), the slot held live here or at another node, the per-key cap on this node, a free vessel.
+key banned (evidence), the per-network request budget (`admit`, before the overlay is asked anything), evidence
+against the key in the overlay view, the quota (slot < Q), the slot held live here or at another node, the
+per-key cap on this node, a free vessel.
+
+Evidence. Two live, overlapping leases of one slot by two nodes convict the key (`formats.Evidence`). The
+ledger keeps what it found itself (the view's leases with its own) and what other nodes showed it (the view's
+evidence, verified by whoever built the view), bans the key until `evidence.until`, and gives the
+MAX_SERVED_EVIDENCE latest-ending items to serve (`served_evidence`); of those, the ones it found itself are
+the ones the node files under `evidence_subjects`, so every node later asked for any slot of the key finds it.
+Only finders file: a key banned at a thousand nodes is filed by the few that saw the two leases, not by all.
+At most MAX_KEPT_EVIDENCE items are kept (the latest-ending): forged evidence costs its forger two node keys
+and its own key's ban, but it must not grow a node's memory either.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from seattle.boundedmsgpack import Limits, unpack
 from seattle.budgets import RateTable, Source, SourceBudget
 from seattle.keys import Identity, PublicKey
 from seattle.pool import refusals
-from seattle.pool.formats import DEFAULT_LEASE, MAX_LEASE_AGE, Attestation, Evidence, Lease, quota
+from seattle.pool.formats import DEFAULT_LEASE, MAX_LEASE_AGE, Attestation, Evidence, Lease, PoolRejected, quota
 
 LEDGER_FORMAT = "seattle-pool-ledger-v1"
 #: Leases of one key on one node: a flood of acquires from one key gets at most this many vessels here.
@@ -41,6 +52,10 @@ DEFAULT_PER_KEY = 2
 NETWORK_RATE, NETWORK_BURST = 1 / 30, 4
 ADDRESS_RATE, ADDRESS_BURST = 1 / 10, 4
 _BUDGET_SOURCES = 10_000
+#: Evidence items a node serves in GetPoolStatus (and files, of those it found itself): bounded answers.
+MAX_SERVED_EVIDENCE = 16
+#: Evidence items a node keeps (and persists) at most, the latest-ending first.
+MAX_KEPT_EVIDENCE = 256
 #: The persisted ledger is the node's own file, but bounded all the same: a pool of at most 4096 vessels.
 _STATE_LIMITS = Limits(max_objects=64 * 1024, max_depth=5, max_str=4096, max_bin=4096, max_array=8192,
                        max_map=8192)
@@ -57,10 +72,13 @@ class LedgerLimits:
 @dataclass(frozen=True)
 class OverlayView:
     """What the overlay says at the time of a call: verified leases found under `slot_key(key, slot)` for the
-    slots looked up (by slot), and the verified attestations found under `credit_key(key)`."""
+    slots looked up (by slot), the verified attestations found under `credit_key(key)` (empty when not looked
+    up: the quota is then BASE_QUOTA, all a slot below it needs), and the verified evidence the nodes found
+    under those keys served."""
 
     slot_leases: dict[int, list[Lease]] = field(default_factory=dict)
     attestations: list[Attestation] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,8 @@ class Ledger:
         self._entries: dict[str, Entry] = {}
         self._blocked: dict[bytes, float] = {}
         self._banned: dict[bytes, float] = {}
+        #: Evidence by convicted key, and whether this node found it itself (then it files it).
+        self._evidence: dict[bytes, tuple[Evidence, bool]] = {}
         self.budget = SourceBudget(RateTable(ADDRESS_RATE, ADDRESS_BURST, _BUDGET_SOURCES),
                                    RateTable(NETWORK_RATE, NETWORK_BURST, _BUDGET_SOURCES))
         if saved is not None:
@@ -151,13 +171,17 @@ class Ledger:
         refusal = self.refusal_for(key, now)
         if refusal is not None:
             raise refusal
+        for shown in view.evidence:
+            if shown.lessee == key and shown.until > now:
+                self.note_evidence(shown, now, found_here=False)
+                raise refusals.banned(key, shown.until)
         found = [lease for leases in view.slot_leases.values() for lease in leases
                  if lease.lessee == key and lease.node != self.identity.public_key]
         mine = [Lease.verify_signed(e.lease, self.identity.public_key) for e in self._entries.values()
                 if e.lessee == key]
         evidence = Evidence.find([*found, *mine])
         if evidence is not None:
-            self.note_evidence(evidence)
+            self.note_evidence(evidence, now, found_here=True)
             raise refusals.banned(key, evidence.until)
         limit = quota(key, view.attestations, now)
         holders = {s: [lease for lease in found if lease.slot == s and lease.expires > now]
@@ -242,13 +266,36 @@ class Ledger:
         self._blocked[key.raw] = until
         self._save()
 
-    def note_evidence(self, evidence: Evidence) -> None:
-        """Refuse the key the evidence convicts until `evidence.until`."""
-        if self._banned.get(evidence.lessee.raw, 0.0) < evidence.until:
-            self._banned[evidence.lessee.raw] = evidence.until
-            self._save()
+    def note_evidence(self, evidence: Evidence, now: float, *, found_here: bool) -> None:
+        """Refuse the key the evidence convicts until `evidence.until`, and keep the evidence to serve (and,
+        `found_here`: found by this node itself, to file). Past MAX_KEPT_EVIDENCE the earliest-ending goes."""
+        key = evidence.lessee.raw
+        held = self._evidence.get(key)
+        kept = evidence if held is None or held[0].until < evidence.until else held[0]
+        kept_here = found_here or (held is not None and held[1])
+        if held == (kept, kept_here):
+            return
+        self._evidence[key] = (kept, kept_here)
+        self._banned[key] = max(self._banned.get(key, 0.0), evidence.until)
+        live = sorted(((e, here) for e, here in self._evidence.values() if e.until > now),
+                      key=lambda item: item[0].until, reverse=True)[:MAX_KEPT_EVIDENCE]
+        self._evidence = {e.lessee.raw: (e, here) for e, here in live}
+        self._banned = {k: t for k, t in self._banned.items() if t > now}
+        self._save()
+
+    def served_evidence(self, now: float) -> list[Evidence]:
+        """The evidence this node shows in GetPoolStatus: the MAX_SERVED_EVIDENCE live items ending last."""
+        return [e for e, _ in self._served(now)]
+
+    def filed_evidence(self, now: float) -> list[Evidence]:
+        """Of the served evidence, what this node found itself: it files itself under their subjects."""
+        return [e for e, here in self._served(now) if here]
 
     # -- internals --------------------------------------------------------------------------------------
+
+    def _served(self, now: float) -> list[tuple[Evidence, bool]]:
+        live = [item for item in self._evidence.values() if item[0].until > now]
+        return sorted(live, key=lambda item: item[0].until, reverse=True)[:MAX_SERVED_EVIDENCE]
 
     def _live(self, key: PublicKey, vessel: str) -> Entry:
         if vessel not in self.vessels:
@@ -271,6 +318,7 @@ class Ledger:
                         e.lease, e.ending] for e in self._entries.values()],
             "blocked": [[k, t] for k, t in self._blocked.items()],
             "banned": [[k, t] for k, t in self._banned.items()],
+            "evidence": [[*e.raw, here] for e, here in self._evidence.values()],
         }
         return bytes(msgpack.packb(state, use_bin_type=True))
 
@@ -287,5 +335,11 @@ class Ledger:
                                               request, lease, bool(ending))
             self._blocked = {bytes(k): float(t) for k, t in state["blocked"]}
             self._banned = {bytes(k): float(t) for k, t in state["banned"]}
+            # A ledger written before evidence was kept holds none: its bans are in "banned".
+            for first, second, here in state.get("evidence", ()):
+                evidence = Evidence.verify(first, second)
+                self._evidence[evidence.lessee.raw] = (evidence, bool(here))
+        except PoolRejected as exc:
+            raise ValueError(f"the pool ledger holds evidence that does not verify: {exc.message}") from None
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"the pool ledger cannot be read: {exc}") from None

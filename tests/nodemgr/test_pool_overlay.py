@@ -36,7 +36,7 @@ async def test_slots_credit_and_offers_travel_through_the_overlay(tmp_path: Path
         async with await NodeClient.connect("127.0.0.1", a.port, researcher) as at_a:
             await at_a.call("AcquireVessel", slot=0, duration=600.0)
         with trio.fail_after(WAIT):
-            while not await directory_of_b.slot_leases(researcher.public_key, 0):
+            while not (await directory_of_b.slot(researcher.public_key, 0)).leases:
                 await trio.sleep(0.3)
         async with await NodeClient.connect("127.0.0.1", b.port, researcher) as at_b:
             refused = await at_b.request("AcquireVessel", slot=0, duration=600.0)
@@ -46,7 +46,7 @@ async def test_slots_credit_and_offers_travel_through_the_overlay(tmp_path: Path
         directory_of_a = a.api.pool.directory
         assert isinstance(directory_of_a, OverlayDirectory)
         with trio.fail_after(WAIT):
-            while not (credit := await directory_of_a.attestations(researcher.public_key)):
+            while not (credit := (await directory_of_a.credit(researcher.public_key)).attestations):
                 await trio.sleep(0.3)
         assert [c.node for c in credit] == [b.node_key] and credit[0].up_since <= time.time()
 
