@@ -71,14 +71,14 @@ class OverlayDirectory:
                     continue
                 if lease.lessee == lessee and lease.slot == slot:
                     found.leases.append(lease)
-            found.evidence += self._evidence(status, lessee, now)
+            found.evidence += evidence_in(status, lessee, now, self.dropped)
         return found
 
     async def credit(self, beneficiary: PublicKey) -> Findings:
         found = Findings()
         now = time.time()
         for record, status in await self._statuses(credit_key(beneficiary)):
-            found.evidence += self._evidence(status, beneficiary, now)
+            found.evidence += evidence_in(status, beneficiary, now, self.dropped)
             try:
                 attestation = Attestation.verify(status.get("attestation"), now)
             except PoolRejected as exc:
@@ -86,34 +86,6 @@ class OverlayDirectory:
                 continue
             if attestation.node == record.node and attestation.beneficiary == beneficiary:
                 found.attestations.append(attestation)
-        return found
-
-    def _evidence(self, status: dict[str, Any], lessee: PublicKey, now: float) -> list[Evidence]:
-        """The live evidence against `lessee` in a status answer, verified in full (module docstring)."""
-        served = status.get("evidence")
-        if served is None:
-            return []
-        if not isinstance(served, list):
-            self.dropped["evidence_malformed"] += 1
-            return []
-        found = []
-        for item in served[:MAX_SERVED_EVIDENCE]:
-            if not (isinstance(item, list) and len(item) == 2 and all(isinstance(raw, bytes) for raw in item)):
-                self.dropped["evidence_malformed"] += 1
-                continue
-            if not all(lessee.raw in raw for raw in item):
-                continue  # about another key: not this lookup's business, and not worth four signature checks
-            try:
-                evidence = Evidence.verify(*item)
-            except PoolRejected as exc:
-                self.dropped[f"evidence_{exc.code}"] += 1
-                continue
-            if evidence.lessee != lessee:
-                continue
-            if evidence.until <= now:
-                self.dropped["evidence_ended"] += 1
-                continue
-            found.append(evidence)
         return found
 
     async def _statuses(self, subject: PublicKey) -> list[tuple[VesselRecord, dict[str, Any]]]:
@@ -148,3 +120,33 @@ class OverlayDirectory:
                     return status
                 self.dropped["bad_status"] += 1
         return None
+
+
+def evidence_in(status: dict[str, Any], lessee: PublicKey, now: float, dropped: Counter[str]) -> list[Evidence]:
+    """The live evidence against `lessee` in a node's status answer, verified in full (module docstring);
+    what does not verify is counted into `dropped`, never raised."""
+    served = status.get("evidence")
+    if served is None:
+        return []
+    if not isinstance(served, list):
+        dropped["evidence_malformed"] += 1
+        return []
+    found = []
+    for item in served[:MAX_SERVED_EVIDENCE]:
+        if not (isinstance(item, list) and len(item) == 2 and all(isinstance(raw, bytes) for raw in item)):
+            dropped["evidence_malformed"] += 1
+            continue
+        if not all(lessee.raw in raw for raw in item):
+            continue  # about another key: not this lookup's business, and not worth four signature checks
+        try:
+            evidence = Evidence.verify(*item)
+        except PoolRejected as exc:
+            dropped[f"evidence_{exc.code}"] += 1
+            continue
+        if evidence.lessee != lessee:
+            continue
+        if evidence.until <= now:
+            dropped["evidence_ended"] += 1
+            continue
+        found.append(evidence)
+    return found

@@ -27,8 +27,8 @@ evidence, verified by whoever built the view), bans the key until `evidence.unti
 MAX_SERVED_EVIDENCE latest-ending items to serve (`served_evidence`); of those, the ones it found itself are
 the ones the node files under `evidence_subjects`, so every node later asked for any slot of the key finds it.
 Only finders file: a key banned at a thousand nodes is filed by the few that saw the two leases, not by all.
-At most MAX_KEPT_EVIDENCE items are kept (the latest-ending): forged evidence costs its forger two node keys
-and its own key's ban, but it must not grow a node's memory either.
+At most MAX_KEPT_EVIDENCE items (and bans) are kept, the latest-ending: forged evidence costs its forger two
+node keys and its own key's ban, but it must not grow a node's memory (or its ledger file) either.
 """
 
 from __future__ import annotations
@@ -280,7 +280,8 @@ class Ledger:
         live = sorted(((e, here) for e, here in self._evidence.values() if e.until > now),
                       key=lambda item: item[0].until, reverse=True)[:MAX_KEPT_EVIDENCE]
         self._evidence = {e.lessee.raw: (e, here) for e, here in live}
-        self._banned = {k: t for k, t in self._banned.items() if t > now}
+        bans = sorted(((k, t) for k, t in self._banned.items() if t > now), key=lambda item: item[1], reverse=True)
+        self._banned = dict(bans[:MAX_KEPT_EVIDENCE])
         self._save()
 
     def served_evidence(self, now: float) -> list[Evidence]:
