@@ -209,7 +209,10 @@ class AdvertiserState:
         out = []
         for subject in sorted(set(subjects), key=lambda key: key.raw):
             entry = self._subjects.get(subject)
-            if entry is None or entry.sequence < 0 or (not entry.advertised and entry.next_at is None):
+            if entry is not None and entry.sequence < 0:  # never published: there is nothing to withdraw
+                del self._subjects[subject]
+                continue
+            if entry is None or (not entry.advertised and entry.next_at is None):
                 continue
             entry.advertised = False
             out.append(self._sign(subject, now))
