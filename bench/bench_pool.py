@@ -117,7 +117,8 @@ def simulated(nodes: int, churn: float, seed: int) -> list[Row]:
             figures["over_quota_beyond_window"] == 0),
         Row(f"{name}: within one race window (cheating keys)", "report",
             f"{figures['over_quota_in_window']} double grants; max {figures['over_quota_max']} over quota per key; "
-            f"{figures['cheater_bans']} refusals key_banned after", None),
+            f"{figures['cheater_bans']} refusals key_banned after ({figures['learnt_bans']} at nodes the evidence "
+            "spread to)", None),
         Row(f"{name}: simulation wall time", "report", f"{wall:.1f} s", None),
     ]
 

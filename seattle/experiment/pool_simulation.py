@@ -7,9 +7,10 @@ it takes, and leases held beyond a key's quota.
 The parts that decide are the real ones: every node is a `seattle.pool.ledger.Ledger` (quota, slots, per-key
 cap, evidence bans, signed leases), every researcher chooses with `seattle.experiment.pool` (`rank`, `Plan`).
 What is modelled instead of sent: the overlay is a dictionary (a node files each lease it grants under its slot
-key, where it stays until it expires, also when the node dies, as a DHT record would), and time is added up
-from link latencies (each link's round trip drawn once, 20-200 ms; an overlay lookup costs LOOKUP_TRIPS round
-trips; a node that left costs the connect timeout).
+key, where it stays until it expires, also when the node dies, as a DHT record would; a node that finds evidence
+files it under the key's evidence subjects, where a node later asked for any of the key's slots finds it while
+the finder is alive to show it), and time is added up from link latencies (each link's round trip drawn once,
+20-200 ms; an overlay lookup costs LOOKUP_TRIPS round trips; a node that left costs the connect timeout).
 
 Timeline: over `span` seconds, `acquires` acquires of `count` vessels each start at uniform times, each by one
 of `researchers` keys (quota 10), which first releases what it acquired before (its last experiment is over).
@@ -17,7 +18,8 @@ of `researchers` keys (quota 10), which first releases what it acquired before (
 those slots until the leases expire), each replaced by a fresh node. A fraction `cheaters` of the keys asks for
 every slot twice at once, on two nodes, hoping both grant before either files the lease: within one race
 window they can win (both nodes looked the slot up before either filed it); after it, the filed leases are
-evidence and every node that sees them refuses the key.
+evidence: the node that sees them refuses the key and files the evidence, and every node asked for any slot of
+the key afterwards refuses it too.
 
 Leases over quota, per key: at the end of every acquire, the key's live leases (live node, not expired) beyond
 its quota. `over_quota_beyond_window` counts grants of a slot whose other lease was already filed when the
@@ -36,7 +38,7 @@ import nacl.signing
 from seattle.experiment.pool import Ask, Plan, offers_wanted, rank
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.signing import sign_request
-from seattle.pool.formats import BASE_QUOTA, DEFAULT_LEASE, Lease, Offer
+from seattle.pool.formats import BASE_QUOTA, DEFAULT_LEASE, Evidence, Lease, Offer
 from seattle.pool.ledger import Ledger, OverlayView
 from seattle.pool.refusals import LeaseRefused
 
@@ -75,6 +77,7 @@ class PoolSummary:
     over_quota_beyond_window: int = 0  # double grants after the other lease was filed: must be 0
     slots_lost: int = 0  # slots honest keys could not use: held by a lease on a node that left
     cheater_bans: int = 0  # refusals key_banned seen by cheating keys
+    learnt_bans: int = 0  # of those, at nodes that learnt the evidence from another node (it spread)
     refusals: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -94,7 +97,7 @@ class PoolSummary:
                 "over_quota_max": self.over_quota_max, "over_quota_keys": self.over_quota_keys,
                 "over_quota_in_window": self.over_quota_in_window,
                 "over_quota_beyond_window": self.over_quota_beyond_window, "slots_lost": self.slots_lost,
-                "cheater_bans": self.cheater_bans,
+                "cheater_bans": self.cheater_bans, "learnt_bans": self.learnt_bans,
                 "refusals": dict(sorted(self.refusals.items()))}
 
 
@@ -116,6 +119,7 @@ class _Simulation:
         self.serial = 0
         self.filed: dict[tuple[bytes, int], list[Lease]] = {}  # the overlay: leases under their slot keys
         self.slots: dict[bytes, set[int]] = {}  # key → the slots it has leases filed under
+        self.evidence: dict[bytes, dict[bytes, Evidence]] = {}  # key → finder node → the evidence it files
         self.researchers = [self._identity(f"researcher{i}") for i in range(config.researchers)]
         cheaters = round(config.cheaters * config.researchers)
         self.cheating = {r.public_key.raw for r in self.researchers[:cheaters]}
@@ -224,7 +228,11 @@ class _Simulation:
         return self.config.timeout if node.left_at is not None else node.rtt
 
     def _view(self, key: PublicKey, slot: int) -> OverlayView:
-        return OverlayView({slot: list(self.filed.get((key.raw, slot), []))})
+        """The slot's filed leases, and the evidence against the key that finders still alive show (filed under
+        every slot key below BASE_QUOTA, so found whatever slot is asked)."""
+        shown = [evidence for finder, evidence in self.evidence.get(key.raw, {}).items()
+                 if self.nodes[finder].left_at is None]
+        return OverlayView({slot: list(self.filed.get((key.raw, slot), []))}, evidence=shown)
 
     def _ask(self, researcher: Identity, ask: Ask, view: OverlayView, now: float) -> tuple[Lease | None, str]:
         """The node's lease, or None and the refusal's code ("" for a node that left: no answer)."""
@@ -237,9 +245,15 @@ class _Simulation:
         try:
             lease = node.ledger.acquire(researcher.public_key, ask.slot, DEFAULT_LEASE, request, view, now)
         except LeaseRefused as refused:
+            key = researcher.public_key
             self.summary.refusals[refused.code] = self.summary.refusals.get(refused.code, 0) + 1
-            if refused.code == "key_banned" and researcher.public_key.raw in self.cheating:
+            if refused.code == "key_banned" and key.raw in self.cheating:
                 self.summary.cheater_bans += 1
+                found = [e for e in node.ledger.filed_evidence(now) if e.lessee == key]
+                if found:
+                    self.evidence.setdefault(key.raw, {})[node.identity.public_key.raw] = found[0]
+                else:
+                    self.summary.learnt_bans += 1
             return None, refused.code
         others = [held for held in self.filed.get((researcher.public_key.raw, ask.slot), [])
                   if held.expires > now and held.node != lease.node]

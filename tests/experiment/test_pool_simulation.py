@@ -19,6 +19,7 @@ def test_no_key_gets_a_slot_twice_once_its_lease_is_filed_and_cheaters_are_banne
     assert summary.acquires > 40
     assert summary.over_quota_beyond_window == 0
     assert summary.cheater_bans > 0  # after their first race, every node refuses them
+    assert 0 < summary.learnt_bans < summary.cheater_bans  # most from evidence another node found and filed
     assert summary.over_quota_max <= 10  # at most one quota's worth of doubles, from one race window
     assert summary.vessels_leased + summary.slots_lost >= summary.vessels_asked * 0.9
 
