@@ -28,8 +28,8 @@ What the researcher's side does, and why:
    grants, so a researcher holds exactly what was asked and no slot is wasted.
 6. Store each lease with its vessel in the session: acquired vessels are ordinary targets (`%N`, the groups
    `acquiregood` and `acquirefail`; a NATed node's with its relays, as browse stores them), so every
-   researcher command works on them; `renew` and `release` act on
-   any target expression and keep the stored lease current (a released or ended lease forgets its vessel).
+   researcher command works on them; `renew` and `release` act on any target expression and keep the stored
+   lease current (a released or ended lease forgets its vessel).
 """
 
 from __future__ import annotations
@@ -462,11 +462,11 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Reachab
                   held_elsewhere: Sequence[int] = (), concurrency: int = DEFAULT_CONCURRENCY,
                   rng: random.Random | None = None, progress: Progress | None = None) -> AcquireResult:
     """Lease up to `count` pool vessels from `offers` (`find_offers`, `offers_at` or `reachable_directly`;
-    module docstring, steps 2 to 6). `quota` is the key's Q
-    as far as known (nodes refuse slots beyond the real one); `held_elsewhere` are slots the overlay shows
-    held by leases this session does not know. Records the groups acquiregood (the vessels leased) and
-    acquirefail (vessels leased beyond `count` that their node would not take back: release them).
-    NoOffers if no offer matches, NoFreeSlots if every slot is taken."""
+    module docstring, steps 2 to 6). `quota` is the key's Q as far as known (nodes refuse slots beyond the
+    real one); `held_elsewhere` are slots the overlay shows held by leases this session does not know.
+    Records the groups acquiregood (the vessels leased) and acquirefail (vessels leased beyond `count` that
+    their node would not take back: release them). NoOffers if no offer matches, NoFreeSlots if every slot is
+    taken."""
     if count < 1:
         raise ValueError(f"acquire at least one vessel, not {count}")
     started = time.monotonic()
