@@ -3,8 +3,8 @@
 Two public donors (p1: the bootstrap node and a relay, no pool; p2: one pool vessel), one donor behind a cone
 NAT and one behind a symmetric NAT (one pool vessel each), all real `seattle node run` daemons told they need a
 relay where they sit behind a NAT, and a researcher behind its own cone NAT running the real CLI: it acquires
-from the NATed donors only (`--where reachability=nat`), runs a program there through their relays, releases,
-and acquires again to see the vessels came back reset.
+from the NATed donors only (`--where reachability=nat`), runs a program there through their relays, renews and
+releases the leases, and acquires again to see the vessels came back reset.
 """
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ def test_a_researcher_behind_a_nat_acquires_runs_and_releases_pool_vessels_of_na
         log = testbed.seattle("show", "log", "--on", "acquiregood").stdout
         time.sleep(0.5)
     assert log.count("pool-nat-marker") == 2, log
+    renewed = testbed.seattle("renew", "acquiregood", "--for", "30m")
+    assert "2 of 2 vessels ok" in renewed.stdout, renewed.stdout + renewed.stderr
     released = testbed.seattle("release", "acquiregood")
     assert "released 2 of 2 vessels" in released.stderr + released.stdout, released.stdout + released.stderr
 
