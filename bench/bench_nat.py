@@ -14,7 +14,12 @@ bench/nat_researcher.py. Rows:
   before any punch (the relayed path) against the public donors (direct), and the researcher's TCP handshake
   time to the relay (one round trip);
 * time from a NATed node's start to its vessels being found by browse: a tenth donor, behind a cone NAT, is
-  started once the rest run; from its spawn to the researcher's browse listing its vessel.
+  started once the rest run; from its spawn to the researcher's browse listing its vessel;
+* acquire from NATed donors: every donor has one pool vessel; `seattle acquire 5 --where
+  reachability=nat|firewalled` (the real CLI, behind the researcher's NAT) must lease the five NATed donors'
+  (the firewalled one's offer says "firewalled" once measured) through their relays, and no public donor's;
+  the time is the command's own (offers chosen to leases verified) and the whole command's (Python's start
+  and the overlay lookup of the offers included). The leases are released afterwards.
 
 The testbed has no added delay (the kernel here has no netem): round trips are tens of microseconds plus the
 daemons' own time, so the latency row compares processing, not distance. The exit status is 1 if a goal is
@@ -25,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,7 +42,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.nat_lab import NATTED, researcher_command, researcher_home, start_donor, start_donors  # noqa: E402
+from bench.nat_lab import (  # noqa: E402
+    BOOTSTRAP,
+    NATTED,
+    researcher_command,
+    researcher_home,
+    start_donor,
+    start_donors,
+)
 from bench.table import Row, print_table  # noqa: E402
 from seattle.natkind import NatKind  # noqa: E402
 from seattle.netlab.lab import Host, Lab  # noqa: E402
@@ -45,12 +59,29 @@ from seattle.nodemgr.routes import RELAYED_PORT, relayed_name  # noqa: E402
 GOAL_SHARE = 1.0
 GOAL_DIRECT = 0.95
 GOAL_FOUND_SECONDS = 10.0
+POOL_ACQUIRE = len(NATTED)
 
 
 def researcher(lab: Lab, host: Host, home: Path, *args: str) -> dict[str, Any]:
     result = lab.run(host, researcher_command(home, "--identity", "alice", *args), timeout=900)
     report: dict[str, Any] = json.loads(result.stdout)
     return report
+
+
+def acquire_natted(lab: Lab, host: Host, home: Path, natted: set[str]) -> tuple[int, float, float]:
+    """(vessels leased from NATed donors, the acquire's own seconds, the command's wall seconds); released."""
+    def seattle(command: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return lab.run(host, ["env", f"SEATTLE_HOME={home}", sys.executable, "-m", "seattle.cli", command, "--as",
+                              "alice", *args], timeout=120, check=False)
+
+    started = time.perf_counter()
+    done = seattle("acquire", str(POOL_ACQUIRE), "--where", "reachability=nat|firewalled", "--bootstrap", BOOTSTRAP,
+                   "--json")
+    wall = time.perf_counter() - started
+    kept = [row for row in map(json.loads, done.stdout.splitlines()) if row["target"] is not None]
+    summary = re.search(r"acquired \d+ of \d+ vessels in ([0-9.]+) s", done.stderr)
+    seattle("release", "acquiregood")
+    return sum(row["node"] in natted for row in kept), float(summary.group(1)) if summary else float("inf"), wall
 
 
 def main() -> int:
@@ -61,7 +92,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-nat-"))
     home, alice = researcher_home(root)
     with Lab(prefix="sbn-") as lab:
-        donors = start_donors(lab, root, alice.public_key)
+        donors = start_donors(lab, root, alice.public_key, pool=1)
         r1 = lab.home("hr", NatKind.CONE).host("r1")
         names = {f"{relayed_name(load_node_identity(root / name).public_key)}:{RELAYED_PORT}": name
                  for name, _ in NATTED}
@@ -81,6 +112,9 @@ def main() -> int:
         punched_ms = [ms for node, row in rows.items() if kinds.get(names.get(node, "")) == NatKind.CONE
                       for attempt in row["tries"] if attempt["path"].startswith("direct")
                       for ms in attempt["latencies"]]
+
+        natted = {load_node_identity(root / name).public_key.to_text() for name, _ in NATTED}
+        pool_leased, pool_seconds, pool_wall = acquire_natted(lab, r1, home, natted)
 
         late = lab.home("hc3", NatKind.CONE).host("c3")
         spawned = time.time()
@@ -107,6 +141,11 @@ def main() -> int:
             f"{statistics.median(punched_ms):.2f} ms" if punched_ms else "no punched call", None),
         Row("NATed node's start to its vessels found by browse", f"< {GOAL_FOUND_SECONDS:g} s",
             f"{found_seconds:.1f} s", found_seconds < GOAL_FOUND_SECONDS),
+        Row(f"acquire from NATed donors (`acquire {POOL_ACQUIRE} --where reachability=nat|firewalled`, through "
+            "relays)",
+            f"{POOL_ACQUIRE} of {POOL_ACQUIRE} leased; time: report",
+            f"{pool_leased} of {POOL_ACQUIRE} in {pool_seconds:.1f} s (whole command {pool_wall:.1f} s)",
+            pool_leased == POOL_ACQUIRE),
     ]
     print_table("Donors behind NATs on the namespace testbed (issue 15)", table)
     return 0 if all(row.met is not False for row in table) else 1

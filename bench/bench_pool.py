@@ -58,6 +58,7 @@ def loopback(nodes: int, vessels: int) -> list[Row]:
             offers.append(Offer.verify(Offer.sign(identity, size={"cpu": 0.1}, free=3, total=3, reachability="public",
                                                   uptime=60.0, country="", addresses=[node.address], now=time.time()),
                                        time.time()))
+        reachable = pool.reachable_directly(offers)
         counts = [min(BASE_QUOTA, vessels - BASE_QUOTA * i) for i in range(len(keys))]
         acquired: list[int] = []
         refused: Counter[str] = Counter()
@@ -68,7 +69,7 @@ def loopback(nodes: int, vessels: int) -> list[Row]:
             async with trio.open_nursery() as nursery:
                 for key, session, count in zip(keys, sessions, counts, strict=True):
                     async def one(key=key, session=session, count=count) -> None:  # type: ignore[no-untyped-def]
-                        result = await pool.acquire(session, key, offers, count, duration=600.0)
+                        result = await pool.acquire(session, key, reachable, count, duration=600.0)
                         acquired.append(len(result.numbers))
                         refused.update(a.code or a.kind for a in result.attempts if a.number is None)
                     nursery.start_soon(one)

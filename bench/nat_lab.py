@@ -36,13 +36,17 @@ def researcher_home(root: Path) -> tuple[Path, Identity]:
     return home, alice
 
 
-def start_donor(lab: Lab, root: Path, owner: PublicKey, name: str, host: Host) -> subprocess.Popen[bytes]:
-    """Create donor `name` in `root/name` (one small vessel owned by `owner`) and start `seattle node run` in
-    `host`; returns once it listens."""
+def start_donor(lab: Lab, root: Path, owner: PublicKey, name: str, host: Host,
+                pool: int = 0) -> subprocess.Popen[bytes]:
+    """Create donor `name` in `root/name` (one small vessel owned by `owner`, and `pool` pool vessels, as a
+    profile built with `--pool` gives) and start `seattle node run` in `host`; returns once it listens."""
     directory = root / name
     layout = [(DEFAULT_ALLOTMENT.replace(cpu=0.1, memory=64 * 1024 * 1024, diskused=8 * 1024 * 1024,
                                          messport=frozenset({63100}), connport=frozenset({63100})), owner, ())]
-    init_node(directory, owner, layout)
+    pool_vessels = [DEFAULT_ALLOTMENT.replace(cpu=0.05, memory=32 * 1024 * 1024, diskused=4 * 1024 * 1024,
+                                              messport=frozenset({63101 + i}), connport=frozenset({63101 + i}))
+                    for i in range(pool)]
+    init_node(directory, owner, layout, pool=pool_vessels)
     NodeDir(directory).write_config(NodeConfig(
         "0.0.0.0", PORT, (host.address,), () if name == "p1" else (BOOTSTRAP,), needs_relay=host.home is not None))
     process = lab.spawn(host, [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(directory)],
@@ -53,15 +57,15 @@ def start_donor(lab: Lab, root: Path, owner: PublicKey, name: str, host: Host) -
     return process
 
 
-def start_donors(lab: Lab, root: Path, owner: PublicKey) -> dict[str, Host]:
-    """Every donor of the module docstring, started; by name."""
+def start_donors(lab: Lab, root: Path, owner: PublicKey, pool: int = 0) -> dict[str, Host]:
+    """Every donor of the module docstring, started, each with `pool` pool vessels; by name."""
     donors: dict[str, Host] = {}
     for name in PUBLIC:
         donors[name] = lab.public_host(name)
     for name, kind in NATTED:
         donors[name] = lab.home("h" + name, kind).host(name)
     for name, host in donors.items():
-        start_donor(lab, root, owner, name, host)
+        start_donor(lab, root, owner, name, host, pool)
     return donors
 
 

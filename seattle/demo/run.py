@@ -48,7 +48,6 @@ from seattle.experiment.session import Session
 from seattle.keys import Identity, PublicKey, generate_identity, save_identity
 from seattle.nodemgr.client import CallFailed, NodeClient, NodeClientError
 from seattle.planner.profile import PoolShare, VesselPlan, write_profile
-from seattle.pool.formats import Offer
 from seattle.resources import ResourceParseError, parse_resources
 from seattle.testbed import LocalTestbed, TestbedNode, from_profile
 
@@ -235,7 +234,7 @@ async def _pool_experiment(testbed: LocalTestbed, researcher: Identity, expected
                      "vessels for the next researcher")
 
 
-async def _offers(testbed: LocalTestbed, expected: int) -> list[Offer]:
+async def _offers(testbed: LocalTestbed, expected: int) -> list[pool_library.Reachable]:
     """The pool's offers, through node 0, once they cover `expected` vessels (nodes file their offers shortly
     after they start, so the first lookups may find only some)."""
     step = "finding the pool's offers in the overlay"
@@ -247,7 +246,7 @@ async def _offers(testbed: LocalTestbed, expected: int) -> list[Offer]:
                 offers = await pool_library.find_offers(bootstrap, timeout=CALL_TIMEOUT)
             except SeattleError as exc:
                 raise DemoFailed(step, str(exc)) from None
-            room = sum(min(offer.free, POOL_MAX_PER_NODE) for offer in offers)
+            room = sum(min(each.offer.free, POOL_MAX_PER_NODE) for each in offers)
             if room >= expected:
                 return offers
             await trio.sleep(POLL_INTERVAL)

@@ -230,12 +230,7 @@ async def _vessels_of(record: VesselRecord, key: PublicKey,
 async def _relayed_vessels_of(record: VesselRecord, key: PublicKey,
                               timeout: float) -> tuple[list[FoundVessel], tuple[str, str] | None]:
     """GetVessels through the record's relays (`seattle.nodemgr.routes`); the node goes by its relayed name."""
-    relays = []
-    for route in record.relays:
-        try:
-            relays.append(RelayAddress(*split_ip_port(route.address), route.relay))
-        except ValueError:
-            continue
+    relays = record_relays(record)
     name = relayed_name(record.node)
     try:
         with trio.fail_after(timeout):
@@ -250,7 +245,19 @@ async def _relayed_vessels_of(record: VesselRecord, key: PublicKey,
         found = _matching(answer, record, key, name, RELAYED_PORT)
     except _Mismatch as exc:
         return [], (name, str(exc))
-    return [dataclasses.replace(vessel, relays=tuple(relays)) for vessel in found], None
+    return [dataclasses.replace(vessel, relays=relays) for vessel in found], None
+
+
+def record_relays(record: VesselRecord) -> tuple[RelayAddress, ...]:
+    """The relays a record names whose voucher held (`VesselRecord.relays`), as routes dial them; one whose
+    address is not IP:PORT is left out (it would never be dialled)."""
+    relays = []
+    for route in record.relays:
+        try:
+            relays.append(RelayAddress(*split_ip_port(route.address), route.relay))
+        except ValueError:
+            continue
+    return tuple(relays)
 
 
 class _Mismatch(Exception):

@@ -11,9 +11,13 @@ What the researcher's side does, and why:
 1. Offers: a node files a record under `offer_key(shard)` in the overlay; `find_offers` reads the SHARDS keys
    in random order (each bounded by `find_records`), asks each node found for its pool status, keeps the
    signed `Offer` only if it verifies and is signed by the key the node showed on its connection, and stops
-   once enough match (`offers_wanted`): a 10,000-node pool holds hundreds of nodes per shard.
+   once enough match (`offers_wanted`): a 10,000-node pool holds hundreds of nodes per shard. Each offer is
+   kept as a `Reachable`: with where its node answered, the record's direct address or, for a node behind a
+   NAT (its record names only relays, its offer no address), its relayed name and the record's relays
+   (`seattle.nodemgr.routes`); every later call to that node goes the same way.
 2. Filter and rank (`parse_filter`: a small grammar, errors that say what is wrong): nodes with free
-   vessels, public ones and long uptimes first, ties shuffled so researchers spread over the pool.
+   vessels, public ones and long uptimes first, ties shuffled so researchers spread over the pool; nodes
+   behind NATs come after the public ones, or first when the filter asks for them (`reachability=nat`).
 3. Slots: a key may hold Q leases at once (`seattle.pool.formats.quota`); each lease names one of its slots
    0..Q-1 and a node refuses a slot held live elsewhere. The session knows the slots of the leases it holds;
    each request asks for a different free slot, so concurrent requests of one researcher never collide.
@@ -23,8 +27,9 @@ What the researcher's side does, and why:
 5. Verify every lease (the offer's node signed it, for our key, for the slot asked) and release surplus
    grants, so a researcher holds exactly what was asked and no slot is wasted.
 6. Store each lease with its vessel in the session: acquired vessels are ordinary targets (`%N`, the groups
-   `acquiregood` and `acquirefail`), so every researcher command works on them; `renew` and `release` act on
-   any target expression and keep the stored lease current (a released or ended lease forgets its vessel).
+   `acquiregood` and `acquirefail`; a NATed node's with its relays, as browse stores them), so every
+   researcher command works on them; `renew` and `release` act on any target expression and keep the stored
+   lease current (a released or ended lease forgets its vessel).
 """
 
 from __future__ import annotations
@@ -34,17 +39,31 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from seattle.addresses import split_ip_port
 from seattle.errors import BadDuration, BadFilter, NoFreeSlots, NoOffers
-from seattle.experiment.fanout import FAILED, OK, REFUSED, Node, Outcome, Progress, VesselOp, fan_out
+from seattle.experiment.fanout import (
+    FAILED,
+    OK,
+    REFUSED,
+    Node,
+    NodeKeys,
+    NodeRelays,
+    Outcome,
+    Progress,
+    VesselOp,
+    fan_out,
+)
 from seattle.experiment.operations import execute
 from seattle.experiment.session import Session
 from seattle.experiment.targets import VESSEL_NAME, VesselRef
 from seattle.keys import Identity, PublicKey
+from seattle.nodemgr.relay_client import RelayAddress
+from seattle.nodemgr.routes import RELAYED_PORT, relayed_name
+from seattle.overlay.records import VesselRecord
 from seattle.pool import refusals
 from seattle.pool.formats import (
     BASE_QUOTA,
@@ -171,12 +190,43 @@ def _filter_number(text: str, name: str, value: str) -> float:
     return number
 
 
-def rank(offers: Sequence[Offer], rng: random.Random | None = None) -> list[Offer]:
+@dataclass(frozen=True)
+class Reachable:
+    """An offer and how to reach its node: `host`:`port` is where it answered, its direct address or, for a
+    node behind a NAT, its relayed name and RELAYED_PORT; `relays` are the ones its record named (with
+    vouchers that held), through which a relayed name is reached and a direct address falls back."""
+
+    offer: Offer
+    host: str
+    port: int
+    relays: tuple[RelayAddress, ...] = ()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.host, self.port
+
+
+def reachable_directly(offers: Iterable[Offer]) -> list[Reachable]:
+    """Offers a caller holds itself (a testbed's, signed with its node keys), each reached at the first address
+    it names; one that names none is left out (only its record's relays reach it: `find_offers`)."""
+    found = []
+    for offer in offers:
+        address = _first_address(offer.addresses)
+        if address is not None:
+            found.append(Reachable(offer, *address))
+    return found
+
+
+def rank(offers: Sequence[Reachable], rng: random.Random | None = None) -> list[Reachable]:
     """Offers to ask first: with free vessels, public before others, more free and longer uptime first; equal
     ones shuffled, so two researchers with the same filter do not all ask the same few nodes."""
-    shuffled = [offer for offer in offers if offer.free > 0]
+    shuffled = [each for each in offers if each.offer.free > 0]
     (rng or random.Random()).shuffle(shuffled)
-    return sorted(shuffled, key=lambda o: (o.reachability != "public", -min(o.free, PER_NODE), -(o.uptime // 3600)))
+    return sorted(shuffled, key=lambda each: _rank_key(each.offer))
+
+
+def _rank_key(offer: Offer) -> tuple[bool, int, float]:
+    return offer.reachability != "public", -min(offer.free, PER_NODE), -(offer.uptime // 3600)
 
 
 # --- finding offers ------------------------------------------------------------------------------------------
@@ -184,30 +234,48 @@ def rank(offers: Sequence[Offer], rng: random.Random | None = None) -> list[Offe
 
 async def find_offers(bootstrap: Sequence[tuple[str, int]], *, timeout: float, where: Filter = Filter(),
                       want: int = 0, concurrency: int = DEFAULT_CONCURRENCY,
-                      rng: random.Random | None = None) -> list[Offer]:
-    """Verified offers with free vessels: the nodes filed under the `offer_key` shards, read in random order,
-    asked for their offers shard by shard until `want` of them match `where` (0: every shard); the others are
-    returned too, so `acquire` can say how many it saw that did not match. A 10,000-node pool holds
-    hundreds of nodes per shard: a researcher asks a few of them, not all. OverlayUnreachable if no bootstrap
-    node answers."""
+                      rng: random.Random | None = None) -> list[Reachable]:
+    """Verified offers with free vessels, each with how to reach its node: the nodes filed under the
+    `offer_key` shards, read in random order, asked for their offers shard by shard until `want` of them match
+    `where` (0: every shard); the others are returned too, so `acquire` can say how many it saw that did not
+    match. A 10,000-node pool holds hundreds of nodes per shard: a researcher asks a few of them, not all. A
+    record with a direct address is dialled there; one with only relays (a node behind a NAT) through them.
+    OverlayUnreachable if no bootstrap node answers."""
     from seattle.advertise.dht import find_records
     from seattle.experiment.browse import light_client
 
     shards = list(range(SHARDS))
     (rng or random.Random()).shuffle(shards)
-    found: list[Offer] = []
+    found: list[Reachable] = []
     async with light_client(bootstrap, timeout) as overlay:
         for shard in shards:
             nodes: dict[tuple[str, int], PublicKey] = {}
+            routes: dict[tuple[str, int], tuple[RelayAddress, ...]] = {}
             for record in await find_records(overlay, offer_key(shard), timeout=timeout):
-                address = _first_address(record.addresses)
-                if address is not None:
-                    nodes[address] = record.node
-            offers = await offers_at(list(nodes), timeout=timeout, concurrency=concurrency, node_keys=nodes)
-            found.extend(offer for offer in offers if offer.free > 0)
-            if want and sum(where.matches(offer) for offer in found) >= want:
+                route = _route(record)
+                if route is not None:
+                    nodes[route[0]] = record.node
+                    routes[route[0]] = route[1]
+            offers = await offers_at(list(nodes), timeout=timeout, concurrency=concurrency, node_keys=nodes,
+                                     relays=routes)
+            found.extend(each for each in offers if each.offer.free > 0)
+            if want and sum(where.matches(each.offer) for each in found) >= want:
                 break
     return found
+
+
+def _route(record: VesselRecord) -> tuple[tuple[str, int], tuple[RelayAddress, ...]] | None:
+    """Where to ask the node of an offer record, and its relays: its first direct address (the relays, if any,
+    as a fallback), else its relayed name when it names relays; None when it names neither usably."""
+    from seattle.experiment.browse import record_relays
+
+    relays = record_relays(record)
+    address = _first_address(record.addresses)
+    if address is not None:
+        return address, relays
+    if relays:
+        return (relayed_name(record.node), RELAYED_PORT), relays
+    return None
 
 
 def offers_wanted(count: int) -> int:
@@ -217,11 +285,12 @@ def offers_wanted(count: int) -> int:
 
 
 async def offers_at(addresses: Sequence[tuple[str, int]], *, timeout: float,
-                    concurrency: int = DEFAULT_CONCURRENCY,
-                    node_keys: dict[tuple[str, int], PublicKey] | None = None) -> list[Offer]:
-    """The verified offers of the node managers at `addresses` (GetPoolStatus, unsigned); a node that does not
-    answer, shares nothing, shows another key than `node_keys` names, or sends an offer another key signed is
-    left out."""
+                    concurrency: int = DEFAULT_CONCURRENCY, node_keys: NodeKeys | None = None,
+                    relays: NodeRelays | None = None) -> list[Reachable]:
+    """The verified offers of the node managers at `addresses` (GetPoolStatus, unsigned), each reachable where
+    it answered (through `relays` for the addresses they name: `fan_out`); a node that does not answer,
+    shares nothing, shows another key than `node_keys` names, or sends an offer another key signed is left
+    out."""
     items = [(index, VesselRef(host, port, "pool")) for index, (host, port) in enumerate(addresses)]
 
     async def status(node: Node, ref: VesselRef) -> Offer | None:
@@ -235,8 +304,9 @@ async def offers_at(addresses: Sequence[tuple[str, int]], *, timeout: float,
         return offer
 
     outcomes = await fan_out(items, status, identity=None, timeout=timeout, concurrency=concurrency,
-                             node_keys=node_keys)
-    return [o.result for o in outcomes if o.ok and isinstance(o.result, Offer)]
+                             node_keys=node_keys, relays=relays)
+    return [Reachable(o.result, o.ref.host, o.ref.port, tuple((relays or {}).get((o.ref.host, o.ref.port), ())))
+            for o in outcomes if o.ok and isinstance(o.result, Offer)]
 
 
 # --- leases in the session ------------------------------------------------------------------------------------
@@ -336,12 +406,14 @@ class AcquireResult:
 
 @dataclass(frozen=True)
 class Ask:
-    """One AcquireVessel to send: to the node of `offer`, at `host`:`port`, for slot `slot`."""
+    """One AcquireVessel to send: to the node of `to` (its offer, and how to reach it), for slot `slot`."""
 
-    offer: Offer
-    host: str
-    port: int
+    to: Reachable
     slot: int
+
+    @property
+    def offer(self) -> Offer:
+        return self.to.offer
 
 
 class Plan:
@@ -353,7 +425,7 @@ class Plan:
             for ask in batch: plan.granted(ask) or plan.refused(ask, code)   # code "" for no answer
     """
 
-    def __init__(self, candidates: Sequence[Offer], slots: Sequence[int], count: int) -> None:
+    def __init__(self, candidates: Sequence[Reachable], slots: Sequence[int], count: int) -> None:
         self.count = count
         self.slots = sorted(slots)
         self.leased = 0
@@ -368,8 +440,7 @@ class Plan:
             return []
         self.rounds += 1
         size = min(len(self._queue), len(self.slots), max(missing + 1, math.ceil(missing * (1 + SURPLUS))))
-        batch = [Ask(offer, host, port, slot)
-                 for (offer, host, port), slot in zip(self._queue[:size], self.slots[:size], strict=True)]
+        batch = [Ask(to, slot) for to, slot in zip(self._queue[:size], self.slots[:size], strict=True)]
         self._queue, self.slots = self._queue[size:], self.slots[size:]
         return batch
 
@@ -383,25 +454,26 @@ class Plan:
             self.slots = [slot for slot in self.slots if slot < ask.slot]
         elif code != refusals.SLOT_TAKEN:
             self.slots = sorted([*self.slots, ask.slot])
-            self._queue = [entry for entry in self._queue if entry[0].node != ask.offer.node]
+            self._queue = [to for to in self._queue if to.offer.node != ask.offer.node]
 
 
-async def acquire(session: Session, identity: Identity, offers: Sequence[Offer], count: int, *,
+async def acquire(session: Session, identity: Identity, offers: Sequence[Reachable], count: int, *,
                   where: Filter = Filter(), duration: float = DEFAULT_LEASE, quota: int = BASE_QUOTA,
                   held_elsewhere: Sequence[int] = (), concurrency: int = DEFAULT_CONCURRENCY,
                   rng: random.Random | None = None, progress: Progress | None = None) -> AcquireResult:
-    """Lease up to `count` pool vessels from `offers` (module docstring, steps 2 to 6). `quota` is the key's Q
-    as far as known (nodes refuse slots beyond the real one); `held_elsewhere` are slots the overlay shows
-    held by leases this session does not know. Records the groups acquiregood (the vessels leased) and
-    acquirefail (vessels leased beyond `count` that their node would not take back: release them).
-    NoOffers if no offer matches, NoFreeSlots if every slot is taken."""
+    """Lease up to `count` pool vessels from `offers` (`find_offers`, `offers_at` or `reachable_directly`;
+    module docstring, steps 2 to 6). `quota` is the key's Q as far as known (nodes refuse slots beyond the
+    real one); `held_elsewhere` are slots the overlay shows held by leases this session does not know.
+    Records the groups acquiregood (the vessels leased) and acquirefail (vessels leased beyond `count` that
+    their node would not take back: release them). NoOffers if no offer matches, NoFreeSlots if every slot is
+    taken."""
     if count < 1:
         raise ValueError(f"acquire at least one vessel, not {count}")
     started = time.monotonic()
     now = time.time()
     forget_ended(session, now)
-    free_offers = [offer for offer in offers if offer.free > 0]
-    candidates = rank([offer for offer in free_offers if where.matches(offer)], rng)
+    free_offers = [each for each in offers if each.offer.free > 0]
+    candidates = rank([each for each in free_offers if where.matches(each.offer)], rng)
     if not candidates:
         raise NoOffers(where.text, len(free_offers))
     taken = set(held_slots(session, now)) | set(held_elsewhere)
@@ -434,22 +506,19 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Offer],
 
 
 def _remember(session: Session, attempt: Attempt, lease: Lease, ask: Ask, result: AcquireResult) -> int:
-    """Number the leased vessel (an ordinary target from now on) and keep its lease with it."""
-    number = session.targets.add_vessel(VesselRef(ask.host, ask.port, lease.vessel), node_key=lease.node.to_text())
+    """Number the leased vessel (an ordinary target from now on) and keep its lease with it, and its node's
+    relays (the shape browse stores: later commands reach a NATed node through them, `node_relays`)."""
+    relays = tuple((relay.text, relay.key.to_text()) for relay in ask.to.relays)
+    number = session.targets.add_vessel(VesselRef(ask.to.host, ask.to.port, lease.vessel),
+                                        node_key=lease.node.to_text(), relays=relays)
     session.targets.vessels[number].lease = StoredLease.of(lease).to_json()
     result.attempts.append(_replace_number(attempt, number))
     return number
 
 
-def _ask_order(candidates: Sequence[Offer]) -> list[tuple[Offer, str, int]]:
-    """(offer, host, port) per request: one per node in rank order, then a second to nodes with room for it."""
-    order = []
-    for turn in range(PER_NODE):
-        for offer in candidates:
-            address = _first_address(offer.addresses)
-            if address is not None and offer.free > turn:
-                order.append((offer, *address))
-    return order
+def _ask_order(candidates: Sequence[Reachable]) -> list[Reachable]:
+    """The node of each request: one per node in rank order, then a second to nodes with room for it."""
+    return [to for turn in range(PER_NODE) for to in candidates if to.offer.free > turn]
 
 
 def _first_address(addresses: Sequence[str]) -> tuple[str, int] | None:
@@ -464,7 +533,7 @@ def _first_address(addresses: Sequence[str]) -> tuple[str, int] | None:
 async def _send(batch: Sequence[Ask], identity: Identity, duration: float, timeout: float, concurrency: int,
                 progress: Progress | None) -> list[tuple[Attempt, Lease | None, Ask]]:
     """AcquireVessel for every ask at once (bounded), each node's connection pinned to its offer's key."""
-    refs = {index: VesselRef(ask.host, ask.port, f"slot{ask.slot}") for index, ask in enumerate(batch)}
+    refs = {index: VesselRef(ask.to.host, ask.to.port, f"slot{ask.slot}") for index, ask in enumerate(batch)}
     asks = {refs[index]: ask for index, ask in enumerate(batch)}
 
     async def request(node: Node, ref: VesselRef) -> Lease:
@@ -473,8 +542,8 @@ async def _send(batch: Sequence[Ask], identity: Identity, duration: float, timeo
         return _granted(answer, ask, identity.public_key)
 
     outcomes = await fan_out(list(refs.items()), request, identity=identity, timeout=timeout,
-                             concurrency=concurrency, progress=progress,
-                             node_keys={(ask.host, ask.port): ask.offer.node for ask in batch})
+                             concurrency=concurrency, progress=progress, node_keys=_keys(batch),
+                             relays=_relays(batch))
     return [(*_attempt(asks[outcome.ref], outcome), asks[outcome.ref]) for outcome in outcomes]
 
 
@@ -495,8 +564,18 @@ def _granted(answer: Any, ask: Ask, mine: PublicKey) -> Lease:
     return lease
 
 
+def _keys(asks: Iterable[Ask]) -> dict[tuple[str, int], PublicKey]:
+    """Each asked node's address → the key that signed its offer: its connection must prove it."""
+    return {ask.to.address: ask.offer.node for ask in asks}
+
+
+def _relays(asks: Iterable[Ask]) -> dict[tuple[str, int], tuple[RelayAddress, ...]]:
+    """Each asked node's address → the relays that reach it (a node behind a NAT)."""
+    return {ask.to.address: ask.to.relays for ask in asks if ask.to.relays}
+
+
 def _attempt(ask: Ask, outcome: Outcome) -> tuple[Attempt, Lease | None]:
-    address = VesselRef(ask.host, ask.port, "").address
+    address = VesselRef(ask.to.host, ask.to.port, "").address
     if outcome.ok:
         lease: Lease = outcome.result
         return Attempt(ask.offer.node, address, ask.slot, OK, vessel=lease.vessel, expires=lease.expires), lease
@@ -514,13 +593,15 @@ async def _give_back(surplus: Sequence[tuple[Attempt, Lease, Ask]], identity: Id
     node would not take back keeps its lease (`acquire` files it under acquirefail, to release later)."""
     if not surplus:
         return []
-    items = [(index, VesselRef(ask.host, ask.port, lease.vessel)) for index, (_, lease, ask) in enumerate(surplus)]
+    items = [(index, VesselRef(ask.to.host, ask.to.port, lease.vessel))
+             for index, (_, lease, ask) in enumerate(surplus)]
 
     async def give(node: Node, ref: VesselRef) -> None:
         await node.client.call("ReleaseLease", vessel=ref.vessel)
 
+    asks = [ask for _, _, ask in surplus]
     outcomes = await fan_out(items, give, identity=identity, timeout=timeout, concurrency=concurrency,
-                             node_keys={(ref.host, ref.port): surplus[i][1].node for i, ref in items})
+                             node_keys=_keys(asks), relays=_relays(asks))
     rows: list[tuple[Attempt, Lease | None, Ask]] = []
     for (attempt, lease, ask), outcome in zip(surplus, outcomes, strict=True):
         if outcome.ok:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 
 import nacl.signing
 
-from seattle.experiment.pool import Ask, Plan, offers_wanted, rank
+from seattle.experiment.pool import Ask, Plan, Reachable, offers_wanted, rank
 from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.signing import sign_request
 from seattle.pool.formats import BASE_QUOTA, DEFAULT_LEASE, Evidence, Lease, Offer
@@ -45,6 +45,8 @@ from seattle.pool.refusals import LeaseRefused
 #: Round trips of one overlay lookup (iterative Kademlia at 10,000 nodes: ~3 hops of alpha-parallel requests).
 LOOKUP_TRIPS = 3
 START = 1_800_000_000.0
+#: Every simulated node manager's port (the simulated nodes are public: each is reached at its address).
+PORT = 1224
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,7 @@ class _Simulation:
         ledger = Ledger(identity, [f"p{i}" for i in range(self.config.vessels_per_node)], lambda _: None)
         raw = Offer.sign(identity, size={"cpu": 0.02}, free=self.config.vessels_per_node,
                          total=self.config.vessels_per_node, reachability="public", uptime=86400.0, country="",
-                         addresses=[f"{host}:1224"], now=now)
+                         addresses=[f"{host}:{PORT}"], now=now)
         self.nodes[identity.public_key.raw] = _Node(identity, ledger, self.rng.uniform(0.02, 0.2),
                                                     Offer.verify(raw, now), host)
 
@@ -191,7 +193,7 @@ class _Simulation:
         # (a node that left abruptly still has its record there).
         visible = [node for node in self.nodes.values() if node.left_at is None or now - node.left_at < 3 * 3600]
         sample = self.rng.sample(visible, min(len(visible), offers_wanted(config.count)))
-        offers = [replace(node.offer, free=len(node.ledger.free())) for node in sample]
+        offers = [Reachable(replace(node.offer, free=len(node.ledger.free())), node.host, PORT) for node in sample]
         seconds = LOOKUP_TRIPS * 0.1 + max(self._latency(node) for node in sample)
         slots = list(range(BASE_QUOTA)) if cheat else [s for s in range(BASE_QUOTA) if s not in held]
         if not cheat:
@@ -201,7 +203,7 @@ class _Simulation:
         while own := plan.next_round():
             batch = list(own)
             if cheat:  # the same slots again, on other nodes, in the same round
-                batch += [replace(ask, offer=other.offer, host=other.host)
+                batch += [replace(ask, to=Reachable(other.offer, other.host, PORT))
                           for ask, other in zip(own, self.rng.sample(visible, len(own)), strict=True)]
             seconds += max(self._latency(self.nodes[ask.offer.node.raw]) for ask in batch) + LOOKUP_TRIPS * 0.1
             views = [self._view(key, ask.slot) for ask in batch]  # every node looks before any files

@@ -163,7 +163,7 @@ class NodeManager:
             state.recover()
             pool = NodePool(self.identity, state, NodeDir(self.node_dir), beneficiary=self.beneficiary,
                             country=self.country, addresses=self.advertised_addresses,
-                            reachability=self.reachability_state)
+                            reachability=self.offered_reachability)
             listeners = await open_listeners(self.host, self.requested_port)
         except BaseException:
             state.close()
@@ -265,6 +265,15 @@ class NodeManager:
             return self.overlay_service.reachability.state.value
         except RuntimeError:  # the overlay is not running (yet, or any more)
             return State.UNKNOWN.value
+
+    def offered_reachability(self) -> str:
+        """What the node's pool offer says: the overlay's measure, but "nat" for a node told it needs a relay
+        (`needs_relay`) that the overlay has not found behind a NAT or a firewall (yet): it cannot be dialled
+        whatever the measure says, so researchers asking for `reachability=nat` must find it."""
+        state = self.reachability_state()
+        if self.needs_relay and state not in (State.NAT.value, State.FIREWALLED.value):
+            return State.NAT.value
+        return state
 
     def relay_needed(self) -> bool:
         """Whether this node cannot be dialled: `needs_relay`, or the overlay measured it behind a NAT or a

@@ -42,6 +42,7 @@ from seattle.keys import Identity, PublicKey
 from seattle.nodemgr.nodedir import NodeDir
 from seattle.nodemgr.nodeerror import NodeError
 from seattle.nodemgr.vessels import NodeState
+from seattle.overlay.reachability import State
 from seattle.pool import refusals
 from seattle.pool.credit import CreditCache
 from seattle.pool.formats import (
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: The offer and attestation are signed again after this long (their lifetime is hours).
 RESIGN_AFTER = 60.0
+#: Reachabilities of a node nobody can dial: its offer names no address.
+BEHIND = (State.NAT.value, State.FIREWALLED.value)
 
 #: Stops a running vessel (the node API's, under its lifecycle lock); False if it would not stop.
 Stop = Callable[[str], Awaitable[bool]]
@@ -116,7 +119,8 @@ class NodePool:
         self.beneficiary = beneficiary
         self.country = country
         self.addresses = addresses
-        #: What the overlay measured of this node's reachability ("public", "nat", ...): what its offer says.
+        #: This node's reachability ("public", "nat", ...: the overlay's measure, or "nat" for a node told it
+        #: needs a relay): what its offer says, and whether the offer may name addresses (BEHIND: none).
         self.reachability = reachability
         #: Since when this node manager has been up: what its attestation and offer say.
         self.started = clock()
@@ -272,12 +276,15 @@ class NodePool:
         return [offer_key(offer_shard(node)), *([credit_key(self.beneficiary)] if self.beneficiary else [])]
 
     def offer(self) -> bytes | None:
-        """The node's signed offer (re-signed at most once a minute), None without pool vessels or address."""
-        addresses = self.addresses()[:MAX_ADDRESSES]
-        if not self.ledger.vessels or not addresses:
+        """The node's signed offer (re-signed at most once a minute), None without pool vessels. A node behind
+        a NAT or a firewall names no address (its private ones reach nobody): researchers reach it through the
+        relays its record under the offer's shard names, as they reach its vessels."""
+        if not self.ledger.vessels:
             return None
+        reachability = self.reachability()
+        addresses = [] if reachability in BEHIND else self.addresses()[:MAX_ADDRESSES]
         size = self.state.vessel_resources(self.ledger.vessels[0])
-        fields = (len(self.ledger.free()), tuple(addresses), self.reachability())
+        fields = (len(self.ledger.free()), tuple(addresses), reachability)
         return self._cached(f"offer{fields}", lambda now: Offer.sign(
             self.identity, size={name: float(size.quantities[name]) for name in ("cpu", "memory", "diskused")},
             free=fields[0], total=len(self.ledger.vessels), reachability=fields[2], uptime=now - self.started,

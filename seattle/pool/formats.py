@@ -6,7 +6,8 @@ reader verifies what it received and never re-encodes anything:
     signature (64) ‖ CONTEXT ‖ node public key (32) ‖ envelope (msgpack map with exactly the fields below)
 
     Offer        "size" {resource: number} (one pool vessel), "free", "total", "reach" (e.g. "public", "nat"),
-                 "uptime" s, "country" (ISO 3166 alpha-2 or ""), "addrs" ["host:port"], "iat", "exp"
+                 "uptime" s, "country" (ISO 3166 alpha-2 or ""), "addrs" ["host:port"] (0 to 8: a node behind
+                 a NAT or a firewall names none, it is reached through the relays in its records), "iat", "exp"
     Lease        "vessel", "lessee" (32-byte key), "slot", "iat", "exp", "max_exp", "request" (the lessee's
                  signed AcquireVessel request, verbatim)
     Attestation  "beneficiary" (32-byte key), "up_since", "iat", "exp"
@@ -214,8 +215,8 @@ def _check_offer(fields: dict[str, Any]) -> None:
     if not isinstance(fields["country"], str) or not _COUNTRY.fullmatch(fields["country"]):
         raise ValueError(f"'country' must be an ISO 3166 code (two capitals) or '', got {fields['country']!r:.10}")
     addresses = fields["addrs"]
-    if not isinstance(addresses, list) or not 1 <= len(addresses) <= MAX_ADDRESSES:
-        raise ValueError(f"'addrs' lists 1 to {MAX_ADDRESSES} 'host:port' addresses")
+    if not isinstance(addresses, list) or len(addresses) > MAX_ADDRESSES:
+        raise ValueError(f"'addrs' lists at most {MAX_ADDRESSES} 'host:port' addresses")
     for address in addresses:
         if not isinstance(address, str) or not 0 < len(address) <= MAX_ADDRESS_LENGTH or ":" not in address:
             raise ValueError(f"address {address!r:.60} is not a 'host:port' of at most {MAX_ADDRESS_LENGTH} "

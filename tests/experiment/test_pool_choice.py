@@ -92,20 +92,21 @@ def test_rank_puts_public_roomy_long_lived_nodes_first_and_drops_full_ones() -> 
     nodes = [generate_identity(f"n{i}") for i in range(4)]
     offers = [offer(nodes[0], reachability="nat"), offer(nodes[1], free=0), offer(nodes[2], free=1),
               offer(nodes[3])]
-    ranked = pool.rank(offers, random.Random(1))
-    assert [o.node for o in ranked] == [nodes[3].public_key, nodes[2].public_key, nodes[0].public_key]
+    ranked = pool.rank(pool.reachable_directly(offers), random.Random(1))
+    assert [each.offer.node for each in ranked] == [nodes[3].public_key, nodes[2].public_key, nodes[0].public_key]
 
 
 def test_acquire_refuses_at_once_when_no_offer_matches_or_no_slot_is_free() -> None:
     import trio
 
     session = Session()
+    one, full = pool.reachable_directly([offer()]), pool.reachable_directly([offer(free=0)])
     with pytest.raises(NoOffers, match="no pool offer matches 'country=JP': 1 offers"):
-        trio.run(lambda: pool.acquire(session, RESEARCHER, [offer()], 1, where=pool.parse_filter("country=JP")))
+        trio.run(lambda: pool.acquire(session, RESEARCHER, one, 1, where=pool.parse_filter("country=JP")))
     with pytest.raises(NoOffers, match="pool empty"):
-        trio.run(lambda: pool.acquire(session, RESEARCHER, [offer(free=0)], 1))
+        trio.run(lambda: pool.acquire(session, RESEARCHER, full, 1))
     with pytest.raises(NoFreeSlots, match="quota 3/3"):
-        trio.run(lambda: pool.acquire(session, RESEARCHER, [offer()], 1, quota=3, held_elsewhere=[0, 1, 2]))
+        trio.run(lambda: pool.acquire(session, RESEARCHER, one, 1, quota=3, held_elsewhere=[0, 1, 2]))
 
 
 def test_stored_leases_survive_the_session_file_and_ended_ones_are_forgotten() -> None:

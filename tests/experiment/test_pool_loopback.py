@@ -45,15 +45,15 @@ def testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTestbed]:
         yield bed
 
 
-def offers(testbed: LocalTestbed, nodes: list[TestbedNode] | None = None) -> list[Offer]:
-    """Each node's offer, signed with its key (2 free pool vessels each)."""
+def offers(testbed: LocalTestbed, nodes: list[TestbedNode] | None = None) -> list[pool.Reachable]:
+    """Each node's offer, signed with its key (2 free pool vessels each), reached at the node's address."""
     signed = []
     for node in nodes or testbed.nodes:
         identity = NodeDir(node.directory).load_identity()
         raw = Offer.sign(identity, size={"cpu": 0.1}, free=2, total=2, reachability="public", uptime=60.0,
                          country="CH" if node.index % 2 else "DE", addresses=[node.address], now=time.time())
         signed.append(Offer.verify(raw, time.time()))
-    return signed
+    return pool.reachable_directly(signed)
 
 
 async def free_counts(testbed: LocalTestbed) -> list[int]:

@@ -67,7 +67,8 @@ def test_offer_round_trip() -> None:
 
 
 @pytest.mark.parametrize("overrides", [{"free": 6}, {"country": "ch"}, {"reachability": "Not A Word"},
-                                       {"addresses": []}, {"size": {}}, {"uptime": -1.0}, {"lifetime": 4 * 3600.0}])
+                                       {"addresses": [f"192.0.2.{i}:1224" for i in range(9)]}, {"size": {}},
+                                       {"uptime": -1.0}, {"lifetime": 4 * 3600.0}])
 def test_offer_out_of_range_is_refused_when_signing(overrides: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         offer(**overrides)
