@@ -22,7 +22,6 @@ import os
 import random
 import re
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -189,6 +188,8 @@ class RoundLog:
     #: Leases whose release was sent (answered or not), and those whose release was answered.
     releasing: list[Lease] = field(default_factory=list)
     released: list[Lease] = field(default_factory=list)
+    #: (researcher, slot) of the acquires the kill cut before their answer.
+    unanswered: list[tuple[int, int]] = field(default_factory=list)
     cut: list[str] = field(default_factory=list)
 
 
@@ -225,11 +226,13 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
         if per_key[who] >= 2:
             continue
         per_key[who] += 1
-        # Sometimes a slot the key holds already: the node must refuse it, never grant it twice.
-        taken = [slot for w, slot in slots_used if w == who]
-        slot = rng.choice(taken) if taken and rng.random() < 0.3 else \
-            rng.choice([s for s in range(10) if (who, s) not in slots_used])
+        # Sometimes a slot the key holds already, or asks for in this round too: the node must grant it once.
+        mine = sorted({slot for w, slot in [*slots_used, *acquiring] if w == who})
+        slot = rng.choice(mine) if mine and rng.random() < 0.3 else \
+            rng.choice([s for s in range(10) if s not in mine])
         acquiring.append((who, slot))
+    contested = slots_used | {asked for asked in acquiring if acquiring.count(asked) > 1}
+
     async def release(vessel: str, lease: Lease, client: NodeClient) -> None:
         log.releasing.append(lease)
         try:
@@ -245,11 +248,12 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
         try:
             answer = await client.request("AcquireVessel", slot=slot, duration=DURATION)
         except NodeClientError:
+            log.unanswered.append((who, slot))
             log.cut.append(f"acquire {who}/{slot}")
             return
         if answer.code != "ok":
             # The pool may be full meanwhile; a slot the key holds is refused, whichever lease holds it.
-            assert answer.code == "pool_empty" or (answer.code == "slot_taken" and (who, slot) in slots_used), \
+            assert answer.code == "pool_empty" or (answer.code == "slot_taken" and (who, slot) in contested), \
                 (who, slot, answer)
             log.cut.append(f"refused {answer.code} {who}/{slot}")
             return
@@ -339,6 +343,10 @@ async def check_recovered(daemon: Daemon, book: Book, log: RoundLog, tree: dict[
     still = [lease for _, lease in live.values()]
     assert [lease.vessel for lease in answered if lease not in still] == [], f"answered leases lost; {state}"
     assert [lease.vessel for lease in log.released if lease in still] == [], f"released leases kept; {state}"
+    # Where the kill landed: an unanswered acquire the node granted, a release cut before its record.
+    fresh = {(who, lease.slot) for who, lease in live.values() if lease not in [h for _, h in book.held.values()]}
+    book.outcomes.append(f"after the restart: unanswered acquires granted {sorted(fresh & set(log.unanswered))}"
+                         f", unanswered releases not done {[lease.vessel for lease in log.releasing if lease in still]}")
 
     owner = directory.load_identity()
     async with await connect(daemon, owner, book) as node_owner:
