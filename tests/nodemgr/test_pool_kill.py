@@ -45,10 +45,12 @@ pytestmark = pytest.mark.slow
 
 POOL = 4
 RESEARCHERS = 3
-ROUNDS = 8
+ROUNDS = 10
 SEED = 1616
-#: Seconds from the first request of a round to the SIGKILL: 0 kills right after it was sent.
-KILL_DELAYS = (0.0, 0.0, 0.003, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6)
+#: Seconds from the first request of a round to the SIGKILL: 0 kills right after it was sent. Most rounds
+#: instead draw it up to the slowest answer seen so far, so the kill lands inside a call on a machine of any
+#: speed.
+KILL_DELAYS = (0.0, 0.003, 0.01, 0.04, 0.15, 0.6)
 STARTUP = 30.0
 WAIT = 20.0
 TOKEN = re.compile(rb"tok\d{4}")
@@ -74,8 +76,8 @@ class Daemon:
         return int(self.address.rsplit(":", 1)[1])
 
     def start(self) -> None:
-        stderr = open(self.directory.parent / "node.stderr", "ab")  # noqa: SIM115 (the child holds it)
-        with stderr:
+        stderr_path = self.directory.parent / "node.stderr"
+        with open(stderr_path, "ab") as stderr:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "seattle.cli", "node", "run", "--dir", str(self.directory)],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
@@ -84,13 +86,14 @@ class Daemon:
         while b"\n" not in line:
             ready = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]
             chunk = os.read(fd, 4096) if ready else b""
-            assert chunk, f"the node did not say `listening on`: {line!r}, see {stderr.name}"
+            assert chunk, f"the node did not say `listening on`: {line!r}, see {stderr_path}"
             line += chunk
         assert line.startswith(b"listening on "), line
         self.address = line.split(b"\n")[0].decode().removeprefix("listening on ")
 
     def kill(self) -> dict[int, int]:
-        """SIGKILL the node manager alone; returns what ran under it (pid → start time) at that moment."""
+        """SIGKILL the node manager alone; returns what ran under it (pid → start time) at that moment: its
+        zygote, supervisors and vessels, which it leaves to end on their own as a crash would."""
         assert self.process is not None
         tree = descendants(self.process.pid)
         self.process.kill()
@@ -114,11 +117,13 @@ class Daemon:
 
 
 def _start_time(pid: int) -> int | None:
+    """When `pid` started (clock ticks since boot), or None if it is gone or a zombie (dead, not yet reaped by
+    the init process it was handed to)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def descendants(pid: int) -> dict[int, int]:
@@ -170,6 +175,10 @@ class Book:
     #: vessel → (researcher index, lease) held now, as the node last said.
     held: dict[str, tuple[int, Lease]] = field(default_factory=dict)
     issued: int = 0
+    #: Vessel processes that ran when the node was killed, over all rounds.
+    killed_running: int = 0
+    #: The slowest answer of a round so far, in seconds from the round's first request.
+    slowest: float = 0.0
     #: What happened, for the report of a failure and to see that kills landed at every stage.
     outcomes: list[str] = field(default_factory=list)
 
@@ -190,7 +199,8 @@ class RoundLog:
     released: list[Lease] = field(default_factory=list)
     #: (researcher, slot) of the acquires the kill cut before their answer.
     unanswered: list[tuple[int, int]] = field(default_factory=list)
-    cut: list[str] = field(default_factory=list)
+    #: Calls cut by the kill or refused, for the report of a failure.
+    notes: list[str] = field(default_factory=list)
 
 
 async def connect(daemon: Daemon, identity: Identity | None, book: Book) -> NodeClient:
@@ -240,8 +250,9 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
         except NodeClientError as exc:
             if isinstance(exc, CallFailed):
                 raise
-            log.cut.append(f"release {vessel}")
+            log.notes.append(f"release {vessel}")
             return
+        answered()
         log.released.append(lease)
 
     async def acquire(who: int, slot: int, client: NodeClient) -> None:
@@ -249,13 +260,14 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
             answer = await client.request("AcquireVessel", slot=slot, duration=DURATION)
         except NodeClientError:
             log.unanswered.append((who, slot))
-            log.cut.append(f"acquire {who}/{slot}")
+            log.notes.append(f"acquire {who}/{slot}")
             return
+        answered()
         if answer.code != "ok":
             # The pool may be full meanwhile; a slot the key holds is refused, whichever lease holds it.
             assert answer.code == "pool_empty" or (answer.code == "slot_taken" and (who, slot) in contested), \
                 (who, slot, answer)
-            log.cut.append(f"refused {answer.code} {who}/{slot}")
+            log.notes.append(f"refused {answer.code} {who}/{slot}")
             return
         lease = Lease.verify(answer.result["lease"], book.node_key, time.time())
         assert (lease.lessee, lease.slot) == (book.researchers[who].public_key, slot)
@@ -265,13 +277,23 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
         except NodeClientError as exc:
             if isinstance(exc, CallFailed):
                 raise
-            log.cut.append(f"program {lease.vessel}")
+            log.notes.append(f"program {lease.vessel}")
+            return
+        answered()
 
     tree: dict[int, int] = {}
-    delay = rng.choice(KILL_DELAYS)
+    delay = rng.choice(KILL_DELAYS) if rng.random() < 0.3 or not book.slowest else \
+        rng.uniform(0.0, book.slowest)
+    began = trio.current_time()
+
+    def answered() -> None:
+        book.slowest = max(book.slowest, trio.current_time() - began)
+
+    running: list[int] = []
 
     async def killer() -> None:
         await trio.sleep(delay)
+        running.extend(processes_in(NodeDir(daemon.directory).vessels_path))
         tree.update(daemon.kill())
 
     # One connection per call (at most 8 per address), all open before the first request is sent.
@@ -288,10 +310,11 @@ async def chaos(daemon: Daemon, book: Book, rng: random.Random, number: int) -> 
     finally:
         for *_, client in [*releases, *acquires]:
             await client.aclose()
-    book.outcomes.append(f"round {number}: kill after {delay * 1000:.0f} ms, released "
+    book.killed_running += len(running)
+    book.outcomes.append(f"round {number}: kill after {delay * 1000:.1f} ms ({len(running)} vessels running), released "
                          f"{[v for v, _ in releasing]} acquiring {acquiring}: granted "
                          f"{[(w, lease.vessel) for w, lease in log.granted]}, confirmed released "
-                         f"{[lease.vessel for lease in log.released]}, cut {log.cut}")
+                         f"{[lease.vessel for lease in log.released]}, cut or refused {log.notes}")
     return log, tree
 
 
@@ -344,9 +367,11 @@ async def check_recovered(daemon: Daemon, book: Book, log: RoundLog, tree: dict[
     assert [lease.vessel for lease in answered if lease not in still] == [], f"answered leases lost; {state}"
     assert [lease.vessel for lease in log.released if lease in still] == [], f"released leases kept; {state}"
     # Where the kill landed: an unanswered acquire the node granted, a release cut before its record.
-    fresh = {(who, lease.slot) for who, lease in live.values() if lease not in [h for _, h in book.held.values()]}
-    book.outcomes.append(f"after the restart: unanswered acquires granted {sorted(fresh & set(log.unanswered))}"
-                         f", unanswered releases not done {[lease.vessel for lease in log.releasing if lease in still]}")
+    before = [lease for _, lease in book.held.values()]
+    fresh = {(who, lease.slot) for who, lease in live.values() if lease not in before}
+    kept = [lease.vessel for lease in log.releasing if lease in still]
+    book.outcomes.append(f"after the restart: unanswered acquires granted {sorted(fresh & set(log.unanswered))}, "
+                         f"unanswered releases not done {kept}")
 
     owner = directory.load_identity()
     async with await connect(daemon, owner, book) as node_owner:
@@ -360,9 +385,10 @@ async def check_recovered(daemon: Daemon, book: Book, log: RoundLog, tree: dict[
             if vessel not in live:
                 assert (files, on_disk, text) == ([], [], b""), (vessel, files, on_disk, text, state)
     book.held = live
-    with trio.fail_after(WAIT):
+    with trio.move_on_after(WAIT):
         while survivors(tree):
             await trio.sleep(0.05)
+    assert survivors(tree) == [], f"processes of the killed node still run: {survivors(tree)}; {state}"
 
 
 @pytest.fixture
@@ -388,6 +414,7 @@ async def test_a_node_killed_during_acquires_and_releases_recovers(daemon: Daemo
         log, tree = await chaos(daemon, book, rng, number)
         daemon.start()
         await check_recovered(daemon, book, log, tree)
+    assert book.killed_running > 0, "no kill found a vessel running: the process checks tested nothing"
 
     # The node answers, releases what is left, and leases every freed vessel again.
     last = RoundLog()
