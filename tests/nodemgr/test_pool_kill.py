@@ -3,15 +3,20 @@ and started again from the same directory: what it recovers to is checked throug
 
 Each round the researchers start programs (they write a file named after their lease and log its name) in the
 vessels they hold, then release some leases and acquire others (uploading and starting a program as soon as a
-lease arrives), and the daemon gets SIGKILL after a seeded random delay, from right after the first request was
-sent to well after the last answer. Its zygote, supervisors and vessels are left to die as a real crash leaves
-them. The restarted node must show:
+lease arrives), at times two acquires of one slot, and the daemon gets SIGKILL after a seeded random delay,
+from right after the first request was sent to past the last answer. The restarted node must show:
 
 - every pool vessel free with no user, or leased with its lessee as its only user; nothing left ending;
 - every lease a researcher got an answer for still held, a lease whose release was answered gone, and no slot
   of a key leased twice;
-- in every vessel no file or log line of any lease but its current one, and no process of the killed node;
+- in every vessel no file or log line of any lease but its current one, and no vessel process of the killed
+  node; soon after, no process of the killed node at all;
 - and at the end, every vessel free and wiped after the releases, and all of them leased again.
+
+The restarted node does nothing itself about its predecessor's processes: each supervisor kills its vessel
+when it finds the node's end of its control socket closed (within milliseconds: a vessel can still write a
+file just after the kill, never after the restart, about half a second later), and the zygote exits when its
+socket closes (one still warming up when the node died exits once warm, a second or two later).
 
 Each restart gives the node a fresh acquire budget (a burst of 4 per network), so a round asks at most 4.
 """
@@ -362,6 +367,9 @@ async def check_recovered(daemon: Daemon, book: Book, log: RoundLog, tree: dict[
         else:
             assert (row["state"], users) == ("free", []), (vessel, row, users, state)
 
+    granted = [lease.vessel for _, lease in log.granted]
+    busy = {vessel for vessel, (_, lease) in book.held.items() if lease not in log.releasing}
+    assert len(set(granted)) == len(granted) and not busy & set(granted), f"a vessel leased twice; {state}"
     answered = [lease for _, lease in [*book.held.values(), *log.granted] if lease not in log.releasing]
     still = [lease for _, lease in live.values()]
     assert [lease.vessel for lease in answered if lease not in still] == [], f"answered leases lost; {state}"
