@@ -17,6 +17,7 @@ The main thread waits for the child and sends the final "exit" message.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import threading
@@ -222,7 +223,7 @@ def _supervise(
     try:
         # Measured once the prepared process, warmed up, waits for its spec: what it holds now is our
         # runtime's, the same in every vessel, and the vessel is charged only for what it adds (memcharge).
-        _await_ready(prepared.broker)
+        _await_ready(prepared.broker, control_sock)
         meter = MemoryMeter(pid)
         baseline = meter.unique_bytes()
         cgroup = _join_cgroup(spec, pid)
@@ -263,19 +264,39 @@ def _supervise(
     return code, reason
 
 
-def _await_ready(broker: socket.socket) -> None:
+def _await_ready(broker: socket.socket, host: socket.socket) -> None:
     """Wait for the prepared child's READY (a spare forked moments ago may still be warming up). A child that
     died is not waited for (its start fails with its own log); one that never gets ready fails the start,
-    so that no late READY can reach the broker server as a request."""
-    broker.settimeout(READY_TIMEOUT)
+    so that no late READY can reach the broker server as a request. If the host hangs up meanwhile (its node
+    manager was killed), the start is abandoned: a program handed over now would run, for the moment it takes
+    `_read_control` to notice, in a vessel that the node's successor may already be resetting for someone else."""
+    poller = select.poll()
+    poller.register(broker, select.POLLIN)
+    poller.register(host, select.POLLIN)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while (remaining := deadline - time.monotonic()) > 0:
+        ready = {fd for fd, _ in poller.poll(remaining * 1000)}
+        if broker.fileno() in ready:
+            try:
+                broker.recv(len(READY))
+            except OSError:  # the child is gone
+                pass
+            return
+        if host.fileno() in ready:
+            if _hung_up(host):
+                raise RuntimeError("the node manager went away before the vessel started")
+            poller.unregister(host)  # a message waits for _read_control: only a hang-up matters here
+    raise RuntimeError(f"the prepared vessel process was not ready within {READY_TIMEOUT:.0f} s")
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the peer closed `sock`, without consuming a message that may be waiting on it."""
     try:
-        broker.recv(len(READY))
-    except TimeoutError:
-        raise RuntimeError(f"the prepared vessel process was not ready within {READY_TIMEOUT:.0f} s") from None
-    except OSError:  # the child is gone
-        pass
-    finally:
-        broker.settimeout(None)
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _join_cgroup(spec: VesselSpec, pid: int) -> VesselCgroup | None:
