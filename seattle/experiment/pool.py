@@ -81,8 +81,10 @@ from seattle.pool.formats import (
 SURPLUS = 0.2
 #: Requests one acquire sends to one node: a node leases at most a couple of vessels to one key anyway.
 PER_NODE = 2
-#: Rounds of requests: refused requests free their slots for other nodes, this many times at most.
-ROUNDS = 3
+#: Rounds of requests: refused requests free their slots for other nodes, this many times at most. A key asking
+#: for its whole quota sends no surplus (one request per free slot), so each refusal costs a round; with ten
+#: researchers acquiring from one pool at once, three rounds left one of them a vessel short in a few runs.
+ROUNDS = 5
 #: Nodes asked for their pool status at once while looking for offers.
 DEFAULT_CONCURRENCY = 50
 
