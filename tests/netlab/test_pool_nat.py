@@ -53,6 +53,13 @@ class PoolLab:
         argv = ["env", f"SEATTLE_HOME={self.home}", sys.executable, "-m", "seattle.cli", *args]
         return self.lab.run(self.researcher, argv, timeout=timeout, check=False)
 
+    def wait_for_offers(self) -> None:
+        """Until the overlay lists both NATed donors' offers with a free vessel: a node files its offer once it
+        has one free (at its start, or after a release), and the overlay has it a moment later."""
+        found = self.lab.run(self.researcher, ["env", f"SEATTLE_HOME={self.home}", sys.executable, "-c",
+                                               WAIT_FOR_OFFERS], timeout=60, check=False)
+        assert found.returncode == 0, found.stderr
+
 
 @pytest.fixture(scope="module")
 def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PoolLab]:
@@ -67,9 +74,7 @@ def testbed(namespaces_allowed: None, tmp_path_factory: pytest.TempPathFactory) 
         natted = {load_node_identity(root / name).public_key.to_text(): name for name in ("c1", "s1")}
         testbed = PoolLab(lab, home, researcher, natted)
         assert testbed.seattle("as", "alice").returncode == 0
-        found = lab.run(researcher, ["env", f"SEATTLE_HOME={home}", sys.executable, "-c", WAIT_FOR_OFFERS],
-                        timeout=60, check=False)
-        assert found.returncode == 0, found.stderr
+        testbed.wait_for_offers()
         yield testbed
 
 
@@ -104,6 +109,7 @@ def test_a_researcher_behind_a_nat_acquires_runs_and_releases_pool_vessels_of_na
     assert "released 2 of 2 vessels" in released.stderr + released.stdout, released.stdout + released.stderr
 
     # Reset: the same two vessels can be leased again, stopped and wiped (Fresh, no log of the previous lease).
+    testbed.wait_for_offers()
     acquire_natted(testbed)
     listed = testbed.seattle("list", "--on", "acquiregood")
     assert listed.stdout.count("Fresh") == 2, listed.stdout + listed.stderr
