@@ -509,17 +509,17 @@ class OverlayNode:
             pass  # a DHT client: answered within its request's size, never admitted nor refreshed
         elif held is not None and (held.contact.host, held.contact.port) == address:
             self.table.observe(held.contact, now)  # a proven address: answered in full (as a datagram holds)
-            self._reply(request, address, kind, self._fit(kind, body, messages.MAX_DATAGRAM, address))
+            if not self._reply_within(request, address, kind, body, messages.MAX_DATAGRAM):
+                self.dropped[SHORT_REQUEST] += 1
             return
         elif held is None and self._bound_to_us(request, now) and not self._awaiting(sender, address):
             contact = Contact.at(sender, *address)  # (an unbound request admits nobody)
-            if self.table.has_room_for(contact) and self._admissible(contact):
-                with_cookie = self._fit(kind, body, size, address, cookie=True)
-                if with_cookie is not None:
-                    self._reply(request, address, kind, with_cookie, self._cookie(contact, now))
-                    return
+            if (self.table.has_room_for(contact) and self._admissible(contact)
+                    and self._reply_within(request, address, kind, body, size, self._cookie(contact, now))):
+                return
         # Everything sent to this unproven address for this request fits in `size` (module docstring).
-        self._reply(request, address, kind, self._fit(kind, body, size, address))
+        if not self._reply_within(request, address, kind, body, size):
+            self.dropped[SHORT_REQUEST] += 1
 
     def _serve_dial_back(self, request: Message, size: int, address: Address, now: float) -> None:
         """Probe `address`, where the request came from, and have the driver dial its TCP port if asked
@@ -612,6 +612,23 @@ class OverlayNode:
         body, seen = fitted
         self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=seen),
                              address))
+
+    def _reply_within(self, request: Message, address: Address, kind: Kind, body: dict[str, Any], room: int,
+                      cookie: bytes | None = None) -> bool:
+        """Queue the answer to `request` in at most `room` bytes, with `cookie` if given: in full when it fits
+        (the usual case: a padded request, or a proven address), packed and signed once; else as `_fit` cuts
+        it. False, and nothing queued, when no form of it fits."""
+        try:
+            data = messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=address, limit=room)
+        except MessageRejected as rejected:
+            if rejected.code != messages.TOO_LARGE:
+                raise
+            fitted = self._fit(kind, body, room, address, cookie=cookie is not None)
+            if fitted is None:
+                return False
+            data = messages.encode(self.identity, kind, request.txid, fitted[0], cookie=cookie, seen=fitted[1])
+        self._outbox.append((data, address))
+        return True
 
     def _fit(self, kind: Kind, body: dict[str, Any], room: int, address: Address,
              cookie: bool = False) -> _Fitted | None:
