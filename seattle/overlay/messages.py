@@ -271,6 +271,13 @@ def _address(value: Any) -> tuple[str, int]:
     """A packed address: IPv4 (4) or IPv6 (16) bytes, then the port (2, big-endian, 1..65535)."""
     if value.__class__ is not bytes or len(value) not in (6, 18):
         raise ValueError(f"an address is packed as 6 or 18 bytes, got {value!r:.40}")
+    return _unpacked_address(value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _unpacked_address(value: bytes) -> tuple[str, int]:
+    """`_address` once its size is checked. Cached: every answer says where it saw its requester, and a
+    node's requests go out from one address (bounded, so distinct junk costs at most the cache's size)."""
     port = int.from_bytes(value[-2:], "big")
     if not port:
         raise ValueError("an address's port is 1..65535, got 0")

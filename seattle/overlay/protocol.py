@@ -82,9 +82,10 @@ import itertools
 import math
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from seattle.budgets import RateTable, SourceBudget, source_of
@@ -824,21 +825,23 @@ class OverlayNode:
         self._rotated_at = now
 
 
-def _paddings(k: int) -> dict[Kind, int]:
+@functools.lru_cache(maxsize=8)
+def _paddings(k: int) -> Mapping[Kind, int]:
     """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
     adds (module docstring), and the widest `seen`. A nodes answer is sized for k IPv6
     contacts, the largest; a records answer may fill a datagram. An add_record carries a record and a token,
-    larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`)."""
+    larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`).
+    Cached (read-only), as every node of a k computes the same, and a simulation starts thousands."""
     widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
     extras: dict[str, Any] = {"cookie": True, "seen": ("::1", 1)}
     nodes = messages.encoded_size(_NODES, {"nodes": widest}, **extras)
-    return {
+    return MappingProxyType({
         _PING: messages.encoded_size(_PONG, {}, **extras),
         _FIND_NODE: min(messages.MAX_DATAGRAM, nodes),  # a larger k's answer is cut to a datagram anyway
         Kind.GET_RECORDS: messages.MAX_DATAGRAM,
         Kind.ADD_RECORD: 0,
         Kind.DIAL_BACK: messages.encoded_size(Kind.DIALED, {"tcp": False}, **extras) + messages.PROBE_SIZE,
-    }
+    })
 
 
 def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *,
