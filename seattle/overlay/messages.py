@@ -271,6 +271,13 @@ def _address(value: Any) -> tuple[str, int]:
     """A packed address: IPv4 (4) or IPv6 (16) bytes, then the port (2, big-endian, 1..65535)."""
     if value.__class__ is not bytes or len(value) not in (6, 18):
         raise ValueError(f"an address is packed as 6 or 18 bytes, got {value!r:.40}")
+    return _unpacked_address(value)
+
+
+@lru_cache(maxsize=1 << 14)
+def _unpacked_address(value: bytes) -> tuple[str, int]:
+    """`_address` once its size is checked. Cached: every answer says where it saw its requester, and a
+    node's requests go out from one address (bounded, so distinct junk costs at most the cache's size)."""
     port = int.from_bytes(value[-2:], "big")
     if not port:
         raise ValueError("an address's port is 1..65535, got 0")
@@ -377,6 +384,7 @@ def encode(
     cookie: bytes | None = None,
     client: bool = False,
     seen: tuple[str, int] | None = None,
+    limit: int = MAX_DATAGRAM,
 ) -> bytes:
     """Sign and encode a message; MessageRejected (code malformed / too_large) if it cannot be sent as is.
 
@@ -384,19 +392,21 @@ def encode(
     (requests only, at most MAX_DATAGRAM) pads a shorter request to exactly that many bytes (one
     byte short stays so: no pad element is that small). `cookie` (answers only) is what the requester's ack
     must bring back. `client` (requests only) marks the sender a DHT client; `seen` (answers only) is the
-    requester's address as we saw it.
+    requester's address as we saw it. `limit` (at most MAX_DATAGRAM) is the most bytes it may take: a larger
+    message is refused (too_large) before it is signed, so an answer that may not fit its room costs one
+    encoding, not a size estimate and then the encoding.
 
     The body is checked by the same parsers `decode` uses, so a node never sends what its peers would drop.
     """
     if not isinstance(identity, Identity):
         raise TypeError(f"identity must be an Identity, not {type(identity).__name__}")
     payload = _payload(kind, txid, body, to, at, pad_to, cookie, client, seen)
+    size = _HEADER + len(payload)
+    if size > min(limit, MAX_DATAGRAM):
+        raise MessageRejected(TOO_LARGE, f"a {kind} message of {size} bytes exceeds {min(limit, MAX_DATAGRAM)}")
     key, secret = identity.sodium_key_pair
     signature = nacl.bindings.crypto_sign(CONTEXT + key + payload, secret)[:SIGNATURE_SIZE]
-    data = signature + key + payload
-    if len(data) > MAX_DATAGRAM:
-        raise MessageRejected(TOO_LARGE, f"a {kind} message of {len(data)} bytes exceeds {MAX_DATAGRAM}")
-    return data
+    return signature + key + payload
 
 
 def encode_ack(sender_id: NodeId, cookie: bytes) -> bytes:

@@ -16,7 +16,7 @@ Either its signed *reply* came from the address we sent a request to, under the 
 matches a random 8-byte transaction id), or its *ack* came from the address we sent a cookie to. A request
 proves only the key: its source address may be forged, and a contact learned from a `nodes` answer is only
 what a stranger claims. So the answer to the unknown sender of a request *bound* to us (naming our id, sent
-within FRESH_REQUEST seconds of our clock) carries a cookie, HMAC(secret, its id ‖ IP ‖ port) under the
+within FRESH_REQUEST seconds of our clock) carries a cookie, a MAC (keyed BLAKE2b) of its id ‖ IP ‖ port under the
 rotating token secret; the sender's ack brings it back, and only then does the sender enter the table. This
 is stateless (nothing is kept for a stranger meanwhile), and one extra datagram proves the address where a
 ping back took two. A sender we are already asking in a lookup gets no cookie: its answer proves the address;
@@ -75,15 +75,17 @@ a seeded `random.Random`, so a seeded simulation sends the same bytes every run.
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import ipaddress
 import itertools
 import math
 import random
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from seattle.budgets import RateTable, SourceBudget, source_of
@@ -127,6 +129,8 @@ FRESH_REQUEST = 30.0
 #: cut its wait short because a late answer still counts (`poll`); a direct request's late answer is lost, and
 #: many sent at once (a `find_records` asks 20 holders) queue behind each other at a busy node.
 DIRECT_TIMEOUT_FACTOR = 4
+#: The cookie MAC's personalisation (BLAKE2b's domain separation, at most 16 bytes): `_cookie_mac`.
+_COOKIE_PERSON = b"overlay/cookie"
 #: Room left in a `records` answer for everything but the records (header, token, msgpack framing).
 _RECORDS_OVERHEAD = 200
 
@@ -506,17 +510,17 @@ class OverlayNode:
             pass  # a DHT client: answered within its request's size, never admitted nor refreshed
         elif held is not None and (held.contact.host, held.contact.port) == address:
             self.table.observe(held.contact, now)  # a proven address: answered in full (as a datagram holds)
-            self._reply(request, address, kind, self._fit(kind, body, messages.MAX_DATAGRAM, address))
+            if not self._reply_within(request, address, kind, body, messages.MAX_DATAGRAM):
+                self.dropped[SHORT_REQUEST] += 1
             return
         elif held is None and self._bound_to_us(request, now) and not self._awaiting(sender, address):
             contact = Contact.at(sender, *address)  # (an unbound request admits nobody)
-            if self.table.has_room_for(contact) and self._admissible(contact):
-                with_cookie = self._fit(kind, body, size, address, cookie=True)
-                if with_cookie is not None:
-                    self._reply(request, address, kind, with_cookie, self._cookie(contact, now))
-                    return
+            if (self.table.has_room_for(contact) and self._admissible(contact)
+                    and self._reply_within(request, address, kind, body, size, self._cookie(contact, now))):
+                return
         # Everything sent to this unproven address for this request fits in `size` (module docstring).
-        self._reply(request, address, kind, self._fit(kind, body, size, address))
+        if not self._reply_within(request, address, kind, body, size):
+            self.dropped[SHORT_REQUEST] += 1
 
     def _serve_dial_back(self, request: Message, size: int, address: Address, now: float) -> None:
         """Probe `address`, where the request came from, and have the driver dial its TCP port if asked
@@ -609,6 +613,23 @@ class OverlayNode:
         body, seen = fitted
         self._outbox.append((messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=seen),
                              address))
+
+    def _reply_within(self, request: Message, address: Address, kind: Kind, body: dict[str, Any], room: int,
+                      cookie: bytes | None = None) -> bool:
+        """Queue the answer to `request` in at most `room` bytes, with `cookie` if given: in full when it fits
+        (the usual case: a padded request, or a proven address), packed and signed once; else as `_fit` cuts
+        it. False, and nothing queued, when no form of it fits."""
+        try:
+            data = messages.encode(self.identity, kind, request.txid, body, cookie=cookie, seen=address, limit=room)
+        except MessageRejected as rejected:
+            if rejected.code != messages.TOO_LARGE:
+                raise
+            fitted = self._fit(kind, body, room, address, cookie=cookie is not None)
+            if fitted is None:
+                return False
+            data = messages.encode(self.identity, kind, request.txid, fitted[0], cookie=cookie, seen=fitted[1])
+        self._outbox.append((data, address))
+        return True
 
     def _fit(self, kind: Kind, body: dict[str, Any], room: int, address: Address,
              cookie: bool = False) -> _Fitted | None:
@@ -804,21 +825,23 @@ class OverlayNode:
         self._rotated_at = now
 
 
-def _paddings(k: int) -> dict[Kind, int]:
+@functools.lru_cache(maxsize=8)
+def _paddings(k: int) -> Mapping[Kind, int]:
     """What each request is padded to: its full answer with a cookie, which a peer that does not know us yet
     adds (module docstring), and the widest `seen`. A nodes answer is sized for k IPv6
     contacts, the largest; a records answer may fill a datagram. An add_record carries a record and a token,
-    larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`)."""
+    larger than its answer already. A dial_back pays for its answer and the probe (`_serve_dial_back`).
+    Cached (read-only), as every node of a k computes the same, and a simulation starts thousands."""
     widest = [Contact(NodeId(number), "::1", 1) for number in range(1, k + 1)]  # any IPv6 address: 50 bytes
     extras: dict[str, Any] = {"cookie": True, "seen": ("::1", 1)}
     nodes = messages.encoded_size(_NODES, {"nodes": widest}, **extras)
-    return {
+    return MappingProxyType({
         _PING: messages.encoded_size(_PONG, {}, **extras),
         _FIND_NODE: min(messages.MAX_DATAGRAM, nodes),  # a larger k's answer is cut to a datagram anyway
         Kind.GET_RECORDS: messages.MAX_DATAGRAM,
         Kind.ADD_RECORD: 0,
         Kind.DIAL_BACK: messages.encoded_size(Kind.DIALED, {"tcp": False}, **extras) + messages.PROBE_SIZE,
-    }
+    })
 
 
 def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *,
@@ -851,9 +874,11 @@ def _shrunk(kind: Kind, body: dict[str, Any], room: int, cookie: bool = False, *
 
 
 def _cookie_mac(secret: bytes, packed: bytes) -> bytes:
-    """The cookie for a contact by its packed form (id ‖ IP ‖ port); its own domain, so no write token can
-    pass for one."""
-    return hmac.digest(secret, b"seattle/overlay/cookie\x00" + packed, "sha256")[: messages.COOKIE_SIZE]
+    """The cookie for a contact by its packed form (id ‖ IP ‖ port): keyed BLAKE2b, one C call where HMAC
+    makes several (every ack checks one, every admitting answer makes one), personalised so no other MAC
+    under the same secret (a write token) can pass for one. Only this node ever checks its own cookies, so
+    how they are made is no part of the wire format."""
+    return hashlib.blake2b(packed, digest_size=messages.COOKIE_SIZE, key=secret, person=_COOKIE_PERSON).digest()
 
 
 def _mac(secret: bytes, ip: str) -> bytes:

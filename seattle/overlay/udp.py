@@ -154,12 +154,14 @@ class UdpOverlay(EngineTransport):
 
     async def _receive_loop(self) -> None:
         sock = self._running_socket()
+        # Bound once: this loop runs for every datagram of every node in the process.
+        receive, spend, handle = sock.recvfrom, self._budget.spend, self._node.datagram_received
         while True:
             await trio.lowlevel.wait_readable(sock)
             for _ in range(RECEIVE_BATCH):
                 try:
                     # One byte more than the limit, so an oversized datagram is seen (and refused) as such.
-                    data, source = sock.recvfrom(MAX_DATAGRAM + 1)
+                    data, source = receive(MAX_DATAGRAM + 1)
                 except BlockingIOError:
                     break
                 except OSError as error:  # e.g. an ICMP error queued for an earlier send: not this datagram's
@@ -168,11 +170,10 @@ class UdpOverlay(EngineTransport):
                 # An IPv4 source is already (host, port); an IPv6 one carries flow info and scope id too.
                 address = source if len(source) == 2 else (source[0], source[1])
                 now = self.now()
-                if self._budget.spend(source_of(address[0]), now) is not None:
+                if spend(source_of(address[0]), now) is not None:
                     self.rate_limited += 1
                     continue
-                replies = self._node.datagram_received(data, address, now)
-                await self._send(replies)
+                self._send(handle(data, address, now))
 
     async def _timer_loop(self) -> None:
         while True:
@@ -181,9 +182,11 @@ class UdpOverlay(EngineTransport):
             with trio.move_on_at(wake):
                 await self._kick.wait()
             self._kick = trio.Event()
-            await self._send(self._node.poll(self.now()))
+            self._send(self._node.poll(self.now()))
 
-    async def _send(self, datagrams: list[Datagram]) -> None:
+    def _send(self, datagrams: list[Datagram]) -> None:
+        """Send at once, without waiting (module docstring): no checkpoint, so the receive loop stays one
+        task step per batch."""
         sock = self._running_socket()
         for data, destination in datagrams:
             try:
@@ -223,7 +226,7 @@ class UdpOverlay(EngineTransport):
                 reached = True
                 await stream.aclose()
         self._node.tcp_dialed(token, reached, self.now())
-        await self._send(self._node.poll(self.now()))
+        self._send(self._node.poll(self.now()))
 
     def _other_socket(self) -> socket.socket:
         """The probes' socket, opened at the first probe (a process running many nodes, a bench, needs no
@@ -262,7 +265,7 @@ class UdpOverlay(EngineTransport):
 
     async def _queued(self) -> None:
         """A helper queued work on the engine: send it now and let the timer see the new deadline."""
-        await self._send(self._node.poll(self.now()))
+        self._send(self._node.poll(self.now()))
         self._kick.set()
 
     async def _until(self, ready: Callable[[], bool], timeout: float, what: str) -> None:
