@@ -25,7 +25,7 @@ What the researcher's side does, and why:
    `seattle.experiment.fanout`, each connection pinned to the key that signed the offer); refusals free
    their slot for the next round (up to ROUNDS), except a slot another node holds or one beyond the quota.
 5. Verify every lease (the offer's node signed it, for our key, for the slot asked) and release surplus
-   grants, so a researcher holds exactly what was asked and no slot is wasted.
+   grants (those of the highest slots), so a researcher holds exactly what was asked and no slot is wasted.
 6. Store each lease with its vessel in the session: acquired vessels are ordinary targets (`%N`, the groups
    `acquiregood` and `acquirefail`; a NATed node's with its relays, as browse stores them), so every
    researcher command works on them; `renew` and `release` act on any target expression and keep the stored
@@ -493,6 +493,9 @@ async def acquire(session: Session, identity: Identity, offers: Sequence[Reachab
             else:
                 plan.refused(ask, attempt.code)
                 result.attempts.append(attempt)
+    # Answers arrive in any order: the grants of the lowest slots are kept, so what a key holds is predictable
+    # (slots 0..n-1 after a first acquire) and the surplus given back is the highest.
+    granted.sort(key=lambda grant: grant[2].slot)
     keep, surplus = granted[:count], granted[count:]
     stuck = []
     for attempt, lease, ask in await _give_back(surplus, identity, session.timeout, concurrency):
