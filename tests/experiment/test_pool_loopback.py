@@ -26,7 +26,7 @@ from seattle.experiment.targets import VesselRef
 from seattle.keys import generate_identity
 from seattle.nodemgr.client import NodeClient
 from seattle.nodemgr.nodedir import NodeDir
-from seattle.pool.formats import Offer, slot_key
+from seattle.pool.formats import BASE_QUOTA, Offer, slot_key
 from seattle.testbed import LocalTestbed, TestbedNode, pool_vessels
 from tests.cli_runner import ok
 from tests.cli_runner import seattle as run
@@ -167,7 +167,10 @@ def test_the_commands_acquire_through_the_overlay_and_release(testbed: LocalTest
     rows = [json.loads(line) for line in ok("acquire", "3", "--bootstrap", node0, "--as", "me", "--json",
                                               "--for", "20m").splitlines()]
     kept = [row for row in rows if row["target"] is not None]
-    assert len(kept) == 3 and {row["slot"] for row in kept} == {0, 1, 2}
+    # Three distinct slots within the quota: usually 0-2, but a node the module's earlier tests left rate
+    # limited (one /24 for every loopback researcher) refuses its slot, and the next free one is asked instead.
+    assert len(kept) == 3 and len({row["slot"] for row in kept}) == 3
+    assert all(0 <= int(row["slot"]) < BASE_QUOTA for row in kept)
     assert all(row["outcome"] == "ok" and row["expires"] > time.time() + 1000 for row in kept)
     listed = ok("list", "--on", "acquiregood", "--as", "me")  # an ordinary target for every command
     assert listed.count("Fresh") == 3
